@@ -1,0 +1,2 @@
+Console.Error.WriteLine("The emulator is being built.");
+return 1;

@@ -1,0 +1,9 @@
+using ReverseImageSearch.Core.Triggers;
+
+namespace ReverseImageSearch.Functions;
+
+public sealed class OnIndexDeployed : IAuditLogFunction
+{
+    public string MethodName => "";
+    public Task HandleAsync(AuditLogEvent auditEvent, CancellationToken cancellationToken) => throw new NotImplementedException();
+}

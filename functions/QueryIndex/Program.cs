@@ -1,0 +1,4 @@
+using ReverseImageSearch.Functions;
+using ReverseImageSearch.Gcp.Hosting;
+
+return await FunctionHost.RunAsync<QueryIndex>(args);

@@ -1,0 +1,9 @@
+using ReverseImageSearch.Core.Triggers;
+
+namespace ReverseImageSearch.Functions;
+
+public sealed class StreamRemoveDatapoint : IStorageFunction
+{
+    public StorageEventKind Kind => StorageEventKind.Finalized;
+    public Task HandleAsync(StorageObjectEvent storageEvent, CancellationToken cancellationToken) => throw new NotImplementedException();
+}

@@ -1,0 +1,119 @@
+namespace ReverseImageSearch.Core.Configuration;
+
+/// <summary>
+/// The extension's parameters (the original's names are the environment variables), typed and
+/// validated. Built by <see cref="ExtensionOptionsLoader"/>; every property is already valid.
+/// </summary>
+public sealed class ExtensionOptions
+{
+    public required string ProjectId { get; init; }
+
+    public required string InstanceId { get; init; }
+
+    /// <summary>LOCATION: region of the functions and of Vertex AI.</summary>
+    public required string Location { get; init; }
+
+    /// <summary>IMG_BUCKET.</summary>
+    public required string ImageBucket { get; init; }
+
+    /// <summary>IMG_PATH: folder inside the bucket, without slashes at either end; empty for the whole bucket.</summary>
+    public string ImagePath { get; init; } = "";
+
+    public bool DoBackfill { get; init; } = true;
+
+    /// <summary>MODEL_URL: an ONNX model as a file path or https URL; null for the bundled MobileNetV2.</summary>
+    public string? ModelUrl { get; init; }
+
+    public int InputHeight { get; init; } = 224;
+
+    public int InputWidth { get; init; } = 224;
+
+    public DistanceMeasure DistanceMeasure { get; init; } = DistanceMeasure.DotProduct;
+
+    /// <summary>ALGORITHM_CONFIG: treeAhConfig or bruteForceConfig.</summary>
+    public string AlgorithmConfig { get; init; } = "bruteForceConfig";
+
+    /// <summary>N_COUNT: approximate neighbours count of the index.</summary>
+    public int NeighborsCount { get; init; } = 100;
+
+    /// <summary>BATCH_SIZE: images per backfill task, 1 to 64.</summary>
+    public int BatchSize { get; init; } = 32;
+
+    public string ShardSize { get; init; } = "SHARD_SIZE_SMALL";
+
+    public string MachineType { get; init; } = "e2-standard-2";
+
+    public string AcceleratorType { get; init; } = "ACCELERATOR_TYPE_UNSPECIFIED";
+
+    public int AcceleratorCount { get; init; } = 1;
+
+    public int MinReplicaCount { get; init; } = 1;
+
+    public int MaxReplicaCount { get; init; } = 1;
+
+    /// <summary>How long a datapoint write waits before looking again when the index is not deployed yet.</summary>
+    public TimeSpan PendingWriteRetryDelay { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Attempts of one backfill chunk before it is recorded as FAILED so the rest can finish (the queue's maxAttempts).</summary>
+    public int BackfillMaxAttempts { get; init; } = 50;
+
+    /// <summary>Largest image accepted, in pixels (width x height as the header states), checked before decoding.</summary>
+    public long MaxImagePixels { get; init; } = 50_000_000;
+
+    /// <summary>Largest stored object or query image accepted, in bytes.</summary>
+    public long MaxImageBytes { get; init; } = 32L * 1024 * 1024;
+
+    /// <summary>Most images one queryIndex call may carry.</summary>
+    public int MaxQueryImages { get; init; } = 16;
+
+    /// <summary>Embeddings bucket: {PROJECT_ID}-ext-{EXT_INSTANCE_ID}.</summary>
+    public string EmbeddingsBucket => $"{ProjectId}-ext-{InstanceId}";
+
+    /// <summary>gs:// folder of the datapoint files the index is built from.</summary>
+    public string DatapointsUri => $"gs://{EmbeddingsBucket}/{DatapointsFolder}";
+
+    public const string DatapointsFolder = "datapoints";
+
+    public string FeatureNormType => DistanceMeasure == DistanceMeasure.Cosine ? "UNIT_L2_NORM" : "NONE";
+
+    /// <summary>Deployed index id: ext_{instance id with '-' replaced by '_'}_index.</summary>
+    public string DeployedIndexId => $"ext_{InstanceId.Replace('-', '_')}_index";
+
+    /// <summary>Name of a function of this instance as deployed: ext-{instance}-{function}.</summary>
+    public string DeployedFunctionName(string functionName) => $"ext-{InstanceId}-{functionName}";
+}
+
+public enum DistanceMeasure
+{
+    SquaredL2,
+    L1,
+    Cosine,
+    DotProduct,
+}
+
+public static class DistanceMeasureNames
+{
+    public static string ToWireName(this DistanceMeasure measure) => measure switch
+    {
+        DistanceMeasure.SquaredL2 => "SQUARED_L2_DISTANCE",
+        DistanceMeasure.L1 => "L1_DISTANCE",
+        DistanceMeasure.Cosine => "COSINE_DISTANCE",
+        DistanceMeasure.DotProduct => "DOT_PRODUCT_DISTANCE",
+        _ => throw new ArgumentOutOfRangeException(nameof(measure), measure, null),
+    };
+
+    public static bool TryParse(string value, out DistanceMeasure measure)
+    {
+        foreach (var candidate in Enum.GetValues<DistanceMeasure>())
+        {
+            if (candidate.ToWireName() == value)
+            {
+                measure = candidate;
+                return true;
+            }
+        }
+
+        measure = default;
+        return false;
+    }
+}

@@ -1,0 +1,21 @@
+namespace ReverseImageSearch.Core.Embedding;
+
+/// <param name="ModelPath">A local ONNX file (a MODEL_URL download is resolved to its cached file first).</param>
+/// <param name="MaxImagePixels">Images whose header claims more pixels are rejected before decoding.</param>
+/// <param name="L2Normalize">Scale every vector to unit length. The model's features are all non-negative with
+/// norms from about 7 to 16, so raw dot products favour "busy" images; unit vectors make every distance
+/// measure rank by the angle between images.</param>
+/// <param name="IntraOpThreads">ONNX Runtime threads per inference; 0 lets it choose (one per core).</param>
+/// <param name="MaxBatchSize">Images per inference call.</param>
+public sealed record EmbedderOptions(
+    string ModelPath,
+    int InputHeight = 224,
+    int InputWidth = 224,
+    long MaxImagePixels = 50_000_000,
+    bool L2Normalize = true,
+    int IntraOpThreads = 0,
+    int MaxBatchSize = 32)
+{
+    /// <summary>The bundled MobileNetV2 model, copied next to every function's assembly.</summary>
+    public static string BundledModelPath => Path.Combine(AppContext.BaseDirectory, "models", "mobilenet_v2", "model.onnx");
+}

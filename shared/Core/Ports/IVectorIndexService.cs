@@ -1,0 +1,102 @@
+using System.Text.Json;
+
+namespace ReverseImageSearch.Core.Ports;
+
+/// <summary>
+/// A managed vector index with Vertex AI Vector Search's lifecycle: an index built from datapoint files,
+/// an endpoint it is deployed to, streaming upserts and removals, and nearest-neighbour queries.
+/// Long-running calls answer an operation; completion of CreateIndex and DeployIndex is also announced
+/// as an audit-log event (<see cref="Triggers.AuditLogEvent"/>), which drives onIndexCreated and onIndexDeployed.
+/// </summary>
+public interface IVectorIndexService
+{
+    Task<LongRunningOperation> CreateIndexAsync(IndexDefinition definition, CancellationToken cancellationToken = default);
+
+    Task<LongRunningOperation> GetOperationAsync(string operationName, CancellationToken cancellationToken = default);
+
+    Task<LongRunningOperation> CreateIndexEndpointAsync(string displayName, CancellationToken cancellationToken = default);
+
+    Task<LongRunningOperation> DeployIndexAsync(string indexEndpoint, DeployedIndexSpec deployedIndex, CancellationToken cancellationToken = default);
+
+    Task<IndexEndpointInfo> GetIndexEndpointAsync(string indexEndpoint, CancellationToken cancellationToken = default);
+
+    Task UpsertDatapointsAsync(string index, IReadOnlyList<IndexDatapoint> datapoints, CancellationToken cancellationToken = default);
+
+    Task RemoveDatapointsAsync(string index, IReadOnlyList<string> datapointIds, CancellationToken cancellationToken = default);
+
+    /// <summary>One result per query, in query order, neighbours nearest first.</summary>
+    Task<IReadOnlyList<QueryNeighbors>> FindNeighborsAsync(
+        string publicEndpointDomainName,
+        string indexEndpoint,
+        string deployedIndexId,
+        IReadOnlyList<NeighborQuery> queries,
+        int neighborCount,
+        CancellationToken cancellationToken = default);
+
+    Task<LongRunningOperation> UndeployIndexAsync(string indexEndpoint, string deployedIndexId, CancellationToken cancellationToken = default);
+
+    Task<LongRunningOperation> DeleteIndexEndpointAsync(string indexEndpoint, CancellationToken cancellationToken = default);
+
+    Task<LongRunningOperation> DeleteIndexAsync(string index, CancellationToken cancellationToken = default);
+}
+
+/// <param name="ContentsDeltaUri">gs:// folder of JSON-lines datapoint files the index is built from.</param>
+/// <param name="DistanceMeasureType">SQUARED_L2_DISTANCE, L1_DISTANCE, COSINE_DISTANCE or DOT_PRODUCT_DISTANCE.</param>
+/// <param name="FeatureNormType">UNIT_L2_NORM or NONE.</param>
+/// <param name="AlgorithmConfig">treeAhConfig or bruteForceConfig.</param>
+public sealed record IndexDefinition(
+    string DisplayName,
+    string ContentsDeltaUri,
+    int Dimensions,
+    int ApproximateNeighborsCount,
+    string DistanceMeasureType,
+    string FeatureNormType,
+    string ShardSize,
+    string AlgorithmConfig);
+
+/// <param name="Response">The finished operation's resource (for example the created Index), when done.</param>
+public sealed record LongRunningOperation(string Name, bool Done, OperationError? Error = null, JsonElement? Response = null)
+{
+    /// <summary>The "name" of the resource the finished operation produced.</summary>
+    public string? ResponseResourceName =>
+        Response is { ValueKind: JsonValueKind.Object } r && r.TryGetProperty("name", out var n) ? n.GetString() : null;
+}
+
+public sealed record OperationError(int Code, string Message);
+
+public sealed record DeployedIndexSpec(
+    string Id,
+    string Index,
+    string MachineType,
+    string AcceleratorType,
+    int AcceleratorCount,
+    int MinReplicaCount,
+    int MaxReplicaCount);
+
+public sealed record IndexEndpointInfo(string Name, string? PublicEndpointDomainName, IReadOnlyList<string> DeployedIndexIds);
+
+public sealed record IndexDatapoint(string DatapointId, float[] FeatureVector);
+
+public sealed record NeighborQuery(string DatapointId, float[] FeatureVector);
+
+/// <param name="Distance">As Vector Search reports it for the index's distance measure.</param>
+public sealed record Neighbor(string DatapointId, string? CrowdingAttribute, double Distance);
+
+/// <param name="Id">The query's datapoint id.</param>
+public sealed record QueryNeighbors(string Id, IReadOnlyList<Neighbor> Neighbors);
+
+/// <summary>An API answered with an error; carries its status so handlers and logs can tell what happened.</summary>
+public class ServiceException(int httpStatus, string status, string message, Exception? inner = null)
+    : Exception($"{status} ({httpStatus}): {message}", inner)
+{
+    public int HttpStatus { get; } = httpStatus;
+
+    /// <summary>Canonical status name, for example NOT_FOUND or ALREADY_EXISTS.</summary>
+    public string Status { get; } = status;
+
+    public string ServiceMessage { get; } = message;
+
+    public bool IsNotFound => HttpStatus == 404;
+
+    public bool IsAlreadyExists => HttpStatus == 409 && Status != "ABORTED";
+}
