@@ -1,0 +1,21 @@
+using Microsoft.Extensions.DependencyInjection;
+using ReverseImageSearch.Core.Configuration;
+using ReverseImageSearch.Core.Coordination;
+
+namespace ReverseImageSearch.Core;
+
+public static class CoreServiceCollectionExtensions
+{
+    /// <summary>
+    /// Registers the validated options and the Core services the functions use. Adapters of the ports
+    /// (object store, document store, task queue, vector index) are registered by the host's adapter set.
+    /// </summary>
+    public static IServiceCollection AddReverseImageSearchCore(this IServiceCollection services, ExtensionOptions options)
+    {
+        services.AddSingleton(options);
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<CoordinationDocuments>();
+        services.AddSingleton<ImageScope>();
+        return services;
+    }
+}
