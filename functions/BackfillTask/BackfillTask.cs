@@ -1,8 +1,125 @@
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using ReverseImageSearch.Core;
+using ReverseImageSearch.Core.Configuration;
+using ReverseImageSearch.Core.Coordination;
+using ReverseImageSearch.Core.Ports;
 using ReverseImageSearch.Core.Triggers;
 
 namespace ReverseImageSearch.Functions;
 
-public sealed class BackfillTask : ITaskFunction
+/// <summary>
+/// backfillTask (task queue): embeds one chunk of images, writes them as JSON lines to
+/// gs://{embeddings bucket}/datapoints/{taskId}.json, and counts the chunk exactly once. Images that
+/// cannot be embedded are skipped with their reason recorded; any other failure is retried, and on the
+/// last attempt the chunk is recorded as FAILED so the backfill still completes.
+/// </summary>
+public sealed partial class BackfillTask(
+    IObjectStore objects,
+    IImageEmbedder embedder,
+    CoordinationState state,
+    ExtensionOptions options,
+    ILogger<BackfillTask> logger) : ITaskFunction
 {
-    public Task HandleAsync(TaskDelivery task, CancellationToken cancellationToken) => throw new NotImplementedException();
+    public async Task HandleAsync(TaskDelivery task, CancellationToken cancellationToken)
+    {
+        var chunk = task.Data.Deserialize<BackfillChunk>(CoreJson.Options)
+            ?? throw new FunctionException(FunctionErrorCode.InvalidArgument, "backfillTask needs {id, bucket, objects}.");
+        if (string.IsNullOrEmpty(chunk.Id) || chunk.Objects is null)
+        {
+            throw new FunctionException(FunctionErrorCode.InvalidArgument, "backfillTask needs {id, bucket, objects}.");
+        }
+
+        if (!await state.TryBeginChunkAsync(chunk.Id, cancellationToken))
+        {
+            LogAlreadyCounted(logger, chunk.Id);
+            return;
+        }
+
+        try
+        {
+            var outcome = await EmbedChunkAsync(chunk, cancellationToken);
+            var counted = await state.CompleteChunkAsync(outcome, cancellationToken);
+            LogChunkDone(logger, chunk.Id, outcome.Records.Count(r => r.Status == DatapointRecord.Indexed), chunk.Objects.Count, counted);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException && task.RetryCount + 1 >= options.BackfillMaxAttempts)
+        {
+            LogChunkFailed(logger, ex, chunk.Id, task.RetryCount + 1);
+            var failed = new ChunkOutcome(chunk.Id, BackfillStatus.Failed, chunk.Objects.Count, embedder.Dimensions, null, ex.Message, []);
+            await state.CompleteChunkAsync(failed, cancellationToken);
+        }
+    }
+
+    private async Task<ChunkOutcome> EmbedChunkAsync(BackfillChunk chunk, CancellationToken cancellationToken)
+    {
+        var bucket = string.IsNullOrEmpty(chunk.Bucket) ? options.ImageBucket : chunk.Bucket;
+        var records = new List<DatapointRecord>(chunk.Objects.Count);
+        var readable = new List<(StoredObject Object, byte[] Bytes)>(chunk.Objects.Count);
+        foreach (var name in chunk.Objects)
+        {
+            var stored = await objects.GetMetadataAsync(bucket, name, cancellationToken);
+            if (stored is null)
+            {
+                records.Add(new DatapointRecord(name, DatapointRecord.Skipped, null, 0, "deleted before the backfill reached it"));
+            }
+            else if (stored.Size > options.MaxImageBytes)
+            {
+                records.Add(Skipped(stored, $"object is {stored.Size} bytes, more than the limit of {options.MaxImageBytes}"));
+            }
+            else
+            {
+                readable.Add((stored, await objects.ReadAsync(bucket, name, cancellationToken)));
+            }
+        }
+
+        var embeddings = await embedder.EmbedAsync(readable.Select(r => (ReadOnlyMemory<byte>)r.Bytes).ToArray(), cancellationToken);
+        var lines = new StringBuilder();
+        for (var i = 0; i < readable.Count; i++)
+        {
+            var stored = readable[i].Object;
+            if (embeddings[i].Vector is { } vector)
+            {
+                lines.Append(JsonSerializer.Serialize(new DatapointLine(stored.Name, vector), CoreJson.Options)).Append('\n');
+                records.Add(new DatapointRecord(stored.Name, DatapointRecord.Indexed, stored.Md5Hash, stored.Generation, null));
+            }
+            else
+            {
+                records.Add(Skipped(stored, embeddings[i].RejectionReason!));
+            }
+        }
+
+        foreach (var skipped in records.Where(r => r.Status == DatapointRecord.Skipped))
+        {
+            LogImageSkipped(logger, skipped.ObjectName, skipped.Reason!);
+        }
+
+        string? filePath = null;
+        if (lines.Length > 0)
+        {
+            var objectName = $"{ExtensionOptions.DatapointsFolder}/{chunk.Id}.json";
+            await objects.WriteAsync(options.EmbeddingsBucket, objectName, Encoding.UTF8.GetBytes(lines.ToString()), "application/json", cancellationToken);
+            filePath = $"gs://{options.EmbeddingsBucket}/{objectName}";
+        }
+
+        return new ChunkOutcome(chunk.Id, BackfillStatus.Done, chunk.Objects.Count, embedder.Dimensions, filePath, null, records);
+    }
+
+    private static DatapointRecord Skipped(StoredObject stored, string reason) =>
+        new(stored.Name, DatapointRecord.Skipped, stored.Md5Hash, stored.Generation, reason);
+
+    /// <summary>One line of a Vector Search datapoints file: {"id": ..., "embedding": [...]}.</summary>
+    private sealed record DatapointLine(string Id, float[] Embedding);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Chunk {TaskId}: {Embedded} of {Total} images embedded (counted now: {Counted})")]
+    private static partial void LogChunkDone(ILogger logger, string taskId, int embedded, int total, bool counted);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Chunk {TaskId} was already counted; nothing to do")]
+    private static partial void LogAlreadyCounted(ILogger logger, string taskId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Skipped {ObjectName}: {Reason}")]
+    private static partial void LogImageSkipped(ILogger logger, string objectName, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Chunk {TaskId} failed on its last attempt ({Attempts}); recorded as FAILED")]
+    private static partial void LogChunkFailed(ILogger logger, Exception exception, string taskId, int attempts);
 }

@@ -1,8 +1,80 @@
+using Microsoft.Extensions.Logging;
+using ReverseImageSearch.Core.Configuration;
+using ReverseImageSearch.Core.Coordination;
+using ReverseImageSearch.Core.Ports;
 using ReverseImageSearch.Core.Triggers;
 
 namespace ReverseImageSearch.Functions;
 
-public sealed class CreateIndexTrigger : IDocumentFunction
+/// <summary>
+/// createIndexTrigger (Firestore update of _ext-{instance}/tasks): when the backfill's status turns
+/// DONE, creates the STREAM_UPDATE Vector Search index over the datapoint files and records
+/// {status: INDEX_BUILDING, operation}. A duplicate event finds the creation claimed and does nothing.
+/// </summary>
+public sealed partial class CreateIndexTrigger(
+    IVectorIndexService vectorIndex,
+    CoordinationState state,
+    ExtensionOptions options,
+    ILogger<CreateIndexTrigger> logger) : IDocumentFunction
 {
-    public Task HandleAsync(DocumentChange change, CancellationToken cancellationToken) => throw new NotImplementedException();
+    // A claim this old without an operation was abandoned by a crash; CreateIndex answers in seconds.
+    private static readonly TimeSpan AbandonedClaim = TimeSpan.FromMinutes(10);
+
+    public async Task HandleAsync(DocumentChange change, CancellationToken cancellationToken)
+    {
+        if (change.Path != state.Paths.Tasks)
+        {
+            return;
+        }
+
+        var statusAfter = change.After?.GetString("status");
+        if (statusAfter != BackfillStatus.Done || change.Before?.GetString("status") == BackfillStatus.Done)
+        {
+            return;
+        }
+
+        var metadata = await state.GetMetadataAsync(cancellationToken);
+        var dimensions = metadata?.GetInt64("outputShape") ?? change.After!.GetInt64("outputShape");
+        if (dimensions is not > 0)
+        {
+            const string problem = "The backfill finished but outputShape is not a positive number; the index cannot be created.";
+            LogNoShape(logger);
+            await state.RecordErrorAsync("createIndexTrigger", problem, cancellationToken);
+            return;
+        }
+
+        if (!await state.TryClaimIndexCreationAsync(AbandonedClaim, cancellationToken))
+        {
+            LogAlreadyClaimed(logger);
+            return;
+        }
+
+        var operation = await vectorIndex.CreateIndexAsync(
+            new IndexDefinition(
+                DisplayName: $"ext-{options.InstanceId}-index",
+                ContentsDeltaUri: options.DatapointsUri,
+                Dimensions: (int)dimensions,
+                ApproximateNeighborsCount: options.NeighborsCount,
+                DistanceMeasureType: options.DistanceMeasure.ToWireName(),
+                FeatureNormType: options.FeatureNormType,
+                ShardSize: options.ShardSize,
+                AlgorithmConfig: options.AlgorithmConfig),
+            cancellationToken);
+
+        await state.MergeMetadataAsync(new Dictionary<string, object?>
+        {
+            ["status"] = IndexStatus.Building,
+            ["operation"] = operation.Name,
+        }, cancellationToken);
+        LogCreating(logger, dimensions.Value, operation.Name);
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Could not create the index: outputShape is missing from the metadata document")]
+    private static partial void LogNoShape(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Index creation already claimed; ignoring this event")]
+    private static partial void LogAlreadyClaimed(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Creating the index with {Dimensions} dimensions: operation {Operation}")]
+    private static partial void LogCreating(ILogger logger, long dimensions, string operation);
 }

@@ -16,6 +16,10 @@ public static class CoreServiceCollectionExtensions
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<CoordinationDocuments>();
         services.AddSingleton<ImageScope>();
+        services.AddSingleton<CoordinationState>();
+        services.AddSingleton<BackfillCoordinator>();
+        services.AddSingleton<IndexGate>();
+        services.AddSingleton<DatapointSync>();
         return services;
     }
 }

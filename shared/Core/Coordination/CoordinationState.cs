@@ -1,0 +1,194 @@
+using ReverseImageSearch.Core.Configuration;
+using ReverseImageSearch.Core.Ports;
+
+namespace ReverseImageSearch.Core.Coordination;
+
+/// <summary>
+/// Every read and write of the coordination documents goes through here, so each rule
+/// (exactly-once progress, DONE set once, errors recorded) lives in one place.
+/// </summary>
+public sealed class CoordinationState(IDocumentStore documents, CoordinationDocuments paths, TimeProvider clock)
+{
+    public CoordinationDocuments Paths => paths;
+
+    public async Task<IndexState> ReadIndexStateAsync(CancellationToken cancellationToken)
+    {
+        var metadata = await documents.GetAsync(paths.Metadata, cancellationToken);
+        var status = metadata?.GetString("status");
+        if (status == IndexStatus.Deployed
+            && metadata!.GetString("index") is { } index
+            && metadata.GetString("indexEndpoint") is { } endpoint
+            && metadata.GetString("publicEndpointDomainName") is { } domain)
+        {
+            return new IndexState(IndexReadiness.Deployed, status, new DeployedIndex(index, endpoint, domain));
+        }
+
+        if (status is not null)
+        {
+            return new IndexState(IndexReadiness.Preparing, status, null);
+        }
+
+        var tasks = await documents.GetAsync(paths.Tasks, cancellationToken);
+        return tasks is null
+            ? new IndexState(IndexReadiness.NotCreated, null, null)
+            : new IndexState(IndexReadiness.Preparing, null, null);
+    }
+
+    public Task<DocumentSnapshot?> GetMetadataAsync(CancellationToken cancellationToken) =>
+        documents.GetAsync(paths.Metadata, cancellationToken);
+
+    public Task<DocumentSnapshot?> GetTasksAsync(CancellationToken cancellationToken) =>
+        documents.GetAsync(paths.Tasks, cancellationToken);
+
+    public Task MergeMetadataAsync(IReadOnlyDictionary<string, object?> fields, CancellationToken cancellationToken) =>
+        documents.SetAsync(paths.Metadata, fields, SetMode.Merge, cancellationToken);
+
+    /// <summary>
+    /// Claims the creation of the index: true for exactly one caller, the one that finds no index
+    /// status yet, or a claim older than <paramref name="staleAfter"/> that never recorded its
+    /// operation (its holder crashed before or while calling CreateIndex).
+    /// </summary>
+    public Task<bool> TryClaimIndexCreationAsync(TimeSpan staleAfter, CancellationToken cancellationToken) =>
+        documents.RunTransactionAsync(async (tx, ct) =>
+        {
+            var metadata = await tx.GetAsync(paths.Metadata, ct);
+            var now = clock.GetUtcNow();
+            if (metadata?.GetString("status") is not null)
+            {
+                var abandoned = metadata.GetString("status") == IndexStatus.Building
+                    && metadata.GetString("operation") is null
+                    && metadata["indexCreationClaimedAt"] is DateTimeOffset claimedAt
+                    && now - claimedAt > staleAfter;
+                if (!abandoned)
+                {
+                    return false;
+                }
+            }
+
+            tx.Set(paths.Metadata, new Dictionary<string, object?>
+            {
+                ["status"] = IndexStatus.Building,
+                ["indexCreationClaimedAt"] = now,
+            }, SetMode.Merge);
+            return true;
+        }, cancellationToken);
+
+    /// <summary>Makes an error visible where users look: the metadata document's "error" field.</summary>
+    public Task RecordErrorAsync(string functionName, string message, CancellationToken cancellationToken) =>
+        MergeMetadataAsync(new Dictionary<string, object?>
+        {
+            ["error"] = new Dictionary<string, object?>
+            {
+                ["function"] = functionName,
+                ["message"] = message,
+                ["time"] = clock.GetUtcNow(),
+            },
+        }, cancellationToken);
+
+    public async Task<DatapointRecord?> GetDatapointRecordAsync(string objectName, CancellationToken cancellationToken)
+    {
+        var doc = await documents.GetAsync(paths.Datapoint(objectName), cancellationToken);
+        return doc is null ? null : ToRecord(objectName, doc);
+    }
+
+    public Task SaveDatapointRecordAsync(DatapointRecord record, CancellationToken cancellationToken) =>
+        documents.SetAsync(paths.Datapoint(record.ObjectName), ToFields(record), SetMode.Overwrite, cancellationToken);
+
+    public Task DeleteDatapointRecordAsync(string objectName, CancellationToken cancellationToken) =>
+        documents.DeleteAsync(paths.Datapoint(objectName), cancellationToken);
+
+    /// <summary>
+    /// Marks a chunk PROCESSING before its work starts; false when it was already counted, so a
+    /// redelivered task stops at once instead of embedding its images again.
+    /// </summary>
+    public Task<bool> TryBeginChunkAsync(string taskId, CancellationToken cancellationToken) =>
+        documents.RunTransactionAsync(async (tx, ct) =>
+        {
+            var path = paths.Enqueue(taskId);
+            var chunk = await tx.GetAsync(path, ct);
+            if (chunk?.GetString("status") is BackfillStatus.Done or BackfillStatus.Failed)
+            {
+                return false;
+            }
+
+            tx.Set(path, new Dictionary<string, object?> { ["taskId"] = taskId, ["status"] = BackfillStatus.Processing }, SetMode.Merge);
+            return true;
+        }, cancellationToken);
+
+    /// <summary>
+    /// Counts a finished backfill chunk exactly once, however often its task is delivered: the chunk's
+    /// status, the progress count, the per-image records and (for the last chunk) outputShape and the
+    /// switch to DONE commit together. Returns false when the chunk had already been counted.
+    /// </summary>
+    public Task<bool> CompleteChunkAsync(ChunkOutcome outcome, CancellationToken cancellationToken) =>
+        documents.RunTransactionAsync(async (tx, ct) =>
+        {
+            var enqueuePath = paths.Enqueue(outcome.TaskId);
+            var chunk = await tx.GetAsync(enqueuePath, ct);
+            if (chunk?.GetString("status") is BackfillStatus.Done or BackfillStatus.Failed)
+            {
+                return false;
+            }
+
+            var tasks = await tx.GetAsync(paths.Tasks, ct);
+            var total = tasks?.GetInt64("totalLength") ?? 0;
+            var processed = (tasks?.GetInt64("processedLength") ?? 0) + outcome.ObjectCount;
+
+            var chunkFields = new Dictionary<string, object?> { ["status"] = outcome.Status };
+            if (outcome.FilePath is not null)
+            {
+                chunkFields["filePath"] = outcome.FilePath;
+            }
+
+            if (outcome.Error is not null)
+            {
+                chunkFields["error"] = outcome.Error;
+            }
+
+            tx.Set(enqueuePath, chunkFields, SetMode.Merge);
+
+            var tasksFields = new Dictionary<string, object?> { ["processedLength"] = processed };
+            if (processed >= total && tasks?.GetString("status") != BackfillStatus.Done)
+            {
+                // createIndexTrigger reacts to the switch to DONE and reads outputShape: both in one commit.
+                tx.Set(paths.Metadata, new Dictionary<string, object?> { ["outputShape"] = (long)outcome.Dimensions }, SetMode.Merge);
+                tasksFields["status"] = BackfillStatus.Done;
+            }
+
+            tx.Set(paths.Tasks, tasksFields, SetMode.Merge);
+            foreach (var record in outcome.Records)
+            {
+                tx.Set(paths.Datapoint(record.ObjectName), ToFields(record), SetMode.Overwrite);
+            }
+
+            return true;
+        }, cancellationToken);
+
+    private static Dictionary<string, object?> ToFields(DatapointRecord record) => new()
+    {
+        ["path"] = record.ObjectName,
+        ["status"] = record.Status,
+        ["md5Hash"] = record.Md5Hash,
+        ["generation"] = record.Generation,
+        ["reason"] = record.Reason,
+    };
+
+    private static DatapointRecord ToRecord(string objectName, DocumentSnapshot doc) => new(
+        objectName,
+        doc.GetString("status") ?? DatapointRecord.Skipped,
+        doc.GetString("md5Hash"),
+        doc.GetInt64("generation") ?? 0,
+        doc.GetString("reason"));
+}
+
+/// <param name="Status">DONE, or FAILED when the chunk ran out of attempts.</param>
+/// <param name="ObjectCount">Images in the chunk, embedded or skipped: progress counts images as the original does.</param>
+/// <param name="Records">What happened to each image of the chunk.</param>
+public sealed record ChunkOutcome(
+    string TaskId,
+    string Status,
+    int ObjectCount,
+    int Dimensions,
+    string? FilePath,
+    string? Error,
+    IReadOnlyList<DatapointRecord> Records);

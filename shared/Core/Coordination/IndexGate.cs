@@ -1,0 +1,68 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using ReverseImageSearch.Core.Configuration;
+using ReverseImageSearch.Core.Ports;
+
+namespace ReverseImageSearch.Core.Coordination;
+
+/// <summary>
+/// The one readiness gate for datapoint writes: passes when the index is deployed; otherwise arranges for
+/// the write to happen later (a datapointWriteTask after PENDING_WRITE_RETRY_SECONDS), and when no index
+/// exists at all lets the first image start the one that will.
+/// </summary>
+public sealed partial class IndexGate(
+    CoordinationState state,
+    BackfillCoordinator backfill,
+    ITaskQueue queue,
+    ExtensionOptions options,
+    ILogger<IndexGate> logger)
+{
+    public const string DatapointWriteTaskFunction = "datapointWriteTask";
+
+    /// <summary>The deployed index, or null when the write was deferred (or needs nothing).</summary>
+    public async Task<DeployedIndex?> PassOrDeferAsync(DatapointWrite write, CancellationToken cancellationToken)
+    {
+        var index = await state.ReadIndexStateAsync(cancellationToken);
+        switch (index.Readiness)
+        {
+            case IndexReadiness.Deployed:
+                return index.Deployed;
+
+            case IndexReadiness.NotCreated when write.Operation == DatapointWrite.Remove:
+                LogNothingToRemove(logger, write.ImagePath);
+                return null;
+
+            case IndexReadiness.NotCreated:
+                var runId = "first-" + StableId(write.ImagePath);
+                if (await backfill.TryStartFirstIndexAsync(write.ImagePath, runId, cancellationToken))
+                {
+                    LogFirstIndex(logger, write.ImagePath);
+                    return null;
+                }
+
+                break;
+        }
+
+        var later = write with { Attempt = write.Attempt + 1 };
+        var enqueued = await queue.EnqueueAsync(
+            DatapointWriteTaskFunction,
+            later,
+            new TaskOptions(options.PendingWriteRetryDelay, $"write-{StableId($"{later.Operation}/{later.ImagePath}/{later.Attempt}")}"),
+            cancellationToken);
+        LogDeferred(logger, write.Operation, write.ImagePath, index.Describe(), options.PendingWriteRetryDelay, enqueued);
+        return null;
+    }
+
+    private static string StableId(string text) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..32];
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "No index yet: {ObjectName} starts the backfill that creates it")]
+    private static partial void LogFirstIndex(ILogger logger, string objectName);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "No index yet: nothing to remove for {ObjectName}")]
+    private static partial void LogNothingToRemove(ILogger logger, string objectName);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Deferred {Operation} of {ObjectName}: {Reason}; trying again in {Delay} (new task: {Enqueued})")]
+    private static partial void LogDeferred(ILogger logger, string operation, string objectName, string reason, TimeSpan delay, bool enqueued);
+}

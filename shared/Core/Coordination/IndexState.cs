@@ -1,0 +1,36 @@
+namespace ReverseImageSearch.Core.Coordination;
+
+public enum IndexReadiness
+{
+    /// <summary>No backfill has run and no index exists: the first image creates one.</summary>
+    NotCreated,
+
+    /// <summary>A backfill runs, or the index is being built or deployed: datapoint writes must wait.</summary>
+    Preparing,
+
+    /// <summary>The index is deployed and answers upserts, removals and queries.</summary>
+    Deployed,
+}
+
+/// <summary>The deployed index, as the metadata document names it.</summary>
+public sealed record DeployedIndex(string Index, string IndexEndpoint, string PublicEndpointDomainName);
+
+/// <summary>What the tasks and metadata documents say about the index.</summary>
+public sealed record IndexState(IndexReadiness Readiness, string? Status, DeployedIndex? Deployed)
+{
+    public string Describe() => Readiness switch
+    {
+        IndexReadiness.NotCreated => "no index has been created yet",
+        IndexReadiness.Preparing => Status is null ? "the backfill is still running" : $"the index is not deployed yet (status {Status})",
+        _ => "the index is deployed",
+    };
+}
+
+/// <summary>What is known of one image's datapoint: the content last indexed, or why it was skipped.</summary>
+public sealed record DatapointRecord(string ObjectName, string Status, string? Md5Hash, long Generation, string? Reason)
+{
+    public const string Indexed = "INDEXED";
+    public const string Skipped = "SKIPPED";
+
+    public bool IsCurrentFor(string? md5Hash) => md5Hash is not null && Md5Hash == md5Hash;
+}
