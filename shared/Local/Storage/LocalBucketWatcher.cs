@@ -64,8 +64,9 @@ public sealed class LocalBucketWatcher : IAsyncDisposable
 
         var root = _store.GetBucketRoot(_bucket);
         Directory.CreateDirectory(root);
-        await ScanNowAsync(cancellationToken);
+        // Watch before the first scan so nothing changed during it goes unnoticed until the safety scan.
         _fileSystemWatcher = TryWatch(root);
+        await ScanNowAsync(cancellationToken);
         _loop = Task.Run(() => RunAsync(_stopping.Token), CancellationToken.None);
     }
 

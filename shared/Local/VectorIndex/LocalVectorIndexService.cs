@@ -351,17 +351,20 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
             _logger.LogError(e, "Building index {Index} failed", index.Name);
             error = new OperationError(InternalCode, $"Building the index failed: {e.Message}");
         }
-        finally
+        catch (OperationCanceledException)
         {
-            if (error is not null || cancellationToken.IsCancellationRequested)
-            {
-                vectors?.Dispose();
-            }
+            vectors?.Dispose();
+            throw;
         }
 
         lock (_gate)
         {
-            cancellationToken.ThrowIfCancellationRequested();
+            if (error is not null || cancellationToken.IsCancellationRequested)
+            {
+                vectors?.Dispose();
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+
             if (error is null)
             {
                 _state.Indexes[index.Name] = index with { State = IndexState.Ready };
