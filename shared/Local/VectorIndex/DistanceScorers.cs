@@ -1,0 +1,59 @@
+using System.Numerics.Tensors;
+
+namespace ReverseImageSearch.Local.VectorIndex;
+
+/// <summary>
+/// One distance measure as a "score" where smaller is nearer, so one top-k selection serves all four.
+/// Structs with static methods let the JIT specialise the scan loop per measure (no call per row).
+/// </summary>
+internal interface IDistanceScorer
+{
+    static abstract float Score(ReadOnlySpan<float> query, float queryNorm, ReadOnlySpan<float> row, float rowNorm, Span<float> scratch);
+
+    /// <summary>The distance Vertex AI reports for a score.</summary>
+    static abstract double Reported(float score);
+}
+
+internal readonly struct SquaredL2Scorer : IDistanceScorer
+{
+    public static float Score(ReadOnlySpan<float> query, float queryNorm, ReadOnlySpan<float> row, float rowNorm, Span<float> scratch)
+    {
+        var distance = TensorPrimitives.Distance(query, row);
+        return distance * distance;
+    }
+
+    public static double Reported(float score) => score;
+}
+
+internal readonly struct L1Scorer : IDistanceScorer
+{
+    public static float Score(ReadOnlySpan<float> query, float queryNorm, ReadOnlySpan<float> row, float rowNorm, Span<float> scratch)
+    {
+        TensorPrimitives.Subtract(query, row, scratch);
+        return TensorPrimitives.SumOfMagnitudes(scratch);
+    }
+
+    public static double Reported(float score) => score;
+}
+
+/// <summary>1 - cosine similarity; a zero vector has no direction and counts as similarity 0.</summary>
+internal readonly struct CosineScorer : IDistanceScorer
+{
+    public static float Score(ReadOnlySpan<float> query, float queryNorm, ReadOnlySpan<float> row, float rowNorm, Span<float> scratch)
+    {
+        var norms = queryNorm * rowNorm;
+        return norms == 0 ? 1f : 1f - (TensorPrimitives.Dot(query, row) / norms);
+    }
+
+    public static double Reported(float score) => score;
+}
+
+/// <summary>Vertex AI's DOT_PRODUCT_DISTANCE reports the dot product itself and ranks the largest first,
+/// so the score is its negation and the reported distance negates it back.</summary>
+internal readonly struct DotProductScorer : IDistanceScorer
+{
+    public static float Score(ReadOnlySpan<float> query, float queryNorm, ReadOnlySpan<float> row, float rowNorm, Span<float> scratch) =>
+        -TensorPrimitives.Dot(query, row);
+
+    public static double Reported(float score) => -score;
+}

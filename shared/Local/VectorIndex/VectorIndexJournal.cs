@@ -1,0 +1,294 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using ReverseImageSearch.Local.Storage;
+
+namespace ReverseImageSearch.Local.VectorIndex;
+
+/// <summary>
+/// Durability of one vector index: a snapshot file plus an append-only log of the upsert and remove
+/// batches since. Every batch is flushed to disk before it is acknowledged; a record torn by a crash
+/// fails its checksum and is dropped (it was never acknowledged). Compaction writes a new snapshot
+/// atomically and then empties the log; a crash between the two only means the log is replayed over a
+/// snapshot that already contains it, which yields the same state because the last operation on each id wins.
+/// </summary>
+internal sealed class VectorIndexJournal : IDisposable
+{
+    private const string SnapshotFileName = "vectors.snapshot";
+    private const string LogFileName = "vectors.log";
+    private const ulong SnapshotMagic = 0x3158444956534952; // "RISVIDX1" little-endian
+    private const byte UpsertRecord = 1;
+    private const byte RemoveRecord = 2;
+    private const int RecordHeaderSize = 8; // payload length + CRC
+
+    private readonly string _directory;
+    private readonly int _dimensions;
+    private readonly ILogger _logger;
+    private FileStream? _log;
+
+    public VectorIndexJournal(string directory, int dimensions, ILogger logger)
+    {
+        _directory = directory;
+        _dimensions = dimensions;
+        _logger = logger;
+        Directory.CreateDirectory(directory);
+    }
+
+    public long LogLength => _log?.Length ?? 0;
+
+    /// <summary>Replays the snapshot and then the log into the callbacks, and opens the log for appending.</summary>
+    public void Load(Action<string, ReadOnlySpan<float>> upsert, Action<string> remove)
+    {
+        LoadSnapshot(upsert);
+        var validLength = ReplayLog(upsert, remove);
+        _log = new FileStream(Path.Combine(_directory, LogFileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read);
+        if (_log.Length != validLength)
+        {
+            _logger.LogWarning("Dropping {Bytes} byte(s) of an incomplete record at the end of {Log}", _log.Length - validLength, _log.Name);
+            _log.SetLength(validLength);
+            _log.Flush(flushToDisk: true);
+        }
+
+        _log.Seek(0, SeekOrigin.End);
+    }
+
+    public void AppendUpserts(IReadOnlyList<(string Id, float[] Vector)> batch)
+    {
+        var size = 1 + 4 + batch.Sum(entry => 4 + Encoding.UTF8.GetByteCount(entry.Id) + (_dimensions * sizeof(float)));
+        var payload = new byte[size];
+        var writer = new SpanWriter(payload);
+        writer.WriteByte(UpsertRecord);
+        writer.WriteInt32(batch.Count);
+        foreach (var (id, vector) in batch)
+        {
+            writer.WriteString(id);
+            writer.WriteFloats(vector);
+        }
+
+        Append(payload);
+    }
+
+    public void AppendRemoves(IReadOnlyList<string> ids)
+    {
+        var payload = new byte[1 + 4 + ids.Sum(id => 4 + Encoding.UTF8.GetByteCount(id))];
+        var writer = new SpanWriter(payload);
+        writer.WriteByte(RemoveRecord);
+        writer.WriteInt32(ids.Count);
+        foreach (var id in ids)
+        {
+            writer.WriteString(id);
+        }
+
+        Append(payload);
+    }
+
+    /// <summary>Replaces the snapshot with the first <paramref name="count"/> rows of <paramref name="slab"/> and empties the log.</summary>
+    public void Compact(int count, Func<int, string> idOfRow, ReadOnlyMemory<float> slab)
+    {
+        var path = Path.Combine(_directory, SnapshotFileName);
+        var tempPath = AtomicFile.TempPathFor(path);
+        using (var stream = new FileStream(tempPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 1 << 16))
+        {
+            Span<byte> header = stackalloc byte[16];
+            BinaryPrimitives.WriteUInt64LittleEndian(header, SnapshotMagic);
+            BinaryPrimitives.WriteInt32LittleEndian(header[8..], _dimensions);
+            BinaryPrimitives.WriteInt32LittleEndian(header[12..], count);
+            stream.Write(header);
+            Span<byte> length = stackalloc byte[4];
+            for (var row = 0; row < count; row++)
+            {
+                var id = Encoding.UTF8.GetBytes(idOfRow(row));
+                BinaryPrimitives.WriteInt32LittleEndian(length, id.Length);
+                stream.Write(length);
+                stream.Write(id);
+                stream.Write(MemoryMarshal.AsBytes(slab.Span.Slice(row * _dimensions, _dimensions)));
+            }
+
+            stream.Flush(flushToDisk: true);
+        }
+
+        File.Move(tempPath, path, overwrite: true);
+        var log = _log ?? throw new InvalidOperationException("The journal is not loaded.");
+        log.SetLength(0);
+        log.Flush(flushToDisk: true);
+        _logger.LogDebug("Compacted {Count} vector(s) into {Snapshot}", count, path);
+    }
+
+    public void Dispose() => _log?.Dispose();
+
+    private void Append(byte[] payload)
+    {
+        var log = _log ?? throw new InvalidOperationException("The journal is not loaded.");
+        Span<byte> header = stackalloc byte[RecordHeaderSize];
+        BinaryPrimitives.WriteInt32LittleEndian(header, payload.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(header[4..], Crc32.Compute(payload));
+        var start = log.Position;
+        try
+        {
+            log.Write(header);
+            log.Write(payload);
+            log.Flush(flushToDisk: true);
+        }
+        catch
+        {
+            // Keep the log free of a half-written record so later appends stay readable.
+            log.SetLength(start);
+            log.Position = start;
+            throw;
+        }
+    }
+
+    private void LoadSnapshot(Action<string, ReadOnlySpan<float>> upsert)
+    {
+        var path = Path.Combine(_directory, SnapshotFileName);
+        if (!File.Exists(path))
+        {
+            return;
+        }
+
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16);
+        Span<byte> header = stackalloc byte[16];
+        stream.ReadExactly(header);
+        if (BinaryPrimitives.ReadUInt64LittleEndian(header) != SnapshotMagic)
+        {
+            throw new InvalidDataException($"{path} is not a vector index snapshot.");
+        }
+
+        var dimensions = BinaryPrimitives.ReadInt32LittleEndian(header[8..]);
+        if (dimensions != _dimensions)
+        {
+            throw new InvalidDataException($"{path} holds {dimensions}-dimensional vectors, not {_dimensions}.");
+        }
+
+        var count = BinaryPrimitives.ReadInt32LittleEndian(header[12..]);
+        var vector = new float[_dimensions];
+        Span<byte> length = stackalloc byte[4];
+        for (var row = 0; row < count; row++)
+        {
+            stream.ReadExactly(length);
+            var id = new byte[BinaryPrimitives.ReadInt32LittleEndian(length)];
+            stream.ReadExactly(id);
+            stream.ReadExactly(MemoryMarshal.AsBytes(vector.AsSpan()));
+            upsert(Encoding.UTF8.GetString(id), vector);
+        }
+    }
+
+    /// <returns>The length of the log's valid prefix.</returns>
+    private long ReplayLog(Action<string, ReadOnlySpan<float>> upsert, Action<string> remove)
+    {
+        var path = Path.Combine(_directory, LogFileName);
+        if (!File.Exists(path))
+        {
+            return 0;
+        }
+
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16);
+        var header = new byte[RecordHeaderSize];
+        long valid = 0;
+        while (true)
+        {
+            if (stream.ReadAtLeast(header, RecordHeaderSize, throwOnEndOfStream: false) < RecordHeaderSize)
+            {
+                return valid;
+            }
+
+            var payloadLength = BinaryPrimitives.ReadInt32LittleEndian(header);
+            if (payloadLength <= 0 || payloadLength > stream.Length - stream.Position)
+            {
+                return valid;
+            }
+
+            var payload = new byte[payloadLength];
+            stream.ReadExactly(payload);
+            if (Crc32.Compute(payload) != BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(4)))
+            {
+                return valid;
+            }
+
+            ApplyRecord(payload, upsert, remove);
+            valid = stream.Position;
+        }
+    }
+
+    private void ApplyRecord(ReadOnlySpan<byte> payload, Action<string, ReadOnlySpan<float>> upsert, Action<string> remove)
+    {
+        var reader = new SpanReader(payload);
+        var kind = reader.ReadByte();
+        var count = reader.ReadInt32();
+        for (var i = 0; i < count; i++)
+        {
+            var id = reader.ReadString();
+            if (kind == UpsertRecord)
+            {
+                upsert(id, reader.ReadFloats(_dimensions));
+            }
+            else if (kind == RemoveRecord)
+            {
+                remove(id);
+            }
+            else
+            {
+                throw new InvalidDataException($"Unknown vector log record kind {kind}.");
+            }
+        }
+    }
+
+    private ref struct SpanWriter(Span<byte> buffer)
+    {
+        private readonly Span<byte> _buffer = buffer;
+        private int _position;
+
+        public void WriteByte(byte value) => _buffer[_position++] = value;
+
+        public void WriteInt32(int value)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(_buffer[_position..], value);
+            _position += 4;
+        }
+
+        public void WriteString(string value)
+        {
+            var length = Encoding.UTF8.GetBytes(value, _buffer[(_position + 4)..]);
+            WriteInt32(length);
+            _position += length;
+        }
+
+        public void WriteFloats(ReadOnlySpan<float> values)
+        {
+            var bytes = MemoryMarshal.AsBytes(values);
+            bytes.CopyTo(_buffer[_position..]);
+            _position += bytes.Length;
+        }
+    }
+
+    private ref struct SpanReader(ReadOnlySpan<byte> buffer)
+    {
+        private readonly ReadOnlySpan<byte> _buffer = buffer;
+        private int _position;
+
+        public byte ReadByte() => _buffer[_position++];
+
+        public int ReadInt32()
+        {
+            var value = BinaryPrimitives.ReadInt32LittleEndian(_buffer[_position..]);
+            _position += 4;
+            return value;
+        }
+
+        public string ReadString()
+        {
+            var length = ReadInt32();
+            var value = Encoding.UTF8.GetString(_buffer.Slice(_position, length));
+            _position += length;
+            return value;
+        }
+
+        public ReadOnlySpan<float> ReadFloats(int count)
+        {
+            var bytes = _buffer.Slice(_position, count * sizeof(float));
+            _position += bytes.Length;
+            return MemoryMarshal.Cast<byte, float>(bytes);
+        }
+    }
+}

@@ -1,0 +1,261 @@
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.Logging.Abstractions;
+using ReverseImageSearch.Core.Ports;
+using ReverseImageSearch.Core.Triggers;
+using ReverseImageSearch.Local;
+using ReverseImageSearch.Local.Storage;
+using ReverseImageSearch.Local.VectorIndex;
+using ReverseImageSearch.Tests.Local.Fakes;
+
+namespace ReverseImageSearch.Tests.Local.VectorIndex;
+
+public class LocalVectorIndexServiceTests
+{
+    private const string Bucket = "demo-ext-ris";
+    private const string DeployedId = "ext_ris_index";
+
+    private TempDirectory _temp = null!;
+    private LocalObjectStore _store = null!;
+    private InMemoryTaskQueue _queue = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _temp = new TempDirectory();
+        _store = new LocalObjectStore(new Dictionary<string, string>(), _temp.Sub("buckets"), NullLogger<LocalObjectStore>.Instance);
+        _queue = new InMemoryTaskQueue();
+    }
+
+    [TearDown]
+    public void TearDown() => _temp.Dispose();
+
+    [Test]
+    public async Task CreateIndexBuildsFromTheDatapointFilesThenAnnouncesItsFirstAndLastAuditEntries()
+    {
+        await WriteDatapointsAsync("datapoints/1.json", ("a.jpg", [1, 0, 0]), ("b.jpg", [0, 1, 0]));
+        await WriteDatapointsAsync("datapoints/2.json", ("c.jpg", [0, 0, 1]));
+        await WriteDatapointsAsync("datapoints/nested/ignored.json", ("x", [1])); // wrong dimension, but not read: subfolder
+        await using var service = NewService(buildDelay: TimeSpan.FromMilliseconds(300));
+
+        var started = await service.CreateIndexAsync(Definition());
+        Assert.That(started.Done, Is.False);
+        Assert.That(started.Name, Does.Match("^projects/demo/locations/us-central1/indexes/[0-9]+/operations/[0-9]+$"));
+
+        var done = await WaitForOperationAsync(service, started.Name);
+        var index = started.Name[..started.Name.IndexOf("/operations/", StringComparison.Ordinal)];
+        Assert.That(done.Error, Is.Null);
+        Assert.That(done.ResponseResourceName, Is.EqualTo(index));
+
+        var audit = await WaitForAuditEventsAsync(2);
+        Assert.That(audit, Is.EqualTo(new[]
+        {
+            new AuditLogEvent("aiplatform.googleapis.com", "google.cloud.aiplatform.v1.IndexService.CreateIndex", index, started.Name, First: true, Last: false),
+            new AuditLogEvent("aiplatform.googleapis.com", "google.cloud.aiplatform.v1.IndexService.CreateIndex", index, started.Name, First: false, Last: true),
+        }));
+    }
+
+    [Test]
+    public async Task ABadDatapointLineFailsTheOperationNamingFileAndLine()
+    {
+        await WriteDatapointsAsync("datapoints/good.json", ("a.jpg", [1, 0, 0]));
+        await _store.WriteAsync(Bucket, "datapoints/bad.json", Encoding.UTF8.GetBytes("{\"id\":\"ok\",\"embedding\":[1,2,3]}\n{\"id\":\"short\",\"embedding\":[1,2]}\n"), "application/json");
+        await using var service = NewService();
+
+        var done = await WaitForOperationAsync(service, (await service.CreateIndexAsync(Definition())).Name);
+
+        Assert.That(done.Error, Is.Not.Null);
+        Assert.That(done.Error!.Code, Is.EqualTo(3));
+        Assert.That(done.Error.Message, Does.Contain($"gs://{Bucket}/datapoints/bad.json line 2"));
+        var audit = await WaitForAuditEventsAsync(2);
+        Assert.That(audit[1].Last, Is.True);
+    }
+
+    [Test]
+    public async Task InvalidJsonFailsTheOperation()
+    {
+        await _store.WriteAsync(Bucket, "datapoints/broken.json", Encoding.UTF8.GetBytes("{\"id\": \"a\", \"embedding\": [1, 2"), "application/json");
+        await using var service = NewService();
+
+        var done = await WaitForOperationAsync(service, (await service.CreateIndexAsync(Definition())).Name);
+
+        Assert.That(done.Error?.Code, Is.EqualTo(3));
+        Assert.That(done.Error!.Message, Does.Contain("broken.json line 1"));
+    }
+
+    [Test]
+    public async Task DeployGivesTheEndpointADomainAndAnnouncesTheDeployment()
+    {
+        await WriteDatapointsAsync("datapoints/1.json", ("a.jpg", [1, 0, 0]));
+        await using var service = NewService(deployDelay: TimeSpan.FromMilliseconds(300));
+        var index = await CreateReadyIndexAsync(service);
+        var endpoint = (await service.CreateIndexEndpointAsync("ris")).ResponseResourceName!;
+        Assert.That(endpoint, Does.Match("^projects/demo/locations/us-central1/indexEndpoints/[0-9]+$"));
+
+        var deploying = await service.DeployIndexAsync(endpoint, Spec(index));
+        Assert.That(deploying.Done, Is.False);
+        Assert.That((await service.GetIndexEndpointAsync(endpoint)).DeployedIndexIds, Is.Empty);
+
+        var done = await WaitForOperationAsync(service, deploying.Name);
+        Assert.That(done.Error, Is.Null);
+        var info = await service.GetIndexEndpointAsync(endpoint);
+        Assert.That(info.PublicEndpointDomainName, Is.EqualTo("localhost"));
+        Assert.That(info.DeployedIndexIds, Is.EqualTo(new[] { DeployedId }));
+
+        var audit = await WaitForAuditEventsAsync(4);
+        Assert.That(audit[3], Is.EqualTo(new AuditLogEvent("aiplatform.googleapis.com", "google.cloud.aiplatform.v1.IndexEndpointService.DeployIndex", endpoint, deploying.Name, First: false, Last: true)));
+        Assert.That(audit[2].First, Is.True);
+        Assert.That(audit[2].MethodName, Is.EqualTo(audit[3].MethodName));
+
+        var again = Assert.ThrowsAsync<ServiceException>(() => service.DeployIndexAsync(endpoint, Spec(index)));
+        Assert.That((again!.HttpStatus, again.Status), Is.EqualTo((409, "ALREADY_EXISTS")));
+    }
+
+    [Test]
+    public async Task UnknownResourcesAnswerNotFound()
+    {
+        await using var service = NewService();
+        var unknownEndpoint = "projects/demo/locations/us-central1/indexEndpoints/1";
+        var unknownIndex = "projects/demo/locations/us-central1/indexes/1";
+
+        Assert.That(Assert.ThrowsAsync<ServiceException>(() => service.GetOperationAsync(unknownIndex + "/operations/2"))!.Status, Is.EqualTo("NOT_FOUND"));
+        Assert.That(Assert.ThrowsAsync<ServiceException>(() => service.GetIndexEndpointAsync(unknownEndpoint))!.HttpStatus, Is.EqualTo(404));
+        Assert.That(Assert.ThrowsAsync<ServiceException>(() => service.UpsertDatapointsAsync(unknownIndex, [new("a", [1, 2, 3])]))!.IsNotFound, Is.True);
+        Assert.That(Assert.ThrowsAsync<ServiceException>(() => service.RemoveDatapointsAsync(unknownIndex, ["a"]))!.IsNotFound, Is.True);
+        Assert.That(Assert.ThrowsAsync<ServiceException>(() => service.FindNeighborsAsync("localhost", unknownEndpoint, DeployedId, [new("q", [1, 2, 3])], 1))!.IsNotFound, Is.True);
+    }
+
+    [Test]
+    public async Task FindNeighboursReturnsTheStoredVectorFirstAndSeesUpsertsAndRemovals()
+    {
+        await WriteDatapointsAsync("datapoints/1.json", ("a.jpg", [1, 0, 0]), ("b.jpg", [0.9f, 0.1f, 0]), ("c.jpg", [0, 0, 1]));
+        await using var service = NewService();
+        var (index, endpoint) = await DeployAsync(service);
+
+        var results = await service.FindNeighborsAsync("localhost", endpoint, DeployedId, [new("q1", [0, 0, 1]), new("q2", [1, 0, 0])], 2);
+
+        Assert.That(results.Select(r => r.Id), Is.EqualTo(new[] { "q1", "q2" }));
+        Assert.That(results[1].Neighbors[0], Is.EqualTo(new Neighbor("a.jpg", "0", 0)));
+        Assert.That(results[1].Neighbors[1].DatapointId, Is.EqualTo("b.jpg"));
+        Assert.That(results[0].Neighbors[0].DatapointId, Is.EqualTo("c.jpg"));
+
+        await service.UpsertDatapointsAsync(index, [new("d.jpg", [0, 0, 2])]);
+        await service.RemoveDatapointsAsync(index, ["c.jpg"]);
+        var after = await service.FindNeighborsAsync("localhost", endpoint, DeployedId, [new("q", [0, 0, 2])], 10);
+        Assert.That(after[0].Neighbors.Select(n => n.DatapointId), Is.EqualTo(new[] { "d.jpg", "b.jpg", "a.jpg" }));
+
+        var mismatch = Assert.ThrowsAsync<ServiceException>(() => service.UpsertDatapointsAsync(index, [new("e.jpg", [1, 2])]));
+        Assert.That((mismatch!.HttpStatus, mismatch.Status), Is.EqualTo((400, "INVALID_ARGUMENT")));
+    }
+
+    [Test]
+    public async Task StateSurvivesANewServiceOverTheSameDataDirectory()
+    {
+        await WriteDatapointsAsync("datapoints/1.json", ("a.jpg", [1, 0, 0]), ("b.jpg", [0, 1, 0]));
+        string index, endpoint, createOperation;
+        await using (var first = NewService())
+        {
+            (index, endpoint) = await DeployAsync(first);
+            createOperation = (await first.CreateIndexAsync(Definition())).Name;
+            await WaitForOperationAsync(first, createOperation);
+            await first.UpsertDatapointsAsync(index, [new("z.jpg", [0, 0, 1])]);
+            await first.RemoveDatapointsAsync(index, ["a.jpg"]);
+        }
+
+        await using var second = NewService();
+
+        Assert.That((await second.GetOperationAsync(createOperation)).Done, Is.True);
+        var info = await second.GetIndexEndpointAsync(endpoint);
+        Assert.That((info.PublicEndpointDomainName, info.DeployedIndexIds.Single()), Is.EqualTo(("localhost", DeployedId)));
+        var results = await second.FindNeighborsAsync("localhost", endpoint, DeployedId, [new("q", [0, 0, 1])], 10);
+        Assert.That(results[0].Neighbors.Select(n => n.DatapointId), Is.EqualTo(new[] { "z.jpg", "b.jpg" }));
+    }
+
+    [Test]
+    public async Task AnIndexBuildInterruptedByShutdownIsResumedByTheNextService()
+    {
+        await WriteDatapointsAsync("datapoints/1.json", ("a.jpg", [1, 0, 0]));
+        string operation;
+        await using (var first = NewService(buildDelay: TimeSpan.FromMinutes(10)))
+        {
+            operation = (await first.CreateIndexAsync(Definition())).Name;
+        }
+
+        await using var second = NewService();
+        var done = await WaitForOperationAsync(second, operation);
+
+        Assert.That(done.Error, Is.Null);
+        await _queue.WaitUntilAsync(tasks => tasks.Any(t => t.Queue == LocalEventQueues.AuditLogWritten && Audit(t).Last));
+    }
+
+    [Test]
+    public async Task UndeployAndDeleteCleanUp()
+    {
+        await WriteDatapointsAsync("datapoints/1.json", ("a.jpg", [1, 0, 0]));
+        await using var service = NewService();
+        var (index, endpoint) = await DeployAsync(service);
+
+        Assert.That(Assert.ThrowsAsync<ServiceException>(() => service.DeleteIndexAsync(index))!.Status, Is.EqualTo("FAILED_PRECONDITION"));
+        Assert.That((await service.UndeployIndexAsync(endpoint, DeployedId)).Done, Is.True);
+        Assert.That((await service.GetIndexEndpointAsync(endpoint)).DeployedIndexIds, Is.Empty);
+        Assert.That((await service.DeleteIndexEndpointAsync(endpoint)).Done, Is.True);
+        Assert.That((await service.DeleteIndexAsync(index)).Done, Is.True);
+
+        Assert.That(Assert.ThrowsAsync<ServiceException>(() => service.GetIndexEndpointAsync(endpoint))!.IsNotFound, Is.True);
+        Assert.That(Assert.ThrowsAsync<ServiceException>(() => service.UpsertDatapointsAsync(index, [new("a", [1, 2, 3])]))!.IsNotFound, Is.True);
+    }
+
+    private LocalVectorIndexService NewService(TimeSpan? buildDelay = null, TimeSpan? deployDelay = null) =>
+        new("demo", "us-central1", _temp.Sub("vector-data"), _store, _queue, NullLogger<LocalVectorIndexService>.Instance, buildDelay, deployDelay);
+
+    private static IndexDefinition Definition() =>
+        new("ris", $"gs://{Bucket}/datapoints", 3, 100, "SQUARED_L2_DISTANCE", "NONE", "SHARD_SIZE_SMALL", "bruteForceConfig");
+
+    private static DeployedIndexSpec Spec(string index) => new(DeployedId, index, "e2-standard-2", "ACCELERATOR_TYPE_UNSPECIFIED", 1, 1, 1);
+
+    private static AuditLogEvent Audit(EnqueuedTask task) => task.Payload.Deserialize<AuditLogEvent>(ReverseImageSearch.Core.CoreJson.Options)!;
+
+    private async Task WriteDatapointsAsync(string name, params (string Id, float[] Embedding)[] datapoints)
+    {
+        var lines = datapoints.Select(d => System.Text.Json.JsonSerializer.Serialize(new { id = d.Id, embedding = d.Embedding }));
+        await _store.WriteAsync(Bucket, name, Encoding.UTF8.GetBytes(string.Join('\n', lines) + "\n"), "application/json");
+    }
+
+    private async Task<string> CreateReadyIndexAsync(LocalVectorIndexService service)
+    {
+        var done = await WaitForOperationAsync(service, (await service.CreateIndexAsync(Definition())).Name);
+        Assert.That(done.Error, Is.Null);
+        return done.ResponseResourceName!;
+    }
+
+    private async Task<(string Index, string Endpoint)> DeployAsync(LocalVectorIndexService service)
+    {
+        var index = await CreateReadyIndexAsync(service);
+        var endpoint = (await service.CreateIndexEndpointAsync("ris")).ResponseResourceName!;
+        var deployed = await WaitForOperationAsync(service, (await service.DeployIndexAsync(endpoint, Spec(index))).Name);
+        Assert.That(deployed.Error, Is.Null);
+        return (index, endpoint);
+    }
+
+    private async Task<List<AuditLogEvent>> WaitForAuditEventsAsync(int count)
+    {
+        var tasks = await _queue.WaitUntilAsync(all => all.Count(t => t.Queue == LocalEventQueues.AuditLogWritten) >= count);
+        return tasks.Where(t => t.Queue == LocalEventQueues.AuditLogWritten).Select(Audit).ToList();
+    }
+
+    /// <summary>Polls as a caller of the API would, with a generous deadline.</summary>
+    private static async Task<LongRunningOperation> WaitForOperationAsync(LocalVectorIndexService service, string name)
+    {
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (true)
+        {
+            var operation = await service.GetOperationAsync(name);
+            if (operation.Done)
+            {
+                return operation;
+            }
+
+            await Task.Delay(20, deadline.Token);
+        }
+    }
+}
