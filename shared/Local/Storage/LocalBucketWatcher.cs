@@ -72,12 +72,20 @@ public sealed class LocalBucketWatcher : IAsyncDisposable
 
     /// <summary>Compares the folder with the snapshot, enqueues an event per difference, then saves the snapshot.</summary>
     /// <returns>How many events were enqueued.</returns>
-    public async Task<int> ScanNowAsync(CancellationToken cancellationToken = default)
+    public Task<int> ScanNowAsync(CancellationToken cancellationToken = default) => ScanExclusiveAsync(announce: true, cancellationToken);
+
+    /// <summary>
+    /// Records the folder as it is now without announcing anything: for a first start, whose backfill
+    /// indexes the images already there. Later scans announce only what changes after this.
+    /// </summary>
+    public Task BaselineAsync(CancellationToken cancellationToken = default) => ScanExclusiveAsync(announce: false, cancellationToken);
+
+    private async Task<int> ScanExclusiveAsync(bool announce, CancellationToken cancellationToken)
     {
         await _scanGate.WaitAsync(cancellationToken);
         try
         {
-            return await ScanAsync(cancellationToken);
+            return await ScanAsync(announce, cancellationToken);
         }
         finally
         {
@@ -104,7 +112,7 @@ public sealed class LocalBucketWatcher : IAsyncDisposable
         _scanGate.Dispose();
     }
 
-    private async Task<int> ScanAsync(CancellationToken cancellationToken)
+    private async Task<int> ScanAsync(bool announce, CancellationToken cancellationToken)
     {
         _snapshot ??= _snapshotFile.Load();
         var firstLook = _store.EnumerateFiles(_bucket, prefix: null);
@@ -157,19 +165,33 @@ public sealed class LocalBucketWatcher : IAsyncDisposable
         foreach (var (name, fingerprint) in finalized)
         {
             var generation = ObjectNames.GenerationOf(fingerprint.LastWriteTimeUtc);
-            await PublishAsync(new StorageObjectEvent(StorageEventKind.Finalized, _bucket, name, ObjectNames.ContentTypeFor(name), fingerprint.Size, fingerprint.Md5Hash, generation, Metageneration: 1), cancellationToken);
+            if (announce)
+            {
+                await PublishAsync(new StorageObjectEvent(StorageEventKind.Finalized, _bucket, name, ObjectNames.ContentTypeFor(name), fingerprint.Size, fingerprint.Md5Hash, generation, Metageneration: 1), cancellationToken);
+            }
+
             next[name] = new SnapshotEntry(fingerprint.Size, fingerprint.LastWriteTimeUtc, fingerprint.Md5Hash, generation);
         }
 
         foreach (var name in deleted)
         {
             var old = _snapshot[name];
-            await PublishAsync(new StorageObjectEvent(StorageEventKind.Deleted, _bucket, name, ObjectNames.ContentTypeFor(name), old.Size, old.Md5Hash, old.Generation, Metageneration: 1), cancellationToken);
+            if (announce)
+            {
+                await PublishAsync(new StorageObjectEvent(StorageEventKind.Deleted, _bucket, name, ObjectNames.ContentTypeFor(name), old.Size, old.Md5Hash, old.Generation, Metageneration: 1), cancellationToken);
+            }
+
             next.Remove(name);
         }
 
         _snapshotFile.Save(next);
         _snapshot = next;
+        if (!announce)
+        {
+            _logger.LogInformation("Bucket {Bucket}: recorded {Count} object(s) as already present", _bucket, next.Count);
+            return 0;
+        }
+
         _logger.LogInformation("Bucket {Bucket}: announced {Finalized} finalized and {Deleted} deleted object(s)", _bucket, finalized.Count, deleted.Count);
         return finalized.Count + deleted.Count;
     }

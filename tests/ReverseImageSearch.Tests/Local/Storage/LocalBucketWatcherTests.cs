@@ -61,6 +61,20 @@ public class LocalBucketWatcherTests
     }
 
     [Test]
+    public async Task ABaselineRecordsWhatIsThereWithoutAnnouncingItAndLaterChangesAreAnnounced()
+    {
+        await _store.WriteAsync(Bucket, "already.png", Encoding.UTF8.GetBytes("there before"), "image/png");
+        await using var watcher = NewWatcher(_queue);
+        await watcher.BaselineAsync();
+        await watcher.StartAsync();
+        Assert.That(_queue.Tasks, Is.Empty);
+
+        await _store.WriteAsync(Bucket, "new.png", Encoding.UTF8.GetBytes("added later"), "image/png");
+        var events = await WaitForEventsAsync(1);
+        Assert.That(events.Select(e => e.Name), Is.EqualTo(new[] { "new.png" }));
+    }
+
+    [Test]
     public async Task ChangesMadeWhileStoppedAreFoundAtStart()
     {
         await _store.WriteAsync(Bucket, "a.png", Encoding.UTF8.GetBytes("a"), "image/png");
