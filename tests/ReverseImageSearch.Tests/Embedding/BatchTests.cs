@@ -90,6 +90,21 @@ public sealed class BatchTests
     }
 
     [Test]
+    public async Task ImageInsideALargerBufferEmbedsLikeTheImageAlone()
+    {
+        // Encoded bytes are lent to the decoder in place, so an offset into a shared buffer must be honoured.
+        using var embedder = EmbeddingTestSupport.CreateEmbedder();
+        var image = _pictures[0];
+        var buffer = new byte[image.Length + 300];
+        image.CopyTo(buffer, 100);
+
+        var alone = await embedder.EmbedAsync([image]);
+        var inside = await embedder.EmbedAsync([buffer.AsMemory(100, image.Length)]);
+
+        Assert.That(inside[0].Vector, Is.EqualTo(alone[0].Vector).Within(1e-6));
+    }
+
+    [Test]
     public async Task EmptyInputGivesNoResults()
     {
         using var embedder = EmbeddingTestSupport.CreateEmbedder();

@@ -76,6 +76,17 @@ public sealed class ImageFormatTests
         Assert.That(EmbeddingTestSupport.Norm(embedding), Is.EqualTo(1).Within(1e-5));
     }
 
+    [TestCaseSource(nameof(AllFormats))]
+    public void EveryFormatCutInHalfIsRejectedAsTruncated(ImageFormat format)
+    {
+        var encoded = EncodeAs(format);
+        var preprocessor = EmbeddingTestSupport.CreatePreprocessor();
+
+        var result = preprocessor.Preprocess(encoded.AsMemory(0, encoded.Length / 2), new float[preprocessor.TensorLength]);
+
+        Assert.That(result.RejectionReason, Is.EqualTo(ImageRejections.TruncatedOrCorrupt));
+    }
+
     private byte[] EncodeAs(ImageFormat format) => format switch
     {
         ImageFormat.Jpeg => TestImages.Encode(_picture, SKEncodedImageFormat.Jpeg),
