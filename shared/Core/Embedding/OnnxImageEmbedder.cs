@@ -14,7 +14,7 @@ public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
     private readonly EmbedderOptions _options;
     private readonly ILogger<OnnxImageEmbedder> _logger;
     private readonly InferenceSession _session;
-    private readonly RunOptions _runOptions = new();
+    private readonly RunOptions _runOptions;
     private readonly string[] _inputNames;
     private readonly string[] _outputNames;
     private readonly ImagePreprocessor _preprocessor;
@@ -42,9 +42,10 @@ public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
         catch
         {
             _session.Dispose();
-            _runOptions.Dispose();
             throw;
         }
+
+        _runOptions = new RunOptions();
 
         LogModelLoaded(options.ModelPath, options.InputHeight, options.InputWidth, Dimensions, _maxBatchSize);
     }
