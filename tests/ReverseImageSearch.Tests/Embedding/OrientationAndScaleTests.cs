@@ -14,18 +14,17 @@ public sealed class OrientationAndScaleTests
     [OneTimeTearDown]
     public void UnloadModel() => _embedder.Dispose();
 
-    // Orientation 6 asks viewers to turn the stored pixels a quarter clockwise, so the camera stored the scene
-    // turned a quarter anticlockwise (3 clockwise); orientation 8 is the mirror case.
-    [TestCase((ushort)6, 3)]
-    [TestCase((ushort)8, 1)]
-    public async Task ExifOrientationMakesStoredRotatedPixelsUpright(ushort orientation, int storedQuarterTurnsClockwise)
+    // 6 (a quarter turn clockwise to view) and 8 (a quarter turn anticlockwise) are what phone cameras write.
+    [TestCase(6)]
+    [TestCase(8)]
+    public async Task ExifOrientationMakesStoredRotatedPixelsUpright(int orientation)
     {
         using var upright = TestImages.DrawScene(480, 360);
-        using var stored = TestImages.RotateClockwise(upright, storedQuarterTurnsClockwise);
+        using var stored = TestImages.ToStoredPixels(upright, orientation);
         var storedJpeg = TestImages.Encode(stored, SKEncodedImageFormat.Jpeg, 95);
 
         var uprightEmbedding = await _embedder.EmbedOneAsync(TestImages.Encode(upright, SKEncodedImageFormat.Jpeg, 95));
-        var orientedEmbedding = await _embedder.EmbedOneAsync(TestImages.WithExifOrientation(storedJpeg, orientation));
+        var orientedEmbedding = await _embedder.EmbedOneAsync(TestImages.WithExifOrientation(storedJpeg, (ushort)orientation));
         var ignoredOrientationEmbedding = await _embedder.EmbedOneAsync(storedJpeg);
 
         var oriented = EmbeddingTestSupport.Cosine(orientedEmbedding, uprightEmbedding);
@@ -35,6 +34,30 @@ public sealed class OrientationAndScaleTests
         {
             Assert.That(oriented, Is.GreaterThan(0.99));
             Assert.That(ignored, Is.LessThan(oriented - 0.05), "the raw rotated pixels should look clearly different");
+        });
+    }
+
+    [TestCase(2)]
+    [TestCase(3)]
+    [TestCase(4)]
+    [TestCase(5)]
+    [TestCase(6)]
+    [TestCase(7)]
+    [TestCase(8)]
+    public void EveryExifOrientationGivesTheUprightPixels(int orientation)
+    {
+        using var upright = TestImages.DrawScene(300, 200);
+        using var stored = TestImages.ToStoredPixels(upright, orientation);
+        var storedJpeg = TestImages.Encode(stored, SKEncodedImageFormat.Jpeg, 100);
+
+        var expected = Preprocess(TestImages.Encode(upright, SKEncodedImageFormat.Jpeg, 100));
+        var oriented = Preprocess(TestImages.WithExifOrientation(storedJpeg, (ushort)orientation));
+        var ignored = Preprocess(storedJpeg);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(MeanAbsoluteError(oriented, expected), Is.LessThan(1.5 / 255), "oriented like the upright picture");
+            Assert.That(MeanAbsoluteError(ignored, expected), Is.GreaterThan(10.0 / 255), "the stored pixels alone differ");
         });
     }
 
@@ -81,4 +104,14 @@ public sealed class OrientationAndScaleTests
 
         Assert.That(EmbeddingTestSupport.Cosine(largeEmbedding, smallEmbedding), Is.GreaterThan(0.98));
     }
+
+    private static float[] Preprocess(byte[] encoded)
+    {
+        var preprocessor = EmbeddingTestSupport.CreatePreprocessor();
+        var tensor = new float[preprocessor.TensorLength];
+        Assert.That(preprocessor.Preprocess(encoded, tensor).RejectionReason, Is.Null);
+        return tensor;
+    }
+
+    private static double MeanAbsoluteError(float[] a, float[] b) => a.Zip(b, (x, y) => Math.Abs(x - y)).Average();
 }

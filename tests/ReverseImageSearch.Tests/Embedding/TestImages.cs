@@ -40,31 +40,38 @@ internal static class TestImages
         return data.ToArray();
     }
 
-    /// <summary>The bitmap turned by quarter turns clockwise, pixel for pixel.</summary>
-    public static SKBitmap RotateClockwise(SKBitmap source, int quarterTurns)
+    /// <summary>
+    /// The pixels a camera stores for an upright picture when it tags them with EXIF <paramref name="orientation"/>
+    /// (1 to 8): each stored pixel (x, y) is the upright pixel the EXIF definition sends it to.
+    /// </summary>
+    public static SKBitmap ToStoredPixels(SKBitmap upright, int orientation)
     {
-        var turns = ((quarterTurns % 4) + 4) % 4;
-        var swap = turns % 2 == 1;
-        int w = source.Width, h = source.Height;
-        var rotated = new SKBitmap(new SKImageInfo(swap ? h : w, swap ? w : h, SKColorType.Rgba8888, SKAlphaType.Opaque));
-        var from = source.GetPixelSpan();
-        var to = rotated.GetPixelSpan();
-        for (var y = 0; y < h; y++)
+        var swap = orientation >= 5;
+        int sw = swap ? upright.Height : upright.Width, sh = swap ? upright.Width : upright.Height;
+        var stored = new SKBitmap(new SKImageInfo(sw, sh, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        var from = upright.GetPixelSpan();
+        var to = stored.GetPixelSpan();
+        for (var y = 0; y < sh; y++)
         {
-            for (var x = 0; x < w; x++)
+            for (var x = 0; x < sw; x++)
             {
-                var (tx, ty) = turns switch
+                // Where stored row 0 and column 0 appear upright: 2 mirrors, 3 turns half, 6 puts row 0 on the right, ...
+                var (ux, uy) = orientation switch
                 {
-                    1 => (h - 1 - y, x),
-                    2 => (w - 1 - x, h - 1 - y),
-                    3 => (y, w - 1 - x),
+                    2 => (sw - 1 - x, y),
+                    3 => (sw - 1 - x, sh - 1 - y),
+                    4 => (x, sh - 1 - y),
+                    5 => (y, x),
+                    6 => (sh - 1 - y, x),
+                    7 => (sh - 1 - y, sw - 1 - x),
+                    8 => (y, sw - 1 - x),
                     _ => (x, y),
                 };
-                from.Slice(((y * w) + x) * 4, 4).CopyTo(to.Slice(((ty * rotated.Width) + tx) * 4, 4));
+                from.Slice(((uy * upright.Width) + ux) * 4, 4).CopyTo(to.Slice(((y * sw) + x) * 4, 4));
             }
         }
 
-        return rotated;
+        return stored;
     }
 
     /// <summary>A JPEG with an Exif APP1 segment carrying only the orientation tag, inserted right after SOI.</summary>
