@@ -1,6 +1,9 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using ReverseImageSearch.Core.Configuration;
 using ReverseImageSearch.Core.Coordination;
+using ReverseImageSearch.Core.Embedding;
+using ReverseImageSearch.Core.Ports;
 
 namespace ReverseImageSearch.Core;
 
@@ -20,6 +23,20 @@ public static class CoreServiceCollectionExtensions
         services.AddSingleton<BackfillCoordinator>();
         services.AddSingleton<IndexGate>();
         services.AddSingleton<DatapointSync>();
+        services.AddSingleton<IImageEmbedder>(sp => CreateEmbedder(options, sp.GetRequiredService<ILoggerFactory>()));
         return services;
+    }
+
+    // Resolved on first use, so functions that never embed (createIndexTrigger, onIndexCreated, ...) never
+    // load the model. Blocking once here is safe: hosts resolve services without a synchronization context.
+    private static OnnxImageEmbedder CreateEmbedder(ExtensionOptions options, ILoggerFactory loggers)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(5) };
+        var modelPath = ModelLocator.ResolveAsync(
+            options.ModelUrl, http, Path.Combine(Path.GetTempPath(), "reverse-image-search-models"),
+            loggers.CreateLogger(typeof(ModelLocator)), CancellationToken.None).GetAwaiter().GetResult();
+        return new OnnxImageEmbedder(
+            new EmbedderOptions(modelPath, options.InputHeight, options.InputWidth, options.MaxImagePixels),
+            loggers.CreateLogger<OnnxImageEmbedder>());
     }
 }
