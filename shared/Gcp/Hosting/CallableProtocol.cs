@@ -1,7 +1,6 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Primitives;
 using Microsoft.Net.Http.Headers;
 using ReverseImageSearch.Core;
 using ReverseImageSearch.Core.Triggers;
@@ -45,10 +44,17 @@ internal sealed partial class CallableProtocol(ICallableFunction function, ICall
             }
         }
 
-        object? result;
+        ReadOnlyMemory<byte> answer;
         try
         {
-            result = await function.HandleAsync(new CallableRequest(data, caller), context.RequestAborted);
+            var result = await function.HandleAsync(new CallableRequest(data, caller), context.RequestAborted);
+            answer = FunctionErrorResponses.ComposeJson(writer =>
+            {
+                writer.WriteStartObject();
+                writer.WritePropertyName("result");
+                JsonSerializer.Serialize(writer, result, result?.GetType() ?? typeof(object), CoreJson.Options);
+                writer.WriteEndObject();
+            });
         }
         catch (Exception e)
         {
@@ -56,14 +62,7 @@ internal sealed partial class CallableProtocol(ICallableFunction function, ICall
             return;
         }
 
-        response.StatusCode = StatusCodes.Status200OK;
-        response.ContentType = "application/json; charset=utf-8";
-        await using var writer = new Utf8JsonWriter(response.Body);
-        writer.WriteStartObject();
-        writer.WritePropertyName("result");
-        JsonSerializer.Serialize(writer, result, result?.GetType() ?? typeof(object), CoreJson.Options);
-        writer.WriteEndObject();
-        await writer.FlushAsync(context.RequestAborted);
+        await FunctionErrorResponses.WriteJsonAsync(response, StatusCodes.Status200OK, answer);
     }
 
     // Like the cors middleware with origin: true: reflect whatever origin asks.

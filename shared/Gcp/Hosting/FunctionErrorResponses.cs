@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
@@ -35,25 +36,48 @@ public static partial class FunctionErrorResponses
     }
 
     /// <summary>Writes {"error":{"status","message","details"?}} with the code's HTTP status.</summary>
-    public static async Task WriteErrorAsync(HttpResponse response, FunctionErrorCode code, string message, object? details)
+    public static Task WriteErrorAsync(HttpResponse response, FunctionErrorCode code, string message, object? details) =>
+        WriteJsonAsync(response, code.HttpStatus(), writer =>
+        {
+            writer.WriteStartObject();
+            writer.WriteStartObject("error");
+            writer.WriteString("status", code.WireName());
+            writer.WriteString("message", message);
+            if (details is not null)
+            {
+                writer.WritePropertyName("details");
+                JsonSerializer.Serialize(writer, details, details.GetType(), CoreJson.Options);
+            }
+
+            writer.WriteEndObject();
+            writer.WriteEndObject();
+        });
+
+    /// <summary>
+    /// Writes a JSON body composed in memory first: servers forbid synchronous writes to the response, and a
+    /// value that fails to serialise then fails before anything is sent.
+    /// </summary>
+    internal static Task WriteJsonAsync(HttpResponse response, int statusCode, Action<Utf8JsonWriter> write) =>
+        WriteJsonAsync(response, statusCode, ComposeJson(write));
+
+    internal static async Task WriteJsonAsync(HttpResponse response, int statusCode, ReadOnlyMemory<byte> body)
     {
         ArgumentNullException.ThrowIfNull(response);
-        response.StatusCode = code.HttpStatus();
+        response.StatusCode = statusCode;
         response.ContentType = "application/json; charset=utf-8";
-        await using var writer = new Utf8JsonWriter(response.Body);
-        writer.WriteStartObject();
-        writer.WriteStartObject("error");
-        writer.WriteString("status", code.WireName());
-        writer.WriteString("message", message);
-        if (details is not null)
+        response.ContentLength = body.Length;
+        await response.Body.WriteAsync(body, response.HttpContext.RequestAborted);
+    }
+
+    internal static ReadOnlyMemory<byte> ComposeJson(Action<Utf8JsonWriter> write)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
         {
-            writer.WritePropertyName("details");
-            JsonSerializer.Serialize(writer, details, details.GetType(), CoreJson.Options);
+            write(writer);
         }
 
-        writer.WriteEndObject();
-        writer.WriteEndObject();
-        await writer.FlushAsync(response.HttpContext.RequestAborted);
+        return buffer.WrittenMemory;
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Function answered {Status}: {ErrorMessage}")]
