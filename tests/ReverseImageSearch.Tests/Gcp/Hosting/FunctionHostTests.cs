@@ -3,6 +3,9 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Console;
+using Microsoft.Extensions.Options;
 using ReverseImageSearch.Core.Triggers;
 using ReverseImageSearch.Gcp.Hosting;
 
@@ -39,6 +42,18 @@ public class FunctionHostTests
             using var get = await client.GetAsync(new Uri("/anything", UriKind.Relative));
             Assert.That(get.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
             await app.StopAsync();
+        }
+    }
+
+    [TestCase("--K_SERVICE=ext-ris-queryIndex", "cloud-logging")]
+    [TestCase("--UNRELATED=1", "simple")]
+    public async Task ConsoleLogsAreCloudLoggingJsonOnlyWhenDeployed(string setting, string formatter)
+    {
+        var app = FunctionHost.TryBuild<EchoCallable>([.. ValidConfiguration, setting], TextWriter.Null);
+        await using (app!)
+        {
+            var options = app!.Services.GetRequiredService<IOptionsMonitor<ConsoleLoggerOptions>>().CurrentValue;
+            Assert.That(options.FormatterName ?? "simple", Is.EqualTo(formatter));
         }
     }
 
