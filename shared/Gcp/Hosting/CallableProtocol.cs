@@ -33,20 +33,20 @@ internal sealed partial class CallableProtocol(ICallableFunction function, ICall
             return;
         }
 
-        CallerIdentity? caller = null;
-        if (request.Headers.Authorization is { Count: > 0 } authorization)
-        {
-            caller = await AuthenticateAsync(authorization.ToString(), context.RequestAborted);
-            if (caller is null)
-            {
-                await FunctionErrorResponses.WriteUnauthenticatedAsync(response);
-                return;
-            }
-        }
-
         ReadOnlyMemory<byte> answer;
         try
         {
+            CallerIdentity? caller = null;
+            if (request.Headers.Authorization is { Count: > 0 } authorization)
+            {
+                caller = await AuthenticateAsync(authorization.ToString(), context.RequestAborted);
+                if (caller is null)
+                {
+                    await FunctionErrorResponses.WriteUnauthenticatedAsync(response);
+                    return;
+                }
+            }
+
             var result = await function.HandleAsync(new CallableRequest(data, caller), context.RequestAborted);
             answer = FunctionErrorResponses.ComposeJson(writer =>
             {
@@ -89,7 +89,10 @@ internal sealed partial class CallableProtocol(ICallableFunction function, ICall
         response.ContentLength = 0;
     }
 
-    /// <summary>The caller, or null when the Authorization header is not an acceptable bearer token.</summary>
+    /// <summary>
+    /// The caller, or null when the Authorization header is not an acceptable bearer token. Other failures
+    /// (Google's certificates unreachable) are ours, not the caller's: they propagate and answer INTERNAL.
+    /// </summary>
     private async Task<CallerIdentity?> AuthenticateAsync(string authorization, CancellationToken cancellationToken)
     {
         if (!authorization.StartsWith(BearerPrefix, StringComparison.Ordinal) || authorization.Length == BearerPrefix.Length)

@@ -82,6 +82,15 @@ public class CallableProtocolTests
     }
 
     [Test]
+    public async Task AuthenticatorFailureOfItsOwnIsInternalNotUnauthenticated()
+    {
+        using var response = await PostAsync("""{"data":null}""", authorization: "Bearer certificates-unreachable");
+        await AssertErrorAsync(response, HttpStatusCode.InternalServerError, """{"error":{"status":"INTERNAL","message":"INTERNAL"}}""");
+        Assert.That(_function.Requests, Is.Empty);
+        Assert.That(_server.Logs.Lines.Single(line => line.Level == LogLevel.Error).Exception, Is.TypeOf<HttpRequestException>());
+    }
+
+    [Test]
     public async Task VerifiedTokenReachesTheHandler()
     {
         using var response = await PostAsync("""{"data":null}""", authorization: "Bearer good-token");
@@ -233,8 +242,11 @@ public class CallableProtocolTests
     private sealed class StubAuthenticator : ICallerAuthenticator
     {
         public Task<CallerIdentity> AuthenticateAsync(string bearerToken, CancellationToken cancellationToken) =>
-            bearerToken == "good-token"
-                ? Task.FromResult(new CallerIdentity("user-1", "anonymous"))
-                : throw new CallerAuthenticationException("not the good token");
+            bearerToken switch
+            {
+                "good-token" => Task.FromResult(new CallerIdentity("user-1", "anonymous")),
+                "certificates-unreachable" => throw new HttpRequestException("securetoken certificates unreachable"),
+                _ => throw new CallerAuthenticationException("not the good token"),
+            };
     }
 }
