@@ -1,0 +1,36 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace ReverseImageSearch.Gcp.Auth;
+
+public static class AuthServiceCollectionExtensions
+{
+    /// <summary>Configuration key that overrides Google's certificate URL (tests, private mirrors).</summary>
+    public const string CertificatesUrlKey = "FIREBASE_ID_TOKEN_CERTIFICATES_URL";
+
+    /// <summary>Set by the Firebase tooling when an Auth emulator is running; turns on acceptance of its unsigned tokens.</summary>
+    public const string AuthEmulatorHostKey = "FIREBASE_AUTH_EMULATOR_HOST";
+
+    /// <summary>
+    /// Registers <see cref="FirebaseIdTokenVerifier"/> as the <see cref="ICallerAuthenticator"/>, configured for
+    /// <paramref name="projectId"/>; emulator tokens are accepted only when FIREBASE_AUTH_EMULATOR_HOST is set.
+    /// </summary>
+    public static IServiceCollection AddFirebaseCallerAuthentication(this IServiceCollection services, IConfiguration configuration, string projectId)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var options = new FirebaseIdTokenVerifierOptions
+        {
+            ProjectId = projectId,
+            AcceptEmulatorTokens = !string.IsNullOrWhiteSpace(configuration[AuthEmulatorHostKey]),
+            CertificatesUri = configuration[CertificatesUrlKey] is { Length: > 0 } url
+                ? new Uri(url)
+                : FirebaseIdTokenVerifierOptions.GoogleCertificatesUri,
+        };
+        services.AddHttpClient(nameof(FirebaseIdTokenVerifier));
+        services.AddSingleton<ICallerAuthenticator>(provider => new FirebaseIdTokenVerifier(
+            provider.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(FirebaseIdTokenVerifier)),
+            options,
+            provider.GetService<TimeProvider>() ?? TimeProvider.System));
+        return services;
+    }
+}

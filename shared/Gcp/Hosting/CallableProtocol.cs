@@ -1,0 +1,117 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Microsoft.Net.Http.Headers;
+using ReverseImageSearch.Core;
+using ReverseImageSearch.Core.Triggers;
+using ReverseImageSearch.Gcp.Auth;
+
+namespace ReverseImageSearch.Gcp.Hosting;
+
+/// <summary>The Firebase callable protocol (https.onCall) in front of an <see cref="ICallableFunction"/>.</summary>
+internal sealed partial class CallableProtocol(ICallableFunction function, ICallerAuthenticator authenticator, ILogger logger)
+{
+    private const string BearerPrefix = "Bearer ";
+
+    // The cors middleware's default method list, which firebase-functions leaves as it is.
+    private const string AllowedMethods = "GET,HEAD,PUT,PATCH,POST,DELETE";
+
+    public async Task HandleAsync(HttpContext context)
+    {
+        var request = context.Request;
+        var response = context.Response;
+        AllowOrigin(request, response);
+        if (HttpMethods.IsOptions(request.Method))
+        {
+            AnswerPreflight(request, response);
+            return;
+        }
+
+        if (await ProtocolRequest.TryReadDataAsync(request) is not { } data)
+        {
+            await FunctionErrorResponses.WriteBadRequestAsync(response);
+            return;
+        }
+
+        ReadOnlyMemory<byte> answer;
+        try
+        {
+            CallerIdentity? caller = null;
+            if (request.Headers.Authorization is { Count: > 0 } authorization)
+            {
+                caller = await AuthenticateAsync(authorization.ToString(), context.RequestAborted);
+                if (caller is null)
+                {
+                    await FunctionErrorResponses.WriteUnauthenticatedAsync(response);
+                    return;
+                }
+            }
+
+            var result = await function.HandleAsync(new CallableRequest(data, caller), context.RequestAborted);
+            answer = FunctionErrorResponses.ComposeJson(writer =>
+            {
+                writer.WriteStartObject();
+                writer.WritePropertyName("result");
+                JsonSerializer.Serialize(writer, result, result?.GetType() ?? typeof(object), CoreJson.Options);
+                writer.WriteEndObject();
+            });
+        }
+        catch (Exception e)
+        {
+            await FunctionErrorResponses.WriteFailureAsync(response, e, logger);
+            return;
+        }
+
+        await FunctionErrorResponses.WriteJsonAsync(response, StatusCodes.Status200OK, answer);
+    }
+
+    // Like the cors middleware with origin: true: reflect whatever origin asks.
+    private static void AllowOrigin(HttpRequest request, HttpResponse response)
+    {
+        response.Headers.Append(HeaderNames.Vary, HeaderNames.Origin);
+        if (request.Headers.Origin is { Count: > 0 } origin)
+        {
+            response.Headers.AccessControlAllowOrigin = origin;
+        }
+    }
+
+    // Every OPTIONS is a preflight to the cors middleware; it never reaches the handler.
+    private static void AnswerPreflight(HttpRequest request, HttpResponse response)
+    {
+        response.Headers.AccessControlAllowMethods = AllowedMethods;
+        if (request.Headers.AccessControlRequestHeaders is { Count: > 0 } requested)
+        {
+            response.Headers.AccessControlAllowHeaders = requested;
+            response.Headers.Append(HeaderNames.Vary, HeaderNames.AccessControlRequestHeaders);
+        }
+
+        response.StatusCode = StatusCodes.Status204NoContent;
+        response.ContentLength = 0;
+    }
+
+    /// <summary>
+    /// The caller, or null when the Authorization header is not an acceptable bearer token. Other failures
+    /// (Google's certificates unreachable) are ours, not the caller's: they propagate and answer INTERNAL.
+    /// </summary>
+    private async Task<CallerIdentity?> AuthenticateAsync(string authorization, CancellationToken cancellationToken)
+    {
+        if (!authorization.StartsWith(BearerPrefix, StringComparison.Ordinal) || authorization.Length == BearerPrefix.Length)
+        {
+            LogRejectedToken(logger, "the Authorization header is not 'Bearer <token>'");
+            return null;
+        }
+
+        try
+        {
+            return await authenticator.AuthenticateAsync(authorization[BearerPrefix.Length..], cancellationToken);
+        }
+        catch (CallerAuthenticationException e)
+        {
+            LogRejectedToken(logger, e.Message);
+            return null;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Rejected the caller's ID token: {Reason}")]
+    private static partial void LogRejectedToken(ILogger logger, string reason);
+}

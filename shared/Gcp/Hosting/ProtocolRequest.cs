@@ -1,0 +1,138 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+
+namespace ReverseImageSearch.Gcp.Hosting;
+
+/// <summary>
+/// The one request validation of callables and task deliveries: POST, a JSON content type, and a body
+/// that is a JSON object whose only key is "data". Int64Value/UInt64Value wrappers in the data become numbers.
+/// </summary>
+public static class ProtocolRequest
+{
+    private const string Int64ValueType = "type.googleapis.com/google.protobuf.Int64Value";
+    private const string UInt64ValueType = "type.googleapis.com/google.protobuf.UInt64Value";
+
+    /// <summary>The request's decoded "data", or null when the request is malformed.</summary>
+    public static async Task<JsonElement?> TryReadDataAsync(HttpRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (!HttpMethods.IsPost(request.Method) || !IsJsonContentType(request.ContentType))
+        {
+            return null;
+        }
+
+        JsonDocument body;
+        try
+        {
+            body = await JsonDocument.ParseAsync(request.Body, cancellationToken: request.HttpContext.RequestAborted);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+
+        using (body)
+        {
+            var root = body.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                return null;
+            }
+
+            using var properties = root.EnumerateObject();
+            if (!properties.MoveNext() || properties.Current.Name != "data")
+            {
+                return null;
+            }
+
+            var data = properties.Current.Value;
+            return properties.MoveNext() ? null : DecodeWrappers(data);
+        }
+    }
+
+    /// <summary>Media type compared case-insensitively; parameters after ';' (charset) are ignored.</summary>
+    public static bool IsJsonContentType(string? contentType)
+    {
+        if (contentType is null)
+        {
+            return false;
+        }
+
+        var separator = contentType.IndexOf(';', StringComparison.Ordinal);
+        var mediaType = separator < 0 ? contentType : contentType[..separator];
+        return mediaType.Trim().Equals("application/json", StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>A copy of <paramref name="value"/>, independent of its document, with 64-bit wrappers replaced by numbers.</summary>
+    public static JsonElement DecodeWrappers(JsonElement value)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            WriteDecoded(writer, value);
+        }
+
+        using var decoded = JsonDocument.Parse(buffer.WrittenMemory);
+        return decoded.RootElement.Clone();
+    }
+
+    private static void WriteDecoded(Utf8JsonWriter writer, JsonElement value)
+    {
+        switch (value.ValueKind)
+        {
+            case JsonValueKind.Object when TryReadWrappedInteger(value, out var number):
+                writer.WriteNumberValue(number);
+                break;
+            case JsonValueKind.Object:
+                writer.WriteStartObject();
+                foreach (var property in value.EnumerateObject())
+                {
+                    writer.WritePropertyName(property.Name);
+                    WriteDecoded(writer, property.Value);
+                }
+
+                writer.WriteEndObject();
+                break;
+            case JsonValueKind.Array:
+                writer.WriteStartArray();
+                foreach (var item in value.EnumerateArray())
+                {
+                    WriteDecoded(writer, item);
+                }
+
+                writer.WriteEndArray();
+                break;
+            default:
+                value.WriteTo(writer);
+                break;
+        }
+    }
+
+    // {"@type": "...Int64Value", "value": "-12"}: decimal holds every int64 and uint64 exactly, unlike a double.
+    private static bool TryReadWrappedInteger(JsonElement value, out decimal number)
+    {
+        number = 0;
+        if (value.EnumerateObject().Count() != 2 || !value.TryGetProperty("@type", out var type)
+            || !value.TryGetProperty("value", out var wrapped) || wrapped.ValueKind != JsonValueKind.String)
+        {
+            return false;
+        }
+
+        var text = wrapped.GetString();
+        if (type.ValueEquals(Int64ValueType) && long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var signed))
+        {
+            number = signed;
+            return true;
+        }
+
+        if (type.ValueEquals(UInt64ValueType) && ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var unsigned))
+        {
+            number = unsigned;
+            return true;
+        }
+
+        return false;
+    }
+}
