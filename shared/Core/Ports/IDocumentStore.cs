@@ -3,8 +3,9 @@ namespace ReverseImageSearch.Core.Ports;
 /// <summary>
 /// A document database with Firestore's model: documents addressed by slash-separated paths
 /// (collection/doc/collection/doc), holding fields of plain values.
-/// Field values are: null, bool, long, double, string, DateTimeOffset,
-/// IReadOnlyList&lt;object?&gt; and IReadOnlyDictionary&lt;string, object?&gt; (nested).
+/// Field values are: null, bool, long, double, string, DateTimeOffset, byte[],
+/// IReadOnlyList&lt;object?&gt; and IReadOnlyDictionary&lt;string, object?&gt; (nested). Firestore references
+/// read as their path string and geo points as a map {latitude, longitude}.
 /// Adapters normalise other integer types to long.
 /// </summary>
 public interface IDocumentStore
