@@ -1,0 +1,727 @@
+#!/usr/bin/env bash
+# Installs (or uninstalls) reverse image search for Firebase on Cloud Run functions (gen2, dotnet10):
+# nine ASP.NET Core functions, their Cloud Tasks queues, a service account and an embeddings bucket.
+# Run ./deploy.sh --help for usage. Every parameter is checked before any command runs.
+set -euo pipefail
+
+readonly SCRIPT_NAME=${0##*/}
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly REPO_ROOT
+
+usage() {
+  cat <<EOF
+Usage:
+  $SCRIPT_NAME --env-file FILE [--dry-run] [--no-install-task]
+  $SCRIPT_NAME uninstall --env-file FILE [--dry-run] [--delete-data]
+  $SCRIPT_NAME --help
+
+Install (the default) enables the APIs, creates the service account ext-<EXT_INSTANCE_ID> and its
+role bindings, the embeddings bucket gs://<PROJECT_ID>-ext-<EXT_INSTANCE_ID>, the three Cloud Tasks
+queues, deploys the nine functions and finally enqueues the install task (the backfill).
+
+Uninstall undeploys the Vector Search index from its endpoint, deletes the endpoint and the index
+(they bill by node hour), then deletes the functions, the queues and the service account. The images
+bucket is never touched; the embeddings bucket is deleted only with --delete-data.
+
+FILE holds KEY=VALUE lines (blank lines and # comments allowed); see deploy/sample.env. It is read
+as data, never executed. Keys: the extension parameters of extension.yaml plus PROJECT_ID and
+EXT_INSTANCE_ID, the advanced limits (PENDING_WRITE_RETRY_SECONDS, BACKFILL_MAX_ATTEMPTS,
+MAX_IMAGE_PIXELS, MAX_IMAGE_BYTES, MAX_QUERY_IMAGES), and IMG_BUCKET_LOCATION / FIRESTORE_LOCATION
+to skip looking those locations up.
+
+Options:
+  --env-file FILE     the parameters (required)
+  --dry-run           print every command, one per line prefixed with "+ ", instead of running it;
+                      nothing in the cloud is read or changed
+  --no-install-task   install: do not enqueue the install (backfill) task, e.g. when redeploying
+  --delete-data       uninstall: also delete the embeddings bucket and everything in it
+  -h, --help          this text
+
+Exit status: 0 done, 1 a command failed, 2 bad usage or a parameter broke its rule.
+EOF
+}
+
+say() { printf '%s\n' "$*" >&2; }
+
+usage_error() {
+  say "$SCRIPT_NAME: $*"
+  say "Try '$SCRIPT_NAME --help'."
+  exit 2
+}
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+MODE=install
+ENV_FILE=""
+DRY_RUN=0
+DELETE_DATA=0
+INSTALL_TASK=1
+
+if [[ ${1-} == install || ${1-} == uninstall ]]; then
+  MODE=$1
+  shift
+fi
+while (($# > 0)); do
+  case $1 in
+    --env-file)
+      (($# >= 2)) || usage_error "--env-file needs a file"
+      ENV_FILE=$2
+      shift 2
+      continue
+      ;;
+    --env-file=*) ENV_FILE=${1#--env-file=} ;;
+    --dry-run) DRY_RUN=1 ;;
+    --delete-data)
+      [[ $MODE == uninstall ]] || usage_error "--delete-data applies to uninstall only"
+      DELETE_DATA=1
+      ;;
+    --no-install-task)
+      [[ $MODE == install ]] || usage_error "--no-install-task applies to install only"
+      INSTALL_TASK=0
+      ;;
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    *) usage_error "unknown argument: $1" ;;
+  esac
+  shift
+done
+[[ -n $ENV_FILE ]] || usage_error "--env-file FILE is required"
+
+# ---------------------------------------------------------------------------------------------
+# Parameters: read the env file as data
+# ---------------------------------------------------------------------------------------------
+readonly EXTENSION_PARAMS=(
+  IMG_BUCKET IMG_PATH DO_BACKFILL MODEL_URL MODEL_FROM_TF_HUB INPUT_SHAPE DISTANCE_MEASURE
+  ALGORITHM_CONFIG N_COUNT BATCH_SIZE SHARD_SIZE MACHINE_TYPE ACCELERATOR_TYPE ACCELERATOR_COUNT
+  MIN_REPLICA_COUNT MAX_REPLICA_COUNT LOCATION
+)
+readonly ADVANCED_PARAMS=(
+  PENDING_WRITE_RETRY_SECONDS BACKFILL_MAX_ATTEMPTS MAX_IMAGE_PIXELS MAX_IMAGE_BYTES MAX_QUERY_IMAGES
+)
+readonly DEPLOY_ONLY_KEYS=(IMG_BUCKET_LOCATION FIRESTORE_LOCATION)
+readonly KNOWN_KEYS=" PROJECT_ID EXT_INSTANCE_ID ${EXTENSION_PARAMS[*]} ${ADVANCED_PARAMS[*]} ${DEPLOY_ONLY_KEYS[*]} "
+
+declare -A CFG=()
+
+trim() {
+  local s=$1
+  s=${s#"${s%%[![:space:]]*}"}
+  s=${s%"${s##*[![:space:]]}"}
+  printf '%s' "$s"
+}
+
+read_env_file() {
+  local file=$1 raw line key value number=0
+  [[ -f $file && -r $file ]] || usage_error "cannot read the env file '$file'"
+  while IFS= read -r raw || [[ -n $raw ]]; do
+    number=$((number + 1))
+    line=$(trim "${raw%$'\r'}")
+    [[ -z $line || $line == \#* ]] && continue
+    [[ $line == "export "* ]] && line=$(trim "${line#export }")
+    if [[ ! $line =~ ^([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*=(.*)$ ]]; then
+      say "$file:$number: expected KEY=VALUE, found: $line"
+      exit 2
+    fi
+    key=${BASH_REMATCH[1]}
+    value=$(trim "${BASH_REMATCH[2]}")
+    if [[ $value =~ ^\"(.*)\"$ || $value =~ ^\'(.*)\'$ ]]; then
+      value=${BASH_REMATCH[1]}
+    else
+      # An unquoted value ends where a " #" comment starts.
+      value=$(trim "${value%%[[:space:]]#*}")
+    fi
+    if [[ $KNOWN_KEYS != *" $key "* ]]; then
+      say "$file:$number: unknown key $key (known keys: $(trim "$KNOWN_KEYS"))"
+      exit 2
+    fi
+    if [[ -n ${CFG[$key]+set} ]]; then
+      say "$file:$number: $key is set twice"
+      exit 2
+    fi
+    CFG[$key]=$value
+  done <"$file"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Validation: the rules of extension.yaml and of ExtensionOptionsLoader (a value must pass both)
+# ---------------------------------------------------------------------------------------------
+bad_param() {
+  local name=$1 rule=$2 shown="(unset)"
+  [[ -n ${CFG[$name]-} ]] && shown="'${CFG[$name]}'"
+  say "Invalid configuration: $name=$shown $rule"
+  exit 2
+}
+
+# Sets an empty or missing key to its default, or stops when it is required.
+default_or_required() {
+  local name=$1 fallback=${2-}
+  if [[ -z ${CFG[$name]-} ]]; then
+    [[ -n $fallback ]] || bad_param "$name" "is required"
+    CFG[$name]=$fallback
+  fi
+}
+
+check_regex() {
+  local name=$1 regex=$2 rule=$3 fallback=${4-}
+  default_or_required "$name" "$fallback"
+  [[ ${CFG[$name]} =~ $regex ]] || bad_param "$name" "$rule"
+}
+
+check_one_of() {
+  local name=$1 allowed=$2 fallback=${3-}
+  default_or_required "$name" "$fallback"
+  [[ " $allowed " == *" ${CFG[$name]} "* ]] || bad_param "$name" "must be one of ${allowed// /, }"
+}
+
+check_int() {
+  local name=$1 fallback=$2 min=$3 max=$4 value
+  default_or_required "$name" "$fallback"
+  value=${CFG[$name]}
+  if [[ ! $value =~ ^[0-9]{1,10}$ ]] || ((10#$value < min || 10#$value > max)); then
+    bad_param "$name" "must be a whole number from $min to $max"
+  fi
+  CFG[$name]=$((10#$value))
+}
+
+check_bool() {
+  local name=$1 fallback=$2
+  default_or_required "$name" "$fallback"
+  [[ ${CFG[$name]} == true || ${CFG[$name]} == false ]] || bad_param "$name" "must be true or false"
+}
+
+readonly LOCATIONS="us-central1 us-east1 us-east4 us-west1 us-west2 northamerica-northeast1 europe-west1 europe-west2 europe-west3 europe-west6 asia-east1 asia-northeast1 asia-northeast3 asia-south1 asia-southeast1 australia-southeast1"
+readonly DISTANCE_MEASURES="SQUARED_L2_DISTANCE L1_DISTANCE COSINE_DISTANCE DOT_PRODUCT_DISTANCE"
+readonly ALGORITHM_CONFIGS="treeAhConfig bruteForceConfig"
+readonly SHARD_SIZES="SHARD_SIZE_SMALL SHARD_SIZE_MEDIUM SHARD_SIZE_LARGE"
+readonly ACCELERATOR_TYPES="ACCELERATOR_TYPE_UNSPECIFIED NVIDIA_TESLA_K80 NVIDIA_TESLA_P100 NVIDIA_TESLA_V100 NVIDIA_TESLA_P4 NVIDIA_TESLA_T4 NVIDIA_TESLA_A100 NVIDIA_A100_80GB NVIDIA_L4 TPU_V2 TPU_V3 TPU_V4_POD"
+readonly MACHINE_TYPES="e2-standard-2 e2-standard-4 e2-standard-8 e2-standard-16 e2-standard-32 e2-highmem-2 e2-highmem-4 e2-highmem-8 e2-highmem-16 e2-highcpu-2 e2-highcpu-4 e2-highcpu-8 e2-highcpu-16 e2-highcpu-32 n1-standard-2 n1-standard-4 n1-standard-8 n1-standard-16 n1-standard-32 n1-highmem-2 n1-highmem-4 n1-highmem-8 n1-highmem-16 n1-highmem-32 n1-highcpu-4 n1-highcpu-8 n1-highcpu-16 n1-highcpu-32 n2-standard-2 n2-standard-4 n2-standard-8 n2-standard-16 n2-standard-32 n2-standard-48 n2-standard-64 n2-standard-80 n2-standard-96 n2-standard-128 n2-highmem-2 n2-highmem-4 n2-highmem-8 n2-highmem-16 n2-highmem-32 n2-highmem-48 n2-highmem-64 n2-highmem-80 n2-highmem-96 n2-highmem-128 n2-highcpu-2 n2-highcpu-4 n2-highcpu-8 n2-highcpu-16 n2-highcpu-32 n2d-standard-2 n2d-standard-4 n2d-standard-8 n2d-standard-16 n2d-standard-32 n2d-standard-48 n2d-standard-64 n2d-standard-80 n2d-standard-96 n2d-standard-128 n2d-highmem-2 n2d-highmem-4 n2d-highmem-8 n2d-highmem-16 n2d-highmem-32 n2d-highmem-48 n2d-highmem-64 n2d-highmem-80 n2d-highmem-96 n2d-highmem-128 n2d-highcpu-2 n2d-highcpu-4 n2d-highcpu-8 n2d-highcpu-16 n2d-highcpu-32 a2-highgpu-1g a2-highgpu-2g a2-highgpu-4g a2-highgpu-8g a2-megagpu-16g g2-standard-4 g2-standard-8 g2-standard-12 g2-standard-16"
+
+validate() {
+  check_regex PROJECT_ID '^[a-z][a-z0-9-]{4,28}[a-z0-9]$' \
+    "must be a Google Cloud project id (6-30 lower-case letters, digits and hyphens)"
+  # The loader allows 1-63 characters; the service account id ext-<instance> must be 6-30
+  # characters and end with a letter or digit, hence 2-26 here.
+  check_regex EXT_INSTANCE_ID '^[a-z][a-z0-9-]{0,24}[a-z0-9]$' \
+    "must be 2-26 lower-case letters, digits and hyphens, starting with a letter and not ending with a hyphen (the service account ext-<id> allows at most 30 characters)"
+  check_one_of LOCATION "$LOCATIONS"
+  check_regex IMG_BUCKET '^[0-9a-z_.-]+$' \
+    "must be a bucket name: lower-case letters, digits, '_', '.', '-'"
+  if [[ -n ${CFG[IMG_PATH]-} ]]; then
+    check_regex IMG_PATH '^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$' \
+      "must be a folder path like 'images' or 'a/b' (letters, digits, '_', '-', no leading or trailing '/'), or empty"
+  fi
+  CFG[IMG_PATH]=${CFG[IMG_PATH]-}
+  check_bool DO_BACKFILL true
+  if [[ -n ${CFG[MODEL_URL]-} && ! ${CFG[MODEL_URL]} =~ ^https://[^[:space:]]+$ ]]; then
+    bad_param MODEL_URL "must be empty (the bundled MobileNetV2 ONNX model) or an https:// URL of an ONNX model"
+  fi
+  CFG[MODEL_URL]=${CFG[MODEL_URL]-}
+  check_bool MODEL_FROM_TF_HUB false
+  [[ ${CFG[MODEL_FROM_TF_HUB]} == false ]] || bad_param MODEL_FROM_TF_HUB \
+    "is not supported: this port runs ONNX models; convert the model with tf2onnx and set MODEL_URL to the .onnx file"
+  check_regex INPUT_SHAPE '^[0-9]+,[0-9]+$' "must be two whole numbers 'H,W', for example 224,224" "224,224"
+  local side
+  for side in "${CFG[INPUT_SHAPE]%,*}" "${CFG[INPUT_SHAPE]#*,}"; do
+    if ((${#side} > 5)) || ((10#$side < 16 || 10#$side > 4096)); then
+      bad_param INPUT_SHAPE "must have both sides between 16 and 4096"
+    fi
+  done
+  check_one_of DISTANCE_MEASURE "$DISTANCE_MEASURES" DOT_PRODUCT_DISTANCE
+  check_one_of ALGORITHM_CONFIG "$ALGORITHM_CONFIGS" bruteForceConfig
+  check_int N_COUNT 100 1 100000
+  check_int BATCH_SIZE 32 1 64
+  check_one_of SHARD_SIZE "$SHARD_SIZES" SHARD_SIZE_SMALL
+  check_one_of MACHINE_TYPE "$MACHINE_TYPES" e2-standard-2
+  check_one_of ACCELERATOR_TYPE "$ACCELERATOR_TYPES" ACCELERATOR_TYPE_UNSPECIFIED
+  check_int ACCELERATOR_COUNT 1 1 16
+  check_int MIN_REPLICA_COUNT 1 1 1000
+  check_int MAX_REPLICA_COUNT 1 1 1000
+  ((CFG[MAX_REPLICA_COUNT] >= CFG[MIN_REPLICA_COUNT])) ||
+    bad_param MAX_REPLICA_COUNT "must be at least MIN_REPLICA_COUNT (${CFG[MIN_REPLICA_COUNT]})"
+  check_int PENDING_WRITE_RETRY_SECONDS 300 1 86400
+  check_int BACKFILL_MAX_ATTEMPTS 50 1 1000
+  check_int MAX_IMAGE_PIXELS 50000000 1 2147483647
+  check_int MAX_IMAGE_BYTES 33554432 1 2147483647
+  check_int MAX_QUERY_IMAGES 16 1 256
+  local key
+  for key in "${DEPLOY_ONLY_KEYS[@]}"; do
+    if [[ -n ${CFG[$key]-} ]]; then
+      CFG[$key]=${CFG[$key],,}
+      [[ ${CFG[$key]} =~ ^[a-z][a-z0-9-]*[a-z0-9]$ ]] ||
+        bad_param "$key" "must be a location such as us-central1, us or nam5"
+    fi
+  done
+}
+
+read_env_file "$ENV_FILE"
+validate
+
+readonly PROJECT_ID=${CFG[PROJECT_ID]}
+readonly INSTANCE=${CFG[EXT_INSTANCE_ID]}
+readonly LOCATION=${CFG[LOCATION]}
+readonly IMG_BUCKET=${CFG[IMG_BUCKET]}
+readonly SA_NAME="ext-$INSTANCE"
+readonly SA_EMAIL="$SA_NAME@$PROJECT_ID.iam.gserviceaccount.com"
+readonly SA_MEMBER="serviceAccount:$SA_EMAIL"
+readonly EMBEDDINGS_BUCKET="gs://$PROJECT_ID-ext-$INSTANCE"
+readonly DEPLOYED_INDEX_ID="ext_${INSTANCE//-/_}_index"
+readonly TASK_FUNCTIONS=(backfillTrigger backfillTask datapointWriteTask)
+readonly EVENT_FUNCTIONS=(createIndexTrigger onIndexCreated onIndexDeployed streamUpdateDatapoint streamRemoveDatapoint)
+readonly ALL_FUNCTIONS=("${TASK_FUNCTIONS[@]}" "${EVENT_FUNCTIONS[@]}" queryIndex)
+readonly APIS=(
+  aiplatform.googleapis.com eventarc.googleapis.com run.googleapis.com cloudfunctions.googleapis.com
+  cloudbuild.googleapis.com artifactregistry.googleapis.com cloudtasks.googleapis.com
+  firestore.googleapis.com storage.googleapis.com iam.googleapis.com pubsub.googleapis.com
+  logging.googleapis.com
+)
+# Project-level roles of the service account, each with its reason.
+readonly PROJECT_ROLES=(
+  roles/datastore.user         # the coordination documents in Firestore (original's role)
+  roles/storage.admin          # read images, write the embeddings bucket (original's role)
+  roles/aiplatform.user        # create, deploy, update and query the Vector Search index (original's role)
+  roles/cloudtasks.enqueuer    # functions enqueue backfill and pending-write tasks
+  roles/eventarc.eventReceiver # the Eventarc triggers run as this account and must receive events
+)
+
+function_name() { printf 'ext-%s-%s' "$INSTANCE" "$1"; }
+project_dir() { printf '%s' "${1^}"; }
+function_url() { printf 'https://%s-%s.cloudfunctions.net/%s' "$LOCATION" "$PROJECT_ID" "$(function_name "$1")"; }
+
+# ---------------------------------------------------------------------------------------------
+# Running, or printing in dry-run
+# ---------------------------------------------------------------------------------------------
+QUOTED=""
+# Sets QUOTED to the command as one shell line that a POSIX shell reads back to the same words.
+quote_command() {
+  local word out=""
+  for word in "$@"; do
+    if [[ ! $word =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then
+      word="'${word//\'/\'\\\'\'}'"
+    fi
+    out+="${out:+ }$word"
+  done
+  QUOTED=$out
+}
+
+announce() {
+  quote_command "$@"
+  if ((DRY_RUN)); then
+    printf '+ %s\n' "$QUOTED"
+  else
+    say "+ $QUOTED"
+  fi
+}
+
+run() {
+  announce "$@"
+  ((DRY_RUN)) || "$@"
+}
+
+# Retries a command a few times: IAM changes on a new service account take a while to propagate.
+run_retrying() {
+  announce "$@"
+  ((DRY_RUN)) && return 0
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    "$@" && return 0
+    say "  (attempt $attempt failed; retrying in 15 s)"
+    sleep 15
+  done
+  "$@"
+}
+
+# exists CMD...: true when a describe-style command succeeds. In dry-run it is printed and counts as
+# absent, so the plan shows the create command that would follow.
+exists() {
+  announce "$@"
+  ((DRY_RUN)) && return 1
+  "$@" >/dev/null 2>&1
+}
+
+# capture VAR PLACEHOLDER CMD...: VAR = the command's output (trimmed); in dry-run the placeholder.
+capture() {
+  local __var=$1 __placeholder=$2 __out
+  shift 2
+  announce "$@"
+  if ((DRY_RUN)); then
+    printf -v "$__var" '%s' "$__placeholder"
+  else
+    __out=$("$@")
+    printf -v "$__var" '%s' "$(trim "$__out")"
+  fi
+}
+
+# tolerate PATTERN CMD...: runs CMD; a failure whose message matches PATTERN (extended regex,
+# case-insensitive) counts as done, e.g. deleting something already gone. Other failures return 1.
+tolerate() {
+  local pattern=$1 rc=0 err
+  shift
+  announce "$@"
+  ((DRY_RUN)) && return 0
+  err=$(mktemp)
+  "$@" 2>"$err" || rc=$?
+  if ((rc != 0)); then
+    if grep -Eqi -- "$pattern" "$err"; then
+      say "  (nothing to do: $(head -n 1 "$err"))"
+      rc=0
+    else
+      cat "$err" >&2
+    fi
+  fi
+  rm -f "$err"
+  return "$rc"
+}
+
+readonly GONE='NOT_FOUND|not found|does not exist|No URLs matched'
+
+WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/ris-deploy.XXXXXX")
+if ((DRY_RUN)) && [[ $MODE == install ]]; then
+  # The plan names the generated env-vars file, so it stays for inspection.
+  say "Dry run: nothing is read from or changed in the cloud. Generated files stay in $WORK_DIR."
+else
+  trap 'rm -rf "$WORK_DIR"' EXIT
+fi
+if ((DRY_RUN)); then
+  :
+elif ! command -v gcloud >/dev/null; then
+  say "gcloud is not installed (https://cloud.google.com/sdk/docs/install)"
+  exit 1
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Install
+# ---------------------------------------------------------------------------------------------
+
+# The functions' environment as a YAML map; single-quoted scalars keep commas, colons and '#'.
+write_env_vars_file() {
+  local file=$1 key value
+  {
+    printf '# Environment of the functions of extension instance %s (written by %s).\n' "$INSTANCE" "$SCRIPT_NAME"
+    for key in PROJECT_ID EXT_INSTANCE_ID "${EXTENSION_PARAMS[@]}" "${ADVANCED_PARAMS[@]}"; do
+      value=${CFG[$key]}
+      printf "%s: '%s'\n" "$key" "${value//\'/\'\'}"
+    done
+    printf "SERVICE_ACCOUNT_EMAIL: '%s'\n" "$SA_EMAIL"
+  } >"$file"
+}
+
+check_audit_logs() {
+  local configs
+  say "Checking the Data Access audit logs of Vertex AI (the onIndexCreated/onIndexDeployed triggers read them)..."
+  capture configs "" gcloud projects get-iam-policy "$PROJECT_ID" --project="$PROJECT_ID" \
+    '--flatten=auditConfigs[].auditLogConfigs[]' \
+    '--format=csv[no-heading](auditConfigs.service,auditConfigs.auditLogConfigs.logType)'
+  if ((DRY_RUN)); then
+    say "  (dry run: not checked)"
+    return 0
+  fi
+  local type missing=()
+  for type in DATA_READ DATA_WRITE; do
+    if ! grep -Eq "^(aiplatform\.googleapis\.com|allServices),$type\$" <<<"$configs"; then
+      missing+=("$type")
+    fi
+  done
+  ((${#missing[@]} == 0)) && return 0
+  say "WARNING: the project's audit configuration lacks ${missing[*]} for aiplatform.googleapis.com."
+  say "  Without Data Read and Data Write audit logs for the Vertex AI API the index may never be"
+  say "  deployed. Enable them in the console (IAM & Admin > Audit Logs > Vertex AI API), or:"
+  say "    gcloud projects get-iam-policy $PROJECT_ID --format=yaml > policy.yaml"
+  say "    # add under auditConfigs:  - service: aiplatform.googleapis.com"
+  say "    #                            auditLogConfigs: [{logType: DATA_READ}, {logType: DATA_WRITE}]"
+  say "    gcloud projects set-iam-policy $PROJECT_ID policy.yaml"
+}
+
+# deploy_function NAME MEMORY TIMEOUT TRIGGER-FLAGS...
+deploy_function() {
+  local fn=$1 memory=$2 timeout=$3
+  shift 3
+  say "Deploying $(function_name "$fn")..."
+  run gcloud functions deploy "$(function_name "$fn")" --gen2 --runtime=dotnet10 \
+    --region="$LOCATION" --project="$PROJECT_ID" \
+    --source="$REPO_ROOT" --entry-point="ReverseImageSearch.Functions.$(project_dir "$fn")" \
+    --set-build-env-vars="GOOGLE_BUILDABLE=functions/$(project_dir "$fn")" \
+    --service-account="$SA_EMAIL" --env-vars-file="$ENV_VARS_FILE" \
+    --memory="$memory" --timeout="$timeout" "$@" --quiet
+}
+
+# Only the extension's service account may call a non-public function: Cloud Tasks presents its
+# OIDC token, Eventarc its trigger identity. Granted per function rather than project-wide.
+allow_invoker() {
+  run_retrying gcloud functions add-invoker-policy-binding "$(function_name "$1")" \
+    --region="$LOCATION" --project="$PROJECT_ID" --member="$SA_MEMBER"
+}
+
+# ensure_queue NAME MAX-ATTEMPTS MIN-BACKOFF MAX-BACKOFF
+ensure_queue() {
+  local queue retry
+  queue=$(function_name "$1")
+  retry=(--max-attempts="$2" --min-backoff="$3" --max-backoff="$4")
+  if exists gcloud tasks queues describe "$queue" --location="$LOCATION" --project="$PROJECT_ID"; then
+    run gcloud tasks queues update "$queue" --location="$LOCATION" --project="$PROJECT_ID" "${retry[@]}"
+  else
+    run gcloud tasks queues create "$queue" --location="$LOCATION" --project="$PROJECT_ID" "${retry[@]}"
+  fi
+}
+
+install() {
+  local role
+  ENV_VARS_FILE="$WORK_DIR/env-vars.yaml"
+  write_env_vars_file "$ENV_VARS_FILE"
+
+  say "Enabling APIs..."
+  run gcloud services enable "${APIS[@]}" --project="$PROJECT_ID"
+
+  check_audit_logs
+
+  say "Looking up locations..."
+  local bucket_location firestore_location storage_agent
+  if [[ -n ${CFG[IMG_BUCKET_LOCATION]-} ]]; then
+    bucket_location=${CFG[IMG_BUCKET_LOCATION]}
+  else
+    capture bucket_location "<img-bucket-location>" gcloud storage buckets describe "gs://$IMG_BUCKET" \
+      --project="$PROJECT_ID" '--format=value(location)'
+    bucket_location=${bucket_location,,}
+  fi
+  if [[ -n ${CFG[FIRESTORE_LOCATION]-} ]]; then
+    firestore_location=${CFG[FIRESTORE_LOCATION]}
+  else
+    capture firestore_location "<firestore-location>" gcloud firestore databases describe \
+      '--database=(default)' --project="$PROJECT_ID" '--format=value(locationId)'
+    firestore_location=${firestore_location,,}
+  fi
+  [[ -n $bucket_location ]] || { say "Could not find the location of gs://$IMG_BUCKET"; exit 1; }
+  [[ -n $firestore_location ]] || { say "Could not find the (default) Firestore database; create it first"; exit 1; }
+  say "  images bucket location: $bucket_location; Firestore location: $firestore_location"
+  capture storage_agent "service-<project-number>@gs-project-accounts.iam.gserviceaccount.com" \
+    gcloud storage service-agent --project="$PROJECT_ID"
+
+  say "Service account $SA_EMAIL..."
+  if ! exists gcloud iam service-accounts describe "$SA_EMAIL" --project="$PROJECT_ID"; then
+    run gcloud iam service-accounts create "$SA_NAME" --project="$PROJECT_ID" \
+      "--display-name=Reverse image search ($INSTANCE)"
+  fi
+  for role in "${PROJECT_ROLES[@]}"; do
+    run_retrying gcloud projects add-iam-policy-binding "$PROJECT_ID" --member="$SA_MEMBER" \
+      --role="$role" --condition=None --quiet '--format=value(etag)'
+  done
+  # The functions put this account in the OIDC token of the tasks they enqueue; Cloud Tasks requires
+  # the enqueuer to be allowed to act as that account (iam.serviceAccounts.actAs).
+  run_retrying gcloud iam service-accounts add-iam-policy-binding "$SA_EMAIL" --project="$PROJECT_ID" \
+    --member="$SA_MEMBER" --role=roles/iam.serviceAccountUser --quiet '--format=value(etag)'
+  # Storage triggers: Cloud Storage publishes its events through Pub/Sub as its service agent.
+  run_retrying gcloud projects add-iam-policy-binding "$PROJECT_ID" \
+    --member="serviceAccount:$storage_agent" --role=roles/pubsub.publisher --condition=None --quiet \
+    '--format=value(etag)'
+
+  say "Embeddings bucket $EMBEDDINGS_BUCKET..."
+  if ! exists gcloud storage buckets describe "$EMBEDDINGS_BUCKET" --project="$PROJECT_ID"; then
+    run gcloud storage buckets create "$EMBEDDINGS_BUCKET" --project="$PROJECT_ID" \
+      --location="$LOCATION" --uniform-bucket-level-access
+  fi
+
+  # Queues before any function: the first enqueue must never meet a missing queue.
+  say "Task queues..."
+  ensure_queue backfillTrigger 5 10s 300s
+  ensure_queue backfillTask "${CFG[BACKFILL_MAX_ATTEMPTS]}" 1s 300s
+  ensure_queue datapointWriteTask 10 10s 600s
+
+  # Memory: the embedding functions load the ONNX model (target <= 512 MB resident, 1 GiB leaves
+  # headroom); backfillTrigger embeds the first upload when there is no backfill, so it gets the same.
+  local task_flags=(--trigger-http --no-allow-unauthenticated)
+  deploy_function backfillTrigger 1GiB 540s "${task_flags[@]}"
+  allow_invoker backfillTrigger
+  deploy_function backfillTask 1GiB 540s "${task_flags[@]}"
+  allow_invoker backfillTask
+  deploy_function datapointWriteTask 1GiB 540s "${task_flags[@]}"
+  allow_invoker datapointWriteTask
+
+  # Event functions retry failed deliveries (--retry); their handlers are idempotent.
+  local event_flags=(--trigger-service-account="$SA_EMAIL" --retry)
+  deploy_function createIndexTrigger 512Mi 540s \
+    --trigger-event-filters=type=google.cloud.firestore.document.v1.updated \
+    '--trigger-event-filters=database=(default)' \
+    --trigger-event-filters-path-pattern="document=_ext-$INSTANCE/tasks" \
+    --trigger-location="$firestore_location" "${event_flags[@]}"
+  allow_invoker createIndexTrigger
+  deploy_function onIndexCreated 512Mi 540s \
+    --trigger-event-filters=type=google.cloud.audit.log.v1.written \
+    --trigger-event-filters=serviceName=aiplatform.googleapis.com \
+    --trigger-event-filters=methodName=google.cloud.aiplatform.v1.IndexService.CreateIndex \
+    --trigger-location=global "${event_flags[@]}"
+  allow_invoker onIndexCreated
+  deploy_function onIndexDeployed 512Mi 540s \
+    --trigger-event-filters=type=google.cloud.audit.log.v1.written \
+    --trigger-event-filters=serviceName=aiplatform.googleapis.com \
+    --trigger-event-filters=methodName=google.cloud.aiplatform.v1.IndexEndpointService.DeployIndex \
+    --trigger-location=global "${event_flags[@]}"
+  allow_invoker onIndexDeployed
+  deploy_function streamUpdateDatapoint 1GiB 540s \
+    --trigger-event-filters=type=google.cloud.storage.object.v1.finalized \
+    --trigger-event-filters=bucket="$IMG_BUCKET" \
+    --trigger-location="$bucket_location" "${event_flags[@]}"
+  allow_invoker streamUpdateDatapoint
+  deploy_function streamRemoveDatapoint 512Mi 540s \
+    --trigger-event-filters=type=google.cloud.storage.object.v1.deleted \
+    --trigger-event-filters=bucket="$IMG_BUCKET" \
+    --trigger-location="$bucket_location" "${event_flags[@]}"
+  allow_invoker streamRemoveDatapoint
+
+  # The callable is public at the HTTP layer; the function verifies the Firebase ID token itself.
+  deploy_function queryIndex 1GiB 120s --trigger-http --allow-unauthenticated
+
+  if ((INSTALL_TASK)); then
+    say "Enqueuing the install task (backfill)..."
+    run gcloud tasks create-http-task --queue="$(function_name backfillTrigger)" \
+      --location="$LOCATION" --project="$PROJECT_ID" --url="$(function_url backfillTrigger)" \
+      --method=POST '--header=Content-Type: application/json' '--body-content={"data":{}}' \
+      --oidc-service-account-email="$SA_EMAIL"
+  else
+    say "Install task skipped (--no-install-task)."
+  fi
+
+  say ""
+  ((DRY_RUN)) && say "Dry run complete: the plan above is what an install would run."
+  say "Callable: $(function_url queryIndex)"
+  say "Progress: Firestore documents _ext-$INSTANCE/tasks and _ext-$INSTANCE/metadata (see POSTINSTALL.md)."
+}
+
+# ---------------------------------------------------------------------------------------------
+# Uninstall
+# ---------------------------------------------------------------------------------------------
+LEFTOVERS=()
+
+# Runs a step; a failure is remembered and reported at the end instead of stopping the uninstall.
+step() {
+  if ! tolerate "$GONE" "$@"; then
+    quote_command "$@"
+    LEFTOVERS+=("$QUOTED")
+  fi
+}
+
+# json_string FIELD JSON: the stringValue of a top-level field of a Firestore REST document.
+json_string() {
+  local flat
+  flat=$(tr -d '\n' <<<"$2")
+  if [[ $flat =~ \"$1\"[[:space:]]*:[[:space:]]*\{[[:space:]]*\"stringValue\"[[:space:]]*:[[:space:]]*\"([^\"]*)\" ]]; then
+    printf '%s' "${BASH_REMATCH[1]}"
+  fi
+}
+
+# Reads _ext-<instance>/metadata; sets INDEX and ENDPOINT (resource ids, possibly empty).
+INDEX=""
+ENDPOINT=""
+read_metadata() {
+  local token url status body_file body operation
+  url="https://firestore.googleapis.com/v1/projects/$PROJECT_ID/databases/(default)/documents/_ext-$INSTANCE/metadata?mask.fieldPaths=index&mask.fieldPaths=indexEndpoint&mask.fieldPaths=operation"
+  body_file="$WORK_DIR/metadata.json"
+  capture token "<access-token>" gcloud auth print-access-token
+  if ((DRY_RUN)); then
+    announce curl -sS -o "$body_file" -w '%{http_code}' -H "Authorization: Bearer $token" "$url"
+    INDEX="<index-id-from-metadata>"
+    ENDPOINT="<index-endpoint-id-from-metadata>"
+    return 0
+  fi
+  # The token is passed on stdin as a header file, so it shows neither in logs nor in `ps`.
+  announce curl -sS -o "$body_file" -w '%{http_code}' -H @- "$url"
+  status=$(printf 'Authorization: Bearer %s\n' "$token" | curl -sS -o "$body_file" -w '%{http_code}' -H @- "$url") || status=000
+  body=$(cat "$body_file" 2>/dev/null || true)
+  case $status in
+    200) ;;
+    404)
+      say "  no metadata document: no index was created"
+      return 0
+      ;;
+    *)
+      say "  could not read the metadata document (HTTP $status): $body"
+      LEFTOVERS+=("check for a Vector Search index and endpoint by hand: gcloud ai index-endpoints list --region=$LOCATION --project=$PROJECT_ID; gcloud ai indexes list --region=$LOCATION --project=$PROJECT_ID")
+      return 0
+      ;;
+  esac
+  INDEX=$(json_string index "$body")
+  ENDPOINT=$(json_string indexEndpoint "$body")
+  operation=$(json_string operation "$body")
+  # While the index is still building the metadata holds only the operation: projects/P/locations/L/indexes/ID/operations/OP.
+  if [[ -z $INDEX && $operation =~ /indexes/([^/]+)/operations/ ]]; then
+    INDEX=${BASH_REMATCH[1]}
+  fi
+  INDEX=${INDEX##*/}
+  ENDPOINT=${ENDPOINT##*/}
+}
+
+uninstall() {
+  local fn
+  say "Reading _ext-$INSTANCE/metadata..."
+  read_metadata
+  # An endpoint that carries our deployed index but is missing from the metadata (an interrupted
+  # deployment) must not be left billing either.
+  local listed
+  capture listed "" gcloud ai index-endpoints list --region="$LOCATION" --project="$PROJECT_ID" \
+    "--filter=deployedIndexes.id=$DEPLOYED_INDEX_ID" '--format=value(name)'
+  local endpoints=() name
+  [[ -n $ENDPOINT ]] && endpoints+=("$ENDPOINT")
+  while IFS= read -r name; do
+    name=${name##*/}
+    [[ -n $name && $name != "$ENDPOINT" ]] && endpoints+=("$name")
+  done <<<"$listed"
+
+  say "Vector Search: undeploying and deleting (they bill by node hour)..."
+  for name in "${endpoints[@]}"; do
+    step gcloud ai index-endpoints undeploy-index "$name" --deployed-index-id="$DEPLOYED_INDEX_ID" \
+      --region="$LOCATION" --project="$PROJECT_ID"
+    step gcloud ai index-endpoints delete "$name" --region="$LOCATION" --project="$PROJECT_ID" --quiet
+  done
+  if [[ -n $INDEX ]]; then
+    step gcloud ai indexes delete "$INDEX" --region="$LOCATION" --project="$PROJECT_ID" --quiet
+  fi
+  ((${#endpoints[@]} > 0)) || [[ -n $INDEX ]] || say "  no index or endpoint found"
+
+  say "Functions..."
+  for fn in "${ALL_FUNCTIONS[@]}"; do
+    step gcloud functions delete "$(function_name "$fn")" --gen2 --region="$LOCATION" --project="$PROJECT_ID" --quiet
+  done
+
+  say "Task queues (Cloud Tasks keeps a deleted queue's name reserved for about 7 days)..."
+  for fn in "${TASK_FUNCTIONS[@]}"; do
+    step gcloud tasks queues delete "$(function_name "$fn")" --location="$LOCATION" --project="$PROJECT_ID" --quiet
+  done
+
+  if ((DELETE_DATA)); then
+    say "Embeddings bucket $EMBEDDINGS_BUCKET and its contents..."
+    step gcloud storage rm --recursive "$EMBEDDINGS_BUCKET" --project="$PROJECT_ID"
+  else
+    say "Keeping the embeddings bucket $EMBEDDINGS_BUCKET (pass --delete-data to delete it)."
+  fi
+
+  say "Service account $SA_EMAIL..."
+  local role
+  for role in "${PROJECT_ROLES[@]}"; do
+    step gcloud projects remove-iam-policy-binding "$PROJECT_ID" --member="$SA_MEMBER" --role="$role" \
+      --condition=None --quiet '--format=value(etag)'
+  done
+  step gcloud iam service-accounts delete "$SA_EMAIL" --project="$PROJECT_ID" --quiet
+
+  say ""
+  say "The images bucket gs://$IMG_BUCKET is untouched. The Firestore collection _ext-$INSTANCE is kept;"
+  say "delete it from the console or with: firebase firestore:delete --recursive _ext-$INSTANCE --project $PROJECT_ID"
+  if ((${#LEFTOVERS[@]} > 0)); then
+    say "Some steps failed; run these once the cause is fixed:"
+    local left
+    for left in "${LEFTOVERS[@]}"; do
+      say "  $left"
+    done
+    exit 1
+  fi
+  if ((DRY_RUN)); then
+    say "Dry run complete: the plan above is what an uninstall would run."
+  else
+    say "Uninstalled."
+  fi
+}
+
+case $MODE in
+  install) install ;;
+  uninstall) uninstall ;;
+esac

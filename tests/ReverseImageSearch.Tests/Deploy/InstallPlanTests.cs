@@ -1,0 +1,241 @@
+namespace ReverseImageSearch.Tests.Deploy;
+
+/// <summary>The install plan that `deploy.sh --dry-run` prints for deploy/sample.env.</summary>
+public class InstallPlanTests
+{
+    private const string Project = "my-project";
+    private const string Instance = "reverse-image-search";
+    private const string Sa = $"ext-{Instance}@{Project}.iam.gserviceaccount.com";
+
+    /// <summary>functionName, trigger words every deploy of it must carry, memory.</summary>
+    private static readonly (string Name, string[] Trigger, string Memory)[] Functions =
+    [
+        ("backfillTrigger", ["--trigger-http", "--no-allow-unauthenticated"], "1GiB"),
+        ("backfillTask", ["--trigger-http", "--no-allow-unauthenticated"], "1GiB"),
+        ("datapointWriteTask", ["--trigger-http", "--no-allow-unauthenticated"], "1GiB"),
+        ("createIndexTrigger",
+            ["--trigger-event-filters=type=google.cloud.firestore.document.v1.updated", "--trigger-event-filters=database=(default)",
+             $"--trigger-event-filters-path-pattern=document=_ext-{Instance}/tasks", "--trigger-location=<firestore-location>", "--retry",
+             $"--trigger-service-account={Sa}"], "512Mi"),
+        ("onIndexCreated",
+            ["--trigger-event-filters=type=google.cloud.audit.log.v1.written", "--trigger-event-filters=serviceName=aiplatform.googleapis.com",
+             "--trigger-event-filters=methodName=google.cloud.aiplatform.v1.IndexService.CreateIndex", "--trigger-location=global",
+             $"--trigger-service-account={Sa}"], "512Mi"),
+        ("onIndexDeployed",
+            ["--trigger-event-filters=type=google.cloud.audit.log.v1.written", "--trigger-event-filters=serviceName=aiplatform.googleapis.com",
+             "--trigger-event-filters=methodName=google.cloud.aiplatform.v1.IndexEndpointService.DeployIndex", "--trigger-location=global",
+             $"--trigger-service-account={Sa}"], "512Mi"),
+        ("streamUpdateDatapoint",
+            ["--trigger-event-filters=type=google.cloud.storage.object.v1.finalized", "--trigger-event-filters=bucket=my-project.appspot.com",
+             "--trigger-location=<img-bucket-location>", "--retry", $"--trigger-service-account={Sa}"], "1GiB"),
+        ("streamRemoveDatapoint",
+            ["--trigger-event-filters=type=google.cloud.storage.object.v1.deleted", "--trigger-event-filters=bucket=my-project.appspot.com",
+             "--trigger-location=<img-bucket-location>", "--retry", $"--trigger-service-account={Sa}"], "512Mi"),
+        ("queryIndex", ["--trigger-http", "--allow-unauthenticated"], "1GiB"),
+    ];
+
+    private TempDir temp = null!;
+    private ProcessResult result = null!;
+    private IReadOnlyList<PlannedCommand> plan = null!;
+
+    [OneTimeSetUp]
+    public async Task RunDryRun()
+    {
+        temp = new TempDir();
+        result = await DeployScript.RunAsync(temp.Path, null, "--env-file", DeployScript.SampleEnv, "--dry-run");
+        plan = result.Plan;
+    }
+
+    [OneTimeTearDown]
+    public void Cleanup() => temp.Dispose();
+
+    private int IndexOf(Func<PlannedCommand, bool> match) => plan.ToList().FindIndex(c => match(c));
+
+    private List<PlannedCommand> All(params string[] prefix) => plan.Where(c => c.Is(prefix)).ToList();
+
+    [Test]
+    public void SucceedsAndPrintsOnlyGcloudCommandsScopedToTheProject()
+    {
+        Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
+        Assert.That(plan, Has.Count.GreaterThan(30));
+        var stdoutLines = result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(stdoutLines, Has.All.StartWith("+ "), "stdout carries the plan only; progress goes to stderr");
+        Assert.That(plan, Has.All.Matches<PlannedCommand>(c => c.IsGcloud), "an install runs gcloud only");
+        Assert.That(plan.Where(c => !c.Has($"--project={Project}") && !(c.Is("gcloud", "projects") && c.Words[3] == Project)).Select(c => c.Line), Is.Empty,
+            "every command names the project explicitly, never the gcloud default");
+        Assert.That(result.StandardError, Does.Contain("Dry run"));
+    }
+
+    [Test]
+    public void EnablesTheApis()
+    {
+        var enable = All("gcloud", "services", "enable");
+        Assert.That(enable, Has.Count.EqualTo(1));
+        string[] apis =
+        [
+            "aiplatform", "eventarc", "run", "cloudfunctions", "cloudbuild", "artifactregistry", "cloudtasks", "firestore",
+            "storage", "iam", "pubsub", "logging",
+        ];
+        Assert.That(enable[0].Words, Is.SupersetOf(apis.Select(a => a + ".googleapis.com")));
+        Assert.That(IndexOf(c => c.Is("gcloud", "services", "enable")), Is.Zero, "APIs come first");
+    }
+
+    [Test]
+    public void CreatesTheServiceAccountAndGrantsItsRoles()
+    {
+        var create = IndexOf(c => c.Is("gcloud", "iam", "service-accounts", "create", $"ext-{Instance}"));
+        Assert.That(create, Is.GreaterThanOrEqualTo(0), "service account ext-<instance> is created");
+        Assert.That(IndexOf(c => c.Is("gcloud", "iam", "service-accounts", "describe", Sa)), Is.LessThan(create),
+            "its existence is checked first (idempotent)");
+
+        var projectRoles = All("gcloud", "projects", "add-iam-policy-binding", Project)
+            .Where(c => c.Value("--member") == $"serviceAccount:{Sa}")
+            .Select(c => c.Value("--role"))
+            .ToList();
+        Assert.That(projectRoles, Is.EquivalentTo(new[]
+        {
+            "roles/datastore.user", "roles/storage.admin", "roles/aiplatform.user", "roles/cloudtasks.enqueuer", "roles/eventarc.eventReceiver",
+        }));
+        Assert.That(All("gcloud", "projects", "add-iam-policy-binding"), Has.All.Matches<PlannedCommand>(c => c.Has("--condition=None")));
+
+        var self = All("gcloud", "iam", "service-accounts", "add-iam-policy-binding", Sa);
+        Assert.That(self, Has.Count.EqualTo(1));
+        Assert.That(self[0].Value("--member"), Is.EqualTo($"serviceAccount:{Sa}"));
+        Assert.That(self[0].Value("--role"), Is.EqualTo("roles/iam.serviceAccountUser"));
+
+        var invokers = All("gcloud", "functions", "add-invoker-policy-binding");
+        Assert.That(invokers.Select(c => c.Words[3]), Is.EquivalentTo(
+            Functions.Where(f => f.Name != "queryIndex").Select(f => $"ext-{Instance}-{f.Name}")),
+            "every non-public function lets the service account invoke it (Cloud Tasks OIDC, Eventarc)");
+        Assert.That(invokers, Has.All.Matches<PlannedCommand>(c => c.Value("--member") == $"serviceAccount:{Sa}"));
+        foreach (var invoker in invokers)
+        {
+            Assert.That(IndexOf(c => c.Is("gcloud", "functions", "deploy", invoker.Words[3])), Is.LessThan(IndexOf(c => c == invoker)),
+                $"{invoker.Words[3]} is deployed before its invoker binding");
+        }
+    }
+
+    [Test]
+    public void CreatesTheEmbeddingsBucketInTheFunctionsRegion()
+    {
+        var create = All("gcloud", "storage", "buckets", "create", $"gs://{Project}-ext-{Instance}");
+        Assert.That(create, Has.Count.EqualTo(1));
+        Assert.That(create[0].Value("--location"), Is.EqualTo("us-central1"));
+        Assert.That(plan.Any(c => c.Is("gcloud", "storage", "buckets", "describe", $"gs://{Project}-ext-{Instance}")), Is.True);
+        Assert.That(plan.Any(c => c.Line.Contains("gs://my-project.appspot.com", StringComparison.Ordinal)
+            && !c.Is("gcloud", "storage", "buckets", "describe")), Is.False, "the images bucket is only described, never changed");
+    }
+
+    [Test]
+    public void CreatesTheThreeQueuesBeforeAnyFunctionIsDeployed()
+    {
+        var creates = All("gcloud", "tasks", "queues", "create");
+        Assert.That(creates.Select(c => c.Words[4]), Is.EquivalentTo(new[]
+        {
+            $"ext-{Instance}-backfillTrigger", $"ext-{Instance}-backfillTask", $"ext-{Instance}-datapointWriteTask",
+        }));
+        Assert.That(creates, Has.All.Matches<PlannedCommand>(c => c.Value("--location") == "us-central1"));
+        Assert.That(creates.Single(c => c.Words[4].EndsWith("-backfillTask", StringComparison.Ordinal)).Value("--max-attempts"), Is.EqualTo("50"));
+
+        var lastQueue = plan.ToList().FindLastIndex(c => c.Is("gcloud", "tasks", "queues", "create"));
+        var firstDeploy = IndexOf(c => c.Is("gcloud", "functions", "deploy"));
+        Assert.That(firstDeploy, Is.GreaterThan(lastQueue), "no function may run before its queue exists");
+    }
+
+    [Test]
+    public void DeploysTheNineFunctionsAsGen2DotnetWithTheirTriggers()
+    {
+        var deploys = All("gcloud", "functions", "deploy");
+        Assert.That(deploys.Select(c => c.Words[3]), Is.EquivalentTo(Functions.Select(f => $"ext-{Instance}-{f.Name}")));
+        foreach (var (name, trigger, memory) in Functions)
+        {
+            var deploy = deploys.Single(c => c.Words[3] == $"ext-{Instance}-{name}");
+            var project = char.ToUpperInvariant(name[0]) + name[1..];
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(deploy.Has("--gen2"), Is.True, name);
+                Assert.That(deploy.Value("--runtime"), Is.EqualTo("dotnet10"), name);
+                Assert.That(deploy.Value("--region"), Is.EqualTo("us-central1"), name);
+                Assert.That(deploy.Value("--source"), Is.EqualTo(TestPaths.RepoRoot), name);
+                Assert.That(deploy.Value("--set-build-env-vars"), Is.EqualTo($"GOOGLE_BUILDABLE=functions/{project}"), name);
+                Assert.That(Directory.Exists(Path.Combine(TestPaths.RepoRoot, "functions", project)), Is.True, $"functions/{project} exists");
+                Assert.That(deploy.Value("--entry-point"), Is.EqualTo($"ReverseImageSearch.Functions.{project}"), name);
+                Assert.That(deploy.Value("--service-account"), Is.EqualTo(Sa), name);
+                Assert.That(deploy.Value("--memory"), Is.EqualTo(memory), name);
+                Assert.That(deploy.Value("--env-vars-file"), Is.Not.Null, name);
+                Assert.That(deploy.Words, Is.SupersetOf(trigger), name);
+                if (name != "queryIndex")
+                {
+                    Assert.That(deploy.Value("--timeout"), Is.EqualTo("540s"), name);
+                }
+            }
+        }
+    }
+
+    [Test]
+    public void GivesEveryFunctionTheParametersInAnEnvVarsFile()
+    {
+        var files = All("gcloud", "functions", "deploy").Select(c => c.Value("--env-vars-file")).Distinct().ToList();
+        Assert.That(files, Has.Count.EqualTo(1));
+        Assert.That(files[0], Does.StartWith(temp.Path), "generated under TMPDIR");
+        var entries = File.ReadAllLines(files[0]!)
+            .Where(l => !l.StartsWith('#') && l.Length > 0)
+            .Select(l => l.Split(": ", 2))
+            .ToDictionary(p => p[0], p => p[1]);
+        string[] keys =
+        [
+            "IMG_BUCKET", "IMG_PATH", "DO_BACKFILL", "MODEL_URL", "MODEL_FROM_TF_HUB", "INPUT_SHAPE", "DISTANCE_MEASURE", "ALGORITHM_CONFIG",
+            "N_COUNT", "BATCH_SIZE", "SHARD_SIZE", "MACHINE_TYPE", "ACCELERATOR_TYPE", "ACCELERATOR_COUNT", "MIN_REPLICA_COUNT",
+            "MAX_REPLICA_COUNT", "LOCATION", "PROJECT_ID", "EXT_INSTANCE_ID", "SERVICE_ACCOUNT_EMAIL",
+        ];
+        Assert.That(entries.Keys, Is.SupersetOf(keys));
+        Assert.That(entries["INPUT_SHAPE"], Is.EqualTo("'224,224'"), "a value with a comma survives as one YAML string");
+        Assert.That(entries["IMG_PATH"], Is.EqualTo("'products/photos'"));
+        Assert.That(entries["SERVICE_ACCOUNT_EMAIL"], Is.EqualTo($"'{Sa}'"));
+        Assert.That(entries["BACKFILL_MAX_ATTEMPTS"], Is.EqualTo("'50'"));
+    }
+
+    [Test]
+    public void LooksUpTheTriggerLocationsBeforeDeploying()
+    {
+        var bucketLookup = IndexOf(c => c.Is("gcloud", "storage", "buckets", "describe", "gs://my-project.appspot.com"));
+        var firestoreLookup = IndexOf(c => c.Is("gcloud", "firestore", "databases", "describe") && c.Has("--database=(default)"));
+        var auditCheck = IndexOf(c => c.Is("gcloud", "projects", "get-iam-policy", Project));
+        var firstDeploy = IndexOf(c => c.Is("gcloud", "functions", "deploy"));
+        Assert.That(new[] { bucketLookup, firestoreLookup, auditCheck }, Has.All.InRange(0, firstDeploy - 1));
+    }
+
+    [Test]
+    public void EnqueuesTheInstallTaskLast()
+    {
+        var last = plan[^1];
+        Assert.That(last.Is("gcloud", "tasks", "create-http-task"), Is.True, last.Line);
+        Assert.That(last.Value("--queue"), Is.EqualTo($"ext-{Instance}-backfillTrigger"));
+        Assert.That(last.Value("--location"), Is.EqualTo("us-central1"));
+        Assert.That(last.Value("--url"), Is.EqualTo($"https://us-central1-{Project}.cloudfunctions.net/ext-{Instance}-backfillTrigger"));
+        Assert.That(last.Value("--body-content"), Is.EqualTo("""{"data":{}}"""));
+        Assert.That(last.Value("--header"), Is.EqualTo("Content-Type: application/json"));
+        Assert.That(last.Value("--oidc-service-account-email"), Is.EqualTo(Sa));
+        Assert.That(All("gcloud", "tasks", "create-http-task"), Has.Count.EqualTo(1));
+    }
+
+    [Test]
+    public async Task LocationOverridesReplaceTheLookups()
+    {
+        var env = temp.Write("override.env", DeployScript.SampleWith(new Dictionary<string, string?>
+        {
+            ["IMG_BUCKET_LOCATION"] = "US",
+            ["FIRESTORE_LOCATION"] = "nam5",
+        }));
+        var run = await DeployScript.RunAsync(temp.Path, null, "--env-file", env, "--dry-run", "--no-install-task");
+        Assert.That(run.ExitCode, Is.EqualTo(0), run.ToString());
+        var overridden = run.Plan;
+        Assert.That(overridden.Any(c => c.Is("gcloud", "storage", "buckets", "describe", "gs://my-project.appspot.com")), Is.False);
+        Assert.That(overridden.Any(c => c.Is("gcloud", "firestore", "databases", "describe")), Is.False);
+        Assert.That(overridden.Single(c => c.Is("gcloud", "functions", "deploy", $"ext-{Instance}-streamUpdateDatapoint")).Value("--trigger-location"),
+            Is.EqualTo("us"));
+        Assert.That(overridden.Single(c => c.Is("gcloud", "functions", "deploy", $"ext-{Instance}-createIndexTrigger")).Value("--trigger-location"),
+            Is.EqualTo("nam5"));
+        Assert.That(overridden.Any(c => c.Is("gcloud", "tasks", "create-http-task")), Is.False, "--no-install-task");
+    }
+}

@@ -1,0 +1,69 @@
+namespace ReverseImageSearch.Tests.Deploy;
+
+/// <summary>The uninstall plan of `deploy.sh uninstall --dry-run`.</summary>
+public class UninstallPlanTests
+{
+    private const string Instance = "reverse-image-search";
+    private TempDir temp = null!;
+
+    [SetUp]
+    public void CreateTemp() => temp = new TempDir();
+
+    [TearDown]
+    public void Cleanup() => temp.Dispose();
+
+    [Test]
+    public async Task RemovesTheVectorSearchResourcesBeforeTheFunctionsAndQueues()
+    {
+        var result = await DeployScript.RunAsync(temp.Path, null, "uninstall", "--env-file", DeployScript.SampleEnv, "--dry-run");
+        Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
+        var plan = result.Plan.ToList();
+
+        var metadata = plan.FindIndex(c => c.Is("curl") && c.Line.Contains($"/documents/_ext-{Instance}/metadata", StringComparison.Ordinal));
+        var undeploy = plan.FindIndex(c => c.Is("gcloud", "ai", "index-endpoints", "undeploy-index"));
+        var deleteEndpoint = plan.FindIndex(c => c.Is("gcloud", "ai", "index-endpoints", "delete"));
+        var deleteIndex = plan.FindIndex(c => c.Is("gcloud", "ai", "indexes", "delete"));
+        var firstFunction = plan.FindIndex(c => c.Is("gcloud", "functions", "delete"));
+        var firstQueue = plan.FindIndex(c => c.Is("gcloud", "tasks", "queues", "delete"));
+
+        Assert.That(metadata, Is.GreaterThanOrEqualTo(0), "the metadata document is read for the index names");
+        Assert.That(new[] { metadata, undeploy, deleteEndpoint, deleteIndex, firstFunction }, Is.Ordered.Ascending.And.All.GreaterThanOrEqualTo(0));
+        Assert.That(firstQueue, Is.GreaterThan(deleteIndex));
+        Assert.That(plan[undeploy].Value("--deployed-index-id"), Is.EqualTo("ext_reverse_image_search_index"));
+        Assert.That(plan[undeploy].Value("--region"), Is.EqualTo("us-central1"));
+        Assert.That(plan[deleteEndpoint].Words[4], Is.EqualTo(plan[undeploy].Words[4]), "the endpoint undeployed is the one deleted");
+
+        Assert.That(plan.Where(c => c.Is("gcloud", "functions", "delete")).Select(c => c.Words[3]), Is.EquivalentTo(new[]
+        {
+            "backfillTrigger", "backfillTask", "createIndexTrigger", "streamUpdateDatapoint", "streamRemoveDatapoint", "datapointWriteTask",
+            "queryIndex", "onIndexCreated", "onIndexDeployed",
+        }.Select(f => $"ext-{Instance}-{f}")));
+        Assert.That(plan.Where(c => c.Is("gcloud", "tasks", "queues", "delete")).Select(c => c.Words[4]), Is.EquivalentTo(new[]
+        {
+            $"ext-{Instance}-backfillTrigger", $"ext-{Instance}-backfillTask", $"ext-{Instance}-datapointWriteTask",
+        }));
+        Assert.That(plan.Where(c => c.IsGcloud && c.Has("delete")), Has.All.Matches<PlannedCommand>(c => c.Has("--quiet")),
+            "deletions never prompt");
+        Assert.That(plan.Any(c => c.Is("gcloud", "storage", "rm")), Is.False, "the embeddings bucket stays without --delete-data");
+        Assert.That(plan.Any(c => c.Line.Contains("my-project.appspot.com", StringComparison.Ordinal)), Is.False, "the images bucket is never touched");
+        Assert.That(result.StandardOutput, Does.Not.Contain("Bearer ey"), "no real token in the plan");
+    }
+
+    [Test]
+    public async Task DeleteDataAlsoRemovesTheEmbeddingsBucket()
+    {
+        var result = await DeployScript.RunAsync(temp.Path, null, "uninstall", "--env-file", DeployScript.SampleEnv, "--dry-run", "--delete-data");
+        Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
+        var rm = result.Plan.Where(c => c.Is("gcloud", "storage", "rm")).ToList();
+        Assert.That(rm, Has.Count.EqualTo(1));
+        Assert.That(rm[0].Words, Does.Contain("--recursive").And.Contain($"gs://my-project-ext-{Instance}"));
+    }
+
+    [Test]
+    public async Task DeleteDataIsRefusedForInstall()
+    {
+        var result = await DeployScript.RunAsync(temp.Path, null, "--env-file", DeployScript.SampleEnv, "--dry-run", "--delete-data");
+        Assert.That(result.ExitCode, Is.EqualTo(2));
+        Assert.That(result.StandardOutput, Is.Empty);
+    }
+}
