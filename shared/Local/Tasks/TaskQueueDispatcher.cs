@@ -188,7 +188,12 @@ public sealed partial class TaskQueueDispatcher : BackgroundService
 
         using var timerCancellation = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         var timer = Task.Delay(wait, timeProvider, timerCancellation.Token);
-        await Task.WhenAny(woken, timer);
+        // The timer counts from its own creation: if the clock jumped since the wait was computed, it is already due.
+        if (nextDueTime is not { } dueTime || timeProvider.GetUtcNow() < dueTime)
+        {
+            await Task.WhenAny(woken, timer);
+        }
+
         await timerCancellation.CancelAsync();
         stoppingToken.ThrowIfCancellationRequested();
     }
