@@ -1,3 +1,6 @@
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using ReverseImageSearch.Core.Ports;
 using ReverseImageSearch.Core.Triggers;
 using ReverseImageSearch.Local;
@@ -332,6 +335,38 @@ public sealed class SqliteDocumentStoreTests
         Assert.That(after.Fields, Is.EquivalentTo(before.Fields));
         Assert.That(after.UpdateTime, Is.EqualTo(before.UpdateTime));
         Assert.That((await reopened.GetAsync(TasksPath))!.UpdateTime!.Value, Is.GreaterThan(before.UpdateTime!.Value), "the clock stood still across the restart");
+    }
+
+    [Test]
+    public async Task DatabaseFileIsInWalModeAndItsDirectoryWasCreated()
+    {
+        await store.SetAsync(TasksPath, Fields(("status", "PENDING")), SetMode.Overwrite);
+
+        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = files.FilePath, Pooling = false }.ToString());
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA journal_mode;";
+
+        Assert.That(command.ExecuteScalar(), Is.EqualTo("wal"));
+    }
+
+    [Test]
+    public async Task ServiceRegistrationSharesOneDatabaseBetweenStoreAndQueue()
+    {
+        var services = new ServiceCollection()
+            .AddLogging()
+            .AddSingleton<TimeProvider>(files.Clock)
+            .AddLocalDocumentsAndTasks(Path.Combine(files.Directory, "services", "local.db"), [TasksPath]);
+        await using var provider = services.BuildServiceProvider();
+        var documents = provider.GetRequiredService<IDocumentStore>();
+
+        await documents.SetAsync(TasksPath, Fields(("status", "PENDING")), SetMode.Overwrite);
+        await documents.SetAsync(TasksPath, Fields(("status", "DONE")), SetMode.Overwrite);
+
+        var stats = await provider.GetRequiredService<SqliteTaskQueue>().GetStatsAsync();
+        Assert.That(stats.For(LocalEventQueues.DocumentUpdated).PendingDue, Is.EqualTo(1));
+        Assert.That(provider.GetRequiredService<ITaskQueue>(), Is.SameAs(provider.GetRequiredService<SqliteTaskQueue>()));
+        Assert.That(provider.GetServices<IHostedService>().Single(), Is.SameAs(provider.GetRequiredService<TaskQueueDispatcher>()));
     }
 
     private SqliteDocumentStore NewStore(LocalDatabase database)
