@@ -1,0 +1,299 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace ReverseImageSearch.Local.Tasks;
+
+/// <summary>
+/// Delivers due tasks of the <see cref="SqliteTaskQueue"/> to the handlers of their queues, at least once:
+/// a task is leased before delivery, removed when its handler returns, and scheduled again with backoff
+/// when it throws, until its queue's <see cref="RetryPolicy"/> gives up and marks it dead. A lease that
+/// expires (the process died mid-delivery) makes the task due again, also for a later dispatcher on the
+/// same file. Tasks of queues without a handler stay where they are.
+/// Run it as a hosted service, or call StartAsync / StopAsync directly.
+/// </summary>
+public sealed partial class TaskQueueDispatcher : BackgroundService
+{
+    private readonly SqliteTaskQueue queue;
+    private readonly TimeProvider timeProvider;
+    private readonly ILogger<TaskQueueDispatcher> logger;
+    private readonly TaskQueueDispatcherOptions options;
+    private readonly Dictionary<string, QueueWorker> workers;
+    private readonly string[] handledQueues;
+
+    // Wakes the dispatch loop: a task was enqueued or a delivery slot came free.
+    private readonly Pulse wake = new();
+
+    // Wakes idle waiters: some task changed state.
+    private readonly Pulse changed = new();
+
+    private readonly ConcurrentDictionary<string, Task> deliveries = new(StringComparer.Ordinal);
+    private readonly Lock jitterGate = new();
+
+    public TaskQueueDispatcher(
+        SqliteTaskQueue queue,
+        IEnumerable<TaskQueueHandler> handlers,
+        TimeProvider timeProvider,
+        ILogger<TaskQueueDispatcher> logger,
+        TaskQueueDispatcherOptions? options = null)
+    {
+        this.queue = queue;
+        this.timeProvider = timeProvider;
+        this.logger = logger;
+        this.options = options ?? new TaskQueueDispatcherOptions();
+        if (this.options.LeaseDuration <= TimeSpan.Zero || this.options.PollInterval <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("LeaseDuration and PollInterval must be positive.", nameof(options));
+        }
+
+        workers = new Dictionary<string, QueueWorker>(StringComparer.Ordinal);
+        foreach (var handler in handlers)
+        {
+            var settings = handler.Settings ?? TaskQueueSettings.Default;
+            settings.Retry.Validate(handler.Queue);
+            if (settings.MaxConcurrentDeliveries < 1)
+            {
+                throw new ArgumentException($"Queue {handler.Queue}: MaxConcurrentDeliveries must be at least 1, not {settings.MaxConcurrentDeliveries}.", nameof(handlers));
+            }
+
+            if (!workers.TryAdd(handler.Queue, new QueueWorker(handler, settings)))
+            {
+                throw new ArgumentException($"Queue {handler.Queue} has more than one handler.", nameof(handlers));
+            }
+        }
+
+        handledQueues = [.. workers.Keys];
+    }
+
+    public IReadOnlyCollection<string> HandledQueues => handledQueues;
+
+    /// <summary>
+    /// Completes when no task of a handled queue is running or due now; tasks scheduled for later do not
+    /// count. Only a running dispatcher (this one or another on the same file) makes progress towards idle.
+    /// </summary>
+    public async Task WaitUntilIdleAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var nextChange = changed.NextAsync();
+            if (!await queue.HasRunningOrDueAsync(handledQueues, cancellationToken))
+            {
+                return;
+            }
+
+            await nextChange.WaitAsync(cancellationToken);
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        queue.TaskEnqueued += OnTaskEnqueued;
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                var woken = wake.NextAsync();
+                try
+                {
+                    await DispatchDueAsync(stoppingToken);
+                    await SleepAsync(woken, await NextDueTimeAsync(stoppingToken), stoppingToken);
+                }
+                catch (Exception exception) when (exception is not OperationCanceledException)
+                {
+                    // A database failure must not end delivery for good: the tasks are durable, try again later.
+                    LogDispatchFailed(logger, exception, options.PollInterval);
+                    await SleepAsync(woken, timeProvider.GetUtcNow() + options.PollInterval, stoppingToken);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping.
+        }
+        finally
+        {
+            queue.TaskEnqueued -= OnTaskEnqueued;
+            // Handlers see the stopping token; interrupted deliveries give their task back (DeliverAsync).
+            await Task.WhenAll(deliveries.Values);
+        }
+    }
+
+    private void OnTaskEnqueued(string queueName)
+    {
+        changed.Fire();
+        if (workers.ContainsKey(queueName))
+        {
+            wake.Fire();
+        }
+    }
+
+    private async Task DispatchDueAsync(CancellationToken stoppingToken)
+    {
+        foreach (var worker in workers.Values)
+        {
+            var freeSlots = worker.Settings.MaxConcurrentDeliveries - Volatile.Read(ref worker.Running);
+            if (freeSlots <= 0)
+            {
+                continue;
+            }
+
+            var batch = await queue.LeaseDueAsync(worker.Queue, freeSlots, options.LeaseDuration, worker.Settings.Retry, stoppingToken);
+            foreach (var expired in batch.Expired)
+            {
+                LogTaskDead(logger, expired.Queue, expired.TaskName, expired.Attempts, "its last delivery never reported back before the lease expired");
+            }
+
+            foreach (var lease in batch.Leased)
+            {
+                Interlocked.Increment(ref worker.Running);
+                var delivery = DeliverAsync(worker, lease, stoppingToken);
+                deliveries[lease.Token] = delivery;
+                if (delivery.IsCompleted)
+                {
+                    // It finished before it was tracked; its own clean-up already ran.
+                    deliveries.TryRemove(lease.Token, out _);
+                }
+            }
+
+            if (batch.Leased.Count > 0 || batch.Expired.Count > 0)
+            {
+                changed.Fire();
+            }
+        }
+    }
+
+    private async Task<DateTimeOffset?> NextDueTimeAsync(CancellationToken cancellationToken)
+    {
+        // A full queue's due tasks wait for a free slot, which wakes the loop itself.
+        var queuesWithFreeSlots = workers.Values
+            .Where(worker => Volatile.Read(ref worker.Running) < worker.Settings.MaxConcurrentDeliveries)
+            .Select(worker => worker.Queue)
+            .ToArray();
+        return await queue.NextDueTimeAsync(queuesWithFreeSlots, cancellationToken);
+    }
+
+    private async Task SleepAsync(Task woken, DateTimeOffset? nextDueTime, CancellationToken stoppingToken)
+    {
+        var wait = options.PollInterval;
+        if (nextDueTime is { } due)
+        {
+            var untilDue = due - timeProvider.GetUtcNow();
+            wait = untilDue < wait ? untilDue : wait;
+        }
+
+        if (wait <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        using var timerCancellation = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        var timer = Task.Delay(wait, timeProvider, timerCancellation.Token);
+        // The timer counts from its own creation: if the clock jumped since the wait was computed, it is already due.
+        if (nextDueTime is not { } dueTime || timeProvider.GetUtcNow() < dueTime)
+        {
+            await Task.WhenAny(woken, timer);
+        }
+
+        await timerCancellation.CancelAsync();
+        stoppingToken.ThrowIfCancellationRequested();
+    }
+
+    private async Task DeliverAsync(QueueWorker worker, TaskLease lease, CancellationToken stoppingToken)
+    {
+        var task = lease.Task;
+        try
+        {
+            Exception? failure = null;
+            try
+            {
+                // Off the dispatch loop: a handler that blocks before its first await must not stall other queues.
+                await Task.Run(() => worker.Handler.Handle(task, stoppingToken), CancellationToken.None);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                LogDeliveryInterrupted(logger, task.Queue, task.TaskName);
+                await queue.ReleaseAsync(lease);
+                return;
+            }
+            catch (Exception exception)
+            {
+                failure = exception;
+            }
+
+            var leaseKept = failure is null
+                ? await queue.CompleteAsync(lease)
+                : await RecordFailureAsync(worker.Settings.Retry, lease, failure);
+            if (!leaseKept)
+            {
+                LogLeaseLost(logger, task.Queue, task.TaskName);
+            }
+        }
+        catch (Exception exception)
+        {
+            // The lease stays in the table and expires, so the task is delivered again: nothing is lost.
+            LogOutcomeNotRecorded(logger, exception, task.Queue, task.TaskName);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref worker.Running);
+            deliveries.TryRemove(lease.Token, out _);
+            wake.Fire();
+            changed.Fire();
+        }
+    }
+
+    private async Task<bool> RecordFailureAsync(RetryPolicy policy, TaskLease lease, Exception failure)
+    {
+        var task = lease.Task;
+        var attemptsMade = task.RetryCount + 1;
+        if (policy.IsExhausted(attemptsMade))
+        {
+            var recorded = await queue.FailAsync(lease, failure.ToString(), retryAt: null);
+            LogTaskDeadAfterFailure(logger, failure, task.Queue, task.TaskName, attemptsMade);
+            return recorded;
+        }
+
+        double jitterSample;
+        lock (jitterGate)
+        {
+            jitterSample = options.Jitter.NextDouble();
+        }
+
+        var backoff = policy.BackoffAfter(attemptsMade, jitterSample);
+        LogAttemptFailed(logger, failure, task.Queue, task.TaskName, attemptsMade, backoff);
+        return await queue.FailAsync(lease, failure.ToString(), timeProvider.GetUtcNow() + backoff);
+    }
+
+    private sealed class QueueWorker(TaskQueueHandler handler, TaskQueueSettings settings)
+    {
+        // Deliveries of this queue in progress; changed only with Interlocked.
+        public int Running;
+
+        public TaskQueueHandler Handler { get; } = handler;
+
+        public TaskQueueSettings Settings { get; } = settings;
+
+        public string Queue => Handler.Queue;
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Task {TaskName} of queue {Queue} failed on attempt {Attempt}; retrying in {Backoff}.")]
+    private static partial void LogAttemptFailed(ILogger logger, Exception exception, string queue, string taskName, int attempt, TimeSpan backoff);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Task {TaskName} of queue {Queue} is dead after {Attempts} attempts; it is kept with its last error.")]
+    private static partial void LogTaskDeadAfterFailure(ILogger logger, Exception exception, string queue, string taskName, int attempts);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Task {TaskName} of queue {Queue} is dead after {Attempts} attempts: {Reason}.")]
+    private static partial void LogTaskDead(ILogger logger, string queue, string taskName, int attempts, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Delivery of task {TaskName} of queue {Queue} was interrupted by shutdown; it will be delivered again.")]
+    private static partial void LogDeliveryInterrupted(ILogger logger, string queue, string taskName);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Task {TaskName} of queue {Queue} finished after its lease expired; the later delivery's outcome counts.")]
+    private static partial void LogLeaseLost(ILogger logger, string queue, string taskName);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The outcome of task {TaskName} of queue {Queue} could not be recorded; it will be delivered again when its lease expires.")]
+    private static partial void LogOutcomeNotRecorded(ILogger logger, Exception exception, string queue, string taskName);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Dispatching tasks failed; trying again in {Delay}.")]
+    private static partial void LogDispatchFailed(ILogger logger, Exception exception, TimeSpan delay);
+}
