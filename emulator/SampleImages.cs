@@ -16,7 +16,7 @@ public static class SampleImages
         ("purple", new SKColor(130, 50, 180)), ("pink", new SKColor(230, 100, 170)),
     ];
 
-    private static readonly string[] Shapes = ["circle", "square", "triangle", "stripes", "rings"];
+    private static readonly string[] Shapes = ["circle", "square", "diamond", "stripes", "rings"];
 
     /// <summary>Draws the sample set into <paramref name="folder"/> unless it is there already; returns the folder.</summary>
     public static string EnsureCreated(string folder)
@@ -64,16 +64,11 @@ public static class SampleImages
             case "square":
                 canvas.DrawRect(centre.X - 140, centre.Y - 140, 280, 280, paint);
                 break;
-            case "triangle":
-                using (var path = new SKPath())
-                {
-                    path.MoveTo(centre.X, centre.Y - 170);
-                    path.LineTo(centre.X + 170, centre.Y + 130);
-                    path.LineTo(centre.X - 170, centre.Y + 130);
-                    path.Close();
-                    canvas.DrawPath(path, paint);
-                }
-
+            case "diamond":
+                canvas.Save();
+                canvas.RotateDegrees(45, centre.X, centre.Y);
+                canvas.DrawRect(centre.X - 120, centre.Y - 120, 240, 240, paint);
+                canvas.Restore();
                 break;
             case "stripes":
                 for (var x = 0; x < size; x += 60)

@@ -39,6 +39,7 @@ public sealed class LocalBucketWatcher : IAsyncDisposable
     private Dictionary<string, SnapshotEntry>? _snapshot;
     private FileSystemWatcher? _fileSystemWatcher;
     private Task? _loop;
+    private int _disposed;
 
     public LocalBucketWatcher(LocalObjectStore store, string bucket, ITaskQueue queue, string dataDirectory, LocalBucketWatcherOptions options, ILogger<LocalBucketWatcher> logger)
     {
@@ -95,6 +96,11 @@ public sealed class LocalBucketWatcher : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         await _stopping.CancelAsync();
         _fileSystemWatcher?.Dispose();
         if (_loop is not null)

@@ -127,6 +127,23 @@ public sealed class SqliteTaskQueue : ITaskQueue
             return dead;
         }, cancellationToken);
 
+    /// <summary>The payloads of <paramref name="queue"/>'s tasks still waiting or running, oldest first (for diagnostics and tests).</summary>
+    public Task<IReadOnlyList<JsonElement>> PeekPayloadsAsync(string queue, CancellationToken cancellationToken = default) =>
+        database.ReadAsync<IReadOnlyList<JsonElement>>(connection =>
+        {
+            using var command = connection.CreateCommand();
+            command.CommandText = "SELECT payload FROM tasks WHERE state <> 'dead' AND queue = $queue ORDER BY id";
+            command.Parameters.AddWithValue("$queue", queue);
+            var payloads = new List<JsonElement>();
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+            {
+                payloads.Add(ParsePayload(reader.GetString(0)));
+            }
+
+            return payloads;
+        }, cancellationToken);
+
     /// <summary>
     /// Leases up to <paramref name="limit"/> due tasks of <paramref name="queue"/> (including tasks whose lease
     /// expired) and counts the attempt. An expired task with no attempts left is marked dead instead.

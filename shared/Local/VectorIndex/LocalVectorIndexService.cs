@@ -41,6 +41,7 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
     private readonly Dictionary<string, InProcessVectorIndex> _openIndexes = new(StringComparer.Ordinal);
     private readonly List<Task> _background = [];
     private readonly CancellationTokenSource _shutdown = new();
+    private int _disposed;
 
     public LocalVectorIndexService(
         string project,
@@ -286,6 +287,12 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
     /// <summary>Stops background operations (they resume when a service is next constructed over the data directory).</summary>
     public async ValueTask DisposeAsync()
     {
+        // Hosts may dispose a service registered under two types twice.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         await _shutdown.CancelAsync();
         Task[] running;
         lock (_gate)

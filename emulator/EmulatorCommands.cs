@@ -1,0 +1,233 @@
+using System.Reflection;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using ReverseImageSearch.Core;
+using ReverseImageSearch.Core.Configuration;
+using ReverseImageSearch.Core.Coordination;
+using ReverseImageSearch.Core.Ports;
+using ReverseImageSearch.Core.Triggers;
+using ReverseImageSearch.Functions;
+using ReverseImageSearch.Gcp.Auth;
+using ReverseImageSearch.Gcp.Hosting;
+using ReverseImageSearch.Local.Tasks;
+using Spectre.Console;
+
+namespace ReverseImageSearch.Emulator;
+
+/// <summary>The emulator's three commands. Each returns the process exit code.</summary>
+public static class EmulatorCommands
+{
+    public const int Success = 0;
+    public const int Failure = 1;
+
+    public static async Task<int> ServeAsync(DirectoryInfo? images, DirectoryInfo data, string host, int port, CancellationToken cancellationToken)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
+        builder.WebHost.UseUrls($"http://{host}:{port}");
+        QuietFrameworkLogs(builder.Logging);
+        var imagesFolder = images?.FullName ?? SampleImages.EnsureCreated(Path.Combine(data.FullName, "sample-images"));
+        if (!TryAddStack(builder.Services, new LocalStackOptions(imagesFolder, data.FullName, builder.Configuration), out var options))
+        {
+            return Failure;
+        }
+
+        var authEmulator = builder.Configuration["FIREBASE_AUTH_EMULATOR_HOST"];
+        builder.Services.AddFirebaseCallerAuthentication(builder.Configuration, options.ProjectId);
+        await using var app = builder.Build();
+
+        var callablePath = CallablePath(options);
+        var queryIndex = app.Services.GetRequiredService<QueryIndex>();
+        app.MapCallableFunction(callablePath, authEmulator is null ? new TrustedLocalCaller(queryIndex) : queryIndex);
+        app.MapGet("/", () => Results.Stream(SearchPage(), "text/html; charset=utf-8"));
+        app.MapGet("/images/{**name}", (string name, IObjectStore store, CancellationToken ct) => ServeImageAsync(store, options, name, ct));
+        app.MapGet("/api/status", (IServiceProvider services, CancellationToken ct) => StatusAsync(services, callablePath, ct));
+
+        await app.StartAsync(cancellationToken);
+        AnsiConsole.MarkupLineInterpolated($"[bold]Reverse image search[/] serving [link]http://{host}:{port}/[/]");
+        AnsiConsole.MarkupLineInterpolated($"  callable   POST http://{host}:{port}{callablePath}");
+        AnsiConsole.MarkupLineInterpolated($"  images     {imagesFolder}{(images is null ? " (generated sample set)" : "")}");
+        AnsiConsole.MarkupLineInterpolated($"  data       {data.FullName}");
+        AnsiConsole.MarkupLineInterpolated($"  project    {options.ProjectId}, location {options.Location}, instance {options.InstanceId}");
+        AnsiConsole.MarkupLineInterpolated($"  callers    {(authEmulator is null ? "trusted without a token (local); tokens that are sent must be valid Firebase ID tokens" : $"Firebase ID tokens from the Auth emulator at {authEmulator}")}");
+        await app.WaitForShutdownAsync(cancellationToken);
+        return Success;
+    }
+
+    public static async Task<int> IndexAsync(DirectoryInfo images, DirectoryInfo data, CancellationToken cancellationToken)
+    {
+        if (!images.Exists)
+        {
+            AnsiConsole.MarkupLineInterpolated($"[red]No such folder:[/] {images.FullName}");
+            return Failure;
+        }
+
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [] });
+        QuietFrameworkLogs(builder.Logging);
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        if (!TryAddStack(builder.Services, new LocalStackOptions(images.FullName, data.FullName, builder.Configuration), out var options))
+        {
+            return Failure;
+        }
+
+        using var host = builder.Build();
+        await host.StartAsync(cancellationToken);
+        try
+        {
+            var outcome = await IndexProgress.RunAsync(host.Services, options, images.FullName, cancellationToken);
+            return outcome is null ? Success : Fail(outcome);
+        }
+        finally
+        {
+            await host.StopAsync(CancellationToken.None);
+        }
+    }
+
+    public static async Task<int> QueryAsync(DirectoryInfo data, int neighbors, string format, string[] paths, CancellationToken cancellationToken)
+    {
+        if (!data.Exists)
+        {
+            return Fail($"No index at {data.FullName}: run 'index' first.");
+        }
+
+        var services = new ServiceCollection();
+        services.AddLogging(logging => logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning));
+        var configuration = new ConfigurationBuilder().AddEnvironmentVariables().Build();
+
+        // The query reads the index; the images folder only matters to writers.
+        if (!TryAddStack(services, new LocalStackOptions(data.FullName, data.FullName, configuration), out var options))
+        {
+            return Failure;
+        }
+
+        await using var provider = services.BuildServiceProvider();
+        var state = await provider.GetRequiredService<CoordinationState>().ReadIndexStateAsync(cancellationToken);
+        if (state.Readiness != IndexReadiness.Deployed)
+        {
+            return Fail($"The index in {data.FullName} cannot answer queries: {state.Describe()}. Run 'index' first.");
+        }
+
+        var queries = QueryFiles.Expand(paths);
+        if (queries.Count == 0)
+        {
+            return Fail("No query images found in " + string.Join(", ", paths));
+        }
+
+        var search = new LocalSearch(provider.GetRequiredService<QueryIndex>(), options);
+        var printer = new QueryPrinter(format, Console.Out);
+        var failures = 0;
+        foreach (var batch in queries.Chunk(options.MaxQueryImages))
+        {
+            foreach (var (query, result) in await search.RunAsync(batch, neighbors, cancellationToken))
+            {
+                if (result.Error is { } error)
+                {
+                    failures++;
+                    await Console.Error.WriteLineAsync($"{query.DisplayName}: {error}");
+                    continue;
+                }
+
+                printer.Add(query.DisplayName, result.Neighbors!);
+            }
+        }
+
+        printer.Flush();
+        return failures == 0 ? Success : Failure;
+    }
+
+    public static string CallablePath(ExtensionOptions options) =>
+        $"/{options.ProjectId}/{options.Location}/{options.DeployedFunctionName("queryIndex")}";
+
+    private static bool TryAddStack(IServiceCollection services, LocalStackOptions local, out ExtensionOptions options)
+    {
+        try
+        {
+            options = LocalStack.LoadOptions(local.Configuration);
+            services.AddLocalStack(local);
+            return true;
+        }
+        catch (InvalidConfigurationException ex)
+        {
+            Console.Error.WriteLine(ex.Message);
+            options = null!;
+            return false;
+        }
+    }
+
+    private static int Fail(string reason)
+    {
+        AnsiConsole.MarkupLineInterpolated($"[red]{reason}[/]");
+        return Failure;
+    }
+
+    private static void QuietFrameworkLogs(ILoggingBuilder logging)
+    {
+        logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        logging.AddFilter("Microsoft.Hosting", LogLevel.Warning);
+    }
+
+    private static Stream SearchPage() =>
+        Assembly.GetExecutingAssembly().GetManifestResourceStream("index.html")
+        ?? throw new InvalidOperationException("The search page is missing from the emulator's resources.");
+
+    private static async Task<IResult> ServeImageAsync(IObjectStore store, ExtensionOptions options, string name, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var metadata = await store.GetMetadataAsync(options.ImageBucket, name, cancellationToken);
+            if (metadata is null)
+            {
+                return Results.NotFound();
+            }
+
+            var bytes = await store.ReadAsync(options.ImageBucket, name, cancellationToken);
+            return Results.Bytes(bytes, metadata.ContentType ?? "application/octet-stream");
+        }
+        catch (ArgumentException)
+        {
+            return Results.BadRequest();
+        }
+        catch (ObjectNotFoundException)
+        {
+            return Results.NotFound();
+        }
+    }
+
+    private static async Task<IResult> StatusAsync(IServiceProvider services, string callablePath, CancellationToken cancellationToken)
+    {
+        var state = services.GetRequiredService<CoordinationState>();
+        var tasks = await state.GetTasksAsync(cancellationToken);
+        var metadata = await state.GetMetadataAsync(cancellationToken);
+        var stats = await services.GetRequiredService<SqliteTaskQueue>().GetStatsAsync(cancellationToken);
+        return Results.Json(new
+        {
+            callablePath,
+            indexStatus = metadata?.GetString("status"),
+            error = metadata?["error"],
+            tasks = tasks is null ? null : new
+            {
+                totalLength = tasks.GetInt64("totalLength"),
+                processedLength = tasks.GetInt64("processedLength"),
+                status = tasks.GetString("status"),
+            },
+            pendingTasks = stats.Queues.Values.Sum(q => q.PendingDue + q.ScheduledLater + q.Running),
+            deadTasks = stats.Queues.Values.Sum(q => q.Dead),
+        }, CoreJson.Options);
+    }
+}
+
+/// <summary>
+/// Locally, without the Auth emulator, callers without a token are trusted: the emulator listens on
+/// loopback for its owner. A token that is sent is still verified by the callable protocol.
+/// </summary>
+internal sealed class TrustedLocalCaller(ICallableFunction inner) : ICallableFunction
+{
+    public static readonly CallerIdentity LocalUser = new("local-user", "local");
+
+    public Task<object?> HandleAsync(CallableRequest request, CancellationToken cancellationToken) =>
+        inner.HandleAsync(request.Auth is null ? request with { Auth = LocalUser } : request, cancellationToken);
+}

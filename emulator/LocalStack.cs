@@ -1,0 +1,192 @@
+using System.Text.Json;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using ReverseImageSearch.Core;
+using ReverseImageSearch.Core.Configuration;
+using ReverseImageSearch.Core.Coordination;
+using ReverseImageSearch.Core.Ports;
+using ReverseImageSearch.Core.Triggers;
+using ReverseImageSearch.Functions;
+using ReverseImageSearch.Local;
+using ReverseImageSearch.Local.Database;
+using ReverseImageSearch.Local.Documents;
+using ReverseImageSearch.Local.Storage;
+using ReverseImageSearch.Local.Tasks;
+using ReverseImageSearch.Local.VectorIndex;
+
+namespace ReverseImageSearch.Emulator;
+
+/// <param name="ImagesDirectory">The folder that plays the images bucket (IMG_BUCKET).</param>
+/// <param name="DataDirectory">Where the documents, tasks, datapoint files and the index live.</param>
+/// <param name="Configuration">The extension's parameters (environment variables); local defaults fill the gaps.</param>
+/// <param name="IndexBuildDelay">Artificial time a local index takes to build and to deploy, to exercise the waiting paths.</param>
+public sealed record LocalStackOptions(
+    string ImagesDirectory,
+    string DataDirectory,
+    IConfiguration Configuration,
+    LocalBucketWatcherOptions? Watcher = null,
+    TimeSpan? IndexBuildDelay = null,
+    TaskQueueDispatcherOptions? Dispatcher = null);
+
+/// <summary>
+/// The nine functions on the embedded adapters, wired as Google Cloud wires them: task queues, storage
+/// events from the folder watcher, the Firestore update of the tasks document and the Vector Search audit
+/// entries all arrive through the durable SQLite task queue, which retries every one of them.
+/// </summary>
+public static class LocalStack
+{
+    /// <summary>Values the local run uses where the environment sets none (deployed, the platform sets them).</summary>
+    public static readonly IReadOnlyDictionary<string, string?> LocalDefaults = new Dictionary<string, string?>
+    {
+        ["PROJECT_ID"] = "demo-reverse-image-search",
+        ["EXT_INSTANCE_ID"] = "storage-reverse-image-search",
+        ["LOCATION"] = "us-central1",
+        ["IMG_BUCKET"] = "local-images",
+        ["PENDING_WRITE_RETRY_SECONDS"] = "2",
+    };
+
+    public const string BackfillTriggerQueue = "backfillTrigger";
+
+    /// <summary>Reads the extension's parameters over the local defaults; throws InvalidConfigurationException.</summary>
+    public static ExtensionOptions LoadOptions(IConfiguration configuration) =>
+        ExtensionOptionsLoader.Load(new ConfigurationBuilder()
+            .AddInMemoryCollection(LocalDefaults)
+            .AddConfiguration(configuration)
+            .Build());
+
+    public static IServiceCollection AddLocalStack(this IServiceCollection services, LocalStackOptions local)
+    {
+        var options = LoadOptions(local.Configuration);
+        var dataDirectory = Path.GetFullPath(local.DataDirectory);
+        Directory.CreateDirectory(dataDirectory);
+        services.AddSingleton(local);
+        services.AddReverseImageSearchCore(options);
+
+        services.AddSingleton(_ => new LocalDatabase(Path.Combine(dataDirectory, "state.sqlite")));
+        services.AddSingleton(sp => new SqliteTaskQueue(sp.GetRequiredService<LocalDatabase>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<ITaskQueue>(sp => sp.GetRequiredService<SqliteTaskQueue>());
+        services.AddSingleton(sp => new SqliteDocumentStore(
+            sp.GetRequiredService<LocalDatabase>(),
+            sp.GetRequiredService<SqliteTaskQueue>(),
+            [sp.GetRequiredService<CoordinationDocuments>().Tasks],
+            sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<IDocumentStore>(sp => sp.GetRequiredService<SqliteDocumentStore>());
+        services.AddSingleton(sp => new LocalObjectStore(
+            new Dictionary<string, string> { [options.ImageBucket] = Path.GetFullPath(local.ImagesDirectory) },
+            Path.Combine(dataDirectory, "buckets"),
+            sp.GetRequiredService<ILogger<LocalObjectStore>>()));
+        services.AddSingleton<IObjectStore>(sp => sp.GetRequiredService<LocalObjectStore>());
+        services.AddSingleton(sp => new LocalVectorIndexService(
+            options.ProjectId,
+            options.Location,
+            Path.Combine(dataDirectory, "vector-search"),
+            sp.GetRequiredService<IObjectStore>(),
+            sp.GetRequiredService<ITaskQueue>(),
+            sp.GetRequiredService<ILogger<LocalVectorIndexService>>(),
+            local.IndexBuildDelay,
+            local.IndexBuildDelay));
+        services.AddSingleton<IVectorIndexService>(sp => sp.GetRequiredService<LocalVectorIndexService>());
+        services.AddSingleton(sp => new LocalBucketWatcher(
+            sp.GetRequiredService<LocalObjectStore>(),
+            options.ImageBucket,
+            sp.GetRequiredService<ITaskQueue>(),
+            dataDirectory,
+            local.Watcher ?? new LocalBucketWatcherOptions(),
+            sp.GetRequiredService<ILogger<LocalBucketWatcher>>()));
+
+        services.AddSingleton<BackfillTrigger>();
+        services.AddSingleton<BackfillTask>();
+        services.AddSingleton<CreateIndexTrigger>();
+        services.AddSingleton<StreamUpdateDatapoint>();
+        services.AddSingleton<StreamRemoveDatapoint>();
+        services.AddSingleton<DatapointWriteTask>();
+        services.AddSingleton<QueryIndex>();
+        services.AddSingleton<OnIndexCreated>();
+        services.AddSingleton<OnIndexDeployed>();
+
+        services.AddSingleton(sp => new TaskQueueDispatcher(
+            sp.GetRequiredService<SqliteTaskQueue>(),
+            Routes(sp, options),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<TaskQueueDispatcher>>(),
+            local.Dispatcher));
+        services.AddHostedService(sp => sp.GetRequiredService<TaskQueueDispatcher>());
+        services.AddHostedService<LocalInstallation>();
+        return services;
+    }
+
+    /// <summary>Which function each local queue delivers to, with the retry policy its Google Cloud twin has.</summary>
+    private static IEnumerable<TaskQueueHandler> Routes(IServiceProvider services, ExtensionOptions options)
+    {
+        // The backfill task queue retries a chunk BACKFILL_MAX_ATTEMPTS times, as the deployed queue does.
+        var backfill = new TaskQueueSettings(new RetryPolicy(options.BackfillMaxAttempts, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(1), 6));
+        var tasks = new TaskQueueSettings(new RetryPolicy(RetryPolicy.Unlimited, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(5), 8));
+
+        // Event triggers deployed with --retry keep trying for up to 7 days; locally the same, with shorter waits.
+        var events = new TaskQueueSettings(new RetryPolicy(RetryPolicy.Unlimited, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(5), 8));
+
+        yield return TaskRoute(BackfillTriggerQueue, services.GetRequiredService<BackfillTrigger>(), tasks);
+        yield return TaskRoute(BackfillCoordinator.BackfillTaskFunction, services.GetRequiredService<BackfillTask>(), backfill);
+        yield return TaskRoute(IndexGate.DatapointWriteTaskFunction, services.GetRequiredService<DatapointWriteTask>(), tasks);
+
+        yield return StorageRoute(LocalEventQueues.StorageFinalized, services.GetRequiredService<StreamUpdateDatapoint>(), events);
+        yield return StorageRoute(LocalEventQueues.StorageDeleted, services.GetRequiredService<StreamRemoveDatapoint>(), events);
+
+        var createIndexTrigger = services.GetRequiredService<CreateIndexTrigger>();
+        yield return new TaskQueueHandler(
+            LocalEventQueues.DocumentUpdated,
+            (task, ct) => createIndexTrigger.HandleAsync(SqliteDocumentStore.DecodeChange(task.Payload), ct),
+            events);
+
+        IAuditLogFunction[] auditFunctions = [services.GetRequiredService<OnIndexCreated>(), services.GetRequiredService<OnIndexDeployed>()];
+        yield return new TaskQueueHandler(
+            LocalEventQueues.AuditLogWritten,
+            async (task, ct) =>
+            {
+                var entry = task.Payload.Deserialize<AuditLogEvent>(CoreJson.Options)!;
+                foreach (var function in auditFunctions.Where(f => f.MethodName == entry.MethodName))
+                {
+                    await function.HandleAsync(entry, ct);
+                }
+            },
+            events);
+    }
+
+    private static TaskQueueHandler TaskRoute(string queue, ITaskFunction function, TaskQueueSettings settings) =>
+        new(queue, (task, ct) => function.HandleAsync(new TaskDelivery(task.Payload, task.TaskName, task.RetryCount), ct), settings);
+
+    private static TaskQueueHandler StorageRoute(string queue, IStorageFunction function, TaskQueueSettings settings) =>
+        new(queue, (task, ct) => function.HandleAsync(task.Payload.Deserialize<StorageObjectEvent>(CoreJson.Options)!, ct), settings);
+}
+
+/// <summary>
+/// The extension's install step and the storage trigger, locally: on a data folder with no backfill
+/// and no index yet, enqueue backfillTrigger once; then watch the images folder.
+/// </summary>
+internal sealed partial class LocalInstallation(
+    CoordinationState state,
+    SqliteTaskQueue queue,
+    LocalBucketWatcher watcher,
+    ILogger<LocalInstallation> logger) : IHostedService
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var fresh = await state.GetTasksAsync(cancellationToken) is null && await state.GetMetadataAsync(cancellationToken) is null;
+        if (fresh)
+        {
+            // Images already there are the backfill's; the watcher only reports what changes from now on.
+            await watcher.BaselineAsync(cancellationToken);
+            await queue.EnqueueAsync(LocalStack.BackfillTriggerQueue, JsonSerializer.SerializeToElement(new { }), cancellationToken: cancellationToken);
+            LogInstalling(logger);
+        }
+
+        await watcher.StartAsync(cancellationToken);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "First start on this data folder: backfill enqueued")]
+    private static partial void LogInstalling(ILogger logger);
+}

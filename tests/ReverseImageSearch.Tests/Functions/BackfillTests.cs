@@ -1,0 +1,166 @@
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using ReverseImageSearch.Core;
+using ReverseImageSearch.Core.Coordination;
+using ReverseImageSearch.Core.Ports;
+using ReverseImageSearch.Core.Triggers;
+using ReverseImageSearch.Functions;
+using ReverseImageSearch.Local.Tasks;
+
+namespace ReverseImageSearch.Tests.Functions;
+
+/// <summary>backfillTrigger and backfillTask called directly on the local adapters, deliveries under the test's control.</summary>
+public class BackfillTests
+{
+    private static readonly TaskDelivery Trigger = new(JsonSerializer.SerializeToElement(new { }), "install-task", 0);
+
+    [Test]
+    public async Task EveryChunkIsPlannedAndEnqueuedAtOnce()
+    {
+        await using var stack = await LocalStackHarness.Create(imageCount: 7, new Dictionary<string, string?> { ["BATCH_SIZE"] = "2" }).StartAsync(run: false);
+        await stack.Services.GetRequiredService<BackfillTrigger>().HandleAsync(Trigger, CancellationToken.None);
+
+        var tasks = await stack.State.GetTasksAsync(CancellationToken.None);
+        Assert.That(tasks!.GetInt64("totalLength"), Is.EqualTo(7));
+        Assert.That(tasks.GetString("status"), Is.EqualTo(BackfillStatus.Pending));
+        var chunks = await ChunksAsync(stack, 4);
+        Assert.That(chunks.Select(c => c.Objects.Count), Is.EqualTo(new[] { 2, 2, 2, 1 }));
+        Assert.That(chunks.SelectMany(c => c.Objects), Is.EquivalentTo(LocalStackHarness.SampleNames.Take(7)));
+
+        var stats = await stack.Services.GetRequiredService<SqliteTaskQueue>().GetStatsAsync();
+        Assert.That(stats.Queues[BackfillCoordinator.BackfillTaskFunction].PendingDue, Is.EqualTo(4), "all four chunks wait in the queue together");
+    }
+
+    [Test]
+    public async Task ARedeliveredTriggerResumesItsRunInsteadOfStartingOver()
+    {
+        await using var stack = await LocalStackHarness.Create(imageCount: 4, new Dictionary<string, string?> { ["BATCH_SIZE"] = "2" }).StartAsync(run: false);
+        var trigger = stack.Services.GetRequiredService<BackfillTrigger>();
+        await trigger.HandleAsync(Trigger, CancellationToken.None);
+        var first = (await ChunksAsync(stack, 2))[0];
+        await stack.Services.GetRequiredService<BackfillTask>().HandleAsync(Delivery(first), CancellationToken.None);
+
+        await trigger.HandleAsync(Trigger with { RetryCount = 1 }, CancellationToken.None);
+
+        var tasks = await stack.State.GetTasksAsync(CancellationToken.None);
+        Assert.That(tasks!.GetInt64("processedLength"), Is.EqualTo(2), "progress survives the redelivery");
+        var stats = await stack.Services.GetRequiredService<SqliteTaskQueue>().GetStatsAsync();
+        Assert.That(stats.Queues[BackfillCoordinator.BackfillTaskFunction].PendingDue, Is.EqualTo(2), "the de-duplicated tasks are not enqueued twice");
+    }
+
+    [Test]
+    public async Task ChunksDeliveredTwiceAndConcurrentlyAreCountedExactlyOnceAndDoneIsSetOnce()
+    {
+        await using var stack = await LocalStackHarness.Create(imageCount: 9, new Dictionary<string, string?> { ["BATCH_SIZE"] = "2" }).StartAsync(run: false);
+        await stack.Services.GetRequiredService<BackfillTrigger>().HandleAsync(Trigger, CancellationToken.None);
+        var chunks = await ChunksAsync(stack, 5);
+        var task = stack.Services.GetRequiredService<BackfillTask>();
+
+        // Every chunk twice, all at once: at-least-once delivery at its worst.
+        await Task.WhenAll(chunks.Concat(chunks).Select(c => task.HandleAsync(Delivery(c), CancellationToken.None)));
+
+        var tasks = await stack.State.GetTasksAsync(CancellationToken.None);
+        Assert.That(tasks!.GetInt64("processedLength"), Is.EqualTo(9));
+        Assert.That(tasks.GetString("status"), Is.EqualTo(BackfillStatus.Done));
+        var metadata = await stack.State.GetMetadataAsync(CancellationToken.None);
+        Assert.That(metadata!.GetInt64("outputShape"), Is.EqualTo(1280));
+
+        var doneTransitions = await DocumentEventsAsync(stack)
+            .CountAsync(c => c.After?.GetString("status") == BackfillStatus.Done && c.Before?.GetString("status") != BackfillStatus.Done);
+        Assert.That(doneTransitions, Is.EqualTo(1), "exactly one update switches the status to DONE");
+    }
+
+    [Test]
+    public async Task AChunkOutOfAttemptsIsRecordedFailedAndTheBackfillStillCompletes()
+    {
+        var broken = LocalStackHarness.SampleNames[0];
+        await using var stack = await LocalStackHarness.Create(
+            imageCount: 4,
+            new Dictionary<string, string?> { ["BATCH_SIZE"] = "2", ["BACKFILL_MAX_ATTEMPTS"] = "3" },
+            services => services.AddSingleton<IObjectStore>(sp => new FailingReads(sp.GetRequiredService<ReverseImageSearch.Local.Storage.LocalObjectStore>(), broken)))
+            .StartAsync(run: false);
+        await stack.Services.GetRequiredService<BackfillTrigger>().HandleAsync(Trigger, CancellationToken.None);
+        var chunks = await ChunksAsync(stack, 2);
+        var task = stack.Services.GetRequiredService<BackfillTask>();
+
+        Assert.ThrowsAsync<IOException>(() => task.HandleAsync(Delivery(chunks[0]) with { RetryCount = 0 }, CancellationToken.None), "an early attempt fails and is retried");
+        await task.HandleAsync(Delivery(chunks[0]) with { RetryCount = 2 }, CancellationToken.None);
+        await task.HandleAsync(Delivery(chunks[1]), CancellationToken.None);
+
+        var failed = await stack.Documents.GetAsync(stack.State.Paths.Enqueue(chunks[0].Id));
+        Assert.That(failed!.GetString("status"), Is.EqualTo(BackfillStatus.Failed));
+        Assert.That(failed.GetString("error"), Does.Contain("disk on fire"));
+        var tasks = await stack.State.GetTasksAsync(CancellationToken.None);
+        Assert.That(tasks!.GetString("status"), Is.EqualTo(BackfillStatus.Done));
+        Assert.That(tasks.GetInt64("processedLength"), Is.EqualTo(4));
+    }
+
+    [Test]
+    public async Task UnusableStoredImagesAreSkippedWithTheirReasonAndTheRestIsIndexed()
+    {
+        await using var stack = LocalStackHarness.Create(imageCount: 3);
+        var valid = LocalStackHarness.SampleBytes(LocalStackHarness.SampleNames[0]);
+        foreach (var (name, bytes) in BadImages.All(valid))
+        {
+            stack.AddImage("bad/" + name, bytes);
+        }
+
+        await stack.StartAsync();
+        await stack.WaitUntilDeployedAsync();
+
+        foreach (var (name, _) in BadImages.All(valid))
+        {
+            var record = await stack.State.GetDatapointRecordAsync("bad/" + name, CancellationToken.None);
+            Assert.That(record?.Status, Is.EqualTo(DatapointRecord.Skipped), name);
+            Assert.That(record!.Reason, Is.Not.Empty, name);
+        }
+
+        var good = LocalStackHarness.SampleNames[2];
+        Assert.That(await stack.NearestAsync(LocalStackHarness.SampleBytes(good)), Is.EqualTo(good));
+        Assert.That((await stack.State.GetTasksAsync(CancellationToken.None))!.GetInt64("processedLength"), Is.EqualTo(7));
+    }
+
+    private static TaskDelivery Delivery(BackfillChunk chunk) =>
+        new(JsonSerializer.SerializeToElement(chunk, CoreJson.Options), "task-" + chunk.Id, 0);
+
+    private static async Task<IReadOnlyList<BackfillChunk>> ChunksAsync(LocalStackHarness stack, int count)
+    {
+        var chunks = new List<BackfillChunk>();
+        for (var n = 1; n <= count; n++)
+        {
+            var id = stack.State.Paths.BackfillTaskId(n);
+            var doc = await stack.Documents.GetAsync(stack.State.Paths.Enqueue(id));
+            Assert.That(doc, Is.Not.Null, $"enqueue document {id}");
+            Assert.That(doc!.GetString("status"), Is.EqualTo(BackfillStatus.Pending));
+            chunks.Add(new BackfillChunk(id, stack.Options.ImageBucket, doc.GetStrings("objects")));
+        }
+
+        Assert.That(await stack.Documents.GetAsync(stack.State.Paths.Enqueue(stack.State.Paths.BackfillTaskId(count + 1))), Is.Null);
+        return chunks;
+    }
+
+    /// <summary>The Firestore update events the tasks document produced, as the local store queued them.</summary>
+    private static async IAsyncEnumerable<DocumentChange> DocumentEventsAsync(LocalStackHarness stack)
+    {
+        foreach (var payload in await stack.Services.GetRequiredService<SqliteTaskQueue>().PeekPayloadsAsync(ReverseImageSearch.Local.LocalEventQueues.DocumentUpdated))
+        {
+            yield return ReverseImageSearch.Local.Documents.SqliteDocumentStore.DecodeChange(payload);
+        }
+    }
+
+    /// <summary>An object store whose reads of one object fail as a broken disk would.</summary>
+    private sealed class FailingReads(IObjectStore inner, string brokenName) : IObjectStore
+    {
+        public IAsyncEnumerable<StoredObject> ListAsync(string bucket, string? prefix, CancellationToken cancellationToken = default) => inner.ListAsync(bucket, prefix, cancellationToken);
+
+        public Task<StoredObject?> GetMetadataAsync(string bucket, string name, CancellationToken cancellationToken = default) => inner.GetMetadataAsync(bucket, name, cancellationToken);
+
+        public Task<byte[]> ReadAsync(string bucket, string name, CancellationToken cancellationToken = default) =>
+            name == brokenName ? throw new IOException("disk on fire") : inner.ReadAsync(bucket, name, cancellationToken);
+
+        public Task<StoredObject> WriteAsync(string bucket, string name, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken = default) =>
+            inner.WriteAsync(bucket, name, content, contentType, cancellationToken);
+
+        public Task<bool> DeleteAsync(string bucket, string name, CancellationToken cancellationToken = default) => inner.DeleteAsync(bucket, name, cancellationToken);
+    }
+}

@@ -1,0 +1,103 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace ReverseImageSearch.Tests.Functions;
+
+/// <summary>Runs the built emulator (emulator/bin/{configuration}/net10.0/ris-emulator.dll) as its own process.</summary>
+internal sealed class EmulatorProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _stdout = new();
+    private readonly StringBuilder _stderr = new();
+
+    private EmulatorProcess(Process process)
+    {
+        _process = process;
+        process.OutputDataReceived += (_, e) => Append(_stdout, e.Data);
+        process.ErrorDataReceived += (_, e) => Append(_stderr, e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+    }
+
+    public static string Dll
+    {
+        get
+        {
+            // The tests and the emulator are built with the same configuration: bin/<Configuration>/net10.0.
+            var configuration = new DirectoryInfo(Path.TrimEndingDirectorySeparator(AppContext.BaseDirectory)).Parent!.Name;
+            var dll = Path.Combine(TestPaths.RepoRoot, "emulator", "bin", configuration, "net10.0", "ris-emulator.dll");
+            return File.Exists(dll) ? dll : throw new FileNotFoundException("Build the emulator first.", dll);
+        }
+    }
+
+    public bool HasExited => _process.HasExited;
+
+    public int ExitCode => _process.ExitCode;
+
+    public string StandardOutput => Read(_stdout);
+
+    public string StandardError => Read(_stderr);
+
+    public string Output => $"stdout:\n{StandardOutput}\nstderr:\n{StandardError}";
+
+    public static EmulatorProcess Start(IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(Dll);
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        // A narrow console keeps progress output on one line per update; no colour codes in what tests read.
+        start.Environment["NO_COLOR"] = "1";
+        start.Environment["COLUMNS"] = "120";
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[key] = value;
+        }
+
+        return new EmulatorProcess(Process.Start(start)!);
+    }
+
+    public static async Task<EmulatorProcess> RunAsync(IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null, TimeSpan? timeout = null)
+    {
+        var process = Start(arguments, environment);
+        using var cancel = new CancellationTokenSource(timeout ?? TimeSpan.FromMinutes(3));
+        await process._process.WaitForExitAsync(cancel.Token);
+        process._process.WaitForExit();
+        return process;
+    }
+
+    public void Dispose()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            _process.WaitForExit();
+        }
+
+        _process.Dispose();
+    }
+
+    private static void Append(StringBuilder buffer, string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (buffer)
+        {
+            buffer.AppendLine(line);
+        }
+    }
+
+    private static string Read(StringBuilder buffer)
+    {
+        lock (buffer)
+        {
+            return buffer.ToString();
+        }
+    }
+}

@@ -1,0 +1,117 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text.Json;
+using ReverseImageSearch.Emulator;
+
+namespace ReverseImageSearch.Tests.Functions;
+
+/// <summary>The emulator as a newcomer runs it: its own process, its commands, its HTTP callable.</summary>
+[Parallelizable(ParallelScope.None)]
+public class EmulatorProcessTests
+{
+    private string _root = null!;
+
+    [SetUp]
+    public void SetUp() => _root = Directory.CreateTempSubdirectory("ris-emulator-").FullName;
+
+    [TearDown]
+    public void TearDown() => Directory.Delete(_root, recursive: true);
+
+    [Test]
+    public async Task ServeAnswersACallableQueryOnTheSampleSetWithinSixtySecondsOfStart()
+    {
+        var port = FreePort();
+        var data = Path.Combine(_root, "data");
+        var started = Stopwatch.StartNew();
+        using var serve = EmulatorProcess.Start(["serve", "--data", data, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+
+        // The sample set is generated into the data folder; query with one of its images.
+        var sample = Path.Combine(data, "sample-images", "circle-blue.jpg");
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        var path = "/demo-reverse-image-search/us-central1/ext-storage-reverse-image-search-queryIndex";
+        JsonElement? answer = null;
+        while (answer is null && started.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            Assert.That(serve.HasExited, Is.False, () => "serve exited early: " + serve.Output);
+            if (File.Exists(sample))
+            {
+                answer = await TryQueryAsync(http, path, await File.ReadAllBytesAsync(sample));
+            }
+
+            if (answer is null)
+            {
+                await Task.Delay(250);
+            }
+        }
+
+        Assert.That(answer, Is.Not.Null, () => "no answer within 60 s: " + serve.Output);
+        TestContext.Out.WriteLine($"first answer after {started.Elapsed.TotalSeconds:F1} s");
+        var first = answer!.Value.GetProperty("result").GetProperty("data").GetProperty("nearestNeighbors")[0].GetProperty("neighbors")[0];
+        Assert.That(first.GetProperty("datapoint").GetProperty("datapointId").GetString(), Is.EqualTo("circle-blue.jpg"));
+
+        var page = await http.GetStringAsync("/");
+        Assert.That(page, Does.Contain("<title>Reverse image search"));
+    }
+
+    [Test]
+    public async Task IndexThenQueryFindsEveryUnmodifiedImageAsItsOwnNearestNeighbour()
+    {
+        var images = SampleImages.EnsureCreated(Path.Combine(_root, "photos"));
+        var data = Path.Combine(_root, "data");
+
+        var index = await EmulatorProcess.RunAsync(["index", "--images", images, "--data", data]);
+        Assert.That(index.ExitCode, Is.Zero, index.Output);
+
+        var query = await EmulatorProcess.RunAsync(["query", "--data", data, "--format", "tsv", "--neighbors", "3", images]);
+        Assert.That(query.ExitCode, Is.Zero, query.Output);
+        var lines = query.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(lines, Has.Length.EqualTo(Directory.GetFiles(images).Length));
+        foreach (var columns in lines.Select(line => line.Split('\t')))
+        {
+            Assert.That(columns, Has.Length.EqualTo(4), string.Join(" | ", columns));
+            Assert.That(columns[1], Is.EqualTo(columns[0]), "an unmodified image is its own nearest neighbour");
+        }
+    }
+
+    [Test]
+    public async Task IndexOfAnEmptyFolderFailsSayingWhy()
+    {
+        var empty = Directory.CreateDirectory(Path.Combine(_root, "empty")).FullName;
+        var index = await EmulatorProcess.RunAsync(["index", "--images", empty, "--data", Path.Combine(_root, "data")]);
+        Assert.That(index.ExitCode, Is.Not.Zero);
+        Assert.That(index.Output, Does.Contain("No images found"));
+    }
+
+    [Test]
+    public async Task AnInvalidParameterStopsWithOneLineNamingIt()
+    {
+        var result = await EmulatorProcess.RunAsync(
+            ["index", "--images", _root, "--data", Path.Combine(_root, "data")],
+            new Dictionary<string, string> { ["DISTANCE_MEASURE"] = "MANHATTAN" });
+        Assert.That(result.ExitCode, Is.EqualTo(1));
+        Assert.That(result.StandardError.Trim(), Is.EqualTo(
+            "Invalid configuration: DISTANCE_MEASURE='MANHATTAN' must be one of SQUARED_L2_DISTANCE, L1_DISTANCE, COSINE_DISTANCE, DOT_PRODUCT_DISTANCE"));
+    }
+
+    private static async Task<JsonElement?> TryQueryAsync(HttpClient http, string path, byte[] image)
+    {
+        try
+        {
+            using var response = await http.PostAsJsonAsync(path, new { data = new { query = new[] { Convert.ToBase64String(image) }, neighbours = 3 } });
+            return response.StatusCode == HttpStatusCode.OK ? await response.Content.ReadFromJsonAsync<JsonElement>() : null;
+        }
+        catch (HttpRequestException)
+        {
+            return null;
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
