@@ -64,15 +64,12 @@ public static class LocalStack
         services.AddSingleton(local);
         services.AddReverseImageSearchCore(options);
 
-        services.AddSingleton(_ => new LocalDatabase(Path.Combine(dataDirectory, "state.sqlite")));
-        services.AddSingleton(sp => new SqliteTaskQueue(sp.GetRequiredService<LocalDatabase>(), sp.GetRequiredService<TimeProvider>()));
-        services.AddSingleton<ITaskQueue>(sp => sp.GetRequiredService<SqliteTaskQueue>());
-        services.AddSingleton(sp => new SqliteDocumentStore(
-            sp.GetRequiredService<LocalDatabase>(),
-            sp.GetRequiredService<SqliteTaskQueue>(),
-            [sp.GetRequiredService<CoordinationDocuments>().Tasks],
-            sp.GetRequiredService<TimeProvider>()));
-        services.AddSingleton<IDocumentStore>(sp => sp.GetRequiredService<SqliteDocumentStore>());
+        services.AddLocalDocumentsAndTasks(Path.Combine(dataDirectory, "state.sqlite"), [new CoordinationDocuments(options).Tasks]);
+        if (local.Dispatcher is not null)
+        {
+            services.AddSingleton(local.Dispatcher);
+        }
+
         services.AddSingleton(sp => new LocalObjectStore(
             new Dictionary<string, string> { [options.ImageBucket] = Path.GetFullPath(local.ImagesDirectory) },
             Path.Combine(dataDirectory, "buckets"),
@@ -106,19 +103,13 @@ public static class LocalStack
         services.AddSingleton<OnIndexCreated>();
         services.AddSingleton<OnIndexDeployed>();
 
-        services.AddSingleton(sp => new TaskQueueDispatcher(
-            sp.GetRequiredService<SqliteTaskQueue>(),
-            Routes(sp, options),
-            sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ILogger<TaskQueueDispatcher>>(),
-            local.Dispatcher));
-        services.AddHostedService(sp => sp.GetRequiredService<TaskQueueDispatcher>());
+        AddRoutes(services, options);
         services.AddHostedService<LocalInstallation>();
         return services;
     }
 
     /// <summary>Which function each local queue delivers to, with the retry policy its Google Cloud twin has.</summary>
-    private static IEnumerable<TaskQueueHandler> Routes(IServiceProvider services, ExtensionOptions options)
+    private static void AddRoutes(IServiceCollection services, ExtensionOptions options)
     {
         // The backfill task queue retries a chunk BACKFILL_MAX_ATTEMPTS times, as the deployed queue does.
         var backfill = new TaskQueueSettings(new RetryPolicy(options.BackfillMaxAttempts, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(1), 6));
@@ -127,38 +118,54 @@ public static class LocalStack
         // Event triggers deployed with --retry keep trying for up to 7 days; locally the same, with shorter waits.
         var events = new TaskQueueSettings(new RetryPolicy(RetryPolicy.Unlimited, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(5), 8));
 
-        yield return TaskRoute(BackfillTriggerQueue, services.GetRequiredService<BackfillTrigger>(), tasks);
-        yield return TaskRoute(BackfillCoordinator.BackfillTaskFunction, services.GetRequiredService<BackfillTask>(), backfill);
-        yield return TaskRoute(IndexGate.DatapointWriteTaskFunction, services.GetRequiredService<DatapointWriteTask>(), tasks);
+        AddTaskRoute<BackfillTrigger>(services, BackfillTriggerQueue, tasks);
+        AddTaskRoute<BackfillTask>(services, BackfillCoordinator.BackfillTaskFunction, backfill);
+        AddTaskRoute<DatapointWriteTask>(services, IndexGate.DatapointWriteTaskFunction, tasks);
+        AddStorageRoute<StreamUpdateDatapoint>(services, LocalEventQueues.StorageFinalized, events);
+        AddStorageRoute<StreamRemoveDatapoint>(services, LocalEventQueues.StorageDeleted, events);
 
-        yield return StorageRoute(LocalEventQueues.StorageFinalized, services.GetRequiredService<StreamUpdateDatapoint>(), events);
-        yield return StorageRoute(LocalEventQueues.StorageDeleted, services.GetRequiredService<StreamRemoveDatapoint>(), events);
+        services.AddSingleton(sp =>
+        {
+            var createIndexTrigger = sp.GetRequiredService<CreateIndexTrigger>();
+            return new TaskQueueHandler(
+                LocalEventQueues.DocumentUpdated,
+                (task, ct) => createIndexTrigger.HandleAsync(SqliteDocumentStore.DecodeChange(task.Payload), ct),
+                events);
+        });
 
-        var createIndexTrigger = services.GetRequiredService<CreateIndexTrigger>();
-        yield return new TaskQueueHandler(
-            LocalEventQueues.DocumentUpdated,
-            (task, ct) => createIndexTrigger.HandleAsync(SqliteDocumentStore.DecodeChange(task.Payload), ct),
-            events);
-
-        IAuditLogFunction[] auditFunctions = [services.GetRequiredService<OnIndexCreated>(), services.GetRequiredService<OnIndexDeployed>()];
-        yield return new TaskQueueHandler(
-            LocalEventQueues.AuditLogWritten,
-            async (task, ct) =>
-            {
-                var entry = task.Payload.Deserialize<AuditLogEvent>(CoreJson.Options)!;
-                foreach (var function in auditFunctions.Where(f => f.MethodName == entry.MethodName))
+        // One audit-log queue feeds both audit functions, each taking the method its trigger filters on.
+        services.AddSingleton(sp =>
+        {
+            IAuditLogFunction[] auditFunctions = [sp.GetRequiredService<OnIndexCreated>(), sp.GetRequiredService<OnIndexDeployed>()];
+            return new TaskQueueHandler(
+                LocalEventQueues.AuditLogWritten,
+                async (task, ct) =>
                 {
-                    await function.HandleAsync(entry, ct);
-                }
-            },
-            events);
+                    var entry = task.Payload.Deserialize<AuditLogEvent>(CoreJson.Options)!;
+                    foreach (var function in auditFunctions.Where(f => f.MethodName == entry.MethodName))
+                    {
+                        await function.HandleAsync(entry, ct);
+                    }
+                },
+                events);
+        });
     }
 
-    private static TaskQueueHandler TaskRoute(string queue, ITaskFunction function, TaskQueueSettings settings) =>
-        new(queue, (task, ct) => function.HandleAsync(new TaskDelivery(task.Payload, task.TaskName, task.RetryCount), ct), settings);
+    private static void AddTaskRoute<TFunction>(IServiceCollection services, string queue, TaskQueueSettings settings)
+        where TFunction : ITaskFunction =>
+        services.AddSingleton(sp =>
+        {
+            var function = sp.GetRequiredService<TFunction>();
+            return new TaskQueueHandler(queue, (task, ct) => function.HandleAsync(new TaskDelivery(task.Payload, task.TaskName, task.RetryCount), ct), settings);
+        });
 
-    private static TaskQueueHandler StorageRoute(string queue, IStorageFunction function, TaskQueueSettings settings) =>
-        new(queue, (task, ct) => function.HandleAsync(task.Payload.Deserialize<StorageObjectEvent>(CoreJson.Options)!, ct), settings);
+    private static void AddStorageRoute<TFunction>(IServiceCollection services, string queue, TaskQueueSettings settings)
+        where TFunction : IStorageFunction =>
+        services.AddSingleton(sp =>
+        {
+            var function = sp.GetRequiredService<TFunction>();
+            return new TaskQueueHandler(queue, (task, ct) => function.HandleAsync(task.Payload.Deserialize<StorageObjectEvent>(CoreJson.Options)!, ct), settings);
+        });
 }
 
 /// <summary>
