@@ -157,7 +157,8 @@ public sealed class ContractServer : IAsyncDisposable
             Violations.Enqueue($"{verb} {raw}: {p}");
         }
 
-        var recorded = new RecordedRequest(methodId, verb, rawPath, query, body, context.Request.ContentType, context.Request.Headers);
+        var headers = new HeaderDictionary(context.Request.Headers.ToDictionary(h => h.Key, h => h.Value, StringComparer.OrdinalIgnoreCase));
+        var recorded = new RecordedRequest(methodId, verb, rawPath, query, body, context.Request.ContentType, headers);
         Requests.Enqueue(recorded);
         if (problems.Count == 0 && methodId != "?")
         {
