@@ -17,9 +17,14 @@ public static class GcpTestHost
         ImageBucket = "images",
     };
 
-    public static ServiceProvider Build(ContractServer server, Action<GcpAdapterOptions>? adapters = null, Action<GcpEndpoints>? endpoints = null)
+    public static ServiceProvider Build(
+        ContractServer server,
+        Action<GcpAdapterOptions>? adapters = null,
+        Action<GcpEndpoints>? endpoints = null,
+        Action<IServiceCollection>? before = null)
     {
         var services = new ServiceCollection();
+        before?.Invoke(services);
         services.AddSingleton<IAccessTokenSource>(new FixedAccessTokenSource(server.ExpectedToken));
         var root = server.BaseUri.ToString().TrimEnd('/');
         services.AddGcpAdapters(
