@@ -268,7 +268,9 @@ public sealed class ContractServer : IAsyncDisposable
             return "?";
         }
 
-        var method = candidates.FirstOrDefault(c => Handlers.ContainsKey(c.Id)) ?? candidates[0];
+        // A scripted method wins; else the most specific template (fewest variables: documents.get over documents.list).
+        var method = candidates.FirstOrDefault(c => Handlers.ContainsKey(c.Id))
+            ?? candidates.OrderBy(c => c.Definition.GetProperty("path").GetString()!.Count(ch => ch == '{')).First();
         if (isSession)
         {
             foreach (var (name, _) in query.Where(kv => kv.Key is not ("upload_id" or "uploadType" or "name")))

@@ -97,3 +97,34 @@ public sealed class ContractServerSelfTests : ContractTestBase
         Assert.That(await ViolationsOfAsync(HttpMethod.Get, "/v1/projects/p/databases/(default)/documents/c/d", null), Has.Some.Contains("Authorization"));
     }
 }
+
+/// <summary>Path templates: {+name} follows the parameter's declared pattern, {name} is one segment.</summary>
+public sealed class DiscoveryDocumentTests
+{
+    [TestCase("GET", "/v1/projects/p/databases/(default)/documents/a/b/c/d", "firestore.projects.databases.documents.get")]
+    [TestCase("PATCH", "/v1/projects/p/databases/(default)/documents/a/b", "firestore.projects.databases.documents.patch")]
+    [TestCase("POST", "/v1/projects/p/databases/(default)/documents:commit", "firestore.projects.databases.documents.commit")]
+    [TestCase("GET", "/storage/v1/b/bkt/o/a%2Fb.jpg", "storage.objects.get")]
+    [TestCase("GET", "/v1/projects/p/locations/l/indexes/1/operations/2", "aiplatform.projects.locations.indexes.operations.get")]
+    public void APathFindsItsMethod(string verb, string path, string id)
+    {
+        var docs = new[] { "firestore.v1", "storage.v1", "aiplatform.v1" }
+            .Select(n => new DiscoveryDocument(Path.Combine(TestPaths.ApiSpecs, "discovery", n + ".json")));
+        var found = docs.SelectMany(d => d.Methods).Where(m => m.HttpMethod == verb && m.PathPatterns.Any(p => p.IsMatch(path))).Select(m => m.Id);
+        Assert.That(found, Does.Contain(id));
+    }
+
+    [TestCase("GET", "/storage/v1/b/bkt/o/a/b.jpg")]
+    [TestCase("GET", "/v1/projects/p/databases/(default)/documents")]
+    [TestCase("POST", "/v1/projects/p/locations/l/indexes/1:upsert")]
+    public void APathOutsideTheTemplatesFindsNothingOfThatKind(string verb, string path)
+    {
+        var docs = new[] { "firestore.v1", "storage.v1", "aiplatform.v1" }
+            .Select(n => new DiscoveryDocument(Path.Combine(TestPaths.ApiSpecs, "discovery", n + ".json")));
+        var found = docs.SelectMany(d => d.Methods)
+            .Where(m => m.HttpMethod == verb && m.PathPatterns.Any(p => p.IsMatch(path)))
+            .Select(m => m.Id)
+            .Where(id => id is "storage.objects.get" or "firestore.projects.databases.documents.get" or "aiplatform.projects.locations.indexes.upsertDatapoints");
+        Assert.That(found, Is.Empty);
+    }
+}

@@ -102,20 +102,27 @@ public sealed partial class DiscoveryDocument
     /// <summary>{+name} matches the parameter's declared pattern (or anything), {name} one path segment.</summary>
     private static Regex TemplateRegex(string template, JsonElement method)
     {
-        var pattern = VariableRegex().Replace(Regex.Escape(template).Replace(@"\{", "{", StringComparison.Ordinal), m =>
+        var pattern = new System.Text.StringBuilder();
+        var at = 0;
+        foreach (Match m in VariableRegex().Matches(template))
         {
-            var reserved = m.Groups[1].Value == "+";
+            pattern.Append(Regex.Escape(template[at..m.Index]));
+            at = m.Index + m.Length;
             var name = m.Groups[2].Value;
-            if (reserved)
+            if (m.Groups[1].Value == "+")
             {
                 var declared = method.TryGetProperty("parameters", out var ps) && ps.TryGetProperty(name, out var p) && p.TryGetProperty("pattern", out var pat)
                     ? pat.GetString()!.TrimStart('^').TrimEnd('$')
                     : ".+";
-                return "(?:" + declared + ")";
+                pattern.Append("(?:").Append(declared).Append(')');
             }
+            else
+            {
+                pattern.Append("[^/]+");
+            }
+        }
 
-            return "[^/]+";
-        });
+        pattern.Append(Regex.Escape(template[at..]));
         return new Regex("^" + pattern + "$", RegexOptions.CultureInvariant);
     }
 
