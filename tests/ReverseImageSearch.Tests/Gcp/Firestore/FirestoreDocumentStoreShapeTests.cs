@@ -16,6 +16,7 @@ public sealed class FirestoreDocumentStoreShapeTests : ContractTestBase
     private const string Begin = "firestore.projects.databases.documents.beginTransaction";
     private const string Commit = "firestore.projects.databases.documents.commit";
     private const string Rollback = "firestore.projects.databases.documents.rollback";
+    private const string BatchGet = "firestore.projects.databases.documents.batchGet";
     private ServiceProvider services = null!;
     private IDocumentStore store = null!;
     private int transactions;
@@ -37,6 +38,8 @@ public sealed class FirestoreDocumentStoreShapeTests : ContractTestBase
         Server.Handle(Begin, _ => Reply.Ok(JsonSerializer.Serialize(new { transaction = Convert.ToBase64String([1, 2, (byte)Interlocked.Increment(ref transactions)]) })));
         Server.Handle(Commit, _ => Reply.Ok("""{"writeResults":[{"updateTime":"2026-01-02T03:04:05.123456Z"}],"commitTime":"2026-01-02T03:04:05.123456Z"}"""));
         Server.Handle(Rollback, _ => Reply.Ok("{}"));
+        Server.Handle(BatchGet, r => Reply.Ok(JsonSerializer.Serialize(r.Json.GetProperty("documents").EnumerateArray()
+            .Select(d => new { missing = d.GetString(), readTime = "2026-01-02T03:04:05Z" }))));
         services = GcpTestHost.Build(Server, a => a.TransactionMaxAttempts = 3);
         store = services.GetRequiredService<IDocumentStore>();
     }
@@ -184,7 +187,9 @@ public sealed class FirestoreDocumentStoreShapeTests : ContractTestBase
 
         Assert.That(result, Is.EqualTo("absent"));
         Assert.That(Server.RequestsOf(Begin).Single().Json.GetRawText(), Is.EqualTo("""{"options":{"readWrite":{}}}"""));
-        Assert.That(Server.RequestsOf(Get).Single().QueryValue("transaction"), Is.EqualTo("AQIB"));
+        Assert.That(Server.RequestsOf(Get), Is.Empty);
+        Assert.That(Server.RequestsOf(BatchGet).Single().Json.GetRawText(),
+            Is.EqualTo("""{"documents":["@DB/documents/_ext-ris/tasks"],"transaction":"AQIB"}""".Replace("@DB", Db, StringComparison.Ordinal)));
         Assert.That(Server.RequestsOf(Commit).Single().Json.GetRawText(), Is.EqualTo("""
             {"writes":[{"update":{"name":"@DB/documents/_ext-ris/tasks","fields":{"processedLength":{"integerValue":"3"}}},"updateMask":{"fieldPaths":["processedLength","old"]}},{"update":{"name":"@DB/documents/_ext-ris/other","fields":{"x":{"stringValue":"y"}}}},{"delete":"@DB/documents/_ext-ris/tasks/enqueues/t1"}],"transaction":"AQIB"}
             """.Trim().Replace("@DB", Db, StringComparison.Ordinal)));
@@ -228,6 +233,7 @@ public sealed class FirestoreDocumentStoreShapeTests : ContractTestBase
         });
 
         Assert.That(runs, Is.EqualTo(2));
+        Assert.That(Server.RequestsOf(Rollback).Single().Json.GetRawText(), Is.EqualTo("""{"transaction":"AQIB"}"""));
         var begins = Server.RequestsOf(Begin);
         Assert.That(begins[1].Json.GetRawText(), Is.EqualTo("""{"options":{"readWrite":{"retryTransaction":"AQIB"}}}"""));
         Assert.That(Server.RequestsOf(Commit).Select(c => c.Json.GetProperty("transaction").GetString()), Is.EqualTo(new[] { "AQIB", "AQIC" }));
