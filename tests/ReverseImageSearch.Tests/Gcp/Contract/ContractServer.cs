@@ -103,8 +103,12 @@ public sealed class ContractServer : IAsyncDisposable
 
     public IReadOnlyList<RecordedRequest> RequestsOf(string methodId) => Requests.Where(r => r.MethodId == methodId).ToArray();
 
+    /// <summary>The test the requests belong to (Kestrel's threads do not carry NUnit's context); set by <see cref="Reset"/>.</summary>
+    public string CurrentTest { get; set; } = "?";
+
     public void Reset()
     {
+        CurrentTest = TestContext.CurrentContext.Test.FullName;
         Violations.Clear();
         Requests.Clear();
         Handlers.Clear();
@@ -162,7 +166,7 @@ public sealed class ContractServer : IAsyncDisposable
         Requests.Enqueue(recorded);
         if (problems.Count == 0 && methodId != "?")
         {
-            var test = TestContext.CurrentContext?.Test?.FullName ?? "?";
+            var test = CurrentTest;
             Coverage.GetOrAdd(methodId, _ => new()).TryAdd(test, 0);
         }
 
