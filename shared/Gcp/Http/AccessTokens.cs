@@ -1,0 +1,49 @@
+using Google.Apis.Auth.OAuth2;
+
+namespace ReverseImageSearch.Gcp.Http;
+
+/// <summary>OAuth2 access tokens for the Google APIs.</summary>
+public interface IAccessTokenSource
+{
+    ValueTask<string> GetAccessTokenAsync(CancellationToken cancellationToken);
+}
+
+/// <summary>Always the same token: the Firestore emulator ("owner") and tests.</summary>
+public sealed class FixedAccessTokenSource(string token) : IAccessTokenSource
+{
+    public ValueTask<string> GetAccessTokenAsync(CancellationToken cancellationToken) => ValueTask.FromResult(token);
+}
+
+/// <summary>
+/// Application Default Credentials with the cloud-platform scope: the metadata server when deployed,
+/// GOOGLE_APPLICATION_CREDENTIALS or the gcloud login locally. Google.Apis.Auth caches and refreshes the token.
+/// </summary>
+public sealed class ApplicationDefaultAccessTokenSource : IAccessTokenSource
+{
+    public const string CloudPlatformScope = "https://www.googleapis.com/auth/cloud-platform";
+
+    private readonly Lazy<Task<ITokenAccess>> credential = new(LoadAsync, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    public async ValueTask<string> GetAccessTokenAsync(CancellationToken cancellationToken)
+    {
+        var access = await credential.Value.ConfigureAwait(false);
+        return await access.GetAccessTokenForRequestAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<ITokenAccess> LoadAsync()
+    {
+        var adc = await GoogleCredential.GetApplicationDefaultAsync().ConfigureAwait(false);
+        return adc.IsCreateScopedRequired ? adc.CreateScoped(CloudPlatformScope) : adc;
+    }
+}
+
+/// <summary>Adds <c>Authorization: Bearer</c> from an <see cref="IAccessTokenSource"/> to every request.</summary>
+public sealed class BearerTokenHandler(IAccessTokenSource tokens) : DelegatingHandler
+{
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var token = await tokens.GetAccessTokenAsync(cancellationToken).ConfigureAwait(false);
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+    }
+}

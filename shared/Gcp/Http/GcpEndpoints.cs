@@ -1,0 +1,110 @@
+namespace ReverseImageSearch.Gcp.Http;
+
+/// <summary>
+/// Where the Google REST APIs are. Defaults are the production hosts; tests point them at a local server.
+/// </summary>
+public sealed class GcpEndpoints
+{
+    public const string LocationPlaceholder = "{LOCATION}";
+
+    public const string ProjectPlaceholder = "{PROJECT_ID}";
+
+    /// <summary>Firestore REST base including the version, e.g. https://firestore.googleapis.com/v1.</summary>
+    public Uri FirestoreBase { get; set; } = new("https://firestore.googleapis.com/v1");
+
+    /// <summary>
+    /// FIRESTORE_EMULATOR_HOST (host:port). When set, Firestore calls go to http://{host}/v1 with the token "owner".
+    /// </summary>
+    public string? FirestoreEmulatorHost { get; set; }
+
+    /// <summary>Cloud Storage JSON API base, e.g. https://storage.googleapis.com/storage/v1.</summary>
+    public Uri StorageBase { get; set; } = new("https://storage.googleapis.com/storage/v1");
+
+    /// <summary>Cloud Storage media upload base, e.g. https://storage.googleapis.com/upload/storage/v1.</summary>
+    public Uri StorageUploadBase { get; set; } = new("https://storage.googleapis.com/upload/storage/v1");
+
+    /// <summary>Cloud Tasks base including the version, e.g. https://cloudtasks.googleapis.com/v2.</summary>
+    public Uri CloudTasksBase { get; set; } = new("https://cloudtasks.googleapis.com/v2");
+
+    /// <summary>Vertex AI base including the version; {LOCATION} is replaced by the region.</summary>
+    public string VertexBase { get; set; } = "https://{LOCATION}-aiplatform.googleapis.com/v1";
+
+    /// <summary>
+    /// When set, findNeighbors goes to this scheme and authority instead of https://{publicEndpointDomainName}
+    /// (tests point it at a local server).
+    /// </summary>
+    public Uri? PublicEndpointOverride { get; set; }
+
+    /// <summary>Base of the task-queue functions' URLs; {LOCATION} and {PROJECT_ID} are replaced.</summary>
+    public string FunctionsBase { get; set; } = "https://{LOCATION}-{PROJECT_ID}.cloudfunctions.net";
+
+    /// <summary>The metadata server (service account email, tokens).</summary>
+    public Uri MetadataServerBase { get; set; } = new("http://metadata.google.internal/computeMetadata/v1");
+
+    /// <summary>Firestore base in effect: the emulator's when <see cref="FirestoreEmulatorHost"/> is set.</summary>
+    public Uri EffectiveFirestoreBase =>
+        string.IsNullOrWhiteSpace(FirestoreEmulatorHost) ? FirestoreBase : new Uri($"http://{FirestoreEmulatorHost}/v1");
+
+    public bool UsesFirestoreEmulator => !string.IsNullOrWhiteSpace(FirestoreEmulatorHost);
+
+    public Uri VertexBaseFor(string location) => new(VertexBase.Replace(LocationPlaceholder, location, StringComparison.Ordinal));
+
+    public string FunctionsBaseFor(string location, string projectId) =>
+        FunctionsBase.Replace(LocationPlaceholder, location, StringComparison.Ordinal)
+            .Replace(ProjectPlaceholder, projectId, StringComparison.Ordinal)
+            .TrimEnd('/');
+
+    /// <summary>Base URL of a Vector Search public endpoint (https://{domain}/v1, or the override).</summary>
+    public Uri PublicEndpointBaseFor(string publicEndpointDomainName) =>
+        PublicEndpointOverride is { } o
+            ? new Uri(o.GetLeftPart(UriPartial.Authority) + "/v1")
+            : new Uri($"https://{publicEndpointDomainName}/v1");
+
+    /// <summary>Defaults, with FIRESTORE_EMULATOR_HOST taken from the environment.</summary>
+    public static GcpEndpoints FromEnvironment() => new()
+    {
+        FirestoreEmulatorHost = Environment.GetEnvironmentVariable("FIRESTORE_EMULATOR_HOST"),
+    };
+}
+
+/// <summary>Tuning of the Google adapters: retries, batch sizes, thresholds.</summary>
+public sealed class GcpAdapterOptions
+{
+    /// <summary>Retries of a transient failure (408, 429, 500, 502, 503, 504, connection errors).</summary>
+    public int MaxRetries { get; set; } = 5;
+
+    /// <summary>First retry delay; doubles each attempt, with jitter. Retry-After wins when given.</summary>
+    public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Longest single wait between retries, Retry-After included.</summary>
+    public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Timeout of one HTTP attempt.</summary>
+    public TimeSpan AttemptTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Runs of a Firestore transaction body before contention (409 ABORTED) is given up.</summary>
+    public int TransactionMaxAttempts { get; set; } = 10;
+
+    /// <summary>First delay before re-running an aborted transaction; doubles with jitter.</summary>
+    public TimeSpan TransactionBaseDelay { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Uploads larger than this use a resumable session instead of one media request.</summary>
+    public int ResumableUploadThreshold { get; set; } = 8 * 1024 * 1024;
+
+    /// <summary>Datapoints per upsertDatapoints request.</summary>
+    public int UpsertBatchSize { get; set; } = 100;
+
+    /// <summary>SERVICE_ACCOUNT_EMAIL: the identity Cloud Tasks signs task requests as; null = ask the metadata server.</summary>
+    public string? ServiceAccountEmail { get; set; }
+
+    /// <summary>Cloud Tasks dispatchDeadline of enqueued tasks (15 s to 30 min); null = the service default (10 min).</summary>
+    public TimeSpan? TaskDispatchDeadline { get; set; }
+
+    /// <summary>Objects per list page (Cloud Storage caps it at 1000).</summary>
+    public int ListPageSize { get; set; } = 1000;
+
+    public static GcpAdapterOptions FromEnvironment() => new()
+    {
+        ServiceAccountEmail = Environment.GetEnvironmentVariable("SERVICE_ACCOUNT_EMAIL") is { Length: > 0 } e ? e : null,
+    };
+}

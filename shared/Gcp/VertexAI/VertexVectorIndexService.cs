@@ -1,0 +1,199 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using ReverseImageSearch.Core.Configuration;
+using ReverseImageSearch.Core.Ports;
+using ReverseImageSearch.Gcp.Http;
+
+namespace ReverseImageSearch.Gcp.VertexAI;
+
+/// <summary><see cref="IVectorIndexService"/> over Vertex AI Vector Search (aiplatform v1, regional host).</summary>
+public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoints endpoints, GcpAdapterOptions options, ExtensionOptions extension)
+    : IVectorIndexService
+{
+    public const string MetadataSchemaUri = "gs://google-cloud-aiplatform/schema/matchingengine/metadata/nearest_neighbor_search_1.0.0.yaml";
+
+    private readonly string apiBase = endpoints.VertexBaseFor(extension.Location).ToString().TrimEnd('/');
+
+    private string LocationPath => $"projects/{extension.ProjectId}/locations/{extension.Location}";
+
+    public async Task<LongRunningOperation> CreateIndexAsync(IndexDefinition definition, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        if (definition.AlgorithmConfig is not ("treeAhConfig" or "bruteForceConfig"))
+        {
+            throw new ArgumentException($"AlgorithmConfig must be treeAhConfig or bruteForceConfig, not '{definition.AlgorithmConfig}'.", nameof(definition));
+        }
+
+        var index = new JsonObject
+        {
+            ["displayName"] = definition.DisplayName,
+            ["indexUpdateMethod"] = "STREAM_UPDATE",
+            ["metadataSchemaUri"] = MetadataSchemaUri,
+            ["metadata"] = new JsonObject
+            {
+                ["contentsDeltaUri"] = definition.ContentsDeltaUri,
+                ["isCompleteOverwrite"] = false,
+                ["config"] = new JsonObject
+                {
+                    ["dimensions"] = definition.Dimensions,
+                    ["approximateNeighborsCount"] = definition.ApproximateNeighborsCount,
+                    ["distanceMeasureType"] = definition.DistanceMeasureType,
+                    ["featureNormType"] = definition.FeatureNormType,
+                    ["shardSize"] = definition.ShardSize,
+                    ["algorithmConfig"] = new JsonObject { [definition.AlgorithmConfig] = new JsonObject() },
+                },
+            },
+        };
+        return await OperationCallAsync(HttpMethod.Post, $"{LocationPath}/indexes", index, cancellationToken).ConfigureAwait(false);
+    }
+
+    public Task<LongRunningOperation> GetOperationAsync(string operationName, CancellationToken cancellationToken = default) =>
+        OperationCallAsync(HttpMethod.Get, Resource(operationName), null, cancellationToken);
+
+    public Task<LongRunningOperation> CreateIndexEndpointAsync(string displayName, CancellationToken cancellationToken = default) =>
+        OperationCallAsync(
+            HttpMethod.Post,
+            $"{LocationPath}/indexEndpoints",
+            new JsonObject { ["displayName"] = displayName, ["publicEndpointEnabled"] = true },
+            cancellationToken);
+
+    public Task<LongRunningOperation> DeployIndexAsync(string indexEndpoint, DeployedIndexSpec deployedIndex, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(deployedIndex);
+        var machineSpec = new JsonObject { ["machineType"] = deployedIndex.MachineType };
+        if (!string.IsNullOrEmpty(deployedIndex.AcceleratorType) && deployedIndex.AcceleratorType != "ACCELERATOR_TYPE_UNSPECIFIED")
+        {
+            machineSpec["acceleratorType"] = deployedIndex.AcceleratorType;
+            machineSpec["acceleratorCount"] = deployedIndex.AcceleratorCount;
+        }
+
+        var body = new JsonObject
+        {
+            ["deployedIndex"] = new JsonObject
+            {
+                ["id"] = deployedIndex.Id,
+                ["index"] = deployedIndex.Index,
+                ["dedicatedResources"] = new JsonObject
+                {
+                    ["machineSpec"] = machineSpec,
+                    ["minReplicaCount"] = deployedIndex.MinReplicaCount,
+                    ["maxReplicaCount"] = deployedIndex.MaxReplicaCount,
+                },
+            },
+        };
+        return OperationCallAsync(HttpMethod.Post, Resource(indexEndpoint) + ":deployIndex", body, cancellationToken);
+    }
+
+    public async Task<IndexEndpointInfo> GetIndexEndpointAsync(string indexEndpoint, CancellationToken cancellationToken = default)
+    {
+        var answer = await client.SendJsonAsync<IndexEndpointResource>(HttpMethod.Get, Url(Resource(indexEndpoint)), null, cancellationToken)
+            .ConfigureAwait(false);
+        return new IndexEndpointInfo(
+            answer.Name ?? indexEndpoint,
+            string.IsNullOrEmpty(answer.PublicEndpointDomainName) ? null : answer.PublicEndpointDomainName,
+            (answer.DeployedIndexes ?? []).Select(d => d.Id).OfType<string>().ToArray());
+    }
+
+    public async Task UpsertDatapointsAsync(string index, IReadOnlyList<IndexDatapoint> datapoints, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(datapoints);
+        var url = Url(Resource(index) + ":upsertDatapoints");
+        foreach (var batch in datapoints.Chunk(Math.Max(1, options.UpsertBatchSize)))
+        {
+            var body = new UpsertRequest(batch.Select(d => new DatapointBody(d.DatapointId, d.FeatureVector)).ToArray());
+            await client.SendJsonAsync(HttpMethod.Post, url, body, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public async Task RemoveDatapointsAsync(string index, IReadOnlyList<string> datapointIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(datapointIds);
+        var url = Url(Resource(index) + ":removeDatapoints");
+        foreach (var batch in datapointIds.Chunk(Math.Max(1, options.UpsertBatchSize)))
+        {
+            await client.SendJsonAsync(HttpMethod.Post, url, new RemoveRequest(batch), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public async Task<IReadOnlyList<QueryNeighbors>> FindNeighborsAsync(
+        string publicEndpointDomainName,
+        string indexEndpoint,
+        string deployedIndexId,
+        IReadOnlyList<NeighborQuery> queries,
+        int neighborCount,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(publicEndpointDomainName);
+        ArgumentNullException.ThrowIfNull(queries);
+        var body = new FindNeighborsRequest(
+            deployedIndexId,
+            queries.Select(q => new FindNeighborsQuery(new DatapointBody(q.DatapointId, q.FeatureVector), neighborCount)).ToArray());
+        var url = new Uri($"{endpoints.PublicEndpointBaseFor(publicEndpointDomainName).ToString().TrimEnd('/')}/{Resource(indexEndpoint)}:findNeighbors");
+        var answer = await client.SendJsonAsync<FindNeighborsResponse>(HttpMethod.Post, url, body, cancellationToken).ConfigureAwait(false);
+        return (answer.NearestNeighbors ?? [])
+            .Select(n => new QueryNeighbors(
+                n.Id ?? "",
+                (n.Neighbors ?? [])
+                    .Select(x => new Neighbor(x.Datapoint?.DatapointId ?? "", x.Datapoint?.CrowdingTag?.CrowdingAttribute, x.Distance ?? 0))
+                    .ToArray()))
+            .ToArray();
+    }
+
+    public Task<LongRunningOperation> UndeployIndexAsync(string indexEndpoint, string deployedIndexId, CancellationToken cancellationToken = default) =>
+        OperationCallAsync(HttpMethod.Post, Resource(indexEndpoint) + ":undeployIndex", new JsonObject { ["deployedIndexId"] = deployedIndexId }, cancellationToken);
+
+    public Task<LongRunningOperation> DeleteIndexEndpointAsync(string indexEndpoint, CancellationToken cancellationToken = default) =>
+        OperationCallAsync(HttpMethod.Delete, Resource(indexEndpoint), null, cancellationToken);
+
+    public Task<LongRunningOperation> DeleteIndexAsync(string index, CancellationToken cancellationToken = default) =>
+        OperationCallAsync(HttpMethod.Delete, Resource(index), null, cancellationToken);
+
+    private async Task<LongRunningOperation> OperationCallAsync(HttpMethod method, string resourcePath, JsonObject? body, CancellationToken cancellationToken)
+    {
+        var op = await client.SendJsonAsync<OperationResource>(method, Url(resourcePath), body, cancellationToken).ConfigureAwait(false);
+        return new LongRunningOperation(
+            op.Name ?? "",
+            op.Done ?? false,
+            op.Error is { } e ? new OperationError(e.Code ?? 0, e.Message ?? "") : null,
+            op.Response is { ValueKind: JsonValueKind.Object } r ? r.Clone() : null);
+    }
+
+    private Uri Url(string resourcePath) => new($"{apiBase}/{resourcePath}");
+
+    /// <summary>A full resource name (projects/...); a leading '/' or version prefix is not accepted.</summary>
+    private static string Resource(string name)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        return name.StartsWith("projects/", StringComparison.Ordinal)
+            ? name
+            : throw new ArgumentException($"'{name}' is not a resource name (projects/...).", nameof(name));
+    }
+
+    private sealed record OperationResource(string? Name, bool? Done, StatusResource? Error, JsonElement? Response);
+
+    private sealed record StatusResource(int? Code, string? Message);
+
+    private sealed record IndexEndpointResource(string? Name, string? PublicEndpointDomainName, List<DeployedIndexResource>? DeployedIndexes);
+
+    private sealed record DeployedIndexResource(string? Id);
+
+    private sealed record DatapointBody(string DatapointId, float[] FeatureVector);
+
+    private sealed record UpsertRequest(DatapointBody[] Datapoints);
+
+    private sealed record RemoveRequest(string[] DatapointIds);
+
+    private sealed record FindNeighborsQuery(DatapointBody Datapoint, int NeighborCount);
+
+    private sealed record FindNeighborsRequest(string DeployedIndexId, FindNeighborsQuery[] Queries);
+
+    private sealed record FindNeighborsResponse(List<NearestNeighborsResource>? NearestNeighbors);
+
+    private sealed record NearestNeighborsResource(string? Id, List<NeighborResource>? Neighbors);
+
+    private sealed record NeighborResource(NeighborDatapoint? Datapoint, double? Distance);
+
+    private sealed record NeighborDatapoint(string? DatapointId, CrowdingTagResource? CrowdingTag);
+
+    private sealed record CrowdingTagResource(string? CrowdingAttribute);
+}

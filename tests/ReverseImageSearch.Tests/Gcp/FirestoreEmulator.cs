@@ -1,0 +1,156 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace ReverseImageSearch.Tests.Gcp;
+
+/// <summary>
+/// Google's Firestore emulator (gcloud emulators firestore start), started once for the test run in its own
+/// process group (setsid) so that both the gcloud wrapper and the java server it starts can be stopped.
+/// </summary>
+public static class FirestoreEmulator
+{
+    private static readonly SemaphoreSlim Gate = new(1, 1);
+    private static Process? process;
+    private static string? unavailable;
+
+    public static string? HostPort { get; private set; }
+
+    /// <summary>Starts the emulator (once); ignores the calling test when gcloud or its emulator is not installed.</summary>
+    public static async Task<string> EnsureStartedAsync()
+    {
+        await Gate.WaitAsync();
+        try
+        {
+            if (HostPort is not null)
+            {
+                return HostPort;
+            }
+
+            if (unavailable is null)
+            {
+                unavailable = await TryStartAsync();
+            }
+
+            if (HostPort is null)
+            {
+                Assert.Ignore("Firestore emulator unavailable: " + unavailable);
+            }
+
+            return HostPort!;
+        }
+        finally
+        {
+            Gate.Release();
+        }
+    }
+
+    /// <summary>Removes every document of <paramref name="projectId"/>.</summary>
+    public static async Task WipeAsync(string projectId)
+    {
+        using var http = new HttpClient();
+        using var response = await http.DeleteAsync(new Uri($"http://{HostPort}/emulator/v1/projects/{projectId}/databases/(default)/documents"));
+        response.EnsureSuccessStatusCode();
+    }
+
+    public static async Task StopAsync()
+    {
+        if (process is null)
+        {
+            return;
+        }
+
+        // setsid made the gcloud wrapper a process-group leader: signal the whole group (wrapper and java).
+        var group = process.Id;
+        Signal("-TERM", group);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        Signal("-KILL", group);
+        process.Dispose();
+        process = null;
+        HostPort = null;
+    }
+
+    private static void Signal(string signal, int group)
+    {
+        using var kill = Process.Start(new ProcessStartInfo("kill", [signal, "--", "-" + group]) { RedirectStandardError = true });
+        kill?.WaitForExit();
+    }
+
+    private static async Task<string?> TryStartAsync()
+    {
+        if (!OperatingSystem.IsLinux() || !File.Exists("/usr/bin/setsid"))
+        {
+            return "needs Linux with setsid";
+        }
+
+        var gcloud = Environment.GetEnvironmentVariable("PATH")?.Split(':').Select(p => Path.Combine(p, "gcloud")).FirstOrDefault(File.Exists);
+        if (gcloud is null)
+        {
+            return "gcloud is not on PATH";
+        }
+
+        var port = FreePort();
+        var start = new ProcessStartInfo("/usr/bin/setsid", [gcloud, "emulators", "firestore", "start", $"--host-port=127.0.0.1:{port}"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        var log = new System.Text.StringBuilder();
+        process = Process.Start(start)!;
+        process.OutputDataReceived += (_, e) => { lock (log) { log.AppendLine(e.Data); } };
+        process.ErrorDataReceived += (_, e) => { lock (log) { log.AppendLine(e.Data); } };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (process.HasExited)
+            {
+                lock (log)
+                {
+                    return "gcloud exited: " + log;
+                }
+            }
+
+            try
+            {
+                using var response = await http.GetAsync(new Uri($"http://127.0.0.1:{port}/"));
+                if (response.StatusCode == HttpStatusCode.OK)
+                {
+                    HostPort = $"127.0.0.1:{port}";
+                    return null;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException)
+            {
+            }
+
+            await Task.Delay(250);
+        }
+
+        await StopAsync();
+        return "did not answer within 90 s";
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}

@@ -1,0 +1,210 @@
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using ReverseImageSearch.Core.Ports;
+using ReverseImageSearch.Tests.Gcp.Contract;
+
+namespace ReverseImageSearch.Tests.Gcp.VertexAI;
+
+public sealed class VertexVectorIndexServiceTests : ContractTestBase
+{
+    private const string Location = "projects/demo-proj/locations/us-central1";
+    private const string Index = Location + "/indexes/111";
+    private const string Endpoint = Location + "/indexEndpoints/222";
+    private const string Op = "{\"name\":\"" + Location + "/operations/9\",\"metadata\":{\"@type\":\"type.googleapis.com/google.cloud.aiplatform.v1.CreateIndexOperationMetadata\"}}";
+    private ServiceProvider services = null!;
+    private IVectorIndexService vertex = null!;
+
+    [SetUp]
+    public void CreateService()
+    {
+        services = GcpTestHost.Build(Server, a => a.UpsertBatchSize = 100);
+        vertex = services.GetRequiredService<IVectorIndexService>();
+    }
+
+    [TearDown]
+    public void DisposeServices() => services.Dispose();
+
+    [TestCase("bruteForceConfig", "COSINE_DISTANCE", "UNIT_L2_NORM")]
+    [TestCase("treeAhConfig", "DOT_PRODUCT_DISTANCE", "NONE")]
+    public async Task CreateIndexSendsAStreamUpdateIndex(string algorithm, string distance, string norm)
+    {
+        Server.Handle("aiplatform.projects.locations.indexes.create", _ => Reply.Ok(Op));
+        var op = await vertex.CreateIndexAsync(new IndexDefinition("ext-ris-index", "gs://demo-proj-ext-ris/datapoints", 1280, 100, distance, norm, "SHARD_SIZE_SMALL", algorithm));
+
+        Assert.That((op.Name, op.Done, op.Error), Is.EqualTo(($"{Location}/operations/9", false, (OperationError?)null)));
+        var request = Server.RequestsOf("aiplatform.projects.locations.indexes.create").Single();
+        Assert.That(request.RawPath, Is.EqualTo($"/v1/{Location}/indexes"));
+        var expected = JsonSerializer.Serialize(new Dictionary<string, object>
+        {
+            ["displayName"] = "ext-ris-index",
+            ["indexUpdateMethod"] = "STREAM_UPDATE",
+            ["metadataSchemaUri"] = "gs://google-cloud-aiplatform/schema/matchingengine/metadata/nearest_neighbor_search_1.0.0.yaml",
+            ["metadata"] = new Dictionary<string, object>
+            {
+                ["contentsDeltaUri"] = "gs://demo-proj-ext-ris/datapoints",
+                ["isCompleteOverwrite"] = false,
+                ["config"] = new Dictionary<string, object>
+                {
+                    ["dimensions"] = 1280,
+                    ["approximateNeighborsCount"] = 100,
+                    ["distanceMeasureType"] = distance,
+                    ["featureNormType"] = norm,
+                    ["shardSize"] = "SHARD_SIZE_SMALL",
+                    ["algorithmConfig"] = new Dictionary<string, object> { [algorithm] = new { } },
+                },
+            },
+        });
+        Assert.That(request.Json.GetRawText(), Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void AnUnknownAlgorithmIsRejectedBeforeAnyRequest() =>
+        Assert.ThrowsAsync<ArgumentException>(() => vertex.CreateIndexAsync(new IndexDefinition("x", "gs://b/d", 3, 10, "DOT_PRODUCT_DISTANCE", "NONE", "SHARD_SIZE_SMALL", "fancyConfig")));
+
+    [Test]
+    public async Task GetOperationReadsDoneErrorAndResponse()
+    {
+        var answers = new Queue<string>(
+        [
+            Op,
+            "{\"name\":\"" + Location + "/indexes/111/operations/9\",\"done\":true,\"response\":{\"@type\":\"type.googleapis.com/google.cloud.aiplatform.v1.Index\",\"name\":\"" + Index + "\"}}",
+            "{\"name\":\"" + Location + "/indexes/111/operations/9\",\"done\":true,\"error\":{\"code\":8,\"message\":\"quota\"}}",
+        ]);
+        Server.Handle("aiplatform.projects.locations.operations.get", _ => Reply.Ok(answers.Dequeue()));
+        Server.Handle("aiplatform.projects.locations.indexes.operations.get", _ => Reply.Ok(answers.Dequeue()));
+
+        var pending = await vertex.GetOperationAsync($"{Location}/operations/9");
+        var done = await vertex.GetOperationAsync($"{Index}/operations/9");
+        var failed = await vertex.GetOperationAsync($"{Index}/operations/9");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(pending.Done, Is.False);
+            Assert.That(done.Done, Is.True);
+            Assert.That(done.ResponseResourceName, Is.EqualTo(Index));
+            Assert.That(done.Error, Is.Null);
+            Assert.That(failed.Error, Is.EqualTo(new OperationError(8, "quota")));
+        });
+        Assert.That(Server.Requests.Select(r => r.RawPath), Is.EqualTo(new[]
+        {
+            $"/v1/{Location}/operations/9", $"/v1/{Index}/operations/9", $"/v1/{Index}/operations/9",
+        }));
+    }
+
+    [Test]
+    public async Task CreateIndexEndpointAsksForAPublicEndpoint()
+    {
+        Server.Handle("aiplatform.projects.locations.indexEndpoints.create", _ => Reply.Ok(Op));
+        var op = await vertex.CreateIndexEndpointAsync("ext-ris-endpoint");
+        Assert.That(op.Done, Is.False);
+        var request = Server.RequestsOf("aiplatform.projects.locations.indexEndpoints.create").Single();
+        Assert.That(request.RawPath, Is.EqualTo($"/v1/{Location}/indexEndpoints"));
+        Assert.That(request.Json.GetRawText(), Is.EqualTo("""{"displayName":"ext-ris-endpoint","publicEndpointEnabled":true}"""));
+    }
+
+    [Test]
+    public async Task DeployIndexOmitsTheAcceleratorWhenUnspecified()
+    {
+        Server.Handle("aiplatform.projects.locations.indexEndpoints.deployIndex", _ => Reply.Ok(Op));
+        await vertex.DeployIndexAsync(Endpoint, new DeployedIndexSpec("ext_ris_index", Index, "e2-standard-2", "ACCELERATOR_TYPE_UNSPECIFIED", 1, 1, 2));
+        var request = Server.RequestsOf("aiplatform.projects.locations.indexEndpoints.deployIndex").Single();
+        Assert.That(request.RawPath, Is.EqualTo($"/v1/{Endpoint}:deployIndex"));
+        Assert.That(request.Json.GetRawText(), Is.EqualTo(
+            "{\"deployedIndex\":{\"id\":\"ext_ris_index\",\"index\":\"" + Index + "\",\"dedicatedResources\":{\"machineSpec\":{\"machineType\":\"e2-standard-2\"},\"minReplicaCount\":1,\"maxReplicaCount\":2}}}"));
+    }
+
+    [Test]
+    public async Task DeployIndexSendsAGivenAccelerator()
+    {
+        Server.Handle("aiplatform.projects.locations.indexEndpoints.deployIndex", _ => Reply.Ok(Op));
+        await vertex.DeployIndexAsync(Endpoint, new DeployedIndexSpec("ext_ris_index", Index, "n1-standard-16", "NVIDIA_TESLA_T4", 2, 1, 1));
+        var spec = Server.RequestsOf("aiplatform.projects.locations.indexEndpoints.deployIndex").Single()
+            .Json.GetProperty("deployedIndex").GetProperty("dedicatedResources").GetProperty("machineSpec");
+        Assert.That(spec.GetRawText(), Is.EqualTo("""{"machineType":"n1-standard-16","acceleratorType":"NVIDIA_TESLA_T4","acceleratorCount":2}"""));
+    }
+
+    [Test]
+    public async Task GetIndexEndpointReadsTheDomainAndDeployedIds()
+    {
+        Server.Handle("aiplatform.projects.locations.indexEndpoints.get", _ => Reply.Ok(
+            "{\"name\":\"" + Endpoint + "\",\"displayName\":\"e\",\"publicEndpointDomainName\":\"1.us-central1-2.vdb.vertexai.goog\",\"deployedIndexes\":[{\"id\":\"ext_ris_index\",\"index\":\"" + Index + "\"}]}"));
+        var info = await vertex.GetIndexEndpointAsync(Endpoint);
+        Assert.That(info.Name, Is.EqualTo(Endpoint));
+        Assert.That(info.PublicEndpointDomainName, Is.EqualTo("1.us-central1-2.vdb.vertexai.goog"));
+        Assert.That(info.DeployedIndexIds, Is.EqualTo(new[] { "ext_ris_index" }));
+
+        Server.Handle("aiplatform.projects.locations.indexEndpoints.get", _ => Reply.Ok("{\"name\":\"" + Endpoint + "\"}"));
+        var bare = await vertex.GetIndexEndpointAsync(Endpoint);
+        Assert.That((bare.PublicEndpointDomainName, bare.DeployedIndexIds.Count), Is.EqualTo(((string?)null, 0)));
+    }
+
+    [Test]
+    public async Task UpsertSplitsIntoBatches()
+    {
+        Server.Handle("aiplatform.projects.locations.indexes.upsertDatapoints", _ => Reply.Ok("{}"));
+        var points = Enumerable.Range(0, 250).Select(i => new IndexDatapoint($"img/{i}.jpg", [i, 0.5f, -1.25f])).ToArray();
+        await vertex.UpsertDatapointsAsync(Index, points);
+        var requests = Server.RequestsOf("aiplatform.projects.locations.indexes.upsertDatapoints");
+        Assert.That(requests.Select(r => r.Json.GetProperty("datapoints").GetArrayLength()), Is.EqualTo(new[] { 100, 100, 50 }));
+        Assert.That(requests[0].RawPath, Is.EqualTo($"/v1/{Index}:upsertDatapoints"));
+        Assert.That(requests[2].Json.GetProperty("datapoints")[49].GetRawText(), Is.EqualTo("""{"datapointId":"img/249.jpg","featureVector":[249,0.5,-1.25]}"""));
+    }
+
+    [Test]
+    public async Task RemoveSendsTheIds()
+    {
+        Server.Handle("aiplatform.projects.locations.indexes.removeDatapoints", _ => Reply.Ok("{}"));
+        await vertex.RemoveDatapointsAsync(Index, ["a.jpg", "b/c.png"]);
+        var request = Server.RequestsOf("aiplatform.projects.locations.indexes.removeDatapoints").Single();
+        Assert.That(request.RawPath, Is.EqualTo($"/v1/{Index}:removeDatapoints"));
+        Assert.That(request.Json.GetRawText(), Is.EqualTo("""{"datapointIds":["a.jpg","b/c.png"]}"""));
+    }
+
+    [Test]
+    public async Task FindNeighborsQueriesThePublicEndpointAndReadsSparseAnswers()
+    {
+        Server.Handle("aiplatform.projects.locations.indexEndpoints.findNeighbors", _ => Reply.Ok("""
+            {"nearestNeighbors":[
+              {"id":"q0","neighbors":[
+                {"datapoint":{"datapointId":"a.jpg","crowdingTag":{"crowdingAttribute":"0"}}},
+                {"datapoint":{"datapointId":"b.jpg"},"distance":0.25}]},
+              {"id":"q1"}]}
+            """));
+        var results = await vertex.FindNeighborsAsync("1.us-central1-2.vdb.vertexai.goog", Endpoint, "ext_ris_index",
+            [new NeighborQuery("q0", [1f, 0f]), new NeighborQuery("q1", [0f, 1f])], 5);
+
+        var request = Server.RequestsOf("aiplatform.projects.locations.indexEndpoints.findNeighbors").Single();
+        Assert.That(request.RawPath, Is.EqualTo($"/v1/{Endpoint}:findNeighbors"));
+        Assert.That(request.Json.GetRawText(), Is.EqualTo(
+            """{"deployedIndexId":"ext_ris_index","queries":[{"datapoint":{"datapointId":"q0","featureVector":[1,0]},"neighborCount":5},{"datapoint":{"datapointId":"q1","featureVector":[0,1]},"neighborCount":5}]}"""));
+        Assert.That(results, Has.Count.EqualTo(2));
+        Assert.That(results[0].Id, Is.EqualTo("q0"));
+        Assert.That(results[0].Neighbors, Is.EqualTo(new[] { new Neighbor("a.jpg", "0", 0), new Neighbor("b.jpg", null, 0.25) }));
+        Assert.That((results[1].Id, results[1].Neighbors.Count), Is.EqualTo(("q1", 0)));
+    }
+
+    [Test]
+    public async Task UndeployAndDeleteEndpointAndIndex()
+    {
+        Server.Handle("aiplatform.projects.locations.indexEndpoints.undeployIndex", _ => Reply.Ok(Op));
+        Server.Handle("aiplatform.projects.locations.indexEndpoints.delete", _ => Reply.Ok(Op));
+        Server.Handle("aiplatform.projects.locations.indexes.delete", _ => Reply.Ok(Op));
+        await vertex.UndeployIndexAsync(Endpoint, "ext_ris_index");
+        await vertex.DeleteIndexEndpointAsync(Endpoint);
+        await vertex.DeleteIndexAsync(Index);
+        var r = Server.Requests.ToArray();
+        Assert.That(r.Select(x => (x.HttpMethod, x.RawPath)), Is.EqualTo(new[]
+        {
+            ("POST", $"/v1/{Endpoint}:undeployIndex"), ("DELETE", $"/v1/{Endpoint}"), ("DELETE", $"/v1/{Index}"),
+        }));
+        Assert.That(r[0].Json.GetRawText(), Is.EqualTo("""{"deployedIndexId":"ext_ris_index"}"""));
+    }
+
+    [Test]
+    public void ANotFoundIndexIsAServiceException()
+    {
+        Server.FailNext("aiplatform.projects.locations.indexes.upsertDatapoints", Reply.Error(404, "NOT_FOUND", "Index not found"));
+        var e = Assert.ThrowsAsync<ServiceException>(() => vertex.UpsertDatapointsAsync(Index, [new IndexDatapoint("a", [1f])]));
+        Assert.That(e!.IsNotFound, Is.True);
+    }
+}
