@@ -1,0 +1,96 @@
+using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using ReverseImageSearch.Core.Configuration;
+using ReverseImageSearch.Core.Coordination;
+using ReverseImageSearch.Core.Ports;
+using ReverseImageSearch.Core.Triggers;
+using ReverseImageSearch.Functions;
+
+namespace ReverseImageSearch.Tests.Functions;
+
+/// <summary>createIndexTrigger, onIndexCreated and onIndexDeployed facing duplicates, strangers and failures.</summary>
+[Parallelizable(ParallelScope.None)]
+public class IndexLifecycleHandlerTests
+{
+    private const string CreateIndexMethod = "google.cloud.aiplatform.v1.IndexService.CreateIndex";
+    private const string DeployIndexMethod = "google.cloud.aiplatform.v1.IndexEndpointService.DeployIndex";
+
+    [Test]
+    public async Task ADuplicateDoneEventAfterDeploymentCreatesNoSecondIndex()
+    {
+        await using var stack = await LocalStackHarness.Create(imageCount: 3).StartAsync();
+        await stack.WaitUntilDeployedAsync();
+        var before = await stack.State.GetMetadataAsync(CancellationToken.None);
+        var tasks = await stack.State.GetTasksAsync(CancellationToken.None);
+        var pending = new DocumentSnapshot(tasks!.Path, new Dictionary<string, object?> { ["status"] = BackfillStatus.Pending });
+
+        await stack.Services.GetRequiredService<CreateIndexTrigger>().HandleAsync(new DocumentChange(tasks.Path, pending, tasks), CancellationToken.None);
+
+        var after = await stack.State.GetMetadataAsync(CancellationToken.None);
+        Assert.That(after!.Fields, Is.EquivalentTo(before!.Fields), "the claim is refused: nothing is created or overwritten");
+    }
+
+    [Test]
+    public async Task AuditEntriesOfOtherIndexesAndEndpointsOfTheProjectAreIgnored()
+    {
+        await using var stack = await LocalStackHarness.Create(imageCount: 0).StartAsync(run: false);
+        var metadataPath = stack.State.Paths.Metadata;
+        var mine = new Dictionary<string, object?>
+        {
+            ["status"] = IndexStatus.Building,
+            ["operation"] = "projects/demo-reverse-image-search/locations/us-central1/indexes/1/operations/9",
+        };
+        await stack.Documents.SetAsync(metadataPath, mine, SetMode.Overwrite);
+
+        var otherIndex = new AuditLogEvent("aiplatform.googleapis.com", CreateIndexMethod,
+            "projects/demo-reverse-image-search/locations/us-central1/indexes/2", "projects/demo-reverse-image-search/locations/us-central1/indexes/2/operations/5", false, true);
+        await stack.Services.GetRequiredService<OnIndexCreated>().HandleAsync(otherIndex, CancellationToken.None);
+
+        var otherEndpoint = new AuditLogEvent("aiplatform.googleapis.com", DeployIndexMethod,
+            "projects/demo-reverse-image-search/locations/us-central1/indexEndpoints/77", "projects/demo-reverse-image-search/locations/us-central1/indexEndpoints/77/operations/1", false, true);
+        await stack.Services.GetRequiredService<OnIndexDeployed>().HandleAsync(otherEndpoint, CancellationToken.None);
+
+        var metadata = await stack.Documents.GetAsync(metadataPath);
+        Assert.That(metadata!.Fields, Is.EquivalentTo(mine));
+    }
+
+    [Test]
+    public async Task AFailedIndexCreationIsRecordedInTheMetadataDocument()
+    {
+        await using var stack = await LocalStackHarness.Create(imageCount: 0).StartAsync(run: false);
+        var options = stack.Options;
+        var objects = stack.Services.GetRequiredService<IObjectStore>();
+        await objects.WriteAsync(options.EmbeddingsBucket, "datapoints/broken.json", Encoding.UTF8.GetBytes("{\"id\": \"a\", \"embedding\": [1, 2]}\n"), "application/json");
+
+        var vectorIndex = stack.Services.GetRequiredService<IVectorIndexService>();
+        var operation = await vectorIndex.CreateIndexAsync(new IndexDefinition(
+            "broken", options.DatapointsUri, 1280, 100, options.DistanceMeasure.ToWireName(), options.FeatureNormType, options.ShardSize, options.AlgorithmConfig));
+        await LocalStackHarness.WaitUntilAsync(async () => (await vectorIndex.GetOperationAsync(operation.Name)).Done, TimeSpan.FromSeconds(30), "the build to fail");
+        await stack.Documents.SetAsync(stack.State.Paths.Metadata, new Dictionary<string, object?> { ["status"] = IndexStatus.Building, ["operation"] = operation.Name }, SetMode.Overwrite);
+
+        await stack.Services.GetRequiredService<OnIndexCreated>().HandleAsync(
+            new AuditLogEvent("aiplatform.googleapis.com", CreateIndexMethod, ResourceNames.OwnerOfOperation(operation.Name), operation.Name, false, true),
+            CancellationToken.None);
+
+        var metadata = await stack.State.GetMetadataAsync(CancellationToken.None);
+        Assert.That(metadata!.GetString("status"), Is.EqualTo(IndexStatus.Building), "no endpoint for a failed index");
+        var error = (IReadOnlyDictionary<string, object?>)metadata["error"]!;
+        Assert.That(error["function"], Is.EqualTo("onIndexCreated"));
+        Assert.That((string)error["message"]!, Does.StartWith("Index creation failed:").And.Contain("broken.json"));
+    }
+
+    [Test]
+    public async Task TheFirstEntryOfAnOperationIsIgnoredAndOnlyTheLastActs()
+    {
+        await using var stack = await LocalStackHarness.Create(imageCount: 0).StartAsync(run: false);
+        var operation = "projects/demo-reverse-image-search/locations/us-central1/indexes/1/operations/9";
+        await stack.Documents.SetAsync(stack.State.Paths.Metadata, new Dictionary<string, object?> { ["status"] = IndexStatus.Building, ["operation"] = operation }, SetMode.Overwrite);
+
+        // A first entry would fail loudly if acted on: the operation does not exist in the local service.
+        await stack.Services.GetRequiredService<OnIndexCreated>().HandleAsync(
+            new AuditLogEvent("aiplatform.googleapis.com", CreateIndexMethod, ResourceNames.OwnerOfOperation(operation), operation, true, false),
+            CancellationToken.None);
+
+        Assert.That((await stack.State.GetMetadataAsync(CancellationToken.None))!.GetString("status"), Is.EqualTo(IndexStatus.Building));
+    }
+}
