@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using ReverseImageSearch.Core.Configuration;
@@ -17,6 +18,25 @@ public static class GcpServiceCollectionExtensions
         AddGcpAdapters(services, options, configureEndpoints: null, configureAdapters: null);
 
     /// <summary>
+    /// Registers the Google Cloud adapters with endpoints and tuning read from <paramref name="configuration"/>
+    /// (<see cref="GcpEndpoints.FromConfiguration"/>: emulator and test overrides, SERVICE_ACCOUNT_EMAIL).
+    /// With a test override active and RIS_TEST_ACCESS_TOKEN set, that fixed token replaces Application Default Credentials.
+    /// </summary>
+    public static IServiceCollection AddGcpAdapters(this IServiceCollection services, ExtensionOptions options, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configuration);
+        var configured = GcpEndpoints.FromConfiguration(configuration);
+        var adapters = GcpAdapterOptions.FromConfiguration(configuration);
+        if (configured.FixedAccessToken is { } token)
+        {
+            services.TryAddSingleton<IAccessTokenSource>(new FixedAccessTokenSource(token));
+        }
+
+        return Register(services, options, configured, adapters);
+    }
+
+    /// <summary>
     /// Registers the Google Cloud adapters with the HTTP pipeline (retries, bearer token). Endpoints and tuning
     /// start from the environment (FIRESTORE_EMULATOR_HOST, SERVICE_ACCOUNT_EMAIL) and can be adjusted.
     /// An <see cref="IAccessTokenSource"/> registered before this call replaces Application Default Credentials.
@@ -33,7 +53,12 @@ public static class GcpServiceCollectionExtensions
         configureEndpoints?.Invoke(endpoints);
         var adapterOptions = GcpAdapterOptions.FromEnvironment();
         configureAdapters?.Invoke(adapterOptions);
+        return Register(services, options, endpoints, adapterOptions);
+    }
 
+    private static IServiceCollection Register(IServiceCollection services, ExtensionOptions options, GcpEndpoints endpoints, GcpAdapterOptions adapterOptions)
+    {
+        ArgumentNullException.ThrowIfNull(options);
         services.TryAddSingleton(options);
         services.AddSingleton(endpoints);
         services.AddSingleton(adapterOptions);

@@ -34,7 +34,7 @@ public static class FunctionHost
 
     /// <summary>
     /// Builds the service: validated options from configuration (environment variables, then <paramref name="args"/>),
-    /// Core and the Google adapters, the Firebase caller authenticator, and <typeparamref name="TFunction"/> at every path.
+    /// Core and the Google adapters (endpoint overrides from the same configuration: <see cref="Http.GcpEndpoints.FromConfiguration"/>), the Firebase caller authenticator, and <typeparamref name="TFunction"/> at every path.
     /// Returns null after writing the one-line configuration error to <paramref name="errorOutput"/>.
     /// </summary>
     public static WebApplication? TryBuild<TFunction>(string[] args, TextWriter errorOutput)
@@ -59,7 +59,7 @@ public static class FunctionHost
         builder.WebHost.UseUrls(string.Create(CultureInfo.InvariantCulture, $"http://0.0.0.0:{port}"));
         builder.Services
             .AddReverseImageSearchCore(options)
-            .AddGcpAdapters(options)
+            .AddGcpAdapters(options, builder.Configuration)
             .AddFirebaseCallerAuthentication(builder.Configuration, options.ProjectId)
             .AddSingleton<TFunction>();
 

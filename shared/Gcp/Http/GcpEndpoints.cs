@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Configuration;
+
 namespace ReverseImageSearch.Gcp.Http;
 
 /// <summary>
@@ -60,11 +62,95 @@ public sealed class GcpEndpoints
             ? new Uri(o.GetLeftPart(UriPartial.Authority) + "/v1")
             : new Uri($"https://{publicEndpointDomainName}/v1");
 
-    /// <summary>Defaults, with FIRESTORE_EMULATOR_HOST taken from the environment.</summary>
-    public static GcpEndpoints FromEnvironment() => new()
+    /// <summary>FIRESTORE_EMULATOR_HOST: host:port of a Firestore emulator (Google's client libraries read the same variable).</summary>
+    public const string FirestoreEmulatorHostKey = "FIRESTORE_EMULATOR_HOST";
+
+    /// <summary>STORAGE_EMULATOR_HOST: a Cloud Storage emulator, as http://host:port or host:port (Google's client libraries read it too).</summary>
+    public const string StorageEmulatorHostKey = "STORAGE_EMULATOR_HOST";
+
+    /// <summary>GCE_METADATA_HOST: host:port of the metadata server (the variable Google's auth libraries read).</summary>
+    public const string MetadataHostKey = "GCE_METADATA_HOST";
+
+    /// <summary>Test override: Cloud Tasks base including the version, e.g. http://127.0.0.1:9000/v2.</summary>
+    public const string CloudTasksBaseKey = "RIS_TEST_CLOUD_TASKS_BASE";
+
+    /// <summary>Test override: Vertex AI base including the version ({LOCATION} allowed), e.g. http://127.0.0.1:9000/v1.</summary>
+    public const string VertexBaseKey = "RIS_TEST_VERTEX_BASE";
+
+    /// <summary>Test override: scheme and authority that receive findNeighbors instead of https://{publicEndpointDomainName}.</summary>
+    public const string VectorSearchQueryBaseKey = "RIS_TEST_VECTOR_SEARCH_QUERY_BASE";
+
+    /// <summary>Test override: base of the task-queue functions' URLs ({LOCATION} and {PROJECT_ID} allowed).</summary>
+    public const string FunctionsBaseKey = "RIS_TEST_FUNCTIONS_BASE";
+
+    /// <summary>
+    /// Test override: a fixed OAuth2 access token sent to every Google API instead of Application Default
+    /// Credentials. Honoured only while an API base override above (Storage, Cloud Tasks, Vertex AI or the
+    /// findNeighbors host) is set, so a deployed function never sends a fixed token to Google.
+    /// </summary>
+    public const string AccessTokenKey = "RIS_TEST_ACCESS_TOKEN";
+
+    /// <summary>The fixed access token in effect (see <see cref="AccessTokenKey"/>); null = Application Default Credentials.</summary>
+    public string? FixedAccessToken { get; set; }
+
+    /// <summary>Defaults, with the overrides above taken from the environment variables.</summary>
+    public static GcpEndpoints FromEnvironment() =>
+        FromConfiguration(new ConfigurationBuilder().AddEnvironmentVariables().Build());
+
+    /// <summary>
+    /// Defaults (the production hosts), with the emulator and test overrides above taken from <paramref name="configuration"/>
+    /// (a function host's configuration: environment variables and command-line arguments). Unset keys keep the defaults.
+    /// </summary>
+    public static GcpEndpoints FromConfiguration(IConfiguration configuration)
     {
-        FirestoreEmulatorHost = Environment.GetEnvironmentVariable("FIRESTORE_EMULATOR_HOST"),
-    };
+        ArgumentNullException.ThrowIfNull(configuration);
+        var endpoints = new GcpEndpoints { FirestoreEmulatorHost = Value(configuration, FirestoreEmulatorHostKey) };
+        var apiOverridden = false;
+        if (Value(configuration, StorageEmulatorHostKey) is { } storage)
+        {
+            var root = WithScheme(storage).TrimEnd('/');
+            endpoints.StorageBase = new Uri(root + "/storage/v1");
+            endpoints.StorageUploadBase = new Uri(root + "/upload/storage/v1");
+            apiOverridden = true;
+        }
+
+        if (Value(configuration, CloudTasksBaseKey) is { } tasks)
+        {
+            endpoints.CloudTasksBase = new Uri(tasks);
+            apiOverridden = true;
+        }
+
+        if (Value(configuration, VertexBaseKey) is { } vertex)
+        {
+            endpoints.VertexBase = vertex;
+            apiOverridden = true;
+        }
+
+        if (Value(configuration, VectorSearchQueryBaseKey) is { } query)
+        {
+            endpoints.PublicEndpointOverride = new Uri(query);
+            apiOverridden = true;
+        }
+
+        if (Value(configuration, FunctionsBaseKey) is { } functions)
+        {
+            endpoints.FunctionsBase = functions;
+        }
+
+        if (Value(configuration, MetadataHostKey) is { } metadata)
+        {
+            endpoints.MetadataServerBase = new Uri(WithScheme(metadata).TrimEnd('/') + "/computeMetadata/v1");
+        }
+
+        endpoints.FixedAccessToken = apiOverridden ? Value(configuration, AccessTokenKey) : null;
+        return endpoints;
+    }
+
+    private static string? Value(IConfiguration configuration, string key) =>
+        configuration[key] is { } value && !string.IsNullOrWhiteSpace(value) ? value.Trim() : null;
+
+    private static string WithScheme(string hostOrUrl) =>
+        hostOrUrl.Contains("://", StringComparison.Ordinal) ? hostOrUrl : "http://" + hostOrUrl;
 }
 
 /// <summary>Tuning of the Google adapters: retries, batch sizes, thresholds.</summary>
@@ -103,8 +189,16 @@ public sealed class GcpAdapterOptions
     /// <summary>Objects per list page (Cloud Storage caps it at 1000).</summary>
     public int ListPageSize { get; set; } = 1000;
 
-    public static GcpAdapterOptions FromEnvironment() => new()
+    public static GcpAdapterOptions FromEnvironment() =>
+        FromConfiguration(new ConfigurationBuilder().AddEnvironmentVariables().Build());
+
+    /// <summary>Defaults, with SERVICE_ACCOUNT_EMAIL from <paramref name="configuration"/>.</summary>
+    public static GcpAdapterOptions FromConfiguration(IConfiguration configuration)
     {
-        ServiceAccountEmail = Environment.GetEnvironmentVariable("SERVICE_ACCOUNT_EMAIL") is { Length: > 0 } e ? e : null,
-    };
+        ArgumentNullException.ThrowIfNull(configuration);
+        return new GcpAdapterOptions
+        {
+            ServiceAccountEmail = configuration["SERVICE_ACCOUNT_EMAIL"] is { Length: > 0 } e ? e : null,
+        };
+    }
 }

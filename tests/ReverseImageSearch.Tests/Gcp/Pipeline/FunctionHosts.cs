@@ -1,0 +1,98 @@
+using Microsoft.AspNetCore.Builder;
+using ReverseImageSearch.Functions;
+using ReverseImageSearch.Gcp.Hosting;
+
+namespace ReverseImageSearch.Tests.Gcp.Pipeline;
+
+/// <summary>
+/// The nine function projects, each hosted for real by <see cref="FunctionHost.TryBuild{TFunction}"/> (the code
+/// their Program.cs runs), in this process, each on its own loopback port, configured by command-line arguments.
+/// </summary>
+public sealed class FunctionHosts : IAsyncDisposable
+{
+    /// <summary>The extension's function names (as in extension.yaml) and how each project builds its host.</summary>
+    public static readonly IReadOnlyDictionary<string, Func<string[], TextWriter, WebApplication?>> Functions =
+        new Dictionary<string, Func<string[], TextWriter, WebApplication?>>(StringComparer.Ordinal)
+        {
+            ["backfillTrigger"] = FunctionHost.TryBuild<BackfillTrigger>,
+            ["backfillTask"] = FunctionHost.TryBuild<BackfillTask>,
+            ["createIndexTrigger"] = FunctionHost.TryBuild<CreateIndexTrigger>,
+            ["streamUpdateDatapoint"] = FunctionHost.TryBuild<StreamUpdateDatapoint>,
+            ["streamRemoveDatapoint"] = FunctionHost.TryBuild<StreamRemoveDatapoint>,
+            ["datapointWriteTask"] = FunctionHost.TryBuild<DatapointWriteTask>,
+            ["queryIndex"] = FunctionHost.TryBuild<QueryIndex>,
+            ["onIndexCreated"] = FunctionHost.TryBuild<OnIndexCreated>,
+            ["onIndexDeployed"] = FunctionHost.TryBuild<OnIndexDeployed>,
+        };
+
+    private readonly Dictionary<string, WebApplication> apps = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Uri> urls = new(StringComparer.Ordinal);
+
+    private FunctionHosts()
+    {
+    }
+
+    /// <summary>
+    /// Builds and starts every function with <paramref name="configuration"/> (as --KEY=value arguments) plus
+    /// <paramref name="extra"/> for individual functions. FunctionHost listens on 0.0.0.0:$PORT as Cloud Run
+    /// requires; here the address is replaced by 127.0.0.1 with a free port before start, so nothing leaves loopback.
+    /// </summary>
+    public static async Task<FunctionHosts> StartAsync(
+        IReadOnlyDictionary<string, string> configuration,
+        IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>> extra)
+    {
+        var hosts = new FunctionHosts();
+        try
+        {
+            foreach (var (name, build) in Functions)
+            {
+                var settings = new Dictionary<string, string>(configuration, StringComparer.Ordinal);
+                if (extra.TryGetValue(name, out var more))
+                {
+                    foreach (var (k, v) in more)
+                    {
+                        settings[k] = v;
+                    }
+                }
+
+                var errors = new StringWriter();
+                var app = build(settings.Select(kv => $"--{kv.Key}={kv.Value}").ToArray(), errors)
+                    ?? throw new InvalidOperationException($"{name} did not start: {errors}");
+                app.Urls.Clear();
+                app.Urls.Add("http://127.0.0.1:0");
+                hosts.apps[name] = app;
+                await app.StartAsync().ConfigureAwait(false);
+                hosts.urls[name] = new Uri(app.Urls.Single());
+            }
+        }
+        catch
+        {
+            await hosts.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        return hosts;
+    }
+
+    public Uri Url(string function) =>
+        urls.TryGetValue(function, out var url) ? url : throw new KeyNotFoundException($"No function {function} is hosted.");
+
+    public bool TryGetUrl(string function, out Uri url) => urls.TryGetValue(function, out url!);
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var app in apps.Values)
+        {
+            try
+            {
+                await app.StopAsync().ConfigureAwait(false);
+            }
+            finally
+            {
+                await app.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+
+        apps.Clear();
+    }
+}

@@ -1,0 +1,344 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using ReverseImageSearch.Core.Configuration;
+using ReverseImageSearch.Core.Ports;
+using ReverseImageSearch.Emulator;
+using ReverseImageSearch.Gcp;
+using ReverseImageSearch.Tests.Gcp.Contract;
+
+namespace ReverseImageSearch.Tests.Gcp.Pipeline;
+
+/// <summary>
+/// The nine function projects on their real hosting (FunctionHost: callable, CloudEvent and task protocols) with
+/// the Google adapters pointed at a simulated Google Cloud: Google's Firestore emulator, and Cloud Storage, Cloud
+/// Tasks, Vertex AI Vector Search and Eventarc played by in-test servers. Every request the adapters send to
+/// Storage, Cloud Tasks and Vertex AI is checked against the discovery documents.
+/// </summary>
+[NonParallelizable]
+public sealed class SimulatedCloudPipelineTests
+{
+    private const string Project = "demo-pipeline";
+    private const string Instance = "ris";
+    private const string Location = "us-central1";
+    private const string ImagesBucket = "demo-pipeline-images";
+    private const string ServiceAccount = "ext-ris@demo-pipeline.iam.gserviceaccount.com";
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(90);
+
+    private string root = null!;
+    private ContractServer server = null!;
+    private HttpClient http = null!;
+    private string emulatorHost = null!;
+    private FunctionHosts functions = null!;
+
+    [SetUp]
+    public async Task SetUpAsync()
+    {
+        emulatorHost = await FirestoreEmulator.EnsureStartedAsync();
+        await FirestoreEmulator.WipeAsync(Project);
+        root = Directory.CreateTempSubdirectory("ris-cloudsim-").FullName;
+        server = await ContractServer.StartAsync("storage.v1", "cloudtasks.v2", "aiplatform.v1");
+        server.Reset();
+        http = new HttpClient { Timeout = TimeSpan.FromSeconds(100) };
+    }
+
+    [TearDown]
+    public async Task TearDownAsync()
+    {
+        http.Dispose();
+        await server.DisposeAsync();
+        Directory.Delete(root, recursive: true);
+    }
+
+    [Test]
+    public async Task BackfillIndexDeployQueryUploadOverwriteAndDeleteThroughTheNineHostedFunctions()
+    {
+        var clock = Stopwatch.StartNew();
+        var samples = Directory.GetFiles(SampleImages.EnsureCreated(Path.Combine(root, "samples")), "*.jpg").Order(StringComparer.Ordinal).ToArray();
+        // 40 pictures (5 shapes x 8 colours); every fifth gives 8 that differ in shape and colour.
+        var seeded = Enumerable.Range(0, 8).Select(i => samples[i * 5]).ToArray();
+        var late = samples[2];
+        var added = samples[13];
+        var replacement = samples[26];
+
+        var storage = new SimulatedStorage(server, ImagesBucket);
+        foreach (var file in seeded)
+        {
+            storage.Seed(ImagesBucket, Path.GetFileName(file), await File.ReadAllBytesAsync(file), "image/jpeg");
+        }
+
+        await using var tasks = new SimulatedCloudTasks(server, Project, Location, Instance, ["backfillTrigger", "backfillTask", "datapointWriteTask"]);
+        await using var vertex = new SimulatedVectorSearch(server, Project, Location, Path.Combine(root, "vertex"), storage, TimeSpan.FromMilliseconds(500));
+        var simulated = server.BaseUri.ToString().TrimEnd('/');
+        var configuration = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["PROJECT_ID"] = Project,
+            ["EXT_INSTANCE_ID"] = Instance,
+            ["LOCATION"] = Location,
+            ["IMG_BUCKET"] = ImagesBucket,
+            ["BATCH_SIZE"] = "3",
+            ["PENDING_WRITE_RETRY_SECONDS"] = "1",
+            ["SERVICE_ACCOUNT_EMAIL"] = ServiceAccount,
+            ["FIRESTORE_EMULATOR_HOST"] = emulatorHost,
+            ["STORAGE_EMULATOR_HOST"] = simulated,
+            ["RIS_TEST_CLOUD_TASKS_BASE"] = simulated + "/v2",
+            ["RIS_TEST_VERTEX_BASE"] = simulated + "/v1",
+            ["RIS_TEST_VECTOR_SEARCH_QUERY_BASE"] = simulated,
+            ["RIS_TEST_ACCESS_TOKEN"] = server.ExpectedToken,
+            ["Logging:LogLevel:Default"] = "Warning",
+        };
+        var queryOnly = new Dictionary<string, IReadOnlyDictionary<string, string>>
+        {
+            // The Auth emulator's variable: queryIndex accepts its unsigned ID tokens.
+            ["queryIndex"] = new Dictionary<string, string> { ["FIREBASE_AUTH_EMULATOR_HOST"] = "127.0.0.1:9099" },
+        };
+
+        await using var hosts = await FunctionHosts.StartAsync(configuration, queryOnly);
+        functions = hosts;
+        var eventarc = new Eventarc(hosts, http);
+        tasks.Hosts = hosts;
+        tasks.Http = http;
+        storage.Triggers = eventarc;
+        vertex.AuditLogs = eventarc;
+        await using var firestore = new FirestoreTriggers(http, emulatorHost, Project, $"_ext-{Instance}/tasks", "createIndexTrigger", eventarc, TimeSpan.FromMilliseconds(150));
+
+        // A client of the simulated cloud (the user's app or gsutil), on the same production adapter and contract.
+        await using var client = new ServiceCollection()
+            .AddGcpAdapters(
+                new ExtensionOptions { ProjectId = Project, InstanceId = Instance, Location = Location, ImageBucket = ImagesBucket },
+                new ConfigurationBuilder().AddInMemoryCollection(configuration.Select(kv => new KeyValuePair<string, string?>(kv.Key, kv.Value))).Build())
+            .BuildServiceProvider();
+        var objects = client.GetRequiredService<IObjectStore>();
+
+        try
+        {
+            // Install, as deploy.sh does: one task for backfillTrigger with {"data": {}}.
+            await InstallAsync();
+            await EventuallyAsync(async () => await DocumentAsync("tasks") is not null, "the backfill to start (tasks document)");
+
+            // An upload while the index is not deployed yet waits in datapointWriteTask.
+            await objects.WriteAsync(ImagesBucket, Path.GetFileName(late), await File.ReadAllBytesAsync(late), "image/jpeg");
+
+            var metadata = await EventuallyAsync(async () =>
+            {
+                var m = await DocumentAsync("metadata");
+                if (m is { } fields && fields.TryGetProperty("error", out var error))
+                {
+                    Assert.Fail("The extension recorded an error: " + error.GetRawText());
+                }
+
+                return m is { } f && Text(f, "status") == "INDEX_DEPLOYED" ? m : null;
+            }, "metadata status INDEX_DEPLOYED");
+            var deployedAfter = clock.Elapsed;
+
+            var backfill = (await DocumentAsync("tasks"))!.Value;
+            Assert.Multiple(() =>
+            {
+                Assert.That(Text(backfill, "status"), Is.EqualTo("DONE"));
+                Assert.That(Integer(backfill, "totalLength"), Is.EqualTo(seeded.Length));
+                Assert.That(Integer(backfill, "processedLength"), Is.EqualTo(seeded.Length));
+                Assert.That(Text(metadata, "index"), Does.StartWith($"projects/{Project}/locations/{Location}/indexes/"));
+                Assert.That(Text(metadata, "indexEndpoint"), Does.StartWith($"projects/{Project}/locations/{Location}/indexEndpoints/"));
+                Assert.That(Text(metadata, "publicEndpointDomainName"), Is.EqualTo(SimulatedVectorSearch.PublicDomain));
+                Assert.That(metadata.TryGetProperty("operation", out _), Is.False, "the finished operation is dropped");
+                Assert.That(storage.Names($"{Project}-ext-{Instance}"), Has.Some.StartsWith("datapoints/"), "the backfill wrote datapoint files");
+            });
+
+            // Every backfilled image finds its stored copy first.
+            foreach (var file in seeded)
+            {
+                var neighbours = await QueryAsync(await File.ReadAllBytesAsync(file));
+                Assert.That(neighbours, Has.Count.EqualTo(3));
+                Assert.That(neighbours[0].Id, Is.EqualTo(Path.GetFileName(file)), $"nearest to {Path.GetFileName(file)}");
+                Assert.That(neighbours[0].Distance, Is.GreaterThan(0.99), "dot product of identical unit vectors");
+            }
+
+            // The upload that waited is indexed once the index is deployed.
+            await EventuallyAsync(async () => (await QueryAsync(await File.ReadAllBytesAsync(late)))[0].Id == Path.GetFileName(late), "the image uploaded while deploying to be found");
+
+            // A new upload is found.
+            var addedName = "uploads-" + Path.GetFileName(added);
+            await objects.WriteAsync(ImagesBucket, addedName, await File.ReadAllBytesAsync(added), "image/jpeg");
+            await EventuallyAsync(async () => (await QueryAsync(await File.ReadAllBytesAsync(added)))[0].Id == addedName, "the new upload to be found");
+
+            // An overwrite: the name now finds the new picture and no longer the old one.
+            var overwritten = Path.GetFileName(seeded[1]);
+            var oldContent = await File.ReadAllBytesAsync(seeded[1]);
+            await objects.WriteAsync(ImagesBucket, overwritten, await File.ReadAllBytesAsync(replacement), "image/jpeg");
+            await EventuallyAsync(async () =>
+            {
+                var byNew = await QueryAsync(await File.ReadAllBytesAsync(replacement));
+                var byOld = await QueryAsync(oldContent);
+                return byNew[0].Id == overwritten && byNew[0].Distance > 0.99
+                    && !byOld.Any(n => n.Id == overwritten && n.Distance > 0.99);
+            }, "the overwritten image to be re-indexed");
+            await storage.DrainEventsAsync();
+            Assert.That((await QueryAsync(await File.ReadAllBytesAsync(replacement)))[0].Id, Is.EqualTo(overwritten),
+                "still indexed after both events of the overwrite (deleted old generation, finalized new one)");
+
+            // A deletion: the image is gone from the results.
+            var deleted = Path.GetFileName(seeded[2]);
+            Assert.That(await objects.DeleteAsync(ImagesBucket, deleted), Is.True);
+            await EventuallyAsync(async () => (await QueryAsync(await File.ReadAllBytesAsync(seeded[2]))).All(n => n.Id != deleted), "the deleted image to disappear");
+
+            await storage.DrainEventsAsync();
+            await EventuallyAsync(() => Task.FromResult(tasks.Pending == 0), "every task to be delivered");
+
+            // What reached the functions: every one of the nine ran, every delivery was acknowledged.
+            var deliveries = eventarc.Deliveries.Concat(tasks.Deliveries).ToArray();
+            var reached = deliveries.Where(d => d.Status / 100 == 2).Select(d => d.Function).Append("queryIndex").ToHashSet();
+            var problems = storage.Problems.Concat(tasks.Problems).Concat(vertex.Problems).Concat(firestore.Problems).ToArray();
+            var counts = server.Requests.GroupBy(r => r.MethodId).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key}: {g.Count()}").ToArray();
+            TestContext.Progress.WriteLine($"simulated cloud: deployed after {deployedAfter.TotalSeconds:F1} s, whole flow {clock.Elapsed.TotalSeconds:F1} s");
+            TestContext.Progress.WriteLine("validated requests: " + string.Join("; ", counts));
+            TestContext.Progress.WriteLine("deliveries: " + string.Join("; ", deliveries.GroupBy(d => $"{d.Kind} {d.Function} {d.Status}").Select(g => $"{g.Key} x{g.Count()}")));
+            Assert.Multiple(() =>
+            {
+                Assert.That(problems, Is.Empty, "problems the simulated services saw");
+                Assert.That(eventarc.Deliveries.Where(d => d.Status / 100 != 2), Is.Empty, "event deliveries answered with an error");
+                Assert.That(reached, Is.EquivalentTo(FunctionHosts.Functions.Keys), "functions that handled a delivery");
+                Assert.That(firestore.Announced.Any(mask => mask.Contains("status")), Is.True, "an update event carried the status change");
+                Assert.That(server.Requests.Select(r => r.MethodId).Distinct(), Is.SupersetOf(new[]
+                {
+                    "storage.objects.list", "storage.objects.get", "storage.objects.insert", "storage.objects.delete",
+                    "cloudtasks.projects.locations.queues.tasks.create",
+                    "aiplatform.projects.locations.indexes.create", "aiplatform.projects.locations.indexes.operations.get",
+                    "aiplatform.projects.locations.indexEndpoints.create", "aiplatform.projects.locations.indexEndpoints.deployIndex",
+                    "aiplatform.projects.locations.indexEndpoints.get", "aiplatform.projects.locations.indexes.upsertDatapoints",
+                    "aiplatform.projects.locations.indexes.removeDatapoints", "aiplatform.projects.locations.indexEndpoints.findNeighbors",
+                }));
+            });
+
+            // Uninstall (deploy.sh uninstall's calls) through the production adapter: undeploy, delete endpoint, delete index.
+            var vectors = client.GetRequiredService<IVectorIndexService>();
+            var endpoint = Text(metadata, "indexEndpoint")!;
+            Assert.That((await vectors.UndeployIndexAsync(endpoint, $"ext_{Instance}_index")).Done, Is.True);
+            Assert.That((await vectors.DeleteIndexEndpointAsync(endpoint)).Done, Is.True);
+            Assert.That((await vectors.DeleteIndexAsync(Text(metadata, "index")!)).Done, Is.True);
+            server.AssertNoViolations();
+        }
+        finally
+        {
+            await firestore.DisposeAsync();
+            await tasks.DisposeAsync();
+            await storage.DrainEventsAsync();
+        }
+    }
+
+    private async Task InstallAsync()
+    {
+        var queue = $"projects/{Project}/locations/{Location}/queues/ext-{Instance}-backfillTrigger";
+        var task = new
+        {
+            task = new
+            {
+                httpRequest = new
+                {
+                    url = $"https://{Location}-{Project}.cloudfunctions.net/ext-{Instance}-backfillTrigger",
+                    httpMethod = "POST",
+                    headers = new Dictionary<string, string> { ["Content-Type"] = "application/json" },
+                    body = ContractServer.Base64("""{"data":{}}"""),
+                    oidcToken = new { serviceAccountEmail = ServiceAccount },
+                },
+            },
+        };
+        using var request = new HttpRequestMessage(HttpMethod.Post, server.Url($"/v2/{queue}/tasks"))
+        {
+            Content = new StringContent(JsonSerializer.Serialize(task), Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", server.ExpectedToken);
+        using var response = await http.SendAsync(request);
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), await response.Content.ReadAsStringAsync());
+    }
+
+    /// <summary>Calls queryIndex as the Firebase JS SDK does, signed in on the Auth emulator.</summary>
+    private async Task<List<(string Id, double Distance)>> QueryAsync(byte[] image)
+    {
+        var body = JsonSerializer.Serialize(new { data = new { query = new[] { Convert.ToBase64String(image) }, neighbours = 3 } });
+        using var request = new HttpRequestMessage(HttpMethod.Post, functions.Url("queryIndex"))
+        {
+            Content = new StringContent(body, Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", EmulatorIdToken());
+        using var response = await http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), text);
+        using var json = JsonDocument.Parse(text);
+        var result = json.RootElement.GetProperty("result");
+        Assert.That(result.GetProperty("status").GetString(), Is.EqualTo("ok"));
+        var entries = result.GetProperty("data").GetProperty("nearestNeighbors");
+        Assert.That(entries.GetArrayLength(), Is.EqualTo(1), "one entry per query image");
+        return entries[0].GetProperty("neighbors").EnumerateArray()
+            .Select(n => (n.GetProperty("datapoint").GetProperty("datapointId").GetString()!, n.TryGetProperty("distance", out var d) ? d.GetDouble() : 0))
+            .ToList();
+    }
+
+    /// <summary>An Auth emulator ID token: unsigned (alg none, empty signature) with the claims the Admin SDK checks.</summary>
+    private static string EmulatorIdToken()
+    {
+        var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        static string Part(object value) => Convert.ToBase64String(JsonSerializer.SerializeToUtf8Bytes(value)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        var header = Part(new { alg = "none", typ = "JWT" });
+        var payload = Part(new Dictionary<string, object>
+        {
+            ["iss"] = $"https://securetoken.google.com/{Project}",
+            ["aud"] = Project,
+            ["sub"] = "pipeline-user",
+            ["user_id"] = "pipeline-user",
+            ["iat"] = now,
+            ["exp"] = now + 3600,
+            ["auth_time"] = now,
+            ["firebase"] = new Dictionary<string, object> { ["identities"] = new { }, ["sign_in_provider"] = "anonymous" },
+        });
+        return $"{header}.{payload}.";
+    }
+
+    /// <summary>A coordination document's fields, read straight from the emulator; null when it does not exist.</summary>
+    private async Task<JsonElement?> DocumentAsync(string name)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get,
+            new Uri($"http://{emulatorHost}/v1/projects/{Project}/databases/(default)/documents/_ext-{Instance}/{name}"));
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "owner");
+        using var response = await http.SendAsync(request);
+        if (response.StatusCode == HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+
+        response.EnsureSuccessStatusCode();
+        using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return json.RootElement.TryGetProperty("fields", out var fields) ? fields.Clone() : JsonDocument.Parse("{}").RootElement.Clone();
+    }
+
+    private static string? Text(JsonElement fields, string name) =>
+        fields.TryGetProperty(name, out var v) && v.TryGetProperty("stringValue", out var s) ? s.GetString() : null;
+
+    private static long? Integer(JsonElement fields, string name) =>
+        fields.TryGetProperty(name, out var v) && v.TryGetProperty("integerValue", out var i) ? long.Parse(i.GetString()!, System.Globalization.CultureInfo.InvariantCulture) : null;
+
+    private static async Task<T> EventuallyAsync<T>(Func<Task<T?>> probe, string what)
+        where T : struct
+    {
+        T? found = null;
+        await EventuallyAsync(async () => (found = await probe()) is not null, what);
+        return found!.Value;
+    }
+
+    private static async Task EventuallyAsync(Func<Task<bool>> probe, string what)
+    {
+        var deadline = DateTime.UtcNow + Bound;
+        while (!await probe())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                Assert.Fail($"Gave up waiting for {what} after {Bound.TotalSeconds} s.");
+            }
+
+            await Task.Delay(250);
+        }
+    }
+}

@@ -1,0 +1,311 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging.Abstractions;
+using ReverseImageSearch.Core;
+using ReverseImageSearch.Core.Ports;
+using ReverseImageSearch.Core.Triggers;
+using ReverseImageSearch.Local;
+using ReverseImageSearch.Local.VectorIndex;
+using ReverseImageSearch.Tests.Gcp.Contract;
+
+namespace ReverseImageSearch.Tests.Gcp.Pipeline;
+
+/// <summary>
+/// Vertex AI Vector Search for the simulated cloud: the aiplatform v1 REST calls the adapter makes (served through
+/// the contract server; findNeighbors arrives there through the public-endpoint override) translated onto a
+/// <see cref="LocalVectorIndexService"/> that reads the datapoint files from the simulated Cloud Storage. Playing
+/// Eventarc for Cloud Audit Logs, it posts google.cloud.audit.log.v1.written entries (first and last) of CreateIndex
+/// to onIndexCreated and of DeployIndex to onIndexDeployed, the triggers' methodName filters.
+/// </summary>
+public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
+{
+    /// <summary>What a deployed public endpoint reports (Google's shape); requests reach us through the override.</summary>
+    public const string PublicDomain = "1234567890.us-central1-987654321098.vdb.vertexai.goog";
+
+    private const string V1 = "type.googleapis.com/google.cloud.aiplatform.v1.";
+    private readonly LocalVectorIndexService service;
+    private readonly string projectId;
+
+    public SimulatedVectorSearch(ContractServer server, string projectId, string location, string dataDirectory, IObjectStore storage, TimeSpan operationLatency)
+    {
+        this.projectId = projectId;
+        // The latency stands for Vertex AI's minutes-long builds: the audit entry must not overtake the function
+        // that started the operation and records its name.
+        service = new LocalVectorIndexService(
+            projectId, location, dataDirectory, storage, this, NullLogger<LocalVectorIndexService>.Instance, operationLatency, operationLatency);
+        const string p = "aiplatform.projects.locations.";
+        Route(server, p + "indexes.create", r => CallAsync(() => CreateIndexAsync(r)));
+        Route(server, p + "indexes.operations.get", r => CallAsync(() => OperationAsync(service.GetOperationAsync(Resource(r)))));
+        Route(server, p + "indexEndpoints.operations.get", r => CallAsync(() => OperationAsync(service.GetOperationAsync(Resource(r)))));
+        Route(server, p + "indexEndpoints.create", r => CallAsync(() => CreateEndpointAsync(r)));
+        Route(server, p + "indexEndpoints.get", r => CallAsync(() => GetEndpointAsync(r)));
+        Route(server, p + "indexEndpoints.deployIndex", r => CallAsync(() => DeployAsync(r)));
+        Route(server, p + "indexes.upsertDatapoints", r => CallAsync(() => UpsertAsync(r)));
+        Route(server, p + "indexes.removeDatapoints", r => CallAsync(() => RemoveAsync(r)));
+        Route(server, p + "indexEndpoints.findNeighbors", r => CallAsync(() => FindNeighborsAsync(r)));
+        Route(server, p + "indexEndpoints.undeployIndex", r => CallAsync(() => OperationAsync(service.UndeployIndexAsync(
+            Resource(r, ":undeployIndex"), r.Json.GetProperty("deployedIndexId").GetString()!))));
+        Route(server, p + "indexEndpoints.delete", r => CallAsync(() => OperationAsync(service.DeleteIndexEndpointAsync(Resource(r)))));
+        Route(server, p + "indexes.delete", r => CallAsync(() => OperationAsync(service.DeleteIndexAsync(Resource(r)))));
+    }
+
+    /// <summary>Set once the functions are up: where audit-log entries are delivered.</summary>
+    public Eventarc? AuditLogs { get; set; }
+
+    public ConcurrentQueue<string> Problems { get; } = new();
+
+    /// <summary>Every audit entry written: method, resource, first/last.</summary>
+    public ConcurrentQueue<AuditLogEvent> AuditEntries { get; } = new();
+
+    public ValueTask DisposeAsync() => service.DisposeAsync();
+
+    /// <summary>The local service publishes its audit entries here (as it does on the local task queue).</summary>
+    public async Task<bool> EnqueueAsync(string functionName, JsonElement payload, TaskOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        if (functionName != LocalEventQueues.AuditLogWritten)
+        {
+            throw new InvalidOperationException($"Unexpected queue {functionName}.");
+        }
+
+        var entry = payload.Deserialize<AuditLogEvent>(CoreJson.Options)!;
+        AuditEntries.Enqueue(entry);
+        var function = entry.MethodName switch
+        {
+            LocalVectorIndexService.CreateIndexMethodName => "onIndexCreated",
+            LocalVectorIndexService.DeployIndexMethodName => "onIndexDeployed",
+            _ => null,
+        };
+        if (function is null || AuditLogs is not { } eventarc)
+        {
+            return true;
+        }
+
+        var now = DateTimeOffset.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
+        var operation = new JsonObject { ["id"] = entry.OperationId, ["producer"] = entry.ServiceName };
+        operation[entry.First ? "first" : "last"] = true;
+        var logEntry = new JsonObject
+        {
+            ["protoPayload"] = new JsonObject
+            {
+                ["@type"] = "type.googleapis.com/google.cloud.audit.AuditLog",
+                ["status"] = new JsonObject(),
+                ["authenticationInfo"] = new JsonObject { ["principalEmail"] = $"ext-ris@{projectId}.iam.gserviceaccount.com" },
+                ["serviceName"] = entry.ServiceName,
+                ["methodName"] = entry.MethodName,
+                ["resourceName"] = entry.ResourceName,
+                ["request"] = new JsonObject { ["@type"] = V1 + (entry.MethodName.EndsWith("CreateIndex", StringComparison.Ordinal) ? "CreateIndexRequest" : "DeployIndexRequest") },
+            },
+            ["insertId"] = Guid.NewGuid().ToString("N")[..12],
+            ["resource"] = new JsonObject
+            {
+                ["type"] = "audited_resource",
+                ["labels"] = new JsonObject { ["service"] = entry.ServiceName, ["method"] = entry.MethodName, ["project_id"] = projectId },
+            },
+            ["timestamp"] = now,
+            ["severity"] = "NOTICE",
+            ["logName"] = $"projects/{projectId}/logs/cloudaudit.googleapis.com%2Factivity",
+            ["operation"] = operation,
+            ["receiveTimestamp"] = now,
+        };
+        var status = await eventarc.PostAsync(
+            function,
+            "google.cloud.audit.log.v1.written",
+            $"//cloudaudit.googleapis.com/projects/{projectId}/logs/activity",
+            $"{entry.ServiceName}/{entry.ResourceName}",
+            new Dictionary<string, string>
+            {
+                ["servicename"] = entry.ServiceName,
+                ["methodname"] = entry.MethodName,
+                ["resourcename"] = entry.ResourceName,
+                ["recordedtime"] = now,
+            },
+            JsonSerializer.SerializeToUtf8Bytes(logEntry),
+            "application/json; charset=utf-8",
+            cancellationToken).ConfigureAwait(false);
+        if (status / 100 != 2)
+        {
+            Problems.Enqueue($"{function} answered {status} to the audit entry of {entry.OperationId} (last: {entry.Last})");
+            throw new HttpRequestException($"{function} answered {status}");
+        }
+
+        return true;
+    }
+
+    private static void Route(ContractServer server, string methodId, Func<RecordedRequest, Task<Reply>> handler) =>
+        server.Handlers[methodId] = handler;
+
+    private static async Task<Reply> CallAsync(Func<Task<object>> call)
+    {
+        try
+        {
+            return Reply.Ok(JsonSerializer.Serialize(await call().ConfigureAwait(false)));
+        }
+        catch (ServiceException e)
+        {
+            return Reply.Error(e.HttpStatus, e.Status, e.ServiceMessage);
+        }
+    }
+
+    /// <summary>The resource name in the path: /v1/{name}[suffix].</summary>
+    private static string Resource(RecordedRequest r, string suffix = "")
+    {
+        var path = Uri.UnescapeDataString(r.RawPath);
+        var name = path.StartsWith("/v1/", StringComparison.Ordinal) ? path["/v1/".Length..] : path;
+        return suffix.Length > 0 && name.EndsWith(suffix, StringComparison.Ordinal) ? name[..^suffix.Length] : name;
+    }
+
+    private static async Task<object> OperationAsync(Task<LongRunningOperation> call)
+    {
+        var op = await call.ConfigureAwait(false);
+        var json = new JsonObject
+        {
+            ["name"] = op.Name,
+            ["metadata"] = new JsonObject { ["@type"] = V1 + "GenericOperationMetadata" },
+        };
+        if (op.Done)
+        {
+            json["done"] = true;
+        }
+
+        if (op.Error is { } error)
+        {
+            json["error"] = new JsonObject { ["code"] = error.Code, ["message"] = error.Message };
+        }
+        else if (op.Response is { } response)
+        {
+            var body = JsonNode.Parse(response.GetRawText())!.AsObject();
+            body["@type"] = V1 + (op.Name.Contains("/indexEndpoints/", StringComparison.Ordinal)
+                ? body.ContainsKey("deployedIndex") ? "DeployIndexResponse" : "IndexEndpoint"
+                : "Index");
+            json["response"] = body;
+        }
+
+        return json;
+    }
+
+    private Task<object> CreateIndexAsync(RecordedRequest r)
+    {
+        var index = r.Json;
+        var metadata = index.GetProperty("metadata");
+        var config = metadata.GetProperty("config");
+        if (index.GetProperty("indexUpdateMethod").GetString() != "STREAM_UPDATE")
+        {
+            Problems.Enqueue("indexes.create without indexUpdateMethod STREAM_UPDATE: upserts would be refused");
+        }
+
+        var algorithm = config.GetProperty("algorithmConfig").EnumerateObject().Single().Name;
+        var definition = new IndexDefinition(
+            index.GetProperty("displayName").GetString()!,
+            metadata.GetProperty("contentsDeltaUri").GetString()!,
+            config.GetProperty("dimensions").GetInt32(),
+            config.GetProperty("approximateNeighborsCount").GetInt32(),
+            config.GetProperty("distanceMeasureType").GetString()!,
+            config.TryGetProperty("featureNormType", out var norm) ? norm.GetString()! : "NONE",
+            config.TryGetProperty("shardSize", out var shard) ? shard.GetString()! : "SHARD_SIZE_SMALL",
+            algorithm);
+        return OperationAsync(service.CreateIndexAsync(definition));
+    }
+
+    private Task<object> CreateEndpointAsync(RecordedRequest r)
+    {
+        var body = r.Json;
+        if (!body.TryGetProperty("publicEndpointEnabled", out var enabled) || !enabled.GetBoolean())
+        {
+            Problems.Enqueue("indexEndpoints.create without publicEndpointEnabled: findNeighbors would have no public host");
+        }
+
+        return OperationAsync(service.CreateIndexEndpointAsync(body.GetProperty("displayName").GetString()!));
+    }
+
+    private async Task<object> GetEndpointAsync(RecordedRequest r)
+    {
+        var info = await service.GetIndexEndpointAsync(Resource(r)).ConfigureAwait(false);
+        var json = new JsonObject
+        {
+            ["name"] = info.Name,
+            ["publicEndpointEnabled"] = true,
+            ["deployedIndexes"] = new JsonArray(info.DeployedIndexIds.Select(id => (JsonNode)new JsonObject { ["id"] = id }).ToArray()),
+        };
+        if (info.PublicEndpointDomainName is not null)
+        {
+            json["publicEndpointDomainName"] = PublicDomain;
+        }
+
+        return json;
+    }
+
+    private Task<object> DeployAsync(RecordedRequest r)
+    {
+        var deployed = r.Json.GetProperty("deployedIndex");
+        var resources = deployed.GetProperty("dedicatedResources");
+        var machine = resources.GetProperty("machineSpec");
+        var spec = new DeployedIndexSpec(
+            deployed.GetProperty("id").GetString()!,
+            deployed.GetProperty("index").GetString()!,
+            machine.GetProperty("machineType").GetString()!,
+            machine.TryGetProperty("acceleratorType", out var type) ? type.GetString()! : "ACCELERATOR_TYPE_UNSPECIFIED",
+            machine.TryGetProperty("acceleratorCount", out var count) ? count.GetInt32() : 0,
+            resources.GetProperty("minReplicaCount").GetInt32(),
+            resources.TryGetProperty("maxReplicaCount", out var max) ? max.GetInt32() : 1);
+        return OperationAsync(service.DeployIndexAsync(Resource(r, ":deployIndex"), spec));
+    }
+
+    private async Task<object> UpsertAsync(RecordedRequest r)
+    {
+        var datapoints = r.Json.GetProperty("datapoints").EnumerateArray()
+            .Select(d => new IndexDatapoint(
+                d.GetProperty("datapointId").GetString()!,
+                d.GetProperty("featureVector").EnumerateArray().Select(v => v.GetSingle()).ToArray()))
+            .ToArray();
+        await service.UpsertDatapointsAsync(Resource(r, ":upsertDatapoints"), datapoints).ConfigureAwait(false);
+        return new JsonObject();
+    }
+
+    private async Task<object> RemoveAsync(RecordedRequest r)
+    {
+        var ids = r.Json.GetProperty("datapointIds").EnumerateArray().Select(d => d.GetString()!).ToArray();
+        await service.RemoveDatapointsAsync(Resource(r, ":removeDatapoints"), ids).ConfigureAwait(false);
+        return new JsonObject();
+    }
+
+    private async Task<object> FindNeighborsAsync(RecordedRequest r)
+    {
+        var body = r.Json;
+        var queries = body.GetProperty("queries").EnumerateArray().ToArray();
+        var neighborCount = queries.Length > 0 && queries[0].TryGetProperty("neighborCount", out var n) ? n.GetInt32() : 10;
+        var results = await service.FindNeighborsAsync(
+            PublicDomain,
+            Resource(r, ":findNeighbors"),
+            body.GetProperty("deployedIndexId").GetString()!,
+            queries.Select(q => q.GetProperty("datapoint")).Select(d => new NeighborQuery(
+                d.TryGetProperty("datapointId", out var id) ? id.GetString()! : "",
+                d.GetProperty("featureVector").EnumerateArray().Select(v => v.GetSingle()).ToArray())).ToArray(),
+            neighborCount).ConfigureAwait(false);
+        return new JsonObject
+        {
+            ["nearestNeighbors"] = new JsonArray(results.Select(q => (JsonNode)new JsonObject
+            {
+                ["id"] = q.Id,
+                ["neighbors"] = new JsonArray(q.Neighbors.Select(x =>
+                {
+                    var neighbor = new JsonObject
+                    {
+                        ["datapoint"] = new JsonObject
+                        {
+                            ["datapointId"] = x.DatapointId,
+                            ["crowdingTag"] = new JsonObject { ["crowdingAttribute"] = x.CrowdingAttribute ?? "0" },
+                        },
+                    };
+                    if (x.Distance != 0)
+                    {
+                        neighbor["distance"] = x.Distance; // proto3 JSON omits a distance of 0
+                    }
+
+                    return (JsonNode)neighbor;
+                }).ToArray()),
+            }).ToArray()),
+        };
+    }
+}
