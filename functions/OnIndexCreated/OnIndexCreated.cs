@@ -10,7 +10,8 @@ namespace ReverseImageSearch.Functions;
 /// onIndexCreated (Cloud Audit Log: IndexService.CreateIndex): when this instance's index creation
 /// finishes, creates a public index endpoint and deploys the index to it; metadata becomes
 /// {index, indexEndpoint, status: INDEX_DEPLOYING}. Entries for other indexes of the project are ignored;
-/// a failed creation is recorded in the metadata document.
+/// an entry that arrives before the operation is recorded is retried; a failed creation is recorded in
+/// the metadata document.
 /// </summary>
 public sealed partial class OnIndexCreated(
     IVectorIndexService vectorIndex,
@@ -32,6 +33,13 @@ public sealed partial class OnIndexCreated(
         }
 
         var metadata = await state.GetMetadataAsync(cancellationToken);
+        if (metadata?.GetString("status") == IndexStatus.Building && metadata.GetString("operation") is null)
+        {
+            // createIndexTrigger has claimed the creation but not yet recorded its operation: this entry may be
+            // ours. Failing the delivery makes Eventarc (deployed with --retry) bring it again a little later.
+            throw new InvalidOperationException("The index creation is claimed but its operation is not recorded yet; retry this entry.");
+        }
+
         if (!ResourceNames.Same(metadata?.GetString("operation"), auditEvent.OperationId))
         {
             LogNotOurs(logger, auditEvent.OperationId);

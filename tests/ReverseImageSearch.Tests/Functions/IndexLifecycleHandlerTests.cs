@@ -80,6 +80,18 @@ public class IndexLifecycleHandlerTests
     }
 
     [Test]
+    public async Task AnEntryArrivingBeforeTheOperationIsRecordedFailsSoItIsDeliveredAgain()
+    {
+        await using var stack = await LocalStackHarness.Create(imageCount: 0).StartAsync(run: false);
+        Assert.That(await stack.State.TryClaimIndexCreationAsync(TimeSpan.FromMinutes(10), CancellationToken.None), Is.True);
+        var operation = "projects/demo-reverse-image-search/locations/us-central1/indexes/1/operations/9";
+
+        Assert.ThrowsAsync<InvalidOperationException>(() => stack.Services.GetRequiredService<OnIndexCreated>().HandleAsync(
+            new AuditLogEvent("aiplatform.googleapis.com", CreateIndexMethod, ResourceNames.OwnerOfOperation(operation), operation, false, true),
+            CancellationToken.None));
+    }
+
+    [Test]
     public async Task TheFirstEntryOfAnOperationIsIgnoredAndOnlyTheLastActs()
     {
         await using var stack = await LocalStackHarness.Create(imageCount: 0).StartAsync(run: false);
