@@ -125,6 +125,7 @@ function startHost(name, args, env) {
     if (status.error) throw Object.assign(new Error(`${name}: ${JSON.stringify(status.error)}`), { fatal: true });
     return status.indexStatus === 'INDEX_DEPLOYED' && status.pendingTasks === 0 ? status : null;
   }, { timeoutMs: 300_000, intervalMs: 500, exited: proc.exited }));
+  deployedIndex.catch(() => {}); // awaited later; a failure before then is reported by `listening`
   return { origin, listening, deployedIndex, proc };
 }
 
