@@ -44,9 +44,20 @@ export function target() {
   const files = required('RIS_QUERY_IMAGES').split(',').map((s) => s.trim()).filter(Boolean);
   const ids = required('RIS_QUERY_OBJECTS').split(',').map((s) => s.trim()).filter(Boolean);
   if (files.length !== ids.length) throw new Error('RIS_QUERY_IMAGES and RIS_QUERY_OBJECTS must list as many entries');
+  // RIS_FUNCTIONS_ORIGIN with RIS_AUTH_EMULATOR_HOST: the same checks against emulators instead of
+  // Google (test/deployed-mode.test.js runs this path in CI against the local hosts).
+  const functionsOrigin = env.RIS_FUNCTIONS_ORIGIN || '';
+  const authEmulatorHost = env.RIS_AUTH_EMULATOR_HOST || '';
+  if (Boolean(functionsOrigin) !== Boolean(authEmulatorHost)) {
+    throw new Error('set both RIS_FUNCTIONS_ORIGIN and RIS_AUTH_EMULATOR_HOST, or neither');
+  }
   return {
     ...common,
-    callableUrl: `https://${region}-${projectId}.cloudfunctions.net/${common.functionName}`,
+    functionsOrigin,
+    authEmulatorHost,
+    callableUrl: functionsOrigin
+      ? `${functionsOrigin}/${projectId}/${region}/${common.functionName}`
+      : `https://${region}-${projectId}.cloudfunctions.net/${common.functionName}`,
     stored: files.map((file, i) => ({ id: ids[i], file: path.resolve(file) })),
     email: env.RIS_TEST_EMAIL || '',
     password: env.RIS_TEST_PASSWORD || '',

@@ -79,7 +79,7 @@ describe(`queryIndex through the Firebase JS SDK (${local ? 'local emulators' : 
     app = initializeApp({ apiKey: t.apiKey, projectId: t.projectId, authDomain: `${t.projectId}.firebaseapp.com` }, `interop-${Date.now()}`);
     auth = getAuth(app);
     const functions = getFunctions(app, t.region);
-    if (local) {
+    if (t.authEmulatorHost) {
       connectAuthEmulator(auth, `http://${t.authEmulatorHost}`, { disableWarnings: true });
       const { hostname, port } = new URL(t.functionsOrigin);
       connectFunctionsEmulator(functions, hostname, Number(port));
@@ -97,7 +97,8 @@ describe(`queryIndex through the Firebase JS SDK (${local ? 'local emulators' : 
     if (local || !t.email) assert.equal(auth.currentUser.isAnonymous, true);
     const token = await auth.currentUser.getIdTokenResult();
     assert.equal(token.claims.aud, t.projectId);
-    if (local) assert.equal(JSON.parse(Buffer.from(token.token.split('.')[0], 'base64url')).alg, 'none', 'the Auth emulator signs nothing');
+    const { alg } = JSON.parse(Buffer.from(token.token.split('.')[0], 'base64url'));
+    assert.equal(alg, t.authEmulatorHost ? 'none' : 'RS256', 'the Auth emulator signs nothing; Google signs with RS256');
   });
 
   test('one image: the original response shape; its stored copy first at the "identical" distance', async () => {
@@ -161,7 +162,7 @@ describe(`queryIndex through the Firebase JS SDK (${local ? 'local emulators' : 
     }
     assertUnauthenticated(await postWithToken(unsigned({ ...claims, aud: 'another-project', iss: 'https://securetoken.google.com/another-project' })),
       'alg none for another project');
-    if (!local) assertUnauthenticated(await postWithToken(unsigned(claims)), 'alg none against Google');
+    if (!t.authEmulatorHost) assertUnauthenticated(await postWithToken(unsigned(claims)), 'alg none against Google');
     assertUnauthenticated(await postWithToken('not.a.jwt'), 'garbage');
   });
 
