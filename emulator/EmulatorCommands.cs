@@ -36,7 +36,8 @@ public static class EmulatorCommands
             return Failure;
         }
 
-        var authEmulator = builder.Configuration["FIREBASE_AUTH_EMULATOR_HOST"];
+        // An empty variable means unset, as the token verifier reads it.
+        var authEmulator = string.IsNullOrWhiteSpace(builder.Configuration["FIREBASE_AUTH_EMULATOR_HOST"]) ? null : builder.Configuration["FIREBASE_AUTH_EMULATOR_HOST"];
         builder.Services.AddFirebaseCallerAuthentication(builder.Configuration, options.ProjectId);
         await using var app = builder.Build();
 
