@@ -73,12 +73,7 @@ public sealed partial class OnIndexCreated(
             LogAlreadyDeploying(logger, options.DeployedIndexId);
         }
 
-        await state.MergeMetadataAsync(new Dictionary<string, object?>
-        {
-            ["index"] = index,
-            ["indexEndpoint"] = endpoint,
-            ["status"] = IndexStatus.Deploying,
-        }, cancellationToken);
+        await state.RecordDeploymentRequestedAsync(index, endpoint, cancellationToken);
         LogDeploying(logger, index, endpoint);
     }
 

@@ -73,6 +73,25 @@ public sealed class CoordinationState(IDocumentStore documents, CoordinationDocu
             return true;
         }, cancellationToken);
 
+    /// <summary>
+    /// Records that the index was sent for deployment: {index, indexEndpoint, status: INDEX_DEPLOYING}, unless
+    /// the deployment already finished and onIndexDeployed recorded INDEX_DEPLOYED first (a fast deployment's
+    /// audit entry can overtake the caller); that status is never taken back.
+    /// </summary>
+    public Task RecordDeploymentRequestedAsync(string index, string indexEndpoint, CancellationToken cancellationToken) =>
+        documents.RunTransactionAsync(async (tx, ct) =>
+        {
+            var metadata = await tx.GetAsync(paths.Metadata, ct);
+            var fields = new Dictionary<string, object?> { ["index"] = index, ["indexEndpoint"] = indexEndpoint };
+            if (metadata?.GetString("status") != IndexStatus.Deployed)
+            {
+                fields["status"] = IndexStatus.Deploying;
+            }
+
+            tx.Set(paths.Metadata, fields, SetMode.Merge);
+            return true;
+        }, cancellationToken);
+
     /// <summary>Makes an error visible where users look: the metadata document's "error" field.</summary>
     public Task RecordErrorAsync(string functionName, string message, CancellationToken cancellationToken) =>
         MergeMetadataAsync(new Dictionary<string, object?>

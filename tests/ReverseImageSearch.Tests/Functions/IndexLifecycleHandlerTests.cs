@@ -92,6 +92,38 @@ public class IndexLifecycleHandlerTests
     }
 
     [Test]
+    public async Task ADeploymentFinishedBeforeOnIndexCreatedRecordsItIsNotTakenBackToDeploying()
+    {
+        // A fast deployment's audit entry can reach onIndexDeployed before onIndexCreated writes INDEX_DEPLOYING.
+        await using var stack = await LocalStackHarness.Create(imageCount: 0).StartAsync(run: false);
+        var deployed = new Dictionary<string, object?>
+        {
+            ["status"] = IndexStatus.Deployed,
+            ["index"] = "projects/p/locations/l/indexes/1",
+            ["indexEndpoint"] = "projects/p/locations/l/indexEndpoints/2",
+            ["publicEndpointDomainName"] = "localhost",
+        };
+        await stack.Documents.SetAsync(stack.State.Paths.Metadata, deployed, SetMode.Overwrite);
+
+        await stack.State.RecordDeploymentRequestedAsync("projects/p/locations/l/indexes/1", "projects/p/locations/l/indexEndpoints/2", CancellationToken.None);
+
+        Assert.That((await stack.State.ReadIndexStateAsync(CancellationToken.None)).Readiness, Is.EqualTo(IndexReadiness.Deployed));
+    }
+
+    [Test]
+    public async Task ARequestedDeploymentIsRecordedAsDeploying()
+    {
+        await using var stack = await LocalStackHarness.Create(imageCount: 0).StartAsync(run: false);
+        await stack.Documents.SetAsync(stack.State.Paths.Metadata, new Dictionary<string, object?> { ["status"] = IndexStatus.Building }, SetMode.Overwrite);
+
+        await stack.State.RecordDeploymentRequestedAsync("projects/p/locations/l/indexes/1", "projects/p/locations/l/indexEndpoints/2", CancellationToken.None);
+
+        var metadata = await stack.State.GetMetadataAsync(CancellationToken.None);
+        Assert.That(metadata!.GetString("status"), Is.EqualTo(IndexStatus.Deploying));
+        Assert.That(metadata.GetString("indexEndpoint"), Is.EqualTo("projects/p/locations/l/indexEndpoints/2"));
+    }
+
+    [Test]
     public async Task TheFirstEntryOfAnOperationIsIgnoredAndOnlyTheLastActs()
     {
         await using var stack = await LocalStackHarness.Create(imageCount: 0).StartAsync(run: false);
