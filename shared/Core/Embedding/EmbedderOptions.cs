@@ -7,6 +7,7 @@ namespace ReverseImageSearch.Core.Embedding;
 /// measure rank by the angle between images.</param>
 /// <param name="IntraOpThreads">ONNX Runtime threads per inference; 0 lets it choose (one per core).</param>
 /// <param name="MaxBatchSize">Images per inference call.</param>
+/// <param name="DecodeParallelism">Images of a batch decoded at once; 0 means one per core.</param>
 public sealed record EmbedderOptions(
     string ModelPath,
     int InputHeight = 224,
@@ -14,7 +15,8 @@ public sealed record EmbedderOptions(
     long MaxImagePixels = 50_000_000,
     bool L2Normalize = true,
     int IntraOpThreads = 0,
-    int MaxBatchSize = 32)
+    int MaxBatchSize = 32,
+    int DecodeParallelism = 0)
 {
     /// <summary>The bundled MobileNetV2 model, copied next to every function's assembly.</summary>
     public static string BundledModelPath => Path.Combine(AppContext.BaseDirectory, "models", "mobilenet_v2", "model.onnx");

@@ -27,6 +27,7 @@ public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
         ArgumentNullException.ThrowIfNull(logger);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.MaxBatchSize);
         ArgumentOutOfRangeException.ThrowIfNegative(options.IntraOpThreads);
+        ArgumentOutOfRangeException.ThrowIfNegative(options.DecodeParallelism);
         _options = options;
         _logger = logger;
         _preprocessor = new ImagePreprocessor(options.InputHeight, options.InputWidth, options.MaxImagePixels);
@@ -68,7 +69,7 @@ public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
         var outcomes = new PreprocessResult[batchCapacity];
         var parallelism = new ParallelOptions
         {
-            MaxDegreeOfParallelism = Environment.ProcessorCount,
+            MaxDegreeOfParallelism = _options.DecodeParallelism > 0 ? _options.DecodeParallelism : Environment.ProcessorCount,
             CancellationToken = cancellationToken,
         };
         try
