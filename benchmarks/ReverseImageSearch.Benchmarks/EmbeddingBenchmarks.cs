@@ -6,19 +6,25 @@ namespace ReverseImageSearch.Benchmarks;
 
 /// <summary>
 /// The whole embedding pipeline (decode with reduced-scale JPEG decoding, EXIF orientation, centre crop, resize,
-/// MobileNetV2 inference, L2 normalisation) on photo-like JPEGs. One operation is one image, so BenchmarkDotNet's
-/// mean is seconds per image and images/s is its inverse. Threads bounds both decoding and inference.
+/// MobileNetV2 inference, L2 normalisation) on photo-like JPEGs. One operation is one EmbedAsync call on a batch of
+/// Batch images, so images/s is Batch divided by BenchmarkDotNet's mean. Threads bounds decoding and inference.
 /// </summary>
-[InvocationCount(1)]
 public class EmbeddingBenchmarks
 {
     private OnnxImageEmbedder? _embedder;
     private ReadOnlyMemory<byte>[] _batch = [];
 
-    [Params("1024x768", "4000x3000")]
+    /// <summary>RIS_BENCH_QUICK=1 (the smoke run) takes the small images and batches only.</summary>
+    private static bool Quick => Environment.GetEnvironmentVariable("RIS_BENCH_QUICK") == "1";
+
+    public static IEnumerable<string> Sizes => Quick ? ["1024x768"] : ["1024x768", "4000x3000"];
+
+    public static IEnumerable<int> Batches => Quick ? [1, 8] : [1, 8, 32];
+
+    [ParamsSource(nameof(Sizes))]
     public string Size { get; set; } = "1024x768";
 
-    [Params(1, 8, 32)]
+    [ParamsSource(nameof(Batches))]
     public int Batch { get; set; } = 1;
 
     [Params(1, 2)]
@@ -49,6 +55,7 @@ public class EmbeddingBenchmarks
     [GlobalCleanup]
     public void Cleanup() => _embedder?.Dispose();
 
+    /// <summary>One operation embeds the whole batch: images/s is Batch divided by the mean.</summary>
     [Benchmark(Description = "embed (decode+orient+crop+resize+infer)")]
     public int Embed()
     {

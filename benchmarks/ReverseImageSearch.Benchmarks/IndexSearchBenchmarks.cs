@@ -20,32 +20,20 @@ public class IndexSearchBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        var folder = Environment.GetEnvironmentVariable("RIS_BENCH_VECTORS") ?? Path.Combine(Path.GetTempPath(), "ris-bench-vectors");
-        var vectorsPath = Path.Combine(folder, $"vectors-{Vectors}x{Dimensions}.f32");
-        var queriesPath = Path.Combine(folder, $"queries-{Vectors}x{Dimensions}.f32");
-        if (!File.Exists(vectorsPath))
-        {
-            SyntheticVectors.Run(Cli.Parse(["--out", folder, "--count", $"{Vectors}", "--dims", $"{Dimensions}", "--json", Path.Combine(folder, "last.json")]));
-        }
-
         _exact = new InProcessVectorIndex(Dimensions, DistanceMeasure.DotProduct);
         _quantized = new QuantizedVectorSearch(Dimensions, Vectors);
-        for (var first = 0; first < Vectors; first += 4096)
+        var pending = new List<IndexDatapoint>(4096);
+        _queries = SyntheticVectors.Generate(Vectors, Dimensions, 32, (i, row) =>
         {
-            var rows = Math.Min(4096, Vectors - first);
-            var values = SyntheticVectors.ReadRows(vectorsPath, Dimensions, first, rows);
-            var batch = new List<IndexDatapoint>(rows);
-            for (var r = 0; r < rows; r++)
+            var vector = row.ToArray();
+            _quantized.Add($"{i}", vector);
+            pending.Add(new IndexDatapoint($"{i}", vector));
+            if (pending.Count == 4096 || i == Vectors - 1)
             {
-                var vector = values.AsSpan(r * Dimensions, Dimensions).ToArray();
-                batch.Add(new IndexDatapoint($"{first + r}", vector));
-                _quantized.Add($"{first + r}", vector);
+                _exact.Upsert(pending);
+                pending.Clear();
             }
-
-            _exact.Upsert(batch);
-        }
-
-        _queries = Enumerable.Range(0, 32).Select(q => SyntheticVectors.ReadRows(queriesPath, Dimensions, q, 1)).ToArray();
+        });
     }
 
     [GlobalCleanup]

@@ -18,15 +18,12 @@ internal static class IndexSearchMeasurement
 
     public static Task<int> RunAsync(Cli cli)
     {
-        var vectorsPath = cli.Require("vectors");
-        var queriesPath = cli.Require("queries");
+        var count = cli.Int("count", 10_000);
         var dimensions = cli.Int("dims", 1280);
+        var queryCount = cli.Int("queries", 200);
         var mode = cli.Get("mode", "exact");
         var seconds = cli.Double("seconds", 3);
-        var truthPath = cli.Get("truth", vectorsPath + ".top10.i32");
-        var count = SyntheticVectors.RowCount(vectorsPath, dimensions);
-        var queryCount = SyntheticVectors.RowCount(queriesPath, dimensions);
-        var queries = Enumerable.Range(0, queryCount).Select(q => SyntheticVectors.ReadRows(queriesPath, dimensions, q, 1)).ToArray();
+        var truthPath = cli.Require("truth");
 
         GC.Collect();
         var before = ProcessMemory.Read("VmRSS");
@@ -34,32 +31,27 @@ internal static class IndexSearchMeasurement
         InProcessVectorIndex? exact = null;
         long structureBytes;
         const int Chunk = 4096;
+        float[][] queries;
         if (mode == "exact")
         {
             exact = new InProcessVectorIndex(dimensions, DistanceMeasure.DotProduct);
-            for (var first = 0; first < count; first += Chunk)
+            var pending = new List<IndexDatapoint>(Chunk);
+            queries = SyntheticVectors.Generate(count, dimensions, queryCount, (i, row) =>
             {
-                var rows = Math.Min(Chunk, count - first);
-                var values = SyntheticVectors.ReadRows(vectorsPath, dimensions, first, rows);
-                exact.Upsert(Enumerable.Range(0, rows).Select(r => new IndexDatapoint($"{first + r}", values.AsSpan(r * dimensions, dimensions).ToArray())).ToList());
-            }
-
+                pending.Add(new IndexDatapoint($"{i}", row.ToArray()));
+                if (pending.Count == Chunk || i == count - 1)
+                {
+                    exact.Upsert(pending);
+                    pending.Clear();
+                }
+            });
             search = query => exact.Search(query, K);
             structureBytes = (long)count * dimensions * sizeof(float);
         }
         else
         {
             var quantized = new QuantizedVectorSearch(dimensions, count);
-            for (var first = 0; first < count; first += Chunk)
-            {
-                var rows = Math.Min(Chunk, count - first);
-                var values = SyntheticVectors.ReadRows(vectorsPath, dimensions, first, rows);
-                for (var r = 0; r < rows; r++)
-                {
-                    quantized.Add($"{first + r}", values.AsSpan(r * dimensions, dimensions));
-                }
-            }
-
+            queries = SyntheticVectors.Generate(count, dimensions, queryCount, (i, row) => quantized.Add($"{i}", row));
             search = query => quantized.Search(query, K, cli.Int("candidates", 0));
             structureBytes = quantized.VectorBytes;
         }
@@ -72,9 +64,11 @@ internal static class IndexSearchMeasurement
 
         // Warm up, then time single queries round-robin until the time is up (at least one pass over 20 queries).
         var results = new IReadOnlyList<VectorMatch>[queryCount];
-        for (var q = 0; q < Math.Min(5, queryCount); q++)
+        // Warm-up by time: tiered compilation promotes the scan loop only after it has run a while.
+        var warmUp = Stopwatch.StartNew();
+        for (var q = 0; warmUp.Elapsed.TotalSeconds < cli.Double("warmup", 1) || q < 5; q++)
         {
-            search(queries[q]);
+            search(queries[q % queryCount]);
         }
 
         var latencies = new List<double>();
@@ -126,6 +120,7 @@ internal static class IndexSearchMeasurement
             queries = i,
             qps = Math.Round(i / elapsed, 1),
             p50Ms = Math.Round(Timing.Percentile(latencies, 50), 3),
+            p99Ms = Math.Round(Timing.Percentile(latencies, 99), 3),
             rssDeltaMiB = ProcessMemory.Mib(after - before),
             rssMiB = ProcessMemory.Mib(after),
             vectorBytesMiB = ProcessMemory.Mib(structureBytes),

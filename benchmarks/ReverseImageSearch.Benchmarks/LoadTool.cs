@@ -77,8 +77,9 @@ internal static class LoadTool
             var phases = new List<object>();
             foreach (var clients in levels)
             {
-                // Warm-up calls are not counted.
-                for (var w = 0; w < Math.Min(5, maxRequests); w++)
+                // Warm-up, not counted: a second of calls (at least 5), so tiered compilation has settled.
+                var warmUp = Stopwatch.StartNew();
+                for (var w = 0; w < 5 || warmUp.Elapsed.TotalSeconds < cli.Double("warmup", 1); w++)
                 {
                     await TryCallAsync(http, url, body);
                 }

@@ -164,10 +164,15 @@ internal static class RetrievalQuality
         }
 
         var side = Math.Min(decoded.Width, decoded.Height);
-        var crop = new SKRectI((decoded.Width - side) / 2, (decoded.Height - side) / 2, ((decoded.Width - side) / 2) + side, ((decoded.Height - side) / 2) + side);
-        using var square = new SKBitmap(side, side, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        decoded.ExtractSubset(square, crop);
-        using var resized = square.Resize(new SKImageInfo(Side, Side, SKColorType.Rgba8888, SKAlphaType.Unpremul), new SKSamplingOptions(SKFilterMode.Linear));
+        var crop = SKRect.Create((decoded.Width - side) / 2, (decoded.Height - side) / 2, side, side);
+        using var image = SKImage.FromBitmap(decoded);
+        using var resized = new SKBitmap(new SKImageInfo(Side, Side, SKColorType.Rgba8888, SKAlphaType.Premul));
+        using (var canvas = new SKCanvas(resized))
+        {
+            // Plain bilinear, no mipmaps: what tf.image.resizeBilinear does.
+            canvas.DrawImage(image, crop, SKRect.Create(Side, Side), new SKSamplingOptions(SKFilterMode.Linear), null);
+        }
+
         var pixels = resized.GetPixelSpan();
         var tensor = new float[Length];
         for (var i = 0; i < Side * Side; i++)

@@ -15,19 +15,20 @@ internal static class SeedIndex
     {
         var data = cli.Require("data");
         var total = cli.Int("total", 100_000);
-        var vectorsPath = cli.Require("vectors");
         var dimensions = cli.Int("dims", 1280);
         var indexDirectory = Directory.GetDirectories(Path.Combine(data, "vector-search", "indexes")).Single();
         using var index = InProcessVectorIndex.Open(indexDirectory, dimensions, DistanceMeasure.DotProduct, normalizeToUnitLength: false, NullLogger.Instance);
-        var available = SyntheticVectors.RowCount(vectorsPath, dimensions);
         var needed = Math.Max(0, total - index.Count);
-        for (var first = 0; first < needed; first += 4096)
+        var pending = new List<IndexDatapoint>(4096);
+        SyntheticVectors.Generate(needed, dimensions, 2, (i, row) =>
         {
-            var rows = Math.Min(4096, needed - first);
-            var values = SyntheticVectors.ReadRows(vectorsPath, dimensions, first % available, Math.Min(rows, available - (first % available)));
-            rows = values.Length / dimensions;
-            index.Upsert(Enumerable.Range(0, rows).Select(r => new IndexDatapoint($"synthetic/{first + r:D6}.jpg", values.AsSpan(r * dimensions, dimensions).ToArray())).ToList());
-        }
+            pending.Add(new IndexDatapoint($"synthetic/{i:D6}.jpg", row.ToArray()));
+            if (pending.Count == 4096 || i == needed - 1)
+            {
+                index.Upsert(pending);
+                pending.Clear();
+            }
+        });
 
         index.Compact();
         cli.Emit(new { indexDirectory, count = index.Count });

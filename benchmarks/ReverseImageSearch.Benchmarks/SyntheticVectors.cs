@@ -11,55 +11,61 @@ internal static class SyntheticVectors
 {
     public static int Run(Cli cli)
     {
-        var folder = cli.Require("out");
         var count = cli.Int("count", 10_000);
         var dimensions = cli.Int("dims", 1280);
-        var queries = cli.Int("queries", 200);
-        Directory.CreateDirectory(folder);
+        var queriesPath = cli.Require("queries-out");
+        // Rows go to stdout (binary) or to --out FILE; 100k rows are 512 MB, so the anchor reads them from a pipe.
+        using var rows = cli.Get("out", "-") == "-" ? Console.OpenStandardOutput() : File.Create(cli.Get("out", "-"));
+        var queries = Generate(count, dimensions, cli.Int("queries", 200), (_, row) => rows.Write(MemoryMarshal.AsBytes(row.AsSpan())));
+        using var queryFile = File.Create(queriesPath);
+        foreach (var query in queries)
+        {
+            queryFile.Write(MemoryMarshal.AsBytes(query.AsSpan()));
+        }
+
+        return 0;
+    }
+
+    /// <summary>Calls <paramref name="onRow"/> with every row (the array is reused) and returns the queries.</summary>
+    public static float[][] Generate(int count, int dimensions, int queryCount, Action<int, float[]> onRow)
+    {
         var random = new XorShift(12345);
         var centres = Enumerable.Range(0, Math.Max(1, count / 100)).Select(_ => Centre(random, dimensions)).ToArray();
-        var vectorsPath = Path.Combine(folder, $"vectors-{count}x{dimensions}.f32");
         var row = new float[dimensions];
         var kept = new List<float[]>();
-        using (var stream = File.Create(vectorsPath))
+        for (var i = 0; i < count; i++)
         {
-            for (var i = 0; i < count; i++)
+            Sample(random, centres[random.Next(centres.Length)], row, noise: 0.6f);
+            onRow(i, row);
+            if (i % Math.Max(1, count / queryCount) == 0 && kept.Count < queryCount / 2)
             {
-                Sample(random, centres[random.Next(centres.Length)], row, noise: 0.6f);
-                stream.Write(MemoryMarshal.AsBytes(row.AsSpan()));
-                if (i % Math.Max(1, count / queries) == 0 && kept.Count < queries / 2)
-                {
-                    kept.Add(row.ToArray());
-                }
+                kept.Add(row.ToArray());
             }
         }
 
-        var queriesPath = Path.Combine(folder, $"queries-{count}x{dimensions}.f32");
-        using (var stream = File.Create(queriesPath))
+        var queries = new float[queryCount][];
+        for (var q = 0; q < queryCount; q++)
         {
-            for (var q = 0; q < queries; q++)
+            var query = new float[dimensions];
+            if (q < kept.Count)
             {
-                if (q < kept.Count)
+                // A near copy: the stored vector plus a little noise, renormalised.
+                for (var d = 0; d < dimensions; d++)
                 {
-                    // A near copy: the stored vector plus a little noise, renormalised.
-                    for (var d = 0; d < dimensions; d++)
-                    {
-                        row[d] = Math.Max(0, kept[q][d] + (0.01f * random.NextSigned()));
-                    }
-
-                    Normalize(row);
-                }
-                else
-                {
-                    Sample(random, centres[random.Next(centres.Length)], row, noise: 0.6f);
+                    query[d] = Math.Max(0, kept[q][d] + (0.01f * random.NextSigned()));
                 }
 
-                stream.Write(MemoryMarshal.AsBytes(row.AsSpan()));
+                Normalize(query);
             }
+            else
+            {
+                Sample(random, centres[random.Next(centres.Length)], query, noise: 0.6f);
+            }
+
+            queries[q] = query;
         }
 
-        cli.Emit(new { vectors = vectorsPath, queries = queriesPath, count, dimensions, queryCount = queries });
-        return 0;
+        return queries;
     }
 
     public static float[] ReadRows(string path, int dimensions, int first, int rows)

@@ -11,6 +11,7 @@ packages=(
   debian-edu-artwork-spacefun debian-edu-artwork-buster kdegames-mahjongg-data-kf5 mypaint-data-extras
   xfce4-artwork desktop-base
 )
+if [ -n "${RIS_BENCH_PACKAGES:-}" ]; then read -r -a packages <<<"$RIS_BENCH_PACKAGES"; fi
 cd "$dest/debs"
 for package in "${packages[@]}"; do
   if [ -e "$dest/tree/.done-$package" ]; then continue; fi

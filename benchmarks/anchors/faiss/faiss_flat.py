@@ -4,7 +4,7 @@
 Prints one JSON object: queries/s, p50 latency, resident memory added by the index, recall@10 against the
 .NET exact search's top 10 when that file exists (a cross-check that both search the same thing).
 """
-import argparse, json, os, time
+import argparse, json, os, sys, time
 
 import numpy as np
 import faiss
@@ -20,7 +20,8 @@ def rss_bytes():
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--vectors", required=True)
+    parser.add_argument("--vectors", default="-", help="raw float32 rows; - reads them from stdin (a pipe)")
+    parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--queries", required=True)
     parser.add_argument("--dims", type=int, default=1280)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -31,19 +32,26 @@ def main():
 
     faiss.omp_set_num_threads(args.threads)
     dims = args.dims
-    rows = os.path.getsize(args.vectors) // (4 * dims)
-    queries = np.fromfile(args.queries, dtype=np.float32).reshape(-1, dims)
-
+    rows = args.count
     before = rss_bytes()
     index = faiss.IndexFlatIP(dims)
     chunk = 4096
-    with open(args.vectors, "rb") as source:
+    source = sys.stdin.buffer if args.vectors == "-" else open(args.vectors, "rb")
+    with source:
         for first in range(0, rows, chunk):
             count = min(chunk, rows - first)
-            block = np.frombuffer(source.read(count * dims * 4), dtype=np.float32).reshape(count, dims)
+            data = bytearray()
+            while len(data) < count * dims * 4:
+                piece = source.read(count * dims * 4 - len(data))
+                if not piece:
+                    sys.exit(f"the vectors ended after {first} rows; expected {rows}")
+                data.extend(piece)
+            block = np.frombuffer(bytes(data), dtype=np.float32).reshape(count, dims)
             index.add(block)
             del block
     after = rss_bytes()
+    # The generator writes the queries once every row has gone through the pipe.
+    queries = np.fromfile(args.queries, dtype=np.float32).reshape(-1, dims)
 
     for q in range(min(5, len(queries))):
         index.search(queries[q:q + 1], 10)
@@ -67,8 +75,8 @@ def main():
     batch_seconds = time.perf_counter() - t
 
     recall = None
-    truth_path = args.truth or args.vectors + ".top10.i32"
-    if os.path.exists(truth_path):
+    truth_path = args.truth
+    if truth_path and os.path.exists(truth_path):
         truth = np.fromfile(truth_path, dtype=np.int32).reshape(-1, 10)
         hits = sum(len(set(truth[q]).intersection(set(batch_ids[q]))) for q in range(len(queries)))
         recall = hits / (10 * len(queries))
