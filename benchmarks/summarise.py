@@ -50,7 +50,14 @@ lines.append("")
 
 # --- embedding ---
 rows = []
+mirror_rows = []
 for path in glob.glob(os.path.join(out, "bdn", "results", "*EmbeddingBenchmarks*-report-full*.json")):
+    if "MirrorInvariant" in os.path.basename(path):
+        with open(path) as f:
+            for b in json.load(f)["Benchmarks"]:
+                params = dict(p.split("=") for p in b["Parameters"].split("&"))
+                mirror_rows.append((params["Threads"], params["Mirror"], b["Statistics"]["Median"] / 1e6))
+        continue
     with open(path) as f:
         report = json.load(f)
     for b in report["Benchmarks"]:
@@ -67,6 +74,9 @@ for size, batch, threads, ips in sorted(rows):
     bound = (peak[threads] / gflop) if peak.get(threads) else None
     lines.append(f"| {size} | {batch} | {threads} | {ips:.1f} | {a if a else 'n/a'} | {f'{ips / a:.1f}x' if a else 'n/a'} | "
                  f"{f'{100 * ips / bound:.0f}%' if bound else 'n/a'} |")
+lines.append("")
+for threads, mirror, ms in sorted(mirror_rows):
+    lines.append(f"- one 1024x768 query image, {threads} thread(s), mirror-invariant {mirror}: median {ms:.1f} ms")
 lines.append("")
 
 # --- index ---

@@ -66,3 +66,39 @@ public class EmbeddingBenchmarks
     public static string ModelPath() =>
         Environment.GetEnvironmentVariable("RIS_BENCH_MODEL") is { Length: > 0 } path ? path : EmbedderOptions.BundledModelPath;
 }
+
+/// <summary>What the mirror-invariant option costs a single query: one 1024x768 JPEG, embedded with its mirror.</summary>
+public class MirrorInvariantEmbeddingBenchmarks
+{
+    private OnnxImageEmbedder? _embedder;
+    private ReadOnlyMemory<byte>[] _batch = [];
+
+    [Params(1, 2)]
+    public int Threads { get; set; } = 1;
+
+    [Params(false, true)]
+    public bool Mirror { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var folder = Environment.GetEnvironmentVariable("RIS_BENCH_IMAGES") ?? Path.Combine(Path.GetTempPath(), "ris-bench-images");
+        Directory.CreateDirectory(folder);
+        var path = Path.Combine(folder, "img1024x768-00000.jpg");
+        if (!File.Exists(path))
+        {
+            File.WriteAllBytes(path, SyntheticImages.Create(1024, 768, 100_003));
+        }
+
+        _batch = [File.ReadAllBytes(path)];
+        _embedder = new OnnxImageEmbedder(
+            new EmbedderOptions(EmbeddingBenchmarks.ModelPath(), IntraOpThreads: Threads, MaxBatchSize: 1, DecodeParallelism: Threads, MirrorInvariant: Mirror),
+            NullLogger<OnnxImageEmbedder>.Instance);
+    }
+
+    [GlobalCleanup]
+    public void Cleanup() => _embedder?.Dispose();
+
+    [Benchmark(Description = "embed one query image")]
+    public int Embed() => _embedder!.EmbedAsync(_batch).GetAwaiter().GetResult().Count;
+}

@@ -43,6 +43,21 @@ internal static class RetrievalQuality
         variants["port"] = (Normalize(portIndex.Plain), Normalize(portQueries.Plain));
         variants["mirror"] = (Normalize(Mean(portIndex.Plain, portIndex.Mirrored!)), Normalize(Mean(portQueries.Plain, portQueries.Mirrored!)));
         variants["mirror+pn"] = (Normalize(Sqrt(Mean(portIndex.Plain, portIndex.Mirrored!))), Normalize(Sqrt(Mean(portQueries.Plain, portQueries.Mirrored!))));
+        variants["mirror+pn+centre"] = Centre(variants["mirror+pn"].Index, variants["mirror+pn"].Queries);
+        variants["port+pn+centre"] = Centre(Normalize(Sqrt(portIndex.Plain)), Normalize(Sqrt(portQueries.Plain)));
+        variants["original+l2"] = (Normalize(originalIndex.Plain), Normalize(originalQueries.Plain));
+
+        // Colour-invariant: the grayscale of every image (and its mirror) as extra views, averaged with the colour ones.
+        Func<float[], float[]>[] grayViews = [Gray, t => Flip(Gray(t))];
+        var grayIndex = EmbedViews(session, indexFiles, f => PortPreprocess(preprocessor, f), grayViews);
+        var grayQueries = EmbedViews(session, queryFiles.Select(q => q.Path).ToArray(), f => PortPreprocess(preprocessor, f), grayViews);
+        var grayMirrorIndex = Mean(grayIndex[0], grayIndex[1]);
+        var grayMirrorQueries = Mean(grayQueries[0], grayQueries[1]);
+        variants["gray+mirror+pn+centre"] = Centre(Normalize(Sqrt(grayMirrorIndex)), Normalize(Sqrt(grayMirrorQueries)));
+        var allIndex = Mean(Mean(portIndex.Plain, portIndex.Mirrored!), grayMirrorIndex);
+        var allQueries = Mean(Mean(portQueries.Plain, portQueries.Mirrored!), grayMirrorQueries);
+        variants["colour+gray+mirror+pn"] = (Normalize(Sqrt(allIndex)), Normalize(Sqrt(allQueries)));
+        variants["colour+gray+mirror+pn+centre"] = Centre(Normalize(Sqrt(allIndex)), Normalize(Sqrt(allQueries)));
 
         var report = new List<object>();
         foreach (var (name, (index, queries)) in variants)
@@ -90,23 +105,56 @@ internal static class RetrievalQuality
 
     private static (float[][] Plain, float[][]? Mirrored) Embed(InferenceSession session, string[] files, Func<string, float[]?> preprocess, bool mirror)
     {
-        var plain = new float[files.Length][];
-        var mirrored = mirror ? new float[files.Length][] : null;
+        var views = EmbedViews(session, files, preprocess, mirror ? [t => t, Flip] : [t => t]);
+        return (views[0], mirror ? views[1] : null);
+    }
+
+    /// <summary>Raw model outputs of every file under each view (a function of the input tensor).</summary>
+    private static float[][][] EmbedViews(InferenceSession session, string[] files, Func<string, float[]?> preprocess, Func<float[], float[]>[] views)
+    {
+        var results = views.Select(_ => new float[files.Length][]).ToArray();
         const int Batch = 16;
         for (var start = 0; start < files.Length; start += Batch)
         {
             var count = Math.Min(Batch, files.Length - start);
             var tensors = new float[count][];
             Parallel.For(0, count, i => tensors[i] = preprocess(files[start + i]) ?? throw new InvalidOperationException($"cannot decode {files[start + i]}"));
-            var outputs = Run(session, tensors);
-            outputs.CopyTo(plain, start);
-            if (mirrored is not null)
+            for (var v = 0; v < views.Length; v++)
             {
-                Run(session, tensors.Select(Flip).ToArray()).CopyTo(mirrored, start);
+                Run(session, tensors.Select(views[v]).ToArray()).CopyTo(results[v], start);
             }
         }
 
-        return (plain, mirrored);
+        return results;
+    }
+
+    private static float[] Gray(float[] tensor)
+    {
+        var gray = new float[Length];
+        for (var i = 0; i < Length; i += 3)
+        {
+            var y = (0.299f * tensor[i]) + (0.587f * tensor[i + 1]) + (0.114f * tensor[i + 2]);
+            gray[i] = gray[i + 1] = gray[i + 2] = y;
+        }
+
+        return gray;
+    }
+
+    /// <summary>Subtracts the mean of the indexed vectors from both sides (the features are all non-negative, so every
+    /// pair starts at a similarity of about 0.5), then renormalises.</summary>
+    private static (float[][] Index, float[][] Queries) Centre(float[][] index, float[][] queries)
+    {
+        var mean = new float[index[0].Length];
+        foreach (var v in index)
+        {
+            for (var d = 0; d < mean.Length; d++)
+            {
+                mean[d] += v[d] / index.Length;
+            }
+        }
+
+        float[][] Shift(float[][] set) => Normalize(set.Select(v => v.Select((x, d) => x - mean[d]).ToArray()).ToArray());
+        return (Shift(index), Shift(queries));
     }
 
     private static float[][] Run(InferenceSession session, float[][] tensors)
@@ -118,7 +166,9 @@ internal static class RetrievalQuality
         }
 
         using var value = OrtValue.CreateTensorValueFromMemory(input, [tensors.Length, Side, Side, 3]);
-        using var outputs = session.Run(new RunOptions(), ["images"], [value], ["embedding"]);
+        // Held in a local until the run ends: a RunOptions only passed inline can be finalised during the native call.
+        using var runOptions = new RunOptions();
+        using var outputs = session.Run(runOptions, ["images"], [value], ["embedding"]);
         var flat = outputs[0].GetTensorDataAsSpan<float>();
         var dims = flat.Length / tensors.Length;
         var vectors = new float[tensors.Length][];
