@@ -126,6 +126,18 @@ url="http://127.0.0.1:$port/demo-reverse-image-search/us-central1/ext-storage-re
 "$bench" load --spawn "$emulator" --spawn-args "serve --images $backfill --data $data --port $port" --url "$url" \
   --image "$query_image" --clients 1 --requests 3 --seconds 5 --start-timeout 900 --json "$out/backfill.json" >/dev/null 2>"$out/backfill.log"
 
+# --- 4. memory with the model loaded and a small index: all nine functions in one emulator process, so an upper
+# bound for any single function; ASP.NET's default server GC against the workstation GC.
+log "peak memory with the model loaded (24-image index), server and workstation GC"
+"$bench" gen-images --out "$cache/backfill-24" --count 24 --width 1024 --height 768 --seed 7 --prefix photo >/dev/null
+for gc in server workstation; do
+  rm -rf "$cache/data-memory"
+  DOTNET_gcServer=$([ $gc = server ] && echo 1 || echo 0) "$bench" load --spawn "$emulator" \
+    --spawn-args "serve --images $cache/backfill-24 --data $cache/data-memory --port $port" --url "$url" \
+    --image "$query_image" --clients 1,8 --requests 40 --seconds 5 --start-timeout 120 --json "$out/memory-$gc.json" >/dev/null 2>>"$out/memory.log"
+done
+rm -rf "$cache/data-memory"
+
 # --- 3 + 4. callable latency on a grown index, cold start, peak memory ------------------------------------------------
 log "growing the index to $total_vectors vectors; callable latency at 1 and 8 clients, cold start, memory"
 "$bench" seed-index --data "$data" --total "$total_vectors" --json "$out/seed.json" >/dev/null
