@@ -51,12 +51,22 @@ public sealed class QuantizedVectorSearch
     /// <summary>Whether the integer scan uses AVX-VNNI on this CPU.</summary>
     public static bool UsesVnni => AvxVnni.IsSupported;
 
-    public void Add(string id, ReadOnlySpan<float> vector)
+    public void Add(string id, ReadOnlySpan<float> vector) => SetRow(_count, id, vector);
+
+    /// <summary>Replaces row <paramref name="row"/>, or appends when it is <see cref="Count"/>.</summary>
+    internal void SetRow(int row, string id, ReadOnlySpan<float> vector)
     {
         ArgumentException.ThrowIfNullOrEmpty(id);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(row, _count);
         if (vector.Length != Dimensions)
         {
             throw new ArgumentException($"The vector has {vector.Length} dimensions; the search has {Dimensions}.", nameof(vector));
+        }
+
+        if (row < _count)
+        {
+            Write(row, id, vector);
+            return;
         }
 
         if (_count == _ids.Length)
@@ -69,7 +79,30 @@ public sealed class QuantizedVectorSearch
             Array.Resize(ref _ids, capacity);
         }
 
-        var row = _count++;
+        _count++;
+        Write(row, id, vector);
+    }
+
+    /// <summary>Swap-remove: the last row moves into <paramref name="row"/> (as the float index does) and the count drops.</summary>
+    internal void MoveLastInto(int row)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(row, _count);
+        var last = _count - 1;
+        if (row != last)
+        {
+            _codes.AsSpan(last * _stride, _stride).CopyTo(_codes.AsSpan(row * _stride, _stride));
+            _halves.AsSpan(last * Dimensions, Dimensions).CopyTo(_halves.AsSpan(row * Dimensions, Dimensions));
+            _scales[row] = _scales[last];
+            _codeSums[row] = _codeSums[last];
+            _ids[row] = _ids[last];
+        }
+
+        _ids[last] = null!;
+        _count--;
+    }
+
+    private void Write(int row, string id, ReadOnlySpan<float> vector)
+    {
         _ids[row] = id;
         _scales[row] = Quantize(vector, _codes.AsSpan(row * _stride, _stride), out _codeSums[row]);
         TensorPrimitives.ConvertToHalf(vector, _halves.AsSpan(row * Dimensions, Dimensions));

@@ -75,3 +75,54 @@ public class QuantizedVectorSearchTests
         Assert.Throws<ArgumentException>(() => search.Search([1, 2, 3], 1));
     }
 }
+
+public class InProcessVectorIndexQuantizedTests
+{
+    private static float[] UnitVector(Random random, int dimensions)
+    {
+        var vector = Enumerable.Range(0, dimensions).Select(_ => (float)Math.Max(0, (random.NextDouble() * 2) - 1)).ToArray();
+        var norm = MathF.Sqrt(vector.Sum(v => v * v));
+        return vector.Select(v => v / norm).ToArray();
+    }
+
+    [TestCase(ReverseImageSearch.Core.Configuration.DistanceMeasure.DotProduct, false)]
+    [TestCase(ReverseImageSearch.Core.Configuration.DistanceMeasure.Cosine, true)]
+    public void QuantizedSearchFollowsUpsertsRemovesAndReportsVertexDistances(ReverseImageSearch.Core.Configuration.DistanceMeasure measure, bool normalize)
+    {
+        var random = new Random(5);
+        using var exact = new InProcessVectorIndex(64, measure, normalize);
+        using var quantized = new InProcessVectorIndex(64, measure, normalize, quantizedSearch: true);
+        Assert.That(quantized.UsesQuantizedSearch, Is.True);
+        var points = Enumerable.Range(0, 2000).Select(i => new ReverseImageSearch.Core.Ports.IndexDatapoint($"p{i}", UnitVector(random, 64))).ToList();
+        exact.Upsert(points);
+        quantized.Upsert(points);
+        var removed = Enumerable.Range(0, 300).Select(i => $"p{i * 5}").ToList();
+        exact.Remove(removed);
+        quantized.Remove(removed);
+        var replaced = Enumerable.Range(0, 100).Select(i => new ReverseImageSearch.Core.Ports.IndexDatapoint($"p{(i * 5) + 1}", UnitVector(random, 64))).ToList();
+        exact.Upsert(replaced);
+        quantized.Upsert(replaced);
+
+        var hits = 0;
+        for (var q = 0; q < 20; q++)
+        {
+            var query = UnitVector(random, 64);
+            var expected = exact.Search(query, 10);
+            var found = quantized.Search(query, 10);
+            hits += found.Count(f => expected.Any(e => e.Id == f.Id));
+            Assert.That(found.Select(f => f.Id), Has.None.AnyOf(removed.ToArray()));
+            var common = found.Where(f => expected.Any(e => e.Id == f.Id)).ToList();
+            Assert.That(common.Select(f => f.Distance), Is.EqualTo(common.Select(f => expected.First(e => e.Id == f.Id).Distance)).Within(2e-3));
+        }
+
+        Assert.That(hits / 200.0, Is.GreaterThanOrEqualTo(0.97));
+        Assert.That(quantized.Count, Is.EqualTo(exact.Count));
+    }
+
+    [Test]
+    public void OtherMeasuresKeepTheExactSearch()
+    {
+        using var index = new InProcessVectorIndex(8, ReverseImageSearch.Core.Configuration.DistanceMeasure.SquaredL2, quantizedSearch: true);
+        Assert.That(index.UsesQuantizedSearch, Is.False);
+    }
+}
