@@ -143,6 +143,17 @@ log "growing the index to $total_vectors vectors; callable latency at 1 and 8 cl
 "$bench" seed-index --data "$data" --total "$total_vectors" --json "$out/seed.json" >/dev/null
 "$bench" load --spawn "$emulator" --spawn-args "serve --images $backfill --data $data --port $port" --url "$url" \
   --image "$query_image" --clients 1,8 --requests "$load_requests" --seconds "$load_seconds" --json "$out/latency.json" >/dev/null 2>"$out/latency.log"
+# The same with ALGORITHM_CONFIG=treeAhConfig: the local index then answers from its int8 copy (rescored from float16).
+log "callable latency with the quantised local index (ALGORITHM_CONFIG=treeAhConfig)"
+data_ah="$cache/data-$mode-treeah"
+rm -rf "$data_ah"
+ALGORITHM_CONFIG=treeAhConfig "$bench" load --spawn "$emulator" --spawn-args "serve --images $backfill --data $data_ah --port $port" --url "$url" \
+  --image "$query_image" --clients 1 --requests 3 --seconds 5 --start-timeout 900 --json "$out/backfill-treeah.json" >/dev/null 2>>"$out/latency.log"
+"$bench" seed-index --data "$data_ah" --total "$total_vectors" >/dev/null
+ALGORITHM_CONFIG=treeAhConfig "$bench" load --spawn "$emulator" --spawn-args "serve --images $backfill --data $data_ah --port $port" --url "$url" \
+  --image "$query_image" --clients 1,8 --requests "$load_requests" --seconds "$load_seconds" --json "$out/latency-treeah.json" >/dev/null 2>>"$out/latency.log"
+rm -rf "$data_ah"
+
 if [ "$mode" = full ]; then
   dotnet publish "$root/emulator" -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -v q -o "$cache/emulator-r2r" >/dev/null
   for variant in emulator emulator-r2r; do

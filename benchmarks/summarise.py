@@ -110,6 +110,12 @@ if latency:
     for p in latency["phases"]:
         lines.append(f"- {p['clients']} clients: {p['requests']} requests, p50 {p['p50Ms']} ms, p90 {p['p90Ms']} ms, p99 {p['p99Ms']} ms, "
                      f"{p['throughputPerSecond']} requests/s, {p['failures']} failures")
+latency = load("latency-treeah.json")
+if latency:
+    lines.append(f"Callable, ALGORITHM_CONFIG=treeAhConfig (int8 local index): cold start {latency['coldStartMs']} ms, peak RSS {latency['serverPeakRssMiB']} MiB")
+    for p in latency["phases"]:
+        lines.append(f"- {p['clients']} clients: {p['requests']} requests, p50 {p['p50Ms']} ms, p90 {p['p90Ms']} ms, p99 {p['p99Ms']} ms, "
+                     f"{p['throughputPerSecond']} requests/s, {p['failures']} failures")
 for variant in ("emulator", "emulator-r2r"):
     runs = [load(f"coldstart-{variant}-{i}.json") for i in (1, 2, 3)]
     runs = [r for r in runs if r]
