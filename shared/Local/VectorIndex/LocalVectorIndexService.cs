@@ -557,7 +557,10 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
     private InProcessVectorIndex OpenIndex(IndexRecord index)
     {
         DistanceMeasureNames.TryParse(index.Definition.DistanceMeasureType, out var measure);
-        return InProcessVectorIndex.Open(IndexDirectory(index.Name), index.Definition.Dimensions, measure, NormalizesToUnitLength(index.Definition), _logger);
+        // treeAhConfig is Vertex AI's approximate (quantised, rescored) search; locally it is the int8 search.
+        var approximate = string.Equals(index.Definition.AlgorithmConfig, "treeAhConfig", StringComparison.Ordinal);
+        return InProcessVectorIndex.Open(
+            IndexDirectory(index.Name), index.Definition.Dimensions, measure, NormalizesToUnitLength(index.Definition), _logger, approximate);
     }
 
     private void DeleteIndexFiles(string index)

@@ -1,0 +1,104 @@
+using BenchmarkDotNet.Attributes;
+using Microsoft.Extensions.Logging.Abstractions;
+using ReverseImageSearch.Core.Embedding;
+
+namespace ReverseImageSearch.Benchmarks;
+
+/// <summary>
+/// The whole embedding pipeline (decode with reduced-scale JPEG decoding, EXIF orientation, centre crop, resize,
+/// MobileNetV2 inference, L2 normalisation) on photo-like JPEGs. One operation is one EmbedAsync call on a batch of
+/// Batch images, so images/s is Batch divided by BenchmarkDotNet's mean. Threads bounds decoding and inference.
+/// </summary>
+public class EmbeddingBenchmarks
+{
+    private OnnxImageEmbedder? _embedder;
+    private ReadOnlyMemory<byte>[] _batch = [];
+
+    /// <summary>RIS_BENCH_QUICK=1 (the smoke run) takes the small images and batches only.</summary>
+    private static bool Quick => Environment.GetEnvironmentVariable("RIS_BENCH_QUICK") == "1";
+
+    public static IEnumerable<string> Sizes => Quick ? ["1024x768"] : ["1024x768", "4000x3000"];
+
+    public static IEnumerable<int> Batches => Quick ? [1, 8] : [1, 8, 32];
+
+    [ParamsSource(nameof(Sizes))]
+    public string Size { get; set; } = "1024x768";
+
+    [ParamsSource(nameof(Batches))]
+    public int Batch { get; set; } = 1;
+
+    [Params(1, 2)]
+    public int Threads { get; set; } = 1;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var parts = Size.Split('x');
+        var (width, height) = (int.Parse(parts[0]), int.Parse(parts[1]));
+        var folder = Environment.GetEnvironmentVariable("RIS_BENCH_IMAGES") ?? Path.Combine(Path.GetTempPath(), "ris-bench-images");
+        Directory.CreateDirectory(folder);
+        _batch = Enumerable.Range(0, Batch).Select(i =>
+        {
+            var path = Path.Combine(folder, $"img{width}x{height}-{i:D5}.jpg");
+            if (!File.Exists(path))
+            {
+                File.WriteAllBytes(path, SyntheticImages.Create(width, height, 100_003 + i));
+            }
+
+            return (ReadOnlyMemory<byte>)File.ReadAllBytes(path);
+        }).ToArray();
+        _embedder = new OnnxImageEmbedder(
+            new EmbedderOptions(ModelPath(), IntraOpThreads: Threads, MaxBatchSize: Batch, DecodeParallelism: Threads),
+            NullLogger<OnnxImageEmbedder>.Instance);
+    }
+
+    [GlobalCleanup]
+    public void Cleanup() => _embedder?.Dispose();
+
+    /// <summary>One operation embeds the whole batch: images/s is Batch divided by the mean.</summary>
+    [Benchmark(Description = "embed (decode+orient+crop+resize+infer)")]
+    public int Embed()
+    {
+        var results = _embedder!.EmbedAsync(_batch).GetAwaiter().GetResult();
+        return results.Count;
+    }
+
+    public static string ModelPath() =>
+        Environment.GetEnvironmentVariable("RIS_BENCH_MODEL") is { Length: > 0 } path ? path : EmbedderOptions.BundledModelPath;
+}
+
+/// <summary>What the mirror-invariant option costs a single query: one 1024x768 JPEG, embedded with its mirror.</summary>
+public class MirrorInvariantEmbeddingBenchmarks
+{
+    private OnnxImageEmbedder? _embedder;
+    private ReadOnlyMemory<byte>[] _batch = [];
+
+    [Params(1, 2)]
+    public int Threads { get; set; } = 1;
+
+    [Params(false, true)]
+    public bool Mirror { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var folder = Environment.GetEnvironmentVariable("RIS_BENCH_IMAGES") ?? Path.Combine(Path.GetTempPath(), "ris-bench-images");
+        Directory.CreateDirectory(folder);
+        var path = Path.Combine(folder, "img1024x768-00000.jpg");
+        if (!File.Exists(path))
+        {
+            File.WriteAllBytes(path, SyntheticImages.Create(1024, 768, 100_003));
+        }
+
+        _batch = [File.ReadAllBytes(path)];
+        _embedder = new OnnxImageEmbedder(
+            new EmbedderOptions(EmbeddingBenchmarks.ModelPath(), IntraOpThreads: Threads, MaxBatchSize: 1, DecodeParallelism: Threads, MirrorInvariant: Mirror),
+            NullLogger<OnnxImageEmbedder>.Instance);
+    }
+
+    [GlobalCleanup]
+    public void Cleanup() => _embedder?.Dispose();
+
+    [Benchmark(Description = "embed one query image")]
+    public int Embed() => _embedder!.EmbedAsync(_batch).GetAwaiter().GetResult().Count;
+}
