@@ -104,10 +104,10 @@ for n in "${index_sizes[@]}"; do
   for threads in 1 2; do
     cpus=$([ $threads = 1 ] && echo 0 || echo 0-1)
     truth="$cache/truth-$n.i32"
-    taskset -c $cpus "$bench" index-search --count "$n" --mode exact --seconds "$seconds" --truth "$truth" --json "$out/index-exact-$n-$threads.json" >/dev/null
-    taskset -c $cpus "$bench" index-search --count "$n" --mode quantized --seconds "$seconds" --truth "$truth" --json "$out/index-int8-$n-$threads.json" >/dev/null
+    taskset -c "$cpus" "$bench" index-search --count "$n" --mode exact --seconds "$seconds" --truth "$truth" --json "$out/index-exact-$n-$threads.json" >/dev/null
+    taskset -c "$cpus" "$bench" index-search --count "$n" --mode quantized --seconds "$seconds" --truth "$truth" --json "$out/index-int8-$n-$threads.json" >/dev/null
     "$bench" vectors --count "$n" --queries-out "$cache/queries-$n.f32" \
-      | taskset -c $cpus $python "$root/benchmarks/anchors/faiss/faiss_flat.py" --count "$n" --queries "$cache/queries-$n.f32" \
+      | taskset -c "$cpus" $python "$root/benchmarks/anchors/faiss/faiss_flat.py" --count "$n" --queries "$cache/queries-$n.f32" \
           --threads $threads --seconds "$seconds" --truth "$truth" --json "$out/index-faiss-$n-$threads.json" >/dev/null
   done
 done

@@ -2,7 +2,8 @@
 # Runs every test on a fresh machine: installs the tools the tests use, builds, runs the NUnit suite,
 # then the interop tests (tests/interop: firebase-tools' Auth emulator, the Firebase JS SDK and
 # headless Chromium against the emulator host), and ends with one "N passed, N failed" line over both.
-# Usage: bash tests/run.sh [extra dotnet test arguments]; RIS_SKIP_INTEROP=1 skips the interop tests.
+# Usage: bash tests/run.sh [extra dotnet test arguments]; RIS_SKIP_INTEROP=1 skips the interop tests,
+# RIS_SKIP_BENCHMARKS=1 the benchmark smoke run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -67,6 +68,15 @@ if ((interop)); then
     node tests/interop/run.mjs || status=1
     log "interop tests took $((SECONDS - interop_started)) s"
   fi
+fi
+
+# The benchmarks' quick mode (BENCHMARKS.md): every benchmark and its anchor on small sizes, as a smoke
+# test without timing assertions. RIS_SKIP_BENCHMARKS=1 skips it.
+if [[ ${RIS_SKIP_BENCHMARKS:-} != 1 ]]; then
+  log "benchmark smoke run (bash benchmarks/run.sh --quick)"
+  bench_started=$SECONDS
+  bash benchmarks/run.sh --quick >/dev/null || { log "the benchmark smoke run failed"; status=1; }
+  log "benchmark smoke run took $((SECONDS - bench_started)) s"
 fi
 
 # One closing line summed over every test assembly's TRX file and the interop tests' summary.
