@@ -215,8 +215,8 @@ public static class EmulatorCommands
                 processedLength = tasks.GetInt64("processedLength"),
                 status = tasks.GetString("status"),
             },
-            pendingTasks = stats.Queues.Values.Sum(q => q.PendingDue + q.ScheduledLater + q.Running),
-            deadTasks = stats.Queues.Values.Sum(q => q.Dead),
+            pendingTasks = stats.Outstanding,
+            deadTasks = stats.Dead,
         }, CoreJson.Options);
     }
 }

@@ -30,8 +30,8 @@ internal static class IndexProgress
                     var tasks = await state.GetTasksAsync(cancellationToken);
                     var metadata = await state.GetMetadataAsync(cancellationToken);
                     var stats = await queue.GetStatsAsync(cancellationToken);
-                    var outstanding = stats.Queues.Values.Sum(q => q.PendingDue + q.ScheduledLater + q.Running);
-                    var dead = stats.Queues.Values.Sum(q => q.Dead);
+                    var outstanding = stats.Outstanding;
+                    var dead = stats.Dead;
 
                     if (tasks?.GetInt64("totalLength") is > 0 and var total)
                     {

@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
 using Microsoft.Extensions.Logging;
 using ReverseImageSearch.Core.Configuration;
 using ReverseImageSearch.Core.Ports;
@@ -117,10 +115,8 @@ public sealed partial class BackfillCoordinator(
         }
     }
 
-    // Cloud Tasks spreads hashed names better than sequential ones; the run id keeps a later backfill's
-    // tasks from colliding with names the queue still remembers.
-    private static string DeduplicationId(string runId, string taskId) =>
-        "backfill-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(runId + "/" + taskId)))[..32];
+    // The run id keeps a later backfill's tasks from colliding with names the queue still remembers.
+    private static string DeduplicationId(string runId, string taskId) => TaskIds.Hashed("backfill-", runId + "/" + taskId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Backfill of {ImageCount} images in {ChunkCount} chunks (resuming: {Resuming})")]
     private static partial void LogPlanned(ILogger logger, int imageCount, int chunkCount, bool resuming);

@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
 using Microsoft.Extensions.Logging;
 using ReverseImageSearch.Core.Configuration;
 using ReverseImageSearch.Core.Ports;
@@ -34,7 +32,7 @@ public sealed partial class IndexGate(
                 return null;
 
             case IndexReadiness.NotCreated:
-                var runId = "first-" + StableId(write.ImagePath);
+                var runId = TaskIds.Hashed("first-", write.ImagePath);
                 if (await backfill.TryStartFirstIndexAsync(write.ImagePath, runId, cancellationToken))
                 {
                     LogFirstIndex(logger, write.ImagePath);
@@ -48,14 +46,11 @@ public sealed partial class IndexGate(
         var enqueued = await queue.EnqueueAsync(
             DatapointWriteTaskFunction,
             later,
-            new TaskOptions(options.PendingWriteRetryDelay, $"write-{StableId($"{later.Operation}/{later.ImagePath}/{later.Attempt}")}"),
+            new TaskOptions(options.PendingWriteRetryDelay, TaskIds.Hashed("write-", $"{later.Operation}/{later.ImagePath}/{later.Attempt}")),
             cancellationToken);
         LogDeferred(logger, write.Operation, write.ImagePath, index.Describe(), options.PendingWriteRetryDelay, enqueued);
         return null;
     }
-
-    private static string StableId(string text) =>
-        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..32];
 
     [LoggerMessage(Level = LogLevel.Information, Message = "No index yet: {ObjectName} starts the backfill that creates it")]
     private static partial void LogFirstIndex(ILogger logger, string objectName);

@@ -29,6 +29,12 @@ public sealed class TaskQueueStats(IReadOnlyDictionary<string, QueueTaskCounts> 
     /// <summary>The counts of <paramref name="queue"/>, all zero when it holds no tasks.</summary>
     public QueueTaskCounts For(string queue) =>
         Queues.TryGetValue(queue, out var counts) ? counts : new QueueTaskCounts(queue, 0, 0, 0, 0);
+
+    /// <summary>Tasks of every queue still to run: due, scheduled for later, or running.</summary>
+    public int Outstanding => Queues.Values.Sum(q => q.PendingDue + q.ScheduledLater + q.Running);
+
+    /// <summary>Tasks of every queue that exhausted their attempts.</summary>
+    public int Dead => Queues.Values.Sum(q => q.Dead);
 }
 
 /// <summary>A task leased for one delivery; the token proves the lease is still this delivery's.</summary>

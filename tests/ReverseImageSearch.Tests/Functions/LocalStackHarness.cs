@@ -145,7 +145,7 @@ internal sealed class LocalStackHarness : IAsyncDisposable
         WaitUntilAsync(async () =>
         {
             var stats = await Services.GetRequiredService<SqliteTaskQueue>().GetStatsAsync();
-            return stats.Queues.Values.Sum(q => q.PendingDue + q.ScheduledLater + q.Running) == 0;
+            return stats.Outstanding == 0;
         }, timeout ?? TimeSpan.FromSeconds(60), "all queues to empty");
 
     public static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
