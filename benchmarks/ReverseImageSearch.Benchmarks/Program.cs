@@ -5,7 +5,7 @@ using ReverseImageSearch.Benchmarks;
 // (or to --json FILE). "bdn" hands the rest of the arguments to BenchmarkDotNet.
 if (args.Length == 0)
 {
-    Console.Error.WriteLine("usage: ris-bench bdn|gen-images|peak-flops|vectors|index-search|seed-index|load|quality [--option value ...]");
+    Console.Error.WriteLine("usage: ris-bench bdn|gen-images|peak-flops|vectors|index-search|seed-index|load|quality|calibrate|infer|agree [--option value ...]");
     return 2;
 }
 
@@ -29,6 +29,12 @@ switch (args[0])
         return await LoadTool.RunAsync(options);
     case "quality":
         return await RetrievalQuality.RunAsync(options);
+    case "calibrate":
+        return Calibration.Run(options);
+    case "infer":
+        return InferenceTiming.Run(options);
+    case "agree":
+        return await ModelAgreement.RunAsync(options);
     default:
         Console.Error.WriteLine($"unknown command {args[0]}");
         return 2;
