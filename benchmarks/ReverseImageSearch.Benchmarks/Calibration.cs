@@ -11,7 +11,8 @@ namespace ReverseImageSearch.Benchmarks;
 ///   ris-bench calibrate --model INSTRUMENTED.onnx --images DIR[,DIR...] --json RANGES.json
 ///     [--percentiles 99.9,99.99,99.999] [--bins 8192] [--batch 8] [--limit N]
 /// Two passes over the images: min/max first, then a histogram of every tensor over [min, max], from which the
-/// percentiles are read (high: the value below which p% of the values fall; low: the (100-p)% value).
+/// percentiles are read (high: the value below which p% of the values fall; low: the (100-p)% value). For 4-D
+/// (NCHW) tensors it also records the mean of every channel, which quantize_int8.py uses for bias correction.
 /// </summary>
 internal static class Calibration
 {
@@ -48,9 +49,25 @@ internal static class Calibration
         var min = outputNames.ToDictionary(n => n, _ => double.PositiveInfinity);
         var max = outputNames.ToDictionary(n => n, _ => double.NegativeInfinity);
         var counts = outputNames.ToDictionary(n => n, _ => 0L);
+        var channelSums = new Dictionary<string, double[]>();
+        var shapes = new Dictionary<string, long[]>();
 
-        ForEachBatch(session, inputName, outputNames, tensors, batch, (name, values) =>
+        ForEachBatch(session, inputName, outputNames, tensors, batch, (name, shape, values) =>
         {
+            shapes[name] = shape[1..];
+            if (shape.Length == 4)
+            {
+                var (images, channels, plane) = ((int)shape[0], (int)shape[1], (int)(shape[2] * shape[3]));
+                var sums = channelSums.TryGetValue(name, out var existing) ? existing : channelSums[name] = new double[channels];
+                for (var n = 0; n < images; n++)
+                {
+                    for (var c = 0; c < channels; c++)
+                    {
+                        sums[c] += System.Numerics.Tensors.TensorPrimitives.Sum(values.Slice(((n * channels) + c) * plane, plane));
+                    }
+                }
+            }
+
             var (lo, hi) = (System.Numerics.Tensors.TensorPrimitives.Min(values), System.Numerics.Tensors.TensorPrimitives.Max(values));
             min[name] = Math.Min(min[name], lo);
             max[name] = Math.Max(max[name], hi);
@@ -58,7 +75,7 @@ internal static class Calibration
         });
 
         var histograms = outputNames.ToDictionary(n => n, _ => new long[bins]);
-        ForEachBatch(session, inputName, outputNames, tensors, batch, (name, values) =>
+        ForEachBatch(session, inputName, outputNames, tensors, batch, (name, _, values) =>
         {
             var histogram = histograms[name];
             var (lo, width) = (min[name], Math.Max(max[name] - min[name], 1e-30));
@@ -99,6 +116,10 @@ internal static class Calibration
                 min = min[n],
                 max = max[n],
                 count = counts[n],
+                shape = shapes[n],
+                channelMeans = channelSums.TryGetValue(n, out var sums)
+                    ? sums.Select(sum => sum / (counts[n] / sums.Length)).ToArray()
+                    : null,
                 percentiles = percentiles.ToDictionary(
                     p => p.ToString("0.#####", CultureInfo.InvariantCulture),
                     p => new { low = At(1 - (p / 100), upperEdge: false), high = At(p / 100, upperEdge: true) }),
@@ -127,7 +148,9 @@ internal static class Calibration
             .ToArray();
     }
 
-    private static void ForEachBatch(InferenceSession session, string inputName, string[] outputNames, List<float[]> tensors, int batch, Action<string, ReadOnlySpan<float>> visit)
+    private delegate void Visitor(string name, long[] shape, ReadOnlySpan<float> values);
+
+    private static void ForEachBatch(InferenceSession session, string inputName, string[] outputNames, List<float[]> tensors, int batch, Visitor visit)
     {
         var length = Side * Side * 3;
         using var runOptions = new RunOptions();
@@ -144,7 +167,7 @@ internal static class Calibration
             using var outputs = session.Run(runOptions, [inputName], [value], outputNames);
             for (var o = 0; o < outputNames.Length; o++)
             {
-                visit(outputNames[o], outputs[o].GetTensorDataAsSpan<float>());
+                visit(outputNames[o], outputs[o].GetTensorTypeAndShape().Shape, outputs[o].GetTensorDataAsSpan<float>());
             }
         }
     }

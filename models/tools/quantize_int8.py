@@ -188,6 +188,39 @@ def choose_range(name, ranges, method, bounds, from_input, input_range):
     return scale, np.uint8(zero), (float(low), float(high))
 
 
+def weight_error_shift(node, w, w_quantized, input_stats):
+    """Bias correction: the mean change of every output channel that rounding the weights causes, from the mean of
+    every input channel (calibrate's channelMeans). Each kernel tap is weighted by the share of output positions where
+    it reads inside the image rather than the zero padding. None when the statistics are missing."""
+    means = input_stats.get("channelMeans")
+    shape = input_stats.get("shape")
+    if not means or not shape or len(shape) != 3:
+        return None
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        return None
+    groups = attrs.get("group", 1)
+    c_out, c_in_group, kh, kw = w.shape
+    strides = attrs.get("strides", [1, 1])
+    dilations = attrs.get("dilations", [1, 1])
+    pads = attrs.get("pads", [0, 0, 0, 0])
+    height, width = shape[1], shape[2]
+
+    def valid_share(size, kernel, stride, dilation, pad_begin, pad_end):
+        outputs = (size + pad_begin + pad_end - ((kernel - 1) * dilation + 1)) // stride + 1
+        share = np.zeros(kernel)
+        for k in range(kernel):
+            positions = np.arange(outputs) * stride - pad_begin + k * dilation
+            share[k] = np.mean((positions >= 0) & (positions < size))
+        return share
+
+    share = np.outer(valid_share(height, kh, strides[0], dilations[0], pads[0], pads[2]),
+                     valid_share(width, kw, strides[1], dilations[1], pads[1], pads[3]))
+    means = np.asarray(means, np.float64).reshape(groups, c_in_group)
+    per_output = means[np.arange(c_out) // (c_out // groups)]  # [c_out, c_in_group]
+    return np.einsum("cikl,ci,kl->c", w_quantized - w, per_output, share)
+
+
 def quantize(args):
     model = onnx.load(args.model)
     check_opset(model)
@@ -198,6 +231,11 @@ def quantize(args):
     graph = model.graph
     inits = initializer_map(graph)
     tensors, qnode_names, bounds, from_input = plan(model)
+    # Diagnostics only (the result no longer fuses fully): leave some activations, or all weights, in float.
+    keep_float = set(args.keep_float.split(",")) if args.keep_float else set()
+    if args.float_activations:
+        keep_float.update(tensors)
+    tensors = [t for t in tensors if t not in keep_float]
     graph_outputs = {o.name for o in graph.output}
 
     new_inits, qparams, report = [], {}, []
@@ -215,6 +253,7 @@ def quantize(args):
     old_nodes = list(graph.node)
     nodes = []
     dq_count = defaultdict(int)
+    corrected = []
     dq_source = {}
 
     def dequantized(tensor, consumer):
@@ -239,13 +278,15 @@ def quantize(args):
         for i, name in enumerate(node.input):
             if name in qparams:
                 node.input[i] = dequantized(name, node.name)
-        if node.name in qnode_names and node.op_type == "Conv":
-            x_scale = qparams[dq_source[node.input[0]]][2]
+        float_weight_nodes = set(args.float_weight_nodes.split(",")) if args.float_weight_nodes else set()
+        if node.name in qnode_names and node.op_type == "Conv" and not args.float_weights \
+                and node.name not in float_weight_nodes:
+            x_scale = qparams[dq_source[node.input[0]]][2] if node.input[0] in dq_source else None
             w_name = node.input[1]
             w = numpy_helper.to_array(inits[w_name]).astype(np.float64)
             absmax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
             w_scale = absmax / 127.0
-            if len(node.input) > 2 and node.input[2]:
+            if len(node.input) > 2 and node.input[2] and x_scale is not None:
                 # Dead channels (all-zero weights, only a bias) and tiny ones: a scale large enough that the
                 # int32 bias at scale input * weight fits with room to spare.
                 b_abs = np.abs(numpy_helper.to_array(inits[node.input[2]]).astype(np.float64))
@@ -258,9 +299,15 @@ def quantize(args):
             nodes.append(helper.make_node("DequantizeLinear", [w_name + "__int8", w_name + "__scale", w_name + "__zero"],
                                           [w_name + "__dq"], name=w_name + "__DequantizeLinear", axis=0))
             node.input[1] = w_name + "__dq"
-            if len(node.input) > 2 and node.input[2]:
+            if len(node.input) > 2 and node.input[2] and x_scale is not None:
                 b_name = node.input[2]
                 b = numpy_helper.to_array(inits[b_name]).astype(np.float64)
+                if not args.no_bias_correction:
+                    shift = weight_error_shift(node, w, wq.astype(np.float64) * w_scale.astype(np.float64).reshape(-1, 1, 1, 1),
+                                               ranges.get(dq_source[node.input[0]], {}))
+                    if shift is not None:
+                        b = b - shift
+                        corrected.append(node.name)
                 b_scale = (np.float32(x_scale) * w_scale).astype(np.float32)
                 bq = np.round(b / b_scale.astype(np.float64))
                 if np.abs(bq).max() >= 2**31 - 1:
@@ -306,7 +353,7 @@ def quantize(args):
         counts[n.op_type] += 1
     with open(args.out, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
-    print(json.dumps({"out": args.out, "sha256": digest, "quantizedTensors": len(tensors), "ops": dict(sorted(counts.items()))}))
+    print(json.dumps({"out": args.out, "sha256": digest, "quantizedTensors": len(tensors), "biasCorrected": len(corrected), "ops": dict(sorted(counts.items()))}))
 
 
 def ops(args):
@@ -330,6 +377,11 @@ def main():
     c.add_argument("out")
     c.add_argument("--method", default="minmax", help="minmax, or pNN.NN: a percentile recorded by calibrate")
     c.add_argument("--input-range", default="0,1", help="range of graph inputs (and their transposes); the contract says [0, 1]")
+    c.add_argument("--keep-float", help="diagnostic: comma-separated activation tensors left unquantised")
+    c.add_argument("--float-activations", action="store_true", help="diagnostic: quantise weights only")
+    c.add_argument("--float-weights", action="store_true", help="diagnostic: quantise activations only")
+    c.add_argument("--float-weight-nodes", help="diagnostic: comma-separated Conv nodes whose weights stay float")
+    c.add_argument("--no-bias-correction", action="store_true", help="skip correcting biases for the mean weight rounding error")
     c.add_argument("--report", help="write the chosen range, scale and zero point of every tensor here")
     c.set_defaults(run=quantize)
     o = sub.add_parser("ops", help="count the ops of a model (e.g. ORT's optimised dump)")
