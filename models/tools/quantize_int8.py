@@ -29,6 +29,7 @@ Generic over any opset >= 13 model built from these ops: rerun it when the float
 import argparse
 import hashlib
 import json
+import os
 import sys
 from collections import defaultdict
 
@@ -342,7 +343,7 @@ def quantize(args):
     graph.node.extend(nodes)
     del graph.value_info[:]
     model.producer_name = "quantize_int8.py"
-    model.doc_string = f"Static int8 QDQ quantisation of {args.model}: activations uint8 per tensor ({args.method}), weights int8 per channel"
+    model.doc_string = f"Static int8 QDQ quantisation of {os.path.basename(args.model)}: activations uint8 per tensor ({args.method}), weights int8 per channel"
     onnx.checker.check_model(model)
     onnx.save(model, args.out)
     if args.report:
