@@ -26,7 +26,7 @@ bucket is never touched; the embeddings bucket is deleted only with --delete-dat
 FILE holds KEY=VALUE lines (blank lines and # comments allowed); see deploy/sample.env. It is read
 as data, never executed. Keys: the extension parameters of extension.yaml plus PROJECT_ID and
 EXT_INSTANCE_ID, the advanced limits (PENDING_WRITE_RETRY_SECONDS, BACKFILL_MAX_ATTEMPTS,
-MAX_IMAGE_PIXELS, MAX_IMAGE_BYTES, MAX_QUERY_IMAGES), and IMG_BUCKET_LOCATION / FIRESTORE_LOCATION
+MAX_IMAGE_PIXELS, MAX_IMAGE_BYTES, MAX_QUERY_IMAGES, MODEL_PRECISION), and IMG_BUCKET_LOCATION / FIRESTORE_LOCATION
 to skip looking those locations up.
 
 Options:
@@ -100,6 +100,7 @@ readonly EXTENSION_PARAMS=(
 )
 readonly ADVANCED_PARAMS=(
   PENDING_WRITE_RETRY_SECONDS BACKFILL_MAX_ATTEMPTS MAX_IMAGE_PIXELS MAX_IMAGE_BYTES MAX_QUERY_IMAGES
+  MODEL_PRECISION
 )
 readonly DEPLOY_ONLY_KEYS=(IMG_BUCKET_LOCATION FIRESTORE_LOCATION)
 readonly KNOWN_KEYS=" PROJECT_ID EXT_INSTANCE_ID ${EXTENSION_PARAMS[*]} ${ADVANCED_PARAMS[*]} ${DEPLOY_ONLY_KEYS[*]} "
@@ -246,6 +247,9 @@ validate() {
   check_int MAX_IMAGE_PIXELS 50000000 1 2147483647
   check_int MAX_IMAGE_BYTES 33554432 1 2147483647
   check_int MAX_QUERY_IMAGES 16 1 256
+  check_one_of MODEL_PRECISION "float32 int8" float32
+  [[ ${CFG[MODEL_PRECISION]} == float32 || -z ${CFG[MODEL_URL]} ]] ||
+    bad_param MODEL_PRECISION "chooses between the bundled models, so MODEL_URL must be empty (point MODEL_URL at an int8 model instead)"
   local key
   for key in "${DEPLOY_ONLY_KEYS[@]}"; do
     if [[ -n ${CFG[$key]-} ]]; then

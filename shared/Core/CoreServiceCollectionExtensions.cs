@@ -33,7 +33,7 @@ public static class CoreServiceCollectionExtensions
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(5) };
         var modelPath = ModelLocator.ResolveAsync(
-            options.ModelUrl, http, Path.Combine(Path.GetTempPath(), "reverse-image-search-models"),
+            options.ModelUrl, options.ModelPrecision, http, Path.Combine(Path.GetTempPath(), "reverse-image-search-models"),
             loggers.CreateLogger(typeof(ModelLocator)), CancellationToken.None).GetAwaiter().GetResult();
         return new OnnxImageEmbedder(
             new EmbedderOptions(modelPath, options.InputHeight, options.InputWidth, options.MaxImagePixels),

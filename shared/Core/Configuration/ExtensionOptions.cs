@@ -1,3 +1,5 @@
+using ReverseImageSearch.Core.Embedding;
+
 namespace ReverseImageSearch.Core.Configuration;
 
 /// <summary>
@@ -23,6 +25,9 @@ public sealed class ExtensionOptions
 
     /// <summary>MODEL_URL: an ONNX model as a file path or https URL; null for the bundled MobileNetV2.</summary>
     public string? ModelUrl { get; init; }
+
+    /// <summary>MODEL_PRECISION: float32 or int8, which bundled model embeds when MODEL_URL is empty.</summary>
+    public ModelPrecision ModelPrecision { get; init; } = ModelPrecision.Float32;
 
     public int InputHeight { get; init; } = 224;
 

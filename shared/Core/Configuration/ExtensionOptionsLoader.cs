@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Configuration;
+using ReverseImageSearch.Core.Embedding;
 
 namespace ReverseImageSearch.Core.Configuration;
 
@@ -25,6 +26,8 @@ public static partial class ExtensionOptionsLoader
     ];
 
     public static readonly IReadOnlyList<string> ShardSizes = ["SHARD_SIZE_SMALL", "SHARD_SIZE_MEDIUM", "SHARD_SIZE_LARGE"];
+
+    public static readonly IReadOnlyList<string> ModelPrecisions = ["float32", "int8"];
 
     public static readonly IReadOnlyList<string> AlgorithmConfigs = ["treeAhConfig", "bruteForceConfig"];
 
@@ -53,6 +56,14 @@ public static partial class ExtensionOptionsLoader
                 "must be one of SQUARED_L2_DISTANCE, L1_DISTANCE, COSINE_DISTANCE, DOT_PRODUCT_DISTANCE");
         }
 
+        var modelUrl = reader.Optional("MODEL_URL") is { } url ? CheckModelUrl(url) : null;
+        var precision = reader.OneOf("MODEL_PRECISION", ModelPrecisions, "float32") == "int8" ? ModelPrecision.Int8 : ModelPrecision.Float32;
+        if (precision == ModelPrecision.Int8 && modelUrl is not null)
+        {
+            throw new InvalidConfigurationException("MODEL_PRECISION", "int8",
+                "chooses between the bundled models, so MODEL_URL must be empty (point MODEL_URL at an int8 model instead)");
+        }
+
         var minReplicas = reader.Integer("MIN_REPLICA_COUNT", 1, min: 1, max: 1000);
         var maxReplicas = reader.Integer("MAX_REPLICA_COUNT", 1, min: 1, max: 1000);
         if (maxReplicas < minReplicas)
@@ -69,7 +80,8 @@ public static partial class ExtensionOptionsLoader
             ImageBucket = reader.Matching("IMG_BUCKET", BucketRule(), "must be a bucket name: lower-case letters, digits, '_', '.', '-'", null)!,
             ImagePath = reader.Matching("IMG_PATH", ImagePathRule(), "must be a folder path like 'images' or 'a/b' (letters, digits, '_', '-', no leading or trailing '/'), or empty", "") ?? "",
             DoBackfill = reader.Boolean("DO_BACKFILL", true),
-            ModelUrl = reader.Optional("MODEL_URL") is { } url ? CheckModelUrl(url) : null,
+            ModelUrl = modelUrl,
+            ModelPrecision = precision,
             InputHeight = CheckDimension(dims[0], inputShape),
             InputWidth = CheckDimension(dims[1], inputShape),
             DistanceMeasure = measure,

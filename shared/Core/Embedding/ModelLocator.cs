@@ -7,7 +7,12 @@ namespace ReverseImageSearch.Core.Embedding;
 /// <summary>Turns the MODEL_URL parameter into a local ONNX file: the bundled model, a local path, or a cached download.</summary>
 public static partial class ModelLocator
 {
-    public static async Task<string> ResolveAsync(string? modelUrl, HttpClient http, string cacheDirectory, ILogger logger, CancellationToken ct)
+    public static Task<string> ResolveAsync(string? modelUrl, HttpClient http, string cacheDirectory, ILogger logger, CancellationToken ct) =>
+        ResolveAsync(modelUrl, ModelPrecision.Float32, http, cacheDirectory, logger, ct);
+
+    /// <param name="precision">Which bundled model an empty MODEL_URL means.</param>
+    public static async Task<string> ResolveAsync(
+        string? modelUrl, ModelPrecision precision, HttpClient http, string cacheDirectory, ILogger logger, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(http);
         ArgumentException.ThrowIfNullOrEmpty(cacheDirectory);
@@ -15,7 +20,7 @@ public static partial class ModelLocator
 
         if (string.IsNullOrWhiteSpace(modelUrl))
         {
-            var bundled = EmbedderOptions.BundledModelPath;
+            var bundled = EmbedderOptions.BundledModelPathFor(precision);
             return File.Exists(bundled)
                 ? bundled
                 : throw new FileNotFoundException($"MODEL_URL is empty, so the bundled model is used, but it is missing at {bundled}.", bundled);

@@ -66,6 +66,7 @@ public class ParameterValidationTests
             ("MAX_QUERY_IMAGES", "257", "from 1 to 256"),
             ("BACKFILL_MAX_ATTEMPTS", "0", "from 1 to 1000"),
             ("PENDING_WRITE_RETRY_SECONDS", "86401", "from 1 to 86400"),
+            ("MODEL_PRECISION", "int4", "must be one of"),
             ("FIRESTORE_LOCATION", "nam 5", "location"),
         ];
         foreach (var (key, value, rule) in cases)
@@ -100,6 +101,20 @@ public class ParameterValidationTests
         var result = await DeployScript.RunAsync(temp.Path, environment, "--env-file", env);
         Assert.That(result.ExitCode, Is.EqualTo(2));
         Assert.That(result.StandardError, Does.Contain("MAX_REPLICA_COUNT='2'").And.Contain("MIN_REPLICA_COUNT (3)"));
+        Assert.That(File.Exists(callLog), Is.False);
+    }
+
+    [Test]
+    public async Task Int8PrecisionWithAModelUrlIsRejected()
+    {
+        var env = temp.Write("bad.env", DeployScript.SampleWith(new Dictionary<string, string?>
+        {
+            ["MODEL_URL"] = "https://example.com/model.onnx",
+            ["MODEL_PRECISION"] = "int8",
+        }));
+        var result = await DeployScript.RunAsync(temp.Path, environment, "--env-file", env);
+        Assert.That(result.ExitCode, Is.EqualTo(2));
+        Assert.That(result.StandardError, Does.Contain("MODEL_PRECISION='int8'").And.Contain("MODEL_URL must be empty"));
         Assert.That(File.Exists(callLog), Is.False);
     }
 

@@ -10,7 +10,7 @@ public sealed class ReferenceEmbeddingTests
     private const int Side = 224;
 
     // The recipes of reference.json, evaluated in double precision and rounded once to float32.
-    private static readonly Dictionary<string, Func<int, int, int, double>> Recipes = new()
+    internal static readonly Dictionary<string, Func<int, int, int, double>> Recipes = new()
     {
         ["gradient"] = (x, y, c) => c switch
         {
@@ -78,7 +78,7 @@ public sealed class ReferenceEmbeddingTests
         });
     }
 
-    private static float[] Render(Func<int, int, int, double> recipe)
+    internal static float[] Render(Func<int, int, int, double> recipe)
     {
         var tensor = new float[Side * Side * 3];
         for (var y = 0; y < Side; y++)
