@@ -26,4 +26,4 @@ find "$dest/tree/usr/share/tuxpaint/stamps" -type f -iname '*.png' | LC_ALL=C so
   cp "$file" "$dest/stamps/${rel//\//_}"
 done
 "$bench" gen-images --out "$dest/generated" --count 100 --seed 11 --prefix calib >/dev/null
-echo "photos $(ls "$dest/photos" | wc -l), stamps $(ls "$dest/stamps" | wc -l), generated $(ls "$dest/generated" | wc -l)"
+for set in photos stamps generated; do printf '%s %s\n' "$set" "$(find "$dest/$set" -type f | wc -l)"; done
