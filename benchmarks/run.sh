@@ -87,6 +87,8 @@ export RIS_BENCH_IMAGES=$images
 mkdir -p "$images"
 "$bench" gen-images --out "$images" --count 32 --width 1024 --height 768 >/dev/null
 log "embedding (BenchmarkDotNet)"
+# The int8 model's pipeline too (models/mobilenet_v2/README.md); RIS_BENCH_MODELS=float32 skips it.
+[ $mode = quick ] || export RIS_BENCH_MODELS=${RIS_BENCH_MODELS:-float32,int8}
 (cd "$out" && "$bench" bdn --filter '*EmbeddingBenchmarks*' --artifacts "$out/bdn" >"$out/bdn-embedding.log" 2>&1)
 log "embedding anchor (TF.js, one request at a time)"
 node "$root/benchmarks/anchors/tfjs/embed.mjs" --model "$tfjs_model" \

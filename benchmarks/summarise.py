@@ -71,15 +71,15 @@ for path in glob.glob(os.path.join(out, "bdn", "results", "*-report-full*.json")
             mirror_rows.append((params["Threads"], params["Mirror"], b["Statistics"]["Median"] / 1e6))
         elif b["Type"] == "EmbeddingBenchmarks":
             batch = int(params["Batch"])
-            rows.append((params["Size"], batch, int(params["Threads"]), batch / (b["Statistics"]["Mean"] / 1e9)))
+            rows.append((params["Size"], params.get("Model", "float32"), batch, int(params["Threads"]), batch / (b["Statistics"]["Mean"] / 1e9)))
 tfjs = {"1024x768": load("tfjs-1024.json"), "4000x3000": load("tfjs-4000.json")}
 lines.append("| images | batch | threads | .NET images/s | TF.js anchor images/s | ratio | % of datasheet bound |")
 lines.append("| --- | --- | --- | --- | --- | --- | --- |")
-for size, batch, threads, ips in sorted(rows):
+for size, model, batch, threads, ips in sorted(rows):
     anchor = tfjs.get(size)
     a = anchor["imagesPerSecond"] if anchor else None
     bound = (peak[threads] / gflop) if peak.get(threads) else None
-    lines.append(f"| {size} | {batch} | {threads} | {ips:.1f} | {a if a else 'n/a'} | {f'{ips / a:.1f}x' if a else 'n/a'} | "
+    lines.append(f"| {size}{'' if model == 'float32' else f' ({model} model)'} | {batch} | {threads} | {ips:.1f} | {a if a else 'n/a'} | {f'{ips / a:.1f}x' if a else 'n/a'} | "
                  f"{f'{100 * ips / bound:.0f}%' if bound else 'n/a'} |")
 lines.append("")
 for threads, mirror, ms in sorted(mirror_rows):

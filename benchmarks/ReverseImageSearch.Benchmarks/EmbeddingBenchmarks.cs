@@ -8,6 +8,8 @@ namespace ReverseImageSearch.Benchmarks;
 /// The whole embedding pipeline (decode with reduced-scale JPEG decoding, EXIF orientation, centre crop, resize,
 /// MobileNetV2 inference, L2 normalisation) on photo-like JPEGs. One operation is one EmbedAsync call on a batch of
 /// Batch images, so images/s is Batch divided by BenchmarkDotNet's mean. Threads bounds decoding and inference.
+/// Model is float32 (the bundled model, or RIS_BENCH_MODEL), int8 (the bundled int8 quantisation) or a path;
+/// RIS_BENCH_MODELS lists the ones to run (default float32), RIS_BENCH_SIZES the image sizes.
 /// </summary>
 public class EmbeddingBenchmarks
 {
@@ -17,7 +19,10 @@ public class EmbeddingBenchmarks
     /// <summary>RIS_BENCH_QUICK=1 (the smoke run) takes the small images and batches only.</summary>
     private static bool Quick => Environment.GetEnvironmentVariable("RIS_BENCH_QUICK") == "1";
 
-    public static IEnumerable<string> Sizes => Quick ? ["1024x768"] : ["1024x768", "4000x3000"];
+    public static IEnumerable<string> Sizes =>
+        List("RIS_BENCH_SIZES") ?? (Quick ? ["1024x768"] : ["1024x768", "4000x3000"]);
+
+    public static IEnumerable<string> Models => List("RIS_BENCH_MODELS") ?? ["float32"];
 
     public static IEnumerable<int> Batches => Quick ? [1, 8] : [1, 8, 32];
 
@@ -29,6 +34,9 @@ public class EmbeddingBenchmarks
 
     [Params(1, 2)]
     public int Threads { get; set; } = 1;
+
+    [ParamsSource(nameof(Models))]
+    public string Model { get; set; } = "float32";
 
     [GlobalSetup]
     public void Setup()
@@ -48,7 +56,7 @@ public class EmbeddingBenchmarks
             return (ReadOnlyMemory<byte>)File.ReadAllBytes(path);
         }).ToArray();
         _embedder = new OnnxImageEmbedder(
-            new EmbedderOptions(ModelPath(), IntraOpThreads: Threads, MaxBatchSize: Batch, DecodeParallelism: Threads),
+            new EmbedderOptions(ModelPath(Model), IntraOpThreads: Threads, MaxBatchSize: Batch, DecodeParallelism: Threads),
             NullLogger<OnnxImageEmbedder>.Instance);
     }
 
@@ -65,6 +73,16 @@ public class EmbeddingBenchmarks
 
     public static string ModelPath() =>
         Environment.GetEnvironmentVariable("RIS_BENCH_MODEL") is { Length: > 0 } path ? path : EmbedderOptions.BundledModelPath;
+
+    public static string ModelPath(string model) => model switch
+    {
+        "float32" => ModelPath(),
+        "int8" => EmbedderOptions.BundledModelPathFor(ModelPrecision.Int8),
+        _ => model,
+    };
+
+    private static string[]? List(string variable) =>
+        Environment.GetEnvironmentVariable(variable) is { Length: > 0 } value ? value.Split(',', StringSplitOptions.RemoveEmptyEntries) : null;
 }
 
 /// <summary>What the mirror-invariant option costs a single query: one 1024x768 JPEG, embedded with its mirror.</summary>
