@@ -166,15 +166,21 @@ fi
 
 # --- 6. retrieval quality: copy detection on Debian's wallpapers ------------------------------------------------------
 log "retrieval quality (copy detection)"
-set_dir="$cache/copydetect-$mode"
-if [ ! -f "$set_dir/SOURCES.tsv" ]; then
-  RIS_BENCH_PACKAGES="$quality_packages" bash "$root/benchmarks/quality/fetch_debs.sh" "$cache/debs-$mode" 2>"$out/quality-fetch.log"
-  rm -rf "$set_dir"
-  $python "$root/benchmarks/quality/make_dataset.py" --source "$cache/debs-$mode/tree" --out "$set_dir" \
-    --originals "$originals" --distractors "$distractors" >"$out/quality-dataset.log"
-  rm -rf "$cache/debs-$mode"
-fi
-"$bench" quality --dataset "$set_dir" --json "$out/quality.json" >/dev/null
+# Versioned: a change to the dataset builder must not reuse a set built by the previous one. The second set keeps
+# the flat pictures (paper textures, plain backgrounds) the first builder let in, for comparison.
+for variant in "" "-with-flat"; do
+  set_dir="$cache/copydetect-v2$variant-$mode"
+  flat_flag=()
+  if [ -n "$variant" ]; then flat_flag=(--keep-flat); fi
+  if [ ! -f "$set_dir/SOURCES.tsv" ]; then
+    RIS_BENCH_PACKAGES="$quality_packages" bash "$root/benchmarks/quality/fetch_debs.sh" "$cache/debs-$mode" 2>"$out/quality-fetch.log"
+    rm -rf "$set_dir"
+    $python "$root/benchmarks/quality/make_dataset.py" --source "$cache/debs-$mode/tree" --out "$set_dir" \
+      --originals "$originals" --distractors "$distractors" "${flat_flag[@]}" >"$out/quality-dataset$variant.log" 2>&1
+  fi
+  "$bench" quality --dataset "$set_dir" --json "$out/quality$variant.json" >/dev/null
+done
+rm -rf "$cache/debs-$mode"
 
 # --- summary ----------------------------------------------------------------------------------------------------------
 $python "$root/benchmarks/summarise.py" "$out" > "$out/summary.md"

@@ -133,9 +133,12 @@ if backfill:
 lines.append("")
 
 # --- quality ---
-quality = load("quality.json")
-if quality:
-    lines.append(f"Copy detection: {quality['indexed']} indexed images, {quality['queries']} queries")
+for name, title in (("quality.json", "curated set"), ("quality-with-flat.json", "with the flat pictures kept")):
+    quality = load(name)
+    if not quality:
+        continue
+    lines.append("")
+    lines.append(f"Copy detection, {title}: {quality['indexed']} indexed images, {quality['queries']} queries")
     transforms = [t["transform"] for t in quality["variants"][0]["transforms"]]
     lines.append("| variant | recall@1 | recall@10 | mAP | " + " | ".join(f"{t} r@1" for t in transforms) + " |")
     lines.append("| --- " * (4 + len(transforms)) + "|")
