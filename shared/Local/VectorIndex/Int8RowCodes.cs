@@ -1,0 +1,246 @@
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace ReverseImageSearch.Local.VectorIndex;
+
+/// <summary>
+/// Rows of symmetric int8 codes with one scale per row (value ~ scale * code), kept dense by swap-remove as the
+/// float index keeps its slab. A query is multiplied as unsigned bytes (its code + 128, the form AVX-VNNI takes),
+/// and the row's code sum takes the 128 back out, so <see cref="Dot"/> is the exact integer sum of code products.
+/// Rows are padded with zero codes to whole 32-byte vectors so the integer loops need no tail.
+/// Writes are not thread-safe; reads are.
+/// </summary>
+internal sealed class Int8RowCodes
+{
+    /// <summary>
+    /// Above this the unsigned-by-signed byte products (at most 255 * 127 each) could overflow the int32 sums, and
+    /// the integer dot products would no longer be exact.
+    /// </summary>
+    public const int MaxExactDimensions = 65_536;
+
+    private sbyte[] _codes;
+    private float[] _scales;
+    private int[] _codeSums;
+
+    public Int8RowCodes(int dimensions, int capacity)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(dimensions);
+        Dimensions = dimensions;
+        Stride = StrideOf(dimensions);
+        capacity = Math.Max(capacity, 16);
+        _codes = new sbyte[(long)capacity * Stride > int.MaxValue ? throw new ArgumentOutOfRangeException(nameof(capacity)) : capacity * Stride];
+        _scales = new float[capacity];
+        _codeSums = new int[capacity];
+    }
+
+    public int Dimensions { get; }
+
+    /// <summary>Bytes a row's codes take: the dimensions rounded up to a whole number of 32-byte vectors.</summary>
+    public int Stride { get; }
+
+    public int Count { get; private set; }
+
+    /// <summary>Rows held before the arrays grow.</summary>
+    public int Capacity => _scales.Length;
+
+    /// <summary>Bytes of codes, scales and code sums.</summary>
+    public long Bytes => _codes.LongLength + ((long)_scales.Length * sizeof(float)) + ((long)_codeSums.Length * sizeof(int));
+
+    public static int StrideOf(int dimensions) => (dimensions + 31) / 32 * 32;
+
+    public float Scale(int row) => _scales[row];
+
+    public ReadOnlySpan<sbyte> Codes(int row) => _codes.AsSpan(row * Stride, Stride);
+
+    /// <summary>Replaces row <paramref name="row"/>, or appends when it is <see cref="Count"/>; returns its scale.</summary>
+    public float Set(int row, ReadOnlySpan<float> vector)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(row, Count);
+        if (vector.Length != Dimensions)
+        {
+            throw new ArgumentException($"The vector has {vector.Length} dimensions; the codes have {Dimensions}.", nameof(vector));
+        }
+
+        if (row == Count)
+        {
+            if (Count == Capacity)
+            {
+                var capacity = Capacity * 2;
+                Array.Resize(ref _codes, capacity * Stride);
+                Array.Resize(ref _scales, capacity);
+                Array.Resize(ref _codeSums, capacity);
+            }
+
+            Count++;
+        }
+
+        _scales[row] = Quantize(vector, _codes.AsSpan(row * Stride, Stride), out _codeSums[row]);
+        return _scales[row];
+    }
+
+    /// <summary>Swap-remove: the last row moves into <paramref name="row"/> and the count drops.</summary>
+    public void MoveLastInto(int row)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(row, Count);
+        var last = Count - 1;
+        if (row != last)
+        {
+            _codes.AsSpan(last * Stride, Stride).CopyTo(_codes.AsSpan(row * Stride, Stride));
+            _scales[row] = _scales[last];
+            _codeSums[row] = _codeSums[last];
+        }
+
+        Count--;
+    }
+
+    /// <summary>Sum over dimensions of query code times row code, exact (see <see cref="MaxExactDimensions"/>).</summary>
+    /// <param name="unsignedQuery">The query's codes plus 128, from <see cref="ToUnsigned"/>.</param>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int Dot(ReadOnlySpan<byte> unsignedQuery, int row) =>
+        UnsignedDot(unsignedQuery, MemoryMarshal.AsBytes(Codes(row))) - (128 * _codeSums[row]);
+
+    /// <summary><see cref="Dot"/> for two queries at once, reading the row's codes once.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public (int First, int Second) DotPair(ReadOnlySpan<byte> firstUnsignedQuery, ReadOnlySpan<byte> secondUnsignedQuery, int row)
+    {
+        var (first, second) = UnsignedDotPair(firstUnsignedQuery, secondUnsignedQuery, MemoryMarshal.AsBytes(Codes(row)));
+        var correction = 128 * _codeSums[row];
+        return (first - correction, second - correction);
+    }
+
+    /// <summary>Symmetric int8 codes of <paramref name="vector"/> (the rest of <paramref name="codes"/> zeroed); returns the scale.</summary>
+    public static float Quantize(ReadOnlySpan<float> vector, Span<sbyte> codes, out int codeSum)
+    {
+        codes.Clear();
+        // MaxMagnitude returns the element itself, sign included.
+        var largest = MathF.Abs(TensorPrimitives.MaxMagnitude(vector));
+        codeSum = 0;
+        if (!(largest > 0))
+        {
+            return 0;
+        }
+
+        var toCode = 127f / largest;
+        for (var i = 0; i < vector.Length; i++)
+        {
+            var code = (sbyte)Math.Clamp(MathF.Round(vector[i] * toCode), -127f, 127f);
+            codes[i] = code;
+            codeSum += code;
+        }
+
+        return 1 / toCode;
+    }
+
+    /// <summary>Codes shifted to unsigned bytes (code + 128), the query form <see cref="Dot"/> takes.</summary>
+    public static void ToUnsigned(ReadOnlySpan<sbyte> codes, Span<byte> unsignedCodes)
+    {
+        for (var i = 0; i < codes.Length; i++)
+        {
+            unsignedCodes[i] = (byte)(codes[i] + 128);
+        }
+    }
+
+    /// <summary>Sum of unsigned query bytes times signed row codes (read as bytes); lengths are whole 32-byte vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int UnsignedDot(ReadOnlySpan<byte> query, ReadOnlySpan<byte> row)
+    {
+        ref var q = ref MemoryMarshal.GetReference(query);
+        ref var r = ref MemoryMarshal.GetReference(row);
+        if (AvxVnni.IsSupported)
+        {
+            var sum0 = Vector256<int>.Zero;
+            var sum1 = Vector256<int>.Zero;
+            var i = 0;
+            for (; i + 64 <= query.Length; i += 64)
+            {
+                sum0 = AvxVnni.MultiplyWideningAndAdd(sum0, Vector256.LoadUnsafe(ref q, (nuint)i), Vector256.LoadUnsafe(ref r, (nuint)i).AsSByte());
+                sum1 = AvxVnni.MultiplyWideningAndAdd(sum1, Vector256.LoadUnsafe(ref q, (nuint)(i + 32)), Vector256.LoadUnsafe(ref r, (nuint)(i + 32)).AsSByte());
+            }
+
+            if (i < query.Length)
+            {
+                sum0 = AvxVnni.MultiplyWideningAndAdd(sum0, Vector256.LoadUnsafe(ref q, (nuint)i), Vector256.LoadUnsafe(ref r, (nuint)i).AsSByte());
+            }
+
+            return Vector256.Sum(sum0 + sum1);
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var sum = Vector256<int>.Zero;
+            for (var i = 0; i < query.Length; i += 32)
+            {
+                sum += WidenedProducts(Vector256.LoadUnsafe(ref q, (nuint)i), Vector256.LoadUnsafe(ref r, (nuint)i).AsSByte());
+            }
+
+            return Vector256.Sum(sum);
+        }
+
+        var total = 0;
+        for (var i = 0; i < query.Length; i++)
+        {
+            total += query[i] * (sbyte)row[i];
+        }
+
+        return total;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (int First, int Second) UnsignedDotPair(ReadOnlySpan<byte> first, ReadOnlySpan<byte> second, ReadOnlySpan<byte> row)
+    {
+        ref var a = ref MemoryMarshal.GetReference(first);
+        ref var b = ref MemoryMarshal.GetReference(second);
+        ref var r = ref MemoryMarshal.GetReference(row);
+        if (AvxVnni.IsSupported)
+        {
+            var sumA = Vector256<int>.Zero;
+            var sumB = Vector256<int>.Zero;
+            for (var i = 0; i < row.Length; i += 32)
+            {
+                var codes = Vector256.LoadUnsafe(ref r, (nuint)i).AsSByte();
+                sumA = AvxVnni.MultiplyWideningAndAdd(sumA, Vector256.LoadUnsafe(ref a, (nuint)i), codes);
+                sumB = AvxVnni.MultiplyWideningAndAdd(sumB, Vector256.LoadUnsafe(ref b, (nuint)i), codes);
+            }
+
+            return (Vector256.Sum(sumA), Vector256.Sum(sumB));
+        }
+
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var sumA = Vector256<int>.Zero;
+            var sumB = Vector256<int>.Zero;
+            for (var i = 0; i < row.Length; i += 32)
+            {
+                var codes = Vector256.LoadUnsafe(ref r, (nuint)i).AsSByte();
+                sumA += WidenedProducts(Vector256.LoadUnsafe(ref a, (nuint)i), codes);
+                sumB += WidenedProducts(Vector256.LoadUnsafe(ref b, (nuint)i), codes);
+            }
+
+            return (Vector256.Sum(sumA), Vector256.Sum(sumB));
+        }
+
+        int totalA = 0, totalB = 0;
+        for (var i = 0; i < row.Length; i++)
+        {
+            totalA += first[i] * (sbyte)row[i];
+            totalB += second[i] * (sbyte)row[i];
+        }
+
+        return (totalA, totalB);
+    }
+
+    /// <summary>The 32 products of unsigned query bytes and signed codes, summed into 8 ints.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> WidenedProducts(Vector256<byte> query, Vector256<sbyte> codes)
+    {
+        var (qLow, qHigh) = Vector256.Widen(query);
+        var (rLow, rHigh) = Vector256.Widen(codes);
+        // Products of a byte (0..255) and an sbyte (-127..127) fit in short; widen them before adding.
+        var (a, b) = Vector256.Widen(qLow.AsInt16() * rLow);
+        var (c, d) = Vector256.Widen(qHigh.AsInt16() * rHigh);
+        return a + b + c + d;
+    }
+}
