@@ -104,6 +104,23 @@ public sealed class InProcessVectorIndex : IDisposable
     /// <summary>How searches are answered: as asked for, or <see cref="VectorSearchMode.Float32Scan"/> where that does not apply.</summary>
     public VectorSearchMode SearchMode { get; }
 
+    /// <summary>Bytes allocated for the vectors: the float32 slab and norms, plus the int8 codes of the mode; ids excluded.</summary>
+    public long VectorBytes
+    {
+        get
+        {
+            _lock.EnterReadLock();
+            try
+            {
+                return ((long)_slab.Length * sizeof(float)) + ((long)_norms.Length * sizeof(float)) + (_filter?.Bytes ?? 0) + (_quantized?.VectorBytes ?? 0);
+            }
+            finally
+            {
+                _lock.ExitReadLock();
+            }
+        }
+    }
+
     /// <summary>
     /// Searches answered in <see cref="VectorSearchMode.Exact"/> mode and the float32 rows they scored, since the
     /// index was made: against <see cref="Count"/> per query it shows how much of the scan the int8 filter saved.
