@@ -15,25 +15,32 @@ namespace ReverseImageSearch.Local.VectorIndex;
 /// level leaves). Exactly, q.x = qq.xq + q.ex + eq.xq, where qq.xq = s * (s1 * (c1.c) + s2 * (c2.c)) comes from two
 /// exact integer dot products and Cauchy-Schwarz bounds the rest by |q| |ex| + |eq| |xq|. The float32 dot the scan
 /// computes is within gamma(D) * |q| |x| of q.x (gamma(D) = D u / (1 - D u), u = 2^-24: any summation order, fused
-/// or not), plus D * 2^-150 for underflow. Norms are summed in double and rounded up; taking 2 gamma(D) and
-/// inflating the bound by 2^-30 covers the double arithmetic of the bound itself, many times over; the sum is
-/// rounded up to float. Queries or rows longer than 2^50 are out of range (their float32 dot could overflow): such
-/// a query is not filtered, such a row is always scored.
+/// or not), plus D * 2^-150 for underflow. Norms are summed in double and rounded up. The bound's own double
+/// arithmetic and its final rounding to float (at most 2^-24 of |estimate| + bound, or 2^-150 below the normal
+/// range) are covered, many times over, by a relative slack of 2 gamma(D) + 2^-20 on the quantised parts of the
+/// query, an inflation of 2^-20 of the bound and twice the underflow allowance. Queries or rows longer than 2^50
+/// are out of range (their float32 dot could overflow): such a query is not filtered, such a row is always scored.
 /// </para>
 /// Memory: the codes take 1 byte a dimension (rounded up to 32) plus 16 bytes a row, on top of the float32 rows.
 /// Writes are not thread-safe; scans are.
 /// </summary>
 internal sealed class ExactSearchFilter
 {
-    /// <summary>Relative inflation of every computed norm and bound, far above their double rounding errors.</summary>
-    private const double Inflation = 1 + (1.0 / (1L << 30));
+    /// <summary>
+    /// Relative inflation of every computed norm and bound: far above their double rounding errors, and above the
+    /// float rounding (2^-24) of the bound's share of the final sum.
+    /// </summary>
+    private const double Inflation = 1 + (1.0 / (1 << 20));
 
     /// <summary>Above this length a query or row leaves the range where the float32 dot cannot overflow.</summary>
     private static readonly double MaxNorm = Math.ScaleB(1.0, 50);
 
     private readonly Int8RowCodes _codes;
 
-    /// <summary>2 gamma(D): the float32 dot's worst relative rounding error, doubled.</summary>
+    /// <summary>
+    /// 2 gamma(D), the float32 dot's worst relative rounding error doubled, plus 2^-20 for the estimate's double
+    /// arithmetic and its share of the final rounding to float.
+    /// </summary>
     private readonly double _roundingSlack;
 
     private readonly double _underflowAllowance;
@@ -49,7 +56,7 @@ internal sealed class ExactSearchFilter
 
         _codes = new Int8RowCodes(dimensions, capacity);
         var unitRoundoff = Math.ScaleB(1.0, -24);
-        _roundingSlack = 2 * dimensions * unitRoundoff / (1 - (dimensions * unitRoundoff));
+        _roundingSlack = (2 * dimensions * unitRoundoff / (1 - (dimensions * unitRoundoff))) + Math.ScaleB(1.0, -20);
         _underflowAllowance = Math.ScaleB(dimensions + 2.0, -148);
         _rowErrorTerms = new float[_codes.Capacity];
         _dequantizedNorms = new float[_codes.Capacity];
@@ -166,7 +173,9 @@ internal sealed class ExactSearchFilter
                 var (high, low) = _codes.DotPair(query.High, query.Low, row);
                 var estimate = scale * ((query.HighScale * high) + (query.LowScale * low));
                 var bound = ((query.Norm * rowErrorTerm) + (query.ErrorTerm * dequantizedNorm) + _underflowAllowance) * Inflation;
-                lowerBounds[q][row] = TScorer.ScoreOfDot(RoundUp(estimate + bound), queryNorms[q], rowNorm);
+                // Rounded to nearest, not up: the slack already covers it, and a data-dependent branch per row
+                // would cost more than the scan's arithmetic.
+                lowerBounds[q][row] = TScorer.ScoreOfDot((float)(estimate + bound), queryNorms[q], rowNorm);
                 var estimatedScore = TScorer.ScoreOfDot((float)estimate, queryNorms[q], rowNorm);
                 if (estimatedScore < nearestByEstimate[q].Threshold)
                 {
