@@ -15,11 +15,12 @@ namespace ReverseImageSearch.Local.VectorIndex;
 /// level leaves). Exactly, q.x = qq.xq + q.ex + eq.xq, where qq.xq = s * (s1 * (c1.c) + s2 * (c2.c)) comes from two
 /// exact integer dot products and Cauchy-Schwarz bounds the rest by |q| |ex| + |eq| |xq|. The float32 dot the scan
 /// computes is within gamma(D) * |q| |x| of q.x (gamma(D) = D u / (1 - D u), u = 2^-24: any summation order, fused
-/// or not), plus D * 2^-150 for underflow. Norms are summed in double and rounded up. The bound's own double
-/// arithmetic and its final rounding to float (at most 2^-24 of |estimate| + bound, or 2^-150 below the normal
-/// range) are covered, many times over, by a relative slack of 2 gamma(D) + 2^-20 on the quantised parts of the
-/// query, an inflation of 2^-20 of the bound and twice the underflow allowance. Queries or rows longer than 2^50
-/// are out of range (their float32 dot could overflow): such a query is not filtered, such a row is always scored.
+/// or not), plus D * 2^-150 for underflow. Norms are summed in double and rounded up. The slack is generous, so
+/// that it also covers the bound's own double arithmetic and its final rounding to the nearest float (at most
+/// 2^-24 of |estimate| + bound, or 2^-150 below the normal range): the rounding term is (2 gamma(D) + 2^-20) times
+/// |q| |x| + (|s1 c1| + |s2 c2|) |xq|, the bound is inflated by 2^-20, and the underflow allowance is doubled.
+/// Queries or rows longer than 2^50 are out of range (their float32 dot could overflow): such a query is not
+/// filtered, such a row is always scored.
 /// </para>
 /// Memory: the codes take 1 byte a dimension (rounded up to 32) plus 16 bytes a row, on top of the float32 rows.
 /// Writes are not thread-safe; scans are.
