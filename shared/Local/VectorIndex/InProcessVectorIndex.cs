@@ -67,6 +67,9 @@ public sealed class InProcessVectorIndex : IDisposable
     private string[] _idOfRow;
     private int _count;
     private long _filteredQueries;
+
+    /// <summary>While a journal is replayed the int8 codes wait, and are built once, in parallel, at the end.</summary>
+    private bool _filterDeferred;
     private long _filteredRowsScored;
 
     /// <param name="searchMode">Asked for; <see cref="SearchMode"/> tells what applies to this measure on this CPU.</param>
@@ -163,7 +166,10 @@ public sealed class InProcessVectorIndex : IDisposable
         try
         {
             // Stored vectors are already normalised; replay them as they are.
+            index._filterDeferred = true;
             journal.Load(index.ApplyUpsert, id => index.ApplyRemove(id));
+            index._filterDeferred = false;
+            index._filter?.Rebuild(index._slab, index._count);
             return index;
         }
         catch
@@ -347,7 +353,10 @@ public sealed class InProcessVectorIndex : IDisposable
         vector.CopyTo(target);
         _norms[row] = TensorPrimitives.Norm<float>(target);
         _quantized?.SetRow(row, id, target);
-        _filter?.SetRow(row, target);
+        if (!_filterDeferred)
+        {
+            _filter?.SetRow(row, target);
+        }
     }
 
     private bool ApplyRemove(string id)
@@ -359,7 +368,11 @@ public sealed class InProcessVectorIndex : IDisposable
 
         var last = _count - 1;
         _quantized?.MoveLastInto(row);
-        _filter?.MoveLastInto(row);
+        if (!_filterDeferred)
+        {
+            _filter?.MoveLastInto(row);
+        }
+
         if (row != last)
         {
             // Swap-remove: the last row fills the hole so the slab stays dense.

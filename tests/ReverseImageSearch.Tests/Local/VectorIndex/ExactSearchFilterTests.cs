@@ -223,13 +223,24 @@ public class ExactSearchFilterTests
         }
 
         using var reopened = InProcessVectorIndex.Open(temp.Path, Dimensions, DistanceMeasure.Cosine, true, NullLogger.Instance);
+        using var empty = InProcessVectorIndex.Open(temp.Sub("empty"), Dimensions, DistanceMeasure.Cosine, true, NullLogger.Instance);
 
+        Assert.That(empty.Search(generate(), 3), Is.Empty);
         Assert.That(reopened.SearchMode, Is.EqualTo(VectorSearchMode.Exact));
         var queries = Enumerable.Range(0, 10).Select(_ => generate()).ToArray();
         Assert.That(reopened.SearchBatch(queries, 10), Is.EqualTo(scan.SearchBatch(queries, 10)));
         var statistics = reopened.ExactSearchStatistics;
         Assert.That(statistics.Queries, Is.EqualTo(queries.Length));
         Assert.That(statistics.MeanRowsScored, Is.LessThan(reopened.Count / 2.0), "the codes should filter after a reload");
+
+        // Rebuilt codes stay in step with later writes: appends past the rebuilt arrays, overwrites and removes.
+        var more = Enumerable.Range(0, 3000).Select(i => new IndexDatapoint($"n{i}", generate())).ToList();
+        reopened.Upsert(more);
+        scan.Upsert(more);
+        var forgotten = Enumerable.Range(0, 500).Select(i => $"p{i}").ToList();
+        reopened.Remove(forgotten);
+        scan.Remove(forgotten);
+        Assert.That(reopened.SearchBatch(queries, 10), Is.EqualTo(scan.SearchBatch(queries, 10)));
     }
 
     [Test]
