@@ -588,39 +588,37 @@ public sealed class InProcessVectorIndex : IDisposable
             scored.Add(row);
         }
 
-        // Rows that may still beat the k-th best score; NaN (no bound) counts as maybe.
+        // Rows that may still beat the k-th best score; NaN (no bound) counts as maybe. Usually a few dozen:
+        // counted first, so their arrays are as small as they are.
         var threshold = nearest.Threshold;
-        var candidateBounds = ArrayPool<float>.Shared.Rent(_count);
-        var candidateRows = ArrayPool<int>.Shared.Rent(_count);
-        try
+        var candidates = 0;
+        for (var row = 0; row < _count; row++)
         {
-            var candidates = 0;
-            for (var row = 0; row < _count; row++)
-            {
-                if (!(lowerBounds[row] > threshold) && !scored.Contains(row))
-                {
-                    candidateBounds[candidates] = lowerBounds[row];
-                    candidateRows[candidates++] = row;
-                }
-            }
-
-            // Lowest bound first (NaN sorts first): the threshold tightens soonest and the loop stops at the first
-            // bound above it, every later one being higher still.
-            Array.Sort(candidateBounds, candidateRows, 0, candidates);
-            var next = 0;
-            for (; next < candidates && !(candidateBounds[next] > nearest.Threshold); next++)
-            {
-                nearest.Add(Score(candidateRows[next]), candidateRows[next]);
-            }
-
-            RecordFilteredSearches(1, scored.Count + next);
-        }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(candidateBounds);
-            ArrayPool<int>.Shared.Return(candidateRows);
+            candidates += lowerBounds[row] > threshold ? 0 : 1;
         }
 
+        var candidateBounds = new float[candidates];
+        var candidateRows = new int[candidates];
+        candidates = 0;
+        for (var row = 0; row < _count; row++)
+        {
+            if (!(lowerBounds[row] > threshold) && !scored.Contains(row))
+            {
+                candidateBounds[candidates] = lowerBounds[row];
+                candidateRows[candidates++] = row;
+            }
+        }
+
+        // Lowest bound first (NaN sorts first): the threshold tightens soonest and the loop stops at the first
+        // bound above it, every later one being higher still.
+        Array.Sort(candidateBounds, candidateRows, 0, candidates);
+        var next = 0;
+        for (; next < candidates && !(candidateBounds[next] > nearest.Threshold); next++)
+        {
+            nearest.Add(Score(candidateRows[next]), candidateRows[next]);
+        }
+
+        RecordFilteredSearches(1, scored.Count + next);
         return Matches<TScorer>(nearest);
 
         // Exactly the scan's call, so the score is the scan's to the bit.
