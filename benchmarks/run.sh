@@ -99,11 +99,14 @@ if [ "$tfjs_large" -gt 0 ]; then
 fi
 
 # --- 2. index search against FAISS IndexFlatIP ----------------------------------------------------------------------
-log "index search (exact, int8+rescoring, FAISS flat)"
+# float32: every row scored (writes the true top 10); exact: the index's default, int8-filtered, the same answers
+# (recall@10 must be 1); quantized: int8 + float16 rescoring, approximate (treeAhConfig).
+log "index search (float32 scan, exact int8-filtered, int8+rescoring, FAISS flat)"
 for n in "${index_sizes[@]}"; do
   for threads in 1 2; do
     cpus=$([ $threads = 1 ] && echo 0 || echo 0-1)
     truth="$cache/truth-$n.i32"
+    taskset -c "$cpus" "$bench" index-search --count "$n" --mode float32 --seconds "$seconds" --truth "$truth" --json "$out/index-float32-$n-$threads.json" >/dev/null
     taskset -c "$cpus" "$bench" index-search --count "$n" --mode exact --seconds "$seconds" --truth "$truth" --json "$out/index-exact-$n-$threads.json" >/dev/null
     taskset -c "$cpus" "$bench" index-search --count "$n" --mode quantized --seconds "$seconds" --truth "$truth" --json "$out/index-int8-$n-$threads.json" >/dev/null
     "$bench" vectors --count "$n" --queries-out "$cache/queries-$n.f32" \
