@@ -101,11 +101,14 @@ if [ "$tfjs_large" -gt 0 ]; then
 fi
 
 # --- 2. index search against FAISS IndexFlatIP ----------------------------------------------------------------------
-log "index search (exact, int8+rescoring, FAISS flat)"
+# float32: every row scored (writes the true top 10); exact: the index's default, int8-filtered, the same answers
+# (recall@10 must be 1); quantized: int8 + float16 rescoring, approximate (treeAhConfig).
+log "index search (float32 scan, exact int8-filtered, int8+rescoring, FAISS flat)"
 for n in "${index_sizes[@]}"; do
   for threads in 1 2; do
     cpus=$([ $threads = 1 ] && echo 0 || echo 0-1)
     truth="$cache/truth-$n.i32"
+    taskset -c "$cpus" "$bench" index-search --count "$n" --mode float32 --seconds "$seconds" --truth "$truth" --json "$out/index-float32-$n-$threads.json" >/dev/null
     taskset -c "$cpus" "$bench" index-search --count "$n" --mode exact --seconds "$seconds" --truth "$truth" --json "$out/index-exact-$n-$threads.json" >/dev/null
     taskset -c "$cpus" "$bench" index-search --count "$n" --mode quantized --seconds "$seconds" --truth "$truth" --json "$out/index-int8-$n-$threads.json" >/dev/null
     "$bench" vectors --count "$n" --queries-out "$cache/queries-$n.f32" \
@@ -168,15 +171,21 @@ fi
 
 # --- 6. retrieval quality: copy detection on Debian's wallpapers ------------------------------------------------------
 log "retrieval quality (copy detection)"
-set_dir="$cache/copydetect-$mode"
-if [ ! -f "$set_dir/SOURCES.tsv" ]; then
-  RIS_BENCH_PACKAGES="$quality_packages" bash "$root/benchmarks/quality/fetch_debs.sh" "$cache/debs-$mode" 2>"$out/quality-fetch.log"
-  rm -rf "$set_dir"
-  $python "$root/benchmarks/quality/make_dataset.py" --source "$cache/debs-$mode/tree" --out "$set_dir" \
-    --originals "$originals" --distractors "$distractors" >"$out/quality-dataset.log"
-  rm -rf "$cache/debs-$mode"
-fi
-"$bench" quality --dataset "$set_dir" --json "$out/quality.json" >/dev/null
+# Versioned: a change to the dataset builder must not reuse a set built by the previous one. The second set keeps
+# the flat pictures (paper textures, plain backgrounds) the first builder let in, for comparison.
+for variant in "" "-with-flat"; do
+  set_dir="$cache/copydetect-v2$variant-$mode"
+  flat_flag=()
+  if [ -n "$variant" ]; then flat_flag=(--keep-flat); fi
+  if [ ! -f "$set_dir/SOURCES.tsv" ]; then
+    RIS_BENCH_PACKAGES="$quality_packages" bash "$root/benchmarks/quality/fetch_debs.sh" "$cache/debs-$mode" 2>"$out/quality-fetch.log"
+    rm -rf "$set_dir"
+    $python "$root/benchmarks/quality/make_dataset.py" --source "$cache/debs-$mode/tree" --out "$set_dir" \
+      --originals "$originals" --distractors "$distractors" "${flat_flag[@]}" >"$out/quality-dataset$variant.log" 2>&1
+  fi
+  "$bench" quality --dataset "$set_dir" --json "$out/quality$variant.json" >/dev/null
+done
+rm -rf "$cache/debs-$mode"
 
 # --- summary ----------------------------------------------------------------------------------------------------------
 $python "$root/benchmarks/summarise.py" "$out" > "$out/summary.md"

@@ -9,11 +9,13 @@ namespace ReverseImageSearch.Benchmarks;
 /// Copy-detection quality: the images of DATASET/index (originals and distractors) are indexed, every image of
 /// DATASET/queries/TRANSFORM/ is a transformed copy of the original named by its file stem before "__", and each
 /// query should find that original first. Reports recall@1, recall@10 and mAP (one relevant item: mean of
-/// 1/rank) per transform and overall, for several ways to embed:
-///   original  - the original extension: full decode, centre crop, bilinear resize, /255, raw vector, dot product;
-///   port      - this port's embedder: reduced-scale decode, EXIF, mipmapped resize, L2-normalised;
-///   mirror    - port, plus the mean with the horizontally mirrored input (mirror-invariant);
-///   mirror+pn - mirror, with a square root of every feature before normalising (power normalisation).
+/// 1/rank; ties ranked against the query) per transform and overall, for several ways to embed:
+///   original        - the original extension: full decode, centre crop, bilinear resize, /255, raw vector, dot product;
+///   original+l2     - the same with unit vectors;
+///   port-colour     - this port's preprocessing (reduced-scale decode, EXIF, mipmapped resize) on colour input, L2;
+///   default         - the product's embedder as it ships: luma input, power normalisation, L2;
+///   default+mirror  - with its mirror-invariant option (image and mirror averaged: a second inference);
+///   default+centred - default vectors centred on the mean of the indexed ones and renormalised.
 /// </summary>
 internal static class RetrievalQuality
 {
@@ -33,31 +35,23 @@ internal static class RetrievalQuality
         var clock = Stopwatch.StartNew();
 
         var indexIds = indexFiles.Select(Path.GetFileNameWithoutExtension).ToArray();
+        var queryPaths = queryFiles.Select(q => q.Path).ToArray();
         var variants = new Dictionary<string, (float[][] Index, float[][] Queries)>();
         var originalIndex = Embed(session, indexFiles, f => OriginalPreprocess(f), mirror: false);
-        var originalQueries = Embed(session, queryFiles.Select(q => q.Path).ToArray(), f => OriginalPreprocess(f), mirror: false);
+        var originalQueries = Embed(session, queryPaths, f => OriginalPreprocess(f), mirror: false);
         variants["original"] = (originalIndex.Plain, originalQueries.Plain);
-
-        var portIndex = Embed(session, indexFiles, f => PortPreprocess(preprocessor, f), mirror: true);
-        var portQueries = Embed(session, queryFiles.Select(q => q.Path).ToArray(), f => PortPreprocess(preprocessor, f), mirror: true);
-        variants["port"] = (Normalize(portIndex.Plain), Normalize(portQueries.Plain));
-        variants["mirror"] = (Normalize(Mean(portIndex.Plain, portIndex.Mirrored!)), Normalize(Mean(portQueries.Plain, portQueries.Mirrored!)));
-        variants["mirror+pn"] = (Normalize(Sqrt(Mean(portIndex.Plain, portIndex.Mirrored!))), Normalize(Sqrt(Mean(portQueries.Plain, portQueries.Mirrored!))));
-        variants["mirror+pn+centre"] = Centre(variants["mirror+pn"].Index, variants["mirror+pn"].Queries);
-        variants["port+pn+centre"] = Centre(Normalize(Sqrt(portIndex.Plain)), Normalize(Sqrt(portQueries.Plain)));
         variants["original+l2"] = (Normalize(originalIndex.Plain), Normalize(originalQueries.Plain));
 
-        // Colour-invariant: the grayscale of every image (and its mirror) as extra views, averaged with the colour ones.
-        Func<float[], float[]>[] grayViews = [Gray, t => Flip(Gray(t))];
-        var grayIndex = EmbedViews(session, indexFiles, f => PortPreprocess(preprocessor, f), grayViews);
-        var grayQueries = EmbedViews(session, queryFiles.Select(q => q.Path).ToArray(), f => PortPreprocess(preprocessor, f), grayViews);
-        var grayMirrorIndex = Mean(grayIndex[0], grayIndex[1]);
-        var grayMirrorQueries = Mean(grayQueries[0], grayQueries[1]);
-        variants["gray+mirror+pn+centre"] = Centre(Normalize(Sqrt(grayMirrorIndex)), Normalize(Sqrt(grayMirrorQueries)));
-        var allIndex = Mean(Mean(portIndex.Plain, portIndex.Mirrored!), grayMirrorIndex);
-        var allQueries = Mean(Mean(portQueries.Plain, portQueries.Mirrored!), grayMirrorQueries);
-        variants["colour+gray+mirror+pn"] = (Normalize(Sqrt(allIndex)), Normalize(Sqrt(allQueries)));
-        variants["colour+gray+mirror+pn+centre"] = Centre(Normalize(Sqrt(allIndex)), Normalize(Sqrt(allQueries)));
+        // The port with colour input and plain L2 normalisation: the default until luma input and power normalisation.
+        var colourIndex = Embed(session, indexFiles, f => PortPreprocess(preprocessor, f), mirror: false);
+        var colourQueries = Embed(session, queryPaths, f => PortPreprocess(preprocessor, f), mirror: false);
+        variants["port-colour"] = (Normalize(colourIndex.Plain), Normalize(colourQueries.Plain));
+
+        // What ships: the product's embedder with its default options, and with the mirror-invariant option.
+        variants["default"] = (EmbedWithProduct(model, indexFiles, mirrorInvariant: false), EmbedWithProduct(model, queryPaths, mirrorInvariant: false));
+        variants["default+mirror"] = (EmbedWithProduct(model, indexFiles, mirrorInvariant: true), EmbedWithProduct(model, queryPaths, mirrorInvariant: true));
+        // Centring on the mean of the indexed vectors: would need the mean learned from the index first.
+        variants["default+centred"] = Centre(variants["default"].Index, variants["default"].Queries);
 
         var report = new List<object>();
         foreach (var (name, (index, queries)) in variants)
@@ -73,7 +67,8 @@ internal static class RetrievalQuality
                 }
 
                 var targetScore = Dot(queries[q], index[target]);
-                var rank = 1 + index.Where((v, i) => i != target && Dot(queries[q], v) > targetScore).Count();
+                // Ties count against the query: an equally close other picture is not a hit.
+                var rank = 1 + index.Where((v, i) => i != target && Dot(queries[q], v) >= targetScore).Count();
                 var t = queryFiles[q].Transform;
                 var (n, r1, r10, ap) = perTransform.GetValueOrDefault(t);
                 perTransform[t] = (n + 1, r1 + (rank == 1 ? 1 : 0), r10 + (rank <= 10 ? 1 : 0), ap + (1.0 / rank));
@@ -97,6 +92,24 @@ internal static class RetrievalQuality
 
         cli.Emit(new { dataset, indexed = indexFiles.Length, queries = queryFiles.Length, seconds = Math.Round(clock.Elapsed.TotalSeconds, 1), variants = report });
         return Task.FromResult(0);
+    }
+
+    private static float[][] EmbedWithProduct(string model, string[] files, bool mirrorInvariant)
+    {
+        using var embedder = new OnnxImageEmbedder(
+            new EmbedderOptions(model, MirrorInvariant: mirrorInvariant), Microsoft.Extensions.Logging.Abstractions.NullLogger<OnnxImageEmbedder>.Instance);
+        var vectors = new float[files.Length][];
+        for (var start = 0; start < files.Length; start += 16)
+        {
+            var batch = files.Skip(start).Take(16).Select(f => (ReadOnlyMemory<byte>)File.ReadAllBytes(f)).ToArray();
+            var results = embedder.EmbedAsync(batch).GetAwaiter().GetResult();
+            for (var i = 0; i < results.Count; i++)
+            {
+                vectors[start + i] = results[i].Vector ?? throw new InvalidOperationException($"{files[start + i]}: {results[i].RejectionReason}");
+            }
+        }
+
+        return vectors;
     }
 
     private static double R(int hits, int n) => Math.Round(hits / (double)n, 4);

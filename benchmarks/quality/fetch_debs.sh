@@ -9,7 +9,7 @@ packages=(
   lomiri-wallpapers lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 sway-backgrounds
   budgie-backgrounds debian-edu-artwork-emerald debian-edu-artwork-homeworld debian-edu-artwork-softwaves
   debian-edu-artwork-spacefun debian-edu-artwork-buster kdegames-mahjongg-data-kf5 mypaint-data-extras
-  xfce4-artwork desktop-base
+  xfce4-artwork desktop-base xfdesktop4-data lxde-common enlightenment-data fluxbox cinnamon-desktop-data
 )
 if [ -n "${RIS_BENCH_PACKAGES:-}" ]; then read -r -a packages <<<"$RIS_BENCH_PACKAGES"; fi
 cd "$dest/debs"

@@ -14,7 +14,8 @@ public readonly record struct PreprocessResult(string? RejectionReason, int Deco
 
 /// <summary>
 /// Turns encoded image bytes into the model input: upright, centre square crop, resized to
-/// InputHeight x InputWidth, RGB as float32 NHWC in [0, 1]. Stateless and safe to call from many threads.
+/// InputHeight x InputWidth, RGB (or its luma in all three channels) as float32 NHWC in [0, 1].
+/// Stateless and safe to call from many threads.
 /// </summary>
 public sealed class ImagePreprocessor
 {
@@ -27,7 +28,7 @@ public sealed class ImagePreprocessor
 
     private readonly long _maxImagePixels;
 
-    public ImagePreprocessor(int inputHeight, int inputWidth, long maxImagePixels)
+    public ImagePreprocessor(int inputHeight, int inputWidth, long maxImagePixels, bool grayscale = false)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(inputHeight);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(inputWidth);
@@ -35,7 +36,11 @@ public sealed class ImagePreprocessor
         InputHeight = inputHeight;
         InputWidth = inputWidth;
         _maxImagePixels = maxImagePixels;
+        Grayscale = grayscale;
     }
+
+    /// <summary>Whether every channel receives the pixel's luma (ITU-R BT.601 weights) instead of its colour.</summary>
+    public bool Grayscale { get; }
 
     public int InputHeight { get; }
 
@@ -156,6 +161,19 @@ public sealed class ImagePreprocessor
         for (var y = 0; y < InputHeight; y++)
         {
             var row = pixels.Slice(y * rowBytes, InputWidth * 4);
+            if (Grayscale)
+            {
+                for (var x = 0; x < row.Length; x += 4)
+                {
+                    var luma = (0.299f * ByteToUnit[row[x]]) + (0.587f * ByteToUnit[row[x + 1]]) + (0.114f * ByteToUnit[row[x + 2]]);
+                    destination[output++] = luma;
+                    destination[output++] = luma;
+                    destination[output++] = luma;
+                }
+
+                continue;
+            }
+
             for (var x = 0; x < row.Length; x += 4)
             {
                 destination[output++] = ByteToUnit[row[x]];

@@ -30,7 +30,7 @@ public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(options.DecodeParallelism);
         _options = options;
         _logger = logger;
-        _preprocessor = new ImagePreprocessor(options.InputHeight, options.InputWidth, options.MaxImagePixels);
+        _preprocessor = new ImagePreprocessor(options.InputHeight, options.InputWidth, options.MaxImagePixels, options.Grayscale);
         _session = LoadSession(options);
         try
         {
@@ -185,11 +185,7 @@ public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
                 vector[d] = (vector[d] + mirrored[d]) * 0.5f;
             }
 
-            if (_options.L2Normalize)
-            {
-                ScaleToUnitLength(vector);
-            }
-
+            FinishVector(vector);
             vectors[i] = vector;
         }
 
@@ -230,15 +226,33 @@ public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
         for (var i = 0; i < count; i++)
         {
             var vector = flat.Slice(i * Dimensions, Dimensions).ToArray();
-            if (normalize && _options.L2Normalize)
+            if (normalize)
             {
-                ScaleToUnitLength(vector);
+                FinishVector(vector);
             }
 
             vectors[i] = vector;
         }
 
         return vectors;
+    }
+
+    /// <summary>Power normalisation, then unit length, as the options ask.</summary>
+    private void FinishVector(Span<float> vector)
+    {
+        if (_options.PowerNormalize)
+        {
+            for (var i = 0; i < vector.Length; i++)
+            {
+                // The features are ReLU6 averages, so never negative; the clamp keeps a stray -0 or rounding from NaN.
+                vector[i] = MathF.Sqrt(MathF.Max(0, vector[i]));
+            }
+        }
+
+        if (_options.L2Normalize)
+        {
+            ScaleToUnitLength(vector);
+        }
     }
 
     private static void ScaleToUnitLength(Span<float> vector)

@@ -14,6 +14,16 @@ internal interface IDistanceScorer
     static abstract double Reported(float score);
 }
 
+/// <summary>
+/// A measure whose score is a function of the float32 dot product (and the two norms), never increasing as the
+/// dot grows. IEEE rounding is monotone, so that function applied to an upper bound of the dot is a lower bound of
+/// the score; <see cref="ExactSearchFilter"/> relies on it.
+/// </summary>
+internal interface IInnerProductScorer : IDistanceScorer
+{
+    static abstract float ScoreOfDot(float dot, float queryNorm, float rowNorm);
+}
+
 internal readonly struct SquaredL2Scorer : IDistanceScorer
 {
     public static float Score(ReadOnlySpan<float> query, float queryNorm, ReadOnlySpan<float> row, float rowNorm, Span<float> scratch)
@@ -37,12 +47,15 @@ internal readonly struct L1Scorer : IDistanceScorer
 }
 
 /// <summary>1 - cosine similarity; a zero vector has no direction and counts as similarity 0.</summary>
-internal readonly struct CosineScorer : IDistanceScorer
+internal readonly struct CosineScorer : IInnerProductScorer
 {
-    public static float Score(ReadOnlySpan<float> query, float queryNorm, ReadOnlySpan<float> row, float rowNorm, Span<float> scratch)
+    public static float Score(ReadOnlySpan<float> query, float queryNorm, ReadOnlySpan<float> row, float rowNorm, Span<float> scratch) =>
+        ScoreOfDot(TensorPrimitives.Dot(query, row), queryNorm, rowNorm);
+
+    public static float ScoreOfDot(float dot, float queryNorm, float rowNorm)
     {
         var norms = queryNorm * rowNorm;
-        return norms == 0 ? 1f : 1f - (TensorPrimitives.Dot(query, row) / norms);
+        return norms == 0 ? 1f : 1f - (dot / norms);
     }
 
     public static double Reported(float score) => score;
@@ -50,10 +63,12 @@ internal readonly struct CosineScorer : IDistanceScorer
 
 /// <summary>Vertex AI's DOT_PRODUCT_DISTANCE reports the dot product itself and ranks the largest first,
 /// so the score is its negation and the reported distance negates it back.</summary>
-internal readonly struct DotProductScorer : IDistanceScorer
+internal readonly struct DotProductScorer : IInnerProductScorer
 {
     public static float Score(ReadOnlySpan<float> query, float queryNorm, ReadOnlySpan<float> row, float rowNorm, Span<float> scratch) =>
-        -TensorPrimitives.Dot(query, row);
+        ScoreOfDot(TensorPrimitives.Dot(query, row), queryNorm, rowNorm);
+
+    public static float ScoreOfDot(float dot, float queryNorm, float rowNorm) => -dot;
 
     public static double Reported(float score) => -score;
 }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics.Tensors;
 using Microsoft.Extensions.Logging;
 using ReverseImageSearch.Core.Configuration;
@@ -8,11 +9,40 @@ namespace ReverseImageSearch.Local.VectorIndex;
 /// <param name="Distance">As Vertex AI reports it for the index's measure (see <see cref="InProcessVectorIndex"/>).</param>
 public sealed record VectorMatch(string Id, double Distance);
 
+/// <summary>How an <see cref="InProcessVectorIndex"/> answers searches.</summary>
+public enum VectorSearchMode
+{
+    /// <summary>
+    /// Exact, and for DOT_PRODUCT_DISTANCE and COSINE_DISTANCE faster than <see cref="Float32Scan"/> with the very
+    /// same answers: an int8 copy of the vectors with per-row error bounds picks the few rows that can still be
+    /// among the nearest, and only those are scored in float32 (see <see cref="ExactSearchFilter"/>). Costs about a
+    /// quarter more memory than the float32 vectors. Other measures, or a CPU without 256-bit vectors, scan.
+    /// </summary>
+    Exact,
+
+    /// <summary>Exact: every float32 row is scored for every query. The least memory.</summary>
+    Float32Scan,
+
+    /// <summary>
+    /// Approximate (Vertex AI's treeAhConfig): an int8 scan with float16 rescoring (see <see cref="QuantizedVectorSearch"/>),
+    /// recall@10 about 0.99, 0.75x more memory on top of the float32 vectors. Only for DOT_PRODUCT_DISTANCE, and
+    /// COSINE_DISTANCE on unit vectors; <see cref="Exact"/> otherwise.
+    /// </summary>
+    Quantized,
+}
+
+/// <summary>How many exact searches went through the int8 filter and how many float32 rows they scored.</summary>
+public readonly record struct ExactSearchStatistics(long Queries, long RowsScored)
+{
+    public double MeanRowsScored => Queries == 0 ? 0 : RowsScored / (double)Queries;
+}
+
 /// <summary>
-/// Exact k-nearest-neighbour search over vectors held in one contiguous float slab (row i at i*dimensions),
-/// with id-to-row maps and swap-remove so the slab stays dense. Distances follow Vertex AI:
-/// SQUARED_L2_DISTANCE, L1_DISTANCE and COSINE_DISTANCE (1 - cosine similarity) rank ascending;
-/// DOT_PRODUCT_DISTANCE reports the dot product itself and ranks the largest first.
+/// k-nearest-neighbour search over vectors held in one contiguous float slab (row i at i*dimensions),
+/// with id-to-row maps and swap-remove so the slab stays dense; exact unless built <see cref="VectorSearchMode.Quantized"/>.
+/// Distances follow Vertex AI: SQUARED_L2_DISTANCE, L1_DISTANCE and COSINE_DISTANCE (1 - cosine similarity) rank
+/// ascending; DOT_PRODUCT_DISTANCE reports the dot product itself and ranks the largest first. Equal distances rank
+/// by ordinal id, so an exact search's answer depends only on the stored vectors, never on threads or row order.
 /// Thread-safe: many concurrent searches, one writer at a time. Opened over a directory it is durable:
 /// every acknowledged upsert or remove survives a crash.
 /// </summary>
@@ -23,24 +53,34 @@ public sealed class InProcessVectorIndex : IDisposable
 
     private const int MinRowsPerPartition = 256;
 
+    /// <summary>Queries filtered together: each row's codes are read once per block, and a block holds a lower
+    /// bound per row per query.</summary>
+    private const int FilterQueryBlock = 8;
+
     private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
     private readonly Dictionary<string, int> _rowOfId = new(StringComparer.Ordinal);
     private readonly VectorIndexJournal? _journal;
     private readonly QuantizedVectorSearch? _quantized;
+    private readonly ExactSearchFilter? _filter;
     private float[] _slab;
     private float[] _norms;
     private string[] _idOfRow;
     private int _count;
+    private long _filteredQueries;
 
-    /// <param name="quantizedSearch">Answer searches from an int8 copy with float16 rescoring (see
-    /// <see cref="QuantizedVectorSearch"/>): about 3x faster on large indexes, recall@10 about 0.99, 0.75x more memory
-    /// on top of the float32 vectors. Only for DOT_PRODUCT_DISTANCE, and COSINE_DISTANCE on unit vectors; ignored otherwise.</param>
-    public InProcessVectorIndex(int dimensions, DistanceMeasure measure, bool normalizeToUnitLength = false, bool quantizedSearch = false)
-        : this(dimensions, measure, normalizeToUnitLength, journal: null, quantizedSearch)
+    /// <summary>While a journal is replayed the int8 codes wait, and are built once, in parallel, at the end.</summary>
+    private bool _filterDeferred;
+    private long _filteredRowsScored;
+
+    /// <param name="searchMode">Asked for; <see cref="SearchMode"/> tells what applies to this measure on this CPU.</param>
+    public InProcessVectorIndex(
+        int dimensions, DistanceMeasure measure, bool normalizeToUnitLength = false, VectorSearchMode searchMode = VectorSearchMode.Exact)
+        : this(dimensions, measure, normalizeToUnitLength, journal: null, searchMode)
     {
     }
 
-    private InProcessVectorIndex(int dimensions, DistanceMeasure measure, bool normalizeToUnitLength, VectorIndexJournal? journal, bool quantizedSearch)
+    private InProcessVectorIndex(
+        int dimensions, DistanceMeasure measure, bool normalizeToUnitLength, VectorIndexJournal? journal, VectorSearchMode searchMode)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(dimensions);
         Dimensions = dimensions;
@@ -50,12 +90,45 @@ public sealed class InProcessVectorIndex : IDisposable
         _norms = new float[16];
         _idOfRow = new string[16];
         _journal = journal;
+        // The quantised search ranks by inner product alone; the exact filter bounds the scorer's own arithmetic,
+        // row norms included, so it serves cosine on vectors of any length.
         var innerProduct = measure == DistanceMeasure.DotProduct || (measure == DistanceMeasure.Cosine && normalizeToUnitLength);
-        _quantized = quantizedSearch && innerProduct ? new QuantizedVectorSearch(dimensions) : null;
+        var filterable = (measure is DistanceMeasure.DotProduct or DistanceMeasure.Cosine) && ExactSearchFilter.Supports(dimensions);
+        SearchMode = searchMode switch
+        {
+            VectorSearchMode.Quantized when innerProduct => VectorSearchMode.Quantized,
+            VectorSearchMode.Quantized or VectorSearchMode.Exact when filterable => VectorSearchMode.Exact,
+            _ => VectorSearchMode.Float32Scan,
+        };
+        _quantized = SearchMode == VectorSearchMode.Quantized ? new QuantizedVectorSearch(dimensions) : null;
+        _filter = SearchMode == VectorSearchMode.Exact ? new ExactSearchFilter(dimensions) : null;
     }
 
-    /// <summary>Whether searches are answered from the quantised copy.</summary>
-    public bool UsesQuantizedSearch => _quantized is not null;
+    /// <summary>How searches are answered: as asked for, or <see cref="VectorSearchMode.Float32Scan"/> where that does not apply.</summary>
+    public VectorSearchMode SearchMode { get; }
+
+    /// <summary>Bytes allocated for the vectors: the float32 slab and norms, plus the int8 codes of the mode; ids excluded.</summary>
+    public long VectorBytes
+    {
+        get
+        {
+            _lock.EnterReadLock();
+            try
+            {
+                return ((long)_slab.Length * sizeof(float)) + ((long)_norms.Length * sizeof(float)) + (_filter?.Bytes ?? 0) + (_quantized?.VectorBytes ?? 0);
+            }
+            finally
+            {
+                _lock.ExitReadLock();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Searches answered in <see cref="VectorSearchMode.Exact"/> mode and the float32 rows they scored, since the
+    /// index was made: against <see cref="Count"/> per query it shows how much of the scan the int8 filter saved.
+    /// </summary>
+    public ExactSearchStatistics ExactSearchStatistics => new(Interlocked.Read(ref _filteredQueries), Interlocked.Read(ref _filteredRowsScored));
 
     public int Dimensions { get; }
 
@@ -85,14 +158,18 @@ public sealed class InProcessVectorIndex : IDisposable
 
     /// <summary>Opens (or creates) a durable index whose files live in <paramref name="directory"/>.</summary>
     public static InProcessVectorIndex Open(
-        string directory, int dimensions, DistanceMeasure measure, bool normalizeToUnitLength, ILogger logger, bool quantizedSearch = false)
+        string directory, int dimensions, DistanceMeasure measure, bool normalizeToUnitLength, ILogger logger,
+        VectorSearchMode searchMode = VectorSearchMode.Exact)
     {
         var journal = new VectorIndexJournal(directory, dimensions, logger);
-        var index = new InProcessVectorIndex(dimensions, measure, normalizeToUnitLength, journal, quantizedSearch);
+        var index = new InProcessVectorIndex(dimensions, measure, normalizeToUnitLength, journal, searchMode);
         try
         {
             // Stored vectors are already normalised; replay them as they are.
+            index._filterDeferred = true;
             journal.Load(index.ApplyUpsert, id => index.ApplyRemove(id));
+            index._filterDeferred = false;
+            index._filter?.Rebuild(index._slab, index._count);
             return index;
         }
         catch
@@ -193,6 +270,13 @@ public sealed class InProcessVectorIndex : IDisposable
                 return SearchQuantized(prepared, neighborCount);
             }
 
+            if (_filter is not null)
+            {
+                return Measure == DistanceMeasure.DotProduct
+                    ? SearchFiltered<DotProductScorer>(prepared, neighborCount)
+                    : SearchFiltered<CosineScorer>(prepared, neighborCount);
+            }
+
             return Measure switch
             {
                 DistanceMeasure.SquaredL2 => SearchAll<SquaredL2Scorer>(prepared, neighborCount),
@@ -269,6 +353,10 @@ public sealed class InProcessVectorIndex : IDisposable
         vector.CopyTo(target);
         _norms[row] = TensorPrimitives.Norm<float>(target);
         _quantized?.SetRow(row, id, target);
+        if (!_filterDeferred)
+        {
+            _filter?.SetRow(row, target);
+        }
     }
 
     private bool ApplyRemove(string id)
@@ -280,6 +368,11 @@ public sealed class InProcessVectorIndex : IDisposable
 
         var last = _count - 1;
         _quantized?.MoveLastInto(row);
+        if (!_filterDeferred)
+        {
+            _filter?.MoveLastInto(row);
+        }
+
         if (row != last)
         {
             // Swap-remove: the last row fills the hole so the slab stays dense.
@@ -335,10 +428,7 @@ public sealed class InProcessVectorIndex : IDisposable
         }
 
         var queryNorms = queries.Select(query => TensorPrimitives.Norm<float>(query)).ToArray();
-        var work = (long)_count * Dimensions * queries.Length;
-        var partitions = work < ParallelWorkThreshold || Environment.ProcessorCount == 1
-            ? 1
-            : Math.Clamp(_count / MinRowsPerPartition, 1, Environment.ProcessorCount * 4);
+        var partitions = Partitions(queries.Length);
         var rowsPerPartition = (_count + partitions - 1) / partitions;
         var collected = new TopKCollector[partitions][];
 
@@ -347,7 +437,7 @@ public sealed class InProcessVectorIndex : IDisposable
             var collectors = new TopKCollector[queries.Length];
             for (var q = 0; q < queries.Length; q++)
             {
-                collectors[q] = new TopKCollector(k);
+                collectors[q] = new TopKCollector(k, _idOfRow);
             }
 
             var scratch = new float[Dimensions];
@@ -362,7 +452,8 @@ public sealed class InProcessVectorIndex : IDisposable
                 for (var q = 0; q < queries.Length; q++)
                 {
                     var score = TScorer.Score(queries[q], queryNorms[q], vector, rowNorm, scratch);
-                    if (score < collectors[q].Threshold)
+                    // Equal to the threshold may still win on id; the collector decides.
+                    if (score <= collectors[q].Threshold)
                     {
                         collectors[q].Add(score, row);
                     }
@@ -390,14 +481,171 @@ public sealed class InProcessVectorIndex : IDisposable
                 merged.AddFrom(collected[partition][q]);
             }
 
-            results[q] = merged.Items()
-                .Select(item => (item.Score, Id: _idOfRow[item.Row]))
-                .OrderBy(item => item.Score)
-                .ThenBy(item => item.Id, StringComparer.Ordinal)
-                .Select(item => new VectorMatch(item.Id, TScorer.Reported(item.Score)))
-                .ToArray();
+            results[q] = Matches<TScorer>(merged);
         }
 
         return results;
     }
+
+    /// <summary>
+    /// <see cref="SearchAll{TScorer}"/>'s answer without reading most float32 rows: an int8 scan bounds every row's
+    /// score from below, the rows nearest by the int8 estimate are scored in float32 to set the k-th best score, and
+    /// then every other row whose bound does not exceed it, lowest bound first, until the next bound does. A row left
+    /// out has a score above the k-th best among rows scored, so k rows that were scored rank before it and it is
+    /// not in the answer; the rows scored are scored by the scan's own routine and the collector orders ties by id,
+    /// so scores and order match the scan's bit for bit.
+    /// </summary>
+    private IReadOnlyList<VectorMatch>[] SearchFiltered<TScorer>(float[][] queries, int neighborCount)
+        where TScorer : struct, IInnerProductScorer
+    {
+        var k = Math.Min(neighborCount, _count);
+        if (k == 0 || queries.Length == 0)
+        {
+            return SearchAll<TScorer>(queries, neighborCount);
+        }
+
+        var filterQueries = k < _count ? queries.Select(query => _filter!.Prepare(query)).OfType<ExactSearchFilter.Query>().ToArray() : [];
+        if (filterQueries.Length < queries.Length)
+        {
+            // Every row is an answer, or a query is too long to bound: nothing to filter.
+            RecordFilteredSearches(queries.Length, (long)queries.Length * _count);
+            return SearchAll<TScorer>(queries, neighborCount);
+        }
+
+        var queryNorms = queries.Select(query => TensorPrimitives.Norm<float>(query)).ToArray();
+        var results = new IReadOnlyList<VectorMatch>[queries.Length];
+        var lowerBounds = new float[Math.Min(FilterQueryBlock, queries.Length)][];
+        for (var q = 0; q < lowerBounds.Length; q++)
+        {
+            lowerBounds[q] = ArrayPool<float>.Shared.Rent(_count);
+        }
+
+        try
+        {
+            for (var start = 0; start < queries.Length; start += FilterQueryBlock)
+            {
+                var block = Math.Min(FilterQueryBlock, queries.Length - start);
+                var blockQueries = filterQueries.AsSpan(start, block).ToArray();
+                var blockNorms = queryNorms.AsSpan(start, block).ToArray();
+                var partitions = Partitions(block);
+                var rowsPerPartition = (_count + partitions - 1) / partitions;
+                var collected = new TopKCollector[partitions][];
+
+                void ScanPartition(int partition)
+                {
+                    var nearestByEstimate = new TopKCollector[block];
+                    for (var q = 0; q < block; q++)
+                    {
+                        nearestByEstimate[q] = new TopKCollector(k);
+                    }
+
+                    var first = partition * rowsPerPartition;
+                    _filter!.Scan<TScorer>(blockQueries, blockNorms, _norms, first, Math.Min(_count, first + rowsPerPartition), lowerBounds, nearestByEstimate);
+                    collected[partition] = nearestByEstimate;
+                }
+
+                if (partitions == 1)
+                {
+                    ScanPartition(0);
+                }
+                else
+                {
+                    Parallel.For(0, partitions, ScanPartition);
+                }
+
+                for (var q = 0; q < block; q++)
+                {
+                    var nearestByEstimate = collected[0][q];
+                    for (var partition = 1; partition < partitions; partition++)
+                    {
+                        nearestByEstimate.AddFrom(collected[partition][q]);
+                    }
+
+                    results[start + q] = ScoreWithinBounds<TScorer>(queries[start + q], blockNorms[q], lowerBounds[q], nearestByEstimate, k);
+                }
+            }
+        }
+        finally
+        {
+            foreach (var buffer in lowerBounds)
+            {
+                ArrayPool<float>.Shared.Return(buffer);
+            }
+        }
+
+        return results;
+    }
+
+    private IReadOnlyList<VectorMatch> ScoreWithinBounds<TScorer>(
+        float[] query, float queryNorm, float[] lowerBounds, TopKCollector nearestByEstimate, int k)
+        where TScorer : struct, IInnerProductScorer
+    {
+        var nearest = new TopKCollector(k, _idOfRow);
+        var scored = new HashSet<int>();
+        foreach (var (_, row) in nearestByEstimate.Items())
+        {
+            nearest.Add(Score(row), row);
+            scored.Add(row);
+        }
+
+        // Rows that may still beat the k-th best score; NaN (no bound) counts as maybe. Usually a few dozen:
+        // counted first, so their arrays are as small as they are.
+        var threshold = nearest.Threshold;
+        var candidates = 0;
+        for (var row = 0; row < _count; row++)
+        {
+            candidates += lowerBounds[row] > threshold ? 0 : 1;
+        }
+
+        var candidateBounds = new float[candidates];
+        var candidateRows = new int[candidates];
+        candidates = 0;
+        for (var row = 0; row < _count; row++)
+        {
+            if (!(lowerBounds[row] > threshold) && !scored.Contains(row))
+            {
+                candidateBounds[candidates] = lowerBounds[row];
+                candidateRows[candidates++] = row;
+            }
+        }
+
+        // Lowest bound first (NaN sorts first): the threshold tightens soonest and the loop stops at the first
+        // bound above it, every later one being higher still.
+        Array.Sort(candidateBounds, candidateRows, 0, candidates);
+        var next = 0;
+        for (; next < candidates && !(candidateBounds[next] > nearest.Threshold); next++)
+        {
+            nearest.Add(Score(candidateRows[next]), candidateRows[next]);
+        }
+
+        RecordFilteredSearches(1, scored.Count + next);
+        return Matches<TScorer>(nearest);
+
+        // Exactly the scan's call, so the score is the scan's to the bit.
+        float Score(int row) => TScorer.Score(query, queryNorm, _slab.AsSpan(row * Dimensions, Dimensions), _norms[row], []);
+    }
+
+    private void RecordFilteredSearches(int queries, long rowsScored)
+    {
+        Interlocked.Add(ref _filteredQueries, queries);
+        Interlocked.Add(ref _filteredRowsScored, rowsScored);
+    }
+
+    /// <summary>How many parts the rows are split into for a batch of <paramref name="queries"/>.</summary>
+    private int Partitions(int queries)
+    {
+        var work = (long)_count * Dimensions * queries;
+        return work < ParallelWorkThreshold || Environment.ProcessorCount == 1
+            ? 1
+            : Math.Clamp(_count / MinRowsPerPartition, 1, Environment.ProcessorCount * 4);
+    }
+
+    private IReadOnlyList<VectorMatch> Matches<TScorer>(TopKCollector nearest)
+        where TScorer : struct, IDistanceScorer =>
+        nearest.Items()
+            .Select(item => (item.Score, Id: _idOfRow[item.Row]))
+            .OrderBy(item => item.Score)
+            .ThenBy(item => item.Id, StringComparer.Ordinal)
+            .Select(item => new VectorMatch(item.Id, TScorer.Reported(item.Score)))
+            .ToArray();
 }

@@ -558,9 +558,12 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
     {
         DistanceMeasureNames.TryParse(index.Definition.DistanceMeasureType, out var measure);
         // treeAhConfig is Vertex AI's approximate (quantised, rescored) search; locally it is the int8 search.
-        var approximate = string.Equals(index.Definition.AlgorithmConfig, "treeAhConfig", StringComparison.Ordinal);
+        // bruteForceConfig is exact there, and here: int8-filtered, with the float32 scan's very answers.
+        var searchMode = string.Equals(index.Definition.AlgorithmConfig, "treeAhConfig", StringComparison.Ordinal)
+            ? VectorSearchMode.Quantized
+            : VectorSearchMode.Exact;
         return InProcessVectorIndex.Open(
-            IndexDirectory(index.Name), index.Definition.Dimensions, measure, NormalizesToUnitLength(index.Definition), _logger, approximate);
+            IndexDirectory(index.Name), index.Definition.Dimensions, measure, NormalizesToUnitLength(index.Definition), _logger, searchMode);
     }
 
     private void DeleteIndexFiles(string index)

@@ -1,7 +1,4 @@
 using System.Numerics.Tensors;
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace ReverseImageSearch.Local.VectorIndex;
@@ -19,93 +16,65 @@ public sealed class QuantizedVectorSearch
 {
     private const int MinRowsPerPartition = 2048;
 
-    private readonly int _stride;
-    private sbyte[] _codes;
+    private readonly Int8RowCodes _codes;
     private Half[] _halves;
-    private float[] _scales;
-    private int[] _codeSums;
     private string[] _ids;
-    private int _count;
 
     public QuantizedVectorSearch(int dimensions, int capacity = 1024)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(dimensions);
         Dimensions = dimensions;
-        // Rows are padded with zero codes to whole 32-byte vectors so the scan needs no tail loop.
-        _stride = (dimensions + 31) / 32 * 32;
-        capacity = Math.Max(capacity, 16);
-        _codes = new sbyte[(long)capacity * _stride > int.MaxValue ? throw new ArgumentOutOfRangeException(nameof(capacity)) : capacity * _stride];
-        _halves = new Half[capacity * dimensions];
-        _scales = new float[capacity];
-        _codeSums = new int[capacity];
-        _ids = new string[capacity];
+        _codes = new Int8RowCodes(dimensions, capacity);
+        _halves = new Half[_codes.Capacity * dimensions];
+        _ids = new string[_codes.Capacity];
     }
 
     public int Dimensions { get; }
 
-    public int Count => _count;
+    public int Count => _codes.Count;
 
     /// <summary>Bytes held for the vectors (codes, halves, scales, sums), ids excluded.</summary>
-    public long VectorBytes => ((long)_codes.Length * sizeof(sbyte)) + ((long)_halves.Length * 2) + ((long)_scales.Length * 8);
+    public long VectorBytes => _codes.Bytes + ((long)_halves.Length * 2);
 
     /// <summary>Whether the integer scan uses AVX-VNNI on this CPU.</summary>
     public static bool UsesVnni => AvxVnni.IsSupported;
 
-    public void Add(string id, ReadOnlySpan<float> vector) => SetRow(_count, id, vector);
+    public void Add(string id, ReadOnlySpan<float> vector) => SetRow(Count, id, vector);
 
     /// <summary>Replaces row <paramref name="row"/>, or appends when it is <see cref="Count"/>.</summary>
     internal void SetRow(int row, string id, ReadOnlySpan<float> vector)
     {
         ArgumentException.ThrowIfNullOrEmpty(id);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(row, _count);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(row, Count);
         if (vector.Length != Dimensions)
         {
             throw new ArgumentException($"The vector has {vector.Length} dimensions; the search has {Dimensions}.", nameof(vector));
         }
 
-        if (row < _count)
+        _codes.Set(row, vector);
+        if (_ids.Length < _codes.Capacity)
         {
-            Write(row, id, vector);
-            return;
+            Array.Resize(ref _halves, _codes.Capacity * Dimensions);
+            Array.Resize(ref _ids, _codes.Capacity);
         }
 
-        if (_count == _ids.Length)
-        {
-            var capacity = _ids.Length * 2;
-            Array.Resize(ref _codes, capacity * _stride);
-            Array.Resize(ref _halves, capacity * Dimensions);
-            Array.Resize(ref _scales, capacity);
-            Array.Resize(ref _codeSums, capacity);
-            Array.Resize(ref _ids, capacity);
-        }
-
-        _count++;
-        Write(row, id, vector);
+        _ids[row] = id;
+        TensorPrimitives.ConvertToHalf(vector, _halves.AsSpan(row * Dimensions, Dimensions));
     }
 
     /// <summary>Swap-remove: the last row moves into <paramref name="row"/> (as the float index does) and the count drops.</summary>
     internal void MoveLastInto(int row)
     {
-        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(row, _count);
-        var last = _count - 1;
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(row, Count);
+        var last = Count - 1;
+        _codes.MoveLastInto(row);
         if (row != last)
         {
-            _codes.AsSpan(last * _stride, _stride).CopyTo(_codes.AsSpan(row * _stride, _stride));
             _halves.AsSpan(last * Dimensions, Dimensions).CopyTo(_halves.AsSpan(row * Dimensions, Dimensions));
-            _scales[row] = _scales[last];
-            _codeSums[row] = _codeSums[last];
             _ids[row] = _ids[last];
         }
 
         _ids[last] = null!;
-        _count--;
-    }
-
-    private void Write(int row, string id, ReadOnlySpan<float> vector)
-    {
-        _ids[row] = id;
-        _scales[row] = Quantize(vector, _codes.AsSpan(row * _stride, _stride), out _codeSums[row]);
-        TensorPrimitives.ConvertToHalf(vector, _halves.AsSpan(row * Dimensions, Dimensions));
     }
 
     /// <summary>The <paramref name="k"/> rows of largest inner product with <paramref name="query"/>, largest first.</summary>
@@ -118,41 +87,39 @@ public sealed class QuantizedVectorSearch
         }
 
         ArgumentOutOfRangeException.ThrowIfNegative(k);
-        k = Math.Min(k, _count);
+        k = Math.Min(k, Count);
         if (k == 0)
         {
             return [];
         }
 
-        candidates = Math.Min(_count, Math.Max(k, candidates > 0 ? candidates : Math.Max(64, 8 * k)));
+        candidates = Math.Min(Count, Math.Max(k, candidates > 0 ? candidates : Math.Max(64, 8 * k)));
 
         // The query as unsigned bytes (int8 code + 128); the row's code sum takes the 128 back out.
-        var signed = new sbyte[_stride];
+        var signed = new sbyte[_codes.Stride];
         // The query's scale is one positive factor common to every row: it cannot change their order.
-        _ = Quantize(query, signed, out _);
-        var unsigned = new byte[_stride];
-        for (var i = 0; i < _stride; i++)
-        {
-            unsigned[i] = (byte)(signed[i] + 128);
-        }
+        _ = Int8RowCodes.Quantize(query, signed, out _);
+        var unsigned = new byte[_codes.Stride];
+        Int8RowCodes.ToUnsigned(signed, unsigned);
 
-        var partitions = _count < 2 * MinRowsPerPartition || Environment.ProcessorCount == 1
+        var count = Count;
+        var partitions = count < 2 * MinRowsPerPartition || Environment.ProcessorCount == 1
             ? 1
-            : Math.Clamp(_count / MinRowsPerPartition, 1, Environment.ProcessorCount);
-        var rowsPerPartition = (_count + partitions - 1) / partitions;
+            : Math.Clamp(count / MinRowsPerPartition, 1, Environment.ProcessorCount);
+        var rowsPerPartition = (count + partitions - 1) / partitions;
         var collected = new TopKCollector[partitions];
 
         void Scan(int partition)
         {
             var collector = new TopKCollector(candidates);
             var first = partition * rowsPerPartition;
-            var end = Math.Min(_count, first + rowsPerPartition);
+            var end = Math.Min(count, first + rowsPerPartition);
             ReadOnlySpan<byte> queryCodes = unsigned;
             for (var row = first; row < end; row++)
             {
-                var dot = IntegerDot(queryCodes, MemoryMarshal.Cast<sbyte, byte>(_codes.AsSpan(row * _stride, _stride))) - (128 * _codeSums[row]);
+                var dot = _codes.Dot(queryCodes, row);
                 // Smaller is nearer in the collector: negate the approximate inner product.
-                var score = -(dot * _scales[row]);
+                var score = -(dot * _codes.Scale(row));
                 if (score < collector.Threshold)
                 {
                     collector.Add(score, row);
@@ -192,80 +159,5 @@ public sealed class QuantizedVectorSearch
             .ThenBy(item => item.Id, StringComparer.Ordinal)
             .Select(item => new VectorMatch(item.Id, -(double)item.Score))
             .ToArray();
-    }
-
-    /// <summary>Symmetric int8 codes of <paramref name="vector"/> (zero-padded to the stride); returns the scale.</summary>
-    private static float Quantize(ReadOnlySpan<float> vector, Span<sbyte> codes, out int codeSum)
-    {
-        codes.Clear();
-        // MaxMagnitude returns the element itself, sign included.
-        var largest = MathF.Abs(TensorPrimitives.MaxMagnitude(vector));
-        codeSum = 0;
-        if (!(largest > 0))
-        {
-            return 0;
-        }
-
-        var toCode = 127f / largest;
-        for (var i = 0; i < vector.Length; i++)
-        {
-            var code = (sbyte)Math.Clamp(MathF.Round(vector[i] * toCode), -127f, 127f);
-            codes[i] = code;
-            codeSum += code;
-        }
-
-        return 1 / toCode;
-    }
-
-    /// <summary>Sum of unsigned query bytes times signed row codes (read as bytes); lengths are whole 32-byte vectors.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static int IntegerDot(ReadOnlySpan<byte> query, ReadOnlySpan<byte> row)
-    {
-        ref var q = ref MemoryMarshal.GetReference(query);
-        ref var r = ref MemoryMarshal.GetReference(row);
-        if (AvxVnni.IsSupported)
-        {
-            var sum0 = Vector256<int>.Zero;
-            var sum1 = Vector256<int>.Zero;
-            var i = 0;
-            for (; i + 64 <= query.Length; i += 64)
-            {
-                sum0 = AvxVnni.MultiplyWideningAndAdd(sum0, Vector256.LoadUnsafe(ref q, (nuint)i), Vector256.LoadUnsafe(ref r, (nuint)i).AsSByte());
-                sum1 = AvxVnni.MultiplyWideningAndAdd(sum1, Vector256.LoadUnsafe(ref q, (nuint)(i + 32)), Vector256.LoadUnsafe(ref r, (nuint)(i + 32)).AsSByte());
-            }
-
-            if (i < query.Length)
-            {
-                sum0 = AvxVnni.MultiplyWideningAndAdd(sum0, Vector256.LoadUnsafe(ref q, (nuint)i), Vector256.LoadUnsafe(ref r, (nuint)i).AsSByte());
-            }
-
-            return Vector256.Sum(sum0 + sum1);
-        }
-
-        if (Vector256.IsHardwareAccelerated)
-        {
-            var sum = Vector256<int>.Zero;
-            for (var i = 0; i < query.Length; i += 32)
-            {
-                var (qLow, qHigh) = Vector256.Widen(Vector256.LoadUnsafe(ref q, (nuint)i));
-                var (rLow, rHigh) = Vector256.Widen(Vector256.LoadUnsafe(ref r, (nuint)i).AsSByte());
-                var low = qLow.AsInt16() * rLow;
-                var high = qHigh.AsInt16() * rHigh;
-                // Products of a byte (0..255) and an sbyte (-127..127) fit in short; widen them before adding.
-                var (a, b) = Vector256.Widen(low);
-                var (c, d) = Vector256.Widen(high);
-                sum += a + b + c + d;
-            }
-
-            return Vector256.Sum(sum);
-        }
-
-        var total = 0;
-        for (var i = 0; i < query.Length; i++)
-        {
-            total += query[i] * (sbyte)row[i];
-        }
-
-        return total;
     }
 }

@@ -1,25 +1,41 @@
 namespace ReverseImageSearch.Local.VectorIndex;
 
-/// <summary>Keeps the k smallest scores seen: a bounded max-heap whose root is the worst kept score.</summary>
+/// <summary>
+/// Keeps the k smallest scores seen: a bounded max-heap whose root is the worst kept item. Given the rows' ids,
+/// equal scores are ordered by ordinal id, so which k rows are kept never depends on the order they were offered
+/// in (how the rows were split across threads, or which were scored at all). Without ids the first offered wins.
+/// NaN scores are never kept.
+/// </summary>
 internal sealed class TopKCollector
 {
     private readonly float[] _scores;
     private readonly int[] _rows;
+    private readonly string[]? _idOfRow;
     private int _count;
 
-    public TopKCollector(int capacity)
+    /// <param name="idOfRow">Breaks ties between equal scores: the smaller ordinal id is nearer.</param>
+    public TopKCollector(int capacity, string[]? idOfRow = null)
     {
         _scores = new float[capacity];
         _rows = new int[capacity];
+        _idOfRow = idOfRow;
     }
 
     public int Count => _count;
 
-    /// <summary>A score must beat this to be kept; +infinity until the heap is full.</summary>
+    /// <summary>
+    /// A score must beat this, or (with ids) equal it, to be kept; +infinity until the heap is full. Callers test
+    /// it before <see cref="Add"/>, which decides ties, so the hot loop makes no call for most rows.
+    /// </summary>
     public float Threshold => _count < _scores.Length ? float.PositiveInfinity : _scores[0];
 
     public void Add(float score, int row)
     {
+        if (float.IsNaN(score))
+        {
+            return;
+        }
+
         if (_count < _scores.Length)
         {
             var index = _count++;
@@ -27,7 +43,7 @@ internal sealed class TopKCollector
             while (index > 0)
             {
                 var parent = (index - 1) / 2;
-                if (_scores[parent] >= score)
+                if (!IsWorse(score, row, _scores[parent], _rows[parent]))
                 {
                     break;
                 }
@@ -40,7 +56,7 @@ internal sealed class TopKCollector
             _scores[index] = score;
             _rows[index] = row;
         }
-        else if (score < _scores[0])
+        else if (_count > 0 && IsWorse(_scores[0], _rows[0], score, row))
         {
             SiftDownFromRoot(score, row);
         }
@@ -62,6 +78,11 @@ internal sealed class TopKCollector
         }
     }
 
+    /// <summary>Whether (score, id) of the first item comes after the second's: the heap's order.</summary>
+    private bool IsWorse(float score, int row, float otherScore, int otherRow) =>
+        score > otherScore
+        || (score == otherScore && _idOfRow is not null && string.CompareOrdinal(_idOfRow[row], _idOfRow[otherRow]) > 0);
+
     private void SiftDownFromRoot(float score, int row)
     {
         var index = 0;
@@ -73,12 +94,12 @@ internal sealed class TopKCollector
                 break;
             }
 
-            if (child + 1 < _count && _scores[child + 1] > _scores[child])
+            if (child + 1 < _count && IsWorse(_scores[child + 1], _rows[child + 1], _scores[child], _rows[child]))
             {
                 child++;
             }
 
-            if (_scores[child] <= score)
+            if (!IsWorse(_scores[child], _rows[child], score, row))
             {
                 break;
             }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging.Abstractions;
 using ReverseImageSearch.Core.Embedding;
 using ReverseImageSearch.Core.Ports;
 using SkiaSharp;
@@ -69,22 +70,28 @@ public sealed class BatchTests
     }
 
     [Test]
-    public async Task NormalisedVectorsHaveUnitLengthAndTheRawDirection()
+    public async Task VectorsAreTheUnitLengthSquareRootsOfTheGrayscaleModelOutput()
     {
-        using var normalising = EmbeddingTestSupport.CreateEmbedder(l2Normalize: true);
-        using var raw = EmbeddingTestSupport.CreateEmbedder(l2Normalize: false);
+        using var product = EmbeddingTestSupport.CreateEmbedder();
+        using var grayRaw = new OnnxImageEmbedder(
+            new EmbedderOptions(EmbedderOptions.BundledModelPath, L2Normalize: false, Grayscale: true, PowerNormalize: false),
+            NullLogger<OnnxImageEmbedder>.Instance);
+        using var colourRaw = EmbeddingTestSupport.CreateRawModelEmbedder();
         var images = _pictures.Select(p => (ReadOnlyMemory<byte>)p).ToArray();
 
-        var unit = await normalising.EmbedAsync(images);
-        var unscaled = await raw.EmbedAsync(images);
+        var unit = await product.EmbedAsync(images);
+        var raw = await grayRaw.EmbedAsync(images);
+        var colour = await colourRaw.EmbedAsync(images);
 
         Assert.Multiple(() =>
         {
             for (var i = 0; i < images.Length; i++)
             {
+                var rooted = raw[i].Vector!.Select(MathF.Sqrt).ToArray();
                 Assert.That(EmbeddingTestSupport.Norm(unit[i].Vector!), Is.EqualTo(1).Within(1e-5));
-                Assert.That(EmbeddingTestSupport.Norm(unscaled[i].Vector!), Is.GreaterThan(2), "the model's raw features are not unit length");
-                Assert.That(EmbeddingTestSupport.Cosine(unit[i].Vector!, unscaled[i].Vector!), Is.EqualTo(1).Within(1e-6));
+                Assert.That(EmbeddingTestSupport.Norm(raw[i].Vector!), Is.GreaterThan(2), "the model's raw features are not unit length");
+                Assert.That(EmbeddingTestSupport.Cosine(unit[i].Vector!, rooted), Is.EqualTo(1).Within(1e-6));
+                Assert.That(EmbeddingTestSupport.Cosine(raw[i].Vector!, colour[i].Vector!), Is.LessThan(0.9999), "grayscale input differs from colour input");
             }
         });
     }

@@ -10,6 +10,11 @@ internal static class EmbeddingTestSupport
         new(new EmbedderOptions(EmbedderOptions.BundledModelPath, L2Normalize: l2Normalize, MaxBatchSize: maxBatchSize, MaxImagePixels: maxImagePixels),
             NullLogger<OnnxImageEmbedder>.Instance);
 
+    /// <summary>The model's own output for the colour input: no grayscale, no power or L2 normalisation.</summary>
+    public static OnnxImageEmbedder CreateRawModelEmbedder(int maxBatchSize = 32) =>
+        new(new EmbedderOptions(EmbedderOptions.BundledModelPath, L2Normalize: false, MaxBatchSize: maxBatchSize, Grayscale: false, PowerNormalize: false),
+            NullLogger<OnnxImageEmbedder>.Instance);
+
     public static ImagePreprocessor CreatePreprocessor() => new(224, 224, 50_000_000);
 
     public static async Task<float[]> EmbedOneAsync(this IImageEmbedder embedder, byte[] image)

@@ -27,7 +27,7 @@ public sealed class ReferenceEmbeddingTests
     private OnnxImageEmbedder _embedder = null!;
 
     [OneTimeSetUp]
-    public void LoadModel() => _embedder = EmbeddingTestSupport.CreateEmbedder(l2Normalize: false);
+    public void LoadModel() => _embedder = EmbeddingTestSupport.CreateRawModelEmbedder();
 
     [OneTimeTearDown]
     public void UnloadModel() => _embedder.Dispose();

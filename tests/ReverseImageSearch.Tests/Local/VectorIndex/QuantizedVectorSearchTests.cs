@@ -91,8 +91,8 @@ public class InProcessVectorIndexQuantizedTests
     {
         var random = new Random(5);
         using var exact = new InProcessVectorIndex(64, measure, normalize);
-        using var quantized = new InProcessVectorIndex(64, measure, normalize, quantizedSearch: true);
-        Assert.That(quantized.UsesQuantizedSearch, Is.True);
+        using var quantized = new InProcessVectorIndex(64, measure, normalize, VectorSearchMode.Quantized);
+        Assert.That(quantized.SearchMode, Is.EqualTo(VectorSearchMode.Quantized));
         var points = Enumerable.Range(0, 2000).Select(i => new ReverseImageSearch.Core.Ports.IndexDatapoint($"p{i}", UnitVector(random, 64))).ToList();
         exact.Upsert(points);
         quantized.Upsert(points);
@@ -122,7 +122,7 @@ public class InProcessVectorIndexQuantizedTests
     [Test]
     public void OtherMeasuresKeepTheExactSearch()
     {
-        using var index = new InProcessVectorIndex(8, ReverseImageSearch.Core.Configuration.DistanceMeasure.SquaredL2, quantizedSearch: true);
-        Assert.That(index.UsesQuantizedSearch, Is.False);
+        using var index = new InProcessVectorIndex(8, ReverseImageSearch.Core.Configuration.DistanceMeasure.SquaredL2, searchMode: VectorSearchMode.Quantized);
+        Assert.That(index.SearchMode, Is.EqualTo(VectorSearchMode.Float32Scan));
     }
 }
