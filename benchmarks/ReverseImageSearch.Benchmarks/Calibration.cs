@@ -7,9 +7,11 @@ namespace ReverseImageSearch.Benchmarks;
 /// <summary>
 /// Step B of models/tools/quantize_int8.py: runs calibration images through the instrumented model (every tensor that
 /// needs a scale is a graph output) and records each output's range. Images are preprocessed exactly as the product
-/// does (ImagePreprocessor: reduced-scale decode, EXIF orientation, centre square, mipmapped resize, /255).
+/// does (ImagePreprocessor: reduced-scale decode, EXIF orientation, centre square, mipmapped resize, /255), each both
+/// ways the embedder can feed the model: luma in all three channels (the default, EmbedderOptions.Grayscale) and
+/// colour, so one int8 model serves either setting.
 ///   ris-bench calibrate --model INSTRUMENTED.onnx --images DIR[,DIR...] --json RANGES.json
-///     [--percentiles 99.9,99.99,99.999] [--bins 8192] [--batch 8] [--limit N]
+///     [--views luma,colour] [--percentiles 99.9,99.99,99.999] [--bins 8192] [--batch 8] [--limit N]
 /// Two passes over the images: min/max first, then a histogram of every tensor over [min, max], from which the
 /// percentiles are read (high: the value below which p% of the values fall; low: the (100-p)% value). For 4-D
 /// (NCHW) tensors it also records the mean of every channel, which quantize_int8.py uses for bias correction.
@@ -27,19 +29,29 @@ internal static class Calibration
         var batch = cli.Int("batch", 8);
         var files = ImageFiles(folders, cli.Int("limit", int.MaxValue));
 
-        var preprocessor = new ImagePreprocessor(Side, Side, 50_000_000);
+        var views = cli.Get("views", "luma,colour").Split(',', StringSplitOptions.RemoveEmptyEntries);
+        var preprocessors = views.Select(view => view switch
+        {
+            "luma" => new ImagePreprocessor(Side, Side, 50_000_000, grayscale: true),
+            "colour" => new ImagePreprocessor(Side, Side, 50_000_000, grayscale: false),
+            _ => throw new ArgumentException($"--views: luma or colour, not {view}"),
+        }).ToArray();
         var tensors = new List<float[]>();
         var rejected = new List<string>();
         foreach (var file in files)
         {
-            var tensor = new float[preprocessor.TensorLength];
-            if (preprocessor.Preprocess(File.ReadAllBytes(file), tensor).RejectionReason is { } reason)
+            var bytes = File.ReadAllBytes(file);
+            foreach (var preprocessor in preprocessors)
             {
-                rejected.Add($"{file}: {reason}");
-                continue;
-            }
+                var tensor = new float[preprocessor.TensorLength];
+                if (preprocessor.Preprocess(bytes, tensor).RejectionReason is { } reason)
+                {
+                    rejected.Add($"{file}: {reason}");
+                    break;
+                }
 
-            tensors.Add(tensor);
+                tensors.Add(tensor);
+            }
         }
 
         using var sessionOptions = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
@@ -130,7 +142,9 @@ internal static class Calibration
         {
             model,
             imageFolders = folders,
-            images = tensors.Count,
+            views,
+            images = tensors.Count / views.Length,
+            tensorsRun = tensors.Count,
             rejected,
             bins,
             tensors = result,

@@ -5,7 +5,9 @@ namespace ReverseImageSearch.Benchmarks;
 
 /// <summary>
 /// How close two models' embeddings are, through the product's embedder (decode, resize, inference, L2 norm):
-///   ris-bench agree --model A.onnx --other B.onnx --images DIR[,DIR...] [--limit N]
+///   ris-bench agree --model A.onnx --other B.onnx --images DIR[,DIR...] [--limit N] [--colour]
+/// The embedder runs with its default options (luma input, power normalisation) unless --colour (colour input, plain
+/// L2 normalisation: the embedder before those defaults).
 /// Reports the cosine between A's and B's unit vector of every image (min, percentiles, mean), and how often the
 /// nearest other image of the folder is the same under both models.
 /// </summary>
@@ -18,8 +20,9 @@ internal static class ModelAgreement
         var folders = cli.Require("images").Split(',', StringSplitOptions.RemoveEmptyEntries);
         var files = Calibration.ImageFiles(folders, cli.Int("limit", int.MaxValue));
         var images = files.Select(f => (ReadOnlyMemory<byte>)File.ReadAllBytes(f)).ToArray();
-        var a = await EmbedAsync(model, images);
-        var b = await EmbedAsync(other, images);
+        var colour = cli.Flag("colour");
+        var a = await EmbedAsync(model, images, colour);
+        var b = await EmbedAsync(other, images, colour);
         var pairs = Enumerable.Range(0, files.Length).Where(i => a[i] is not null && b[i] is not null).ToArray();
         var cosines = pairs.Select(i => (double)System.Numerics.Tensors.TensorPrimitives.Dot<float>(a[i]!, b[i]!)).ToList();
         cosines.Sort();
@@ -30,6 +33,7 @@ internal static class ModelAgreement
         {
             model,
             other,
+            input = colour ? "colour, L2" : "default (luma, power normalisation, L2)",
             imageFolders = folders,
             images = files.Length,
             compared = pairs.Length,
@@ -51,9 +55,15 @@ internal static class ModelAgreement
     private static int Nearest(float[]?[] vectors, int i, int[] candidates) =>
         candidates.Where(j => j != i).MaxBy(j => System.Numerics.Tensors.TensorPrimitives.Dot<float>(vectors[i]!, vectors[j]!));
 
-    private static async Task<float[]?[]> EmbedAsync(string model, ReadOnlyMemory<byte>[] images)
+    private static async Task<float[]?[]> EmbedAsync(string model, ReadOnlyMemory<byte>[] images, bool colour)
     {
-        using var embedder = new OnnxImageEmbedder(new EmbedderOptions(model, MaxBatchSize: 8), NullLogger<OnnxImageEmbedder>.Instance);
+        var options = new EmbedderOptions(model, MaxBatchSize: 8);
+        if (colour)
+        {
+            options = options with { Grayscale = false, PowerNormalize = false };
+        }
+
+        using var embedder = new OnnxImageEmbedder(options, NullLogger<OnnxImageEmbedder>.Instance);
         var vectors = new float[]?[images.Length];
         for (var start = 0; start < images.Length; start += 32)
         {

@@ -16,7 +16,7 @@ bench=$root/benchmarks/ReverseImageSearch.Benchmarks/bin/Release/net10.0/linux-x
 RIS_BENCH_BIN=$bench bash "$root/models/tools/calibration_images.sh" "$work/calibration"
 "$python" "$root/models/tools/quantize_int8.py" instrument "$model" "$work/instrumented.onnx"
 "$bench" calibrate --model "$work/instrumented.onnx" \
-  --images "$work/calibration/photos,$work/calibration/stamps,$work/calibration/generated" --json "$work/ranges.json" >/dev/null
+  --images "$work/calibration/photos,$work/calibration/stamps,$work/calibration/generated" --views luma,colour --json "$work/ranges.json" >/dev/null
 "$python" "$root/models/tools/quantize_int8.py" quantize "$model" "$work/ranges.json" "$out" --method "$method" \
   --report "$work/quantization-report.json"
 sha256sum "$out"
