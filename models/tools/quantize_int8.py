@@ -6,10 +6,10 @@ Three steps, because this machine has python3-onnx but no Python ONNX Runtime (o
   A. instrument: a copy of the float model whose graph outputs also include every activation tensor that
      needs a scale (see plan()).
        /usr/bin/python3 models/tools/quantize_int8.py instrument MODEL.onnx INSTRUMENTED.onnx
-  B. in .NET: ris-bench calibrate --model INSTRUMENTED.onnx --images DIR[,DIR...] --json RANGES.json
-     (preprocesses like the product, records per-tensor min/max and percentiles).
+  B. in .NET: ris-bench calibrate --model INSTRUMENTED.onnx --images DIR[,DIR...] --views luma,colour --json RANGES.json
+     (preprocesses like the product, records per-tensor min/max, percentiles and channel means).
   C. quantize: the QDQ model.
-       /usr/bin/python3 models/tools/quantize_int8.py quantize MODEL.onnx RANGES.json OUT.onnx [--method minmax|p99.99|...]
+       /usr/bin/python3 models/tools/quantize_int8.py quantize MODEL.onnx RANGES.json OUT.onnx [--method p99.999|minmax|...]
   and for checking ORT's fusion, on a model saved with SessionOptions.OptimizedModelFilePath:
        /usr/bin/python3 models/tools/quantize_int8.py ops OPTIMIZED.onnx
 
@@ -24,7 +24,9 @@ The QDQ model:
   - Each quantised tensor has one QuantizeLinear and one DequantizeLinear per consumer (ORT's node-unit
     selectors want a DequantizeLinear feeding only its own node); graph outputs keep their names and float
     type (a dedicated DequantizeLinear produces each one), graph inputs stay float.
-Generic over any opset >= 13 model built from these ops: rerun it when the float model changes.
+  - Bias correction (unless --no-bias-correction): each Conv's bias absorbs the mean output change that rounding its
+    weights causes, from calibrate's per-channel input means.
+Generic over any opset >= 13 model built from these ops: rerun it when the float model changes (models/tools/make_int8.sh).
 """
 import argparse
 import hashlib
@@ -376,7 +378,7 @@ def main():
     c.add_argument("model")
     c.add_argument("ranges")
     c.add_argument("out")
-    c.add_argument("--method", default="minmax", help="minmax, or pNN.NN: a percentile recorded by calibrate")
+    c.add_argument("--method", default="p99.999", help="pNN.NN, a percentile recorded by calibrate (default p99.999), or minmax")
     c.add_argument("--input-range", default="0,1", help="range of graph inputs (and their transposes); the contract says [0, 1]")
     c.add_argument("--keep-float", help="diagnostic: comma-separated activation tensors left unquantised")
     c.add_argument("--float-activations", action="store_true", help="diagnostic: quantise weights only")
