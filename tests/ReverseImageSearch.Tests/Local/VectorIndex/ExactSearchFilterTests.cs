@@ -82,6 +82,23 @@ public class ExactSearchFilterTests
         Assert.That(filtered.ExactSearchStatistics.Queries, FilterApplies ? Is.GreaterThan(0) : Is.Zero);
     }
 
+    /// <summary>The same rows in the float32 scan, the filtered exact search and the int8 codes alone.</summary>
+    private static (InProcessVectorIndex Scan, InProcessVectorIndex Filtered, QuantizedVectorSearch Int8Only) IndexAllThreeWays(
+        IReadOnlyList<IndexDatapoint> points)
+    {
+        var scan = new InProcessVectorIndex(Dimensions, DistanceMeasure.DotProduct, searchMode: VectorSearchMode.Float32Scan);
+        var filtered = new InProcessVectorIndex(Dimensions, DistanceMeasure.DotProduct);
+        var int8Only = new QuantizedVectorSearch(Dimensions);
+        scan.Upsert(points);
+        filtered.Upsert(points);
+        foreach (var point in points)
+        {
+            int8Only.Add(point.DatapointId, point.FeatureVector);
+        }
+
+        return (scan, filtered, int8Only);
+    }
+
     [Test]
     public void TheBoundsAreNeededWhereTheInt8OrderDiffersFromTheExactOrder()
     {
@@ -90,15 +107,10 @@ public class ExactSearchFilterTests
         var random = new Random(9);
         var generate = Generator(Shape.NearDuplicates, random, Dimensions);
         var points = Enumerable.Range(0, 3000).Select(i => new IndexDatapoint($"p{i}", generate())).ToList();
-        using var scan = new InProcessVectorIndex(Dimensions, DistanceMeasure.DotProduct, searchMode: VectorSearchMode.Float32Scan);
-        using var filtered = new InProcessVectorIndex(Dimensions, DistanceMeasure.DotProduct);
-        var int8Only = new QuantizedVectorSearch(Dimensions);
-        scan.Upsert(points);
-        filtered.Upsert(points);
-        foreach (var point in points)
-        {
-            int8Only.Add(point.DatapointId, point.FeatureVector);
-        }
+        var indexes = IndexAllThreeWays(points);
+        using var scan = indexes.Scan;
+        using var filtered = indexes.Filtered;
+        var int8Only = indexes.Int8Only;
 
         const int K = 10;
         var queries = Enumerable.Range(0, 20).Select(_ => generate()).ToList();
@@ -135,15 +147,10 @@ public class ExactSearchFilterTests
         var b = query.Select(v => (float)(v * (aScore - (0.25 * errorNorm)))).ToArray();
         var points = new List<IndexDatapoint> { new("a", a), new("b", b) };
         points.AddRange(Enumerable.Range(0, 50).Select(i => new IndexDatapoint($"far{i}", Nudged(random, query.Select(v => -v).ToArray(), 0.05f))));
-        using var scan = new InProcessVectorIndex(Dimensions, DistanceMeasure.DotProduct, searchMode: VectorSearchMode.Float32Scan);
-        using var filtered = new InProcessVectorIndex(Dimensions, DistanceMeasure.DotProduct);
-        var int8Only = new QuantizedVectorSearch(Dimensions);
-        scan.Upsert(points);
-        filtered.Upsert(points);
-        foreach (var point in points)
-        {
-            int8Only.Add(point.DatapointId, point.FeatureVector);
-        }
+        var indexes = IndexAllThreeWays(points);
+        using var scan = indexes.Scan;
+        using var filtered = indexes.Filtered;
+        var int8Only = indexes.Int8Only;
 
         var exact = scan.Search(query, 1);
 
