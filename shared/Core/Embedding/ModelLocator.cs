@@ -7,9 +7,6 @@ namespace ReverseImageSearch.Core.Embedding;
 /// <summary>Turns the MODEL_URL parameter into a local ONNX file: the bundled model, a local path, or a cached download.</summary>
 public static partial class ModelLocator
 {
-    public static Task<string> ResolveAsync(string? modelUrl, HttpClient http, string cacheDirectory, ILogger logger, CancellationToken ct) =>
-        ResolveAsync(modelUrl, ModelPrecision.Float32, http, cacheDirectory, logger, ct);
-
     /// <param name="precision">Which bundled model an empty MODEL_URL means.</param>
     public static async Task<string> ResolveAsync(
         string? modelUrl, ModelPrecision precision, HttpClient http, string cacheDirectory, ILogger logger, CancellationToken ct)

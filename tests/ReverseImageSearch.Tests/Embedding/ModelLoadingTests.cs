@@ -50,7 +50,7 @@ public sealed class ModelLoadingTests
     public async Task EmptyModelUrlResolvesToTheBundledModel(string? modelUrl)
     {
         using var http = new HttpClient(new CountingHandler(HttpStatusCode.OK, []));
-        var path = await ModelLocator.ResolveAsync(modelUrl, http, _cacheDirectory, NullLogger.Instance, CancellationToken.None);
+        var path = await ModelLocator.ResolveAsync(modelUrl, ModelPrecision.Float32, http, _cacheDirectory, NullLogger.Instance, CancellationToken.None);
         Assert.That(path, Is.EqualTo(EmbedderOptions.BundledModelPath));
     }
 
@@ -61,7 +61,7 @@ public sealed class ModelLoadingTests
         File.WriteAllBytes(path, [1, 2, 3]);
         using var http = new HttpClient(new CountingHandler(HttpStatusCode.OK, []));
 
-        Assert.That(await ModelLocator.ResolveAsync(path, http, _cacheDirectory, NullLogger.Instance, CancellationToken.None), Is.EqualTo(path));
+        Assert.That(await ModelLocator.ResolveAsync(path, ModelPrecision.Float32, http, _cacheDirectory, NullLogger.Instance, CancellationToken.None), Is.EqualTo(path));
     }
 
     [Test]
@@ -71,7 +71,7 @@ public sealed class ModelLoadingTests
         using var http = new HttpClient(new CountingHandler(HttpStatusCode.OK, []));
 
         var error = Assert.ThrowsAsync<FileNotFoundException>(() =>
-            ModelLocator.ResolveAsync(path, http, _cacheDirectory, NullLogger.Instance, CancellationToken.None));
+            ModelLocator.ResolveAsync(path, ModelPrecision.Float32, http, _cacheDirectory, NullLogger.Instance, CancellationToken.None));
 
         Assert.That(error!.Message, Does.Contain("MODEL_URL").And.Contain(path));
     }
@@ -84,8 +84,8 @@ public sealed class ModelLoadingTests
         using var http = new HttpClient(handler);
         const string Url = "https://models.example.com/feature-vector.onnx";
 
-        var first = await ModelLocator.ResolveAsync(Url, http, _cacheDirectory, NullLogger.Instance, CancellationToken.None);
-        var second = await ModelLocator.ResolveAsync(Url, http, _cacheDirectory, NullLogger.Instance, CancellationToken.None);
+        var first = await ModelLocator.ResolveAsync(Url, ModelPrecision.Float32, http, _cacheDirectory, NullLogger.Instance, CancellationToken.None);
+        var second = await ModelLocator.ResolveAsync(Url, ModelPrecision.Float32, http, _cacheDirectory, NullLogger.Instance, CancellationToken.None);
 
         Assert.Multiple(() =>
         {
@@ -104,7 +104,7 @@ public sealed class ModelLoadingTests
         const string Url = "https://models.example.com/missing.onnx";
 
         var error = Assert.ThrowsAsync<InvalidOperationException>(() =>
-            ModelLocator.ResolveAsync(Url, http, _cacheDirectory, NullLogger.Instance, CancellationToken.None));
+            ModelLocator.ResolveAsync(Url, ModelPrecision.Float32, http, _cacheDirectory, NullLogger.Instance, CancellationToken.None));
 
         Assert.That(error!.Message, Does.Contain(Url).And.Contain("404"));
         Assert.That(Directory.GetFiles(_cacheDirectory), Is.Empty);
