@@ -37,15 +37,15 @@ internal static class RetrievalQuality
         var indexIds = indexFiles.Select(Path.GetFileNameWithoutExtension).ToArray();
         var queryPaths = queryFiles.Select(q => q.Path).ToArray();
         var variants = new Dictionary<string, (float[][] Index, float[][] Queries)>();
-        var originalIndex = Embed(session, indexFiles, f => OriginalPreprocess(f), mirror: false);
-        var originalQueries = Embed(session, queryPaths, f => OriginalPreprocess(f), mirror: false);
-        variants["original"] = (originalIndex.Plain, originalQueries.Plain);
-        variants["original+l2"] = (Normalize(originalIndex.Plain), Normalize(originalQueries.Plain));
+        var originalIndex = Embed(session, indexFiles, f => OriginalPreprocess(f));
+        var originalQueries = Embed(session, queryPaths, f => OriginalPreprocess(f));
+        variants["original"] = (originalIndex, originalQueries);
+        variants["original+l2"] = (Normalize(originalIndex), Normalize(originalQueries));
 
         // The port with colour input and plain L2 normalisation: the default until luma input and power normalisation.
-        var colourIndex = Embed(session, indexFiles, f => PortPreprocess(preprocessor, f), mirror: false);
-        var colourQueries = Embed(session, queryPaths, f => PortPreprocess(preprocessor, f), mirror: false);
-        variants["port-colour"] = (Normalize(colourIndex.Plain), Normalize(colourQueries.Plain));
+        var colourIndex = Embed(session, indexFiles, f => PortPreprocess(preprocessor, f));
+        var colourQueries = Embed(session, queryPaths, f => PortPreprocess(preprocessor, f));
+        variants["port-colour"] = (Normalize(colourIndex), Normalize(colourQueries));
 
         // What ships: the product's embedder with its default options, and with the mirror-invariant option.
         variants["default"] = (EmbedWithProduct(model, indexFiles, mirrorInvariant: false), EmbedWithProduct(model, queryPaths, mirrorInvariant: false));
@@ -116,41 +116,20 @@ internal static class RetrievalQuality
 
     private static float Dot(float[] a, float[] b) => System.Numerics.Tensors.TensorPrimitives.Dot<float>(a, b);
 
-    private static (float[][] Plain, float[][]? Mirrored) Embed(InferenceSession session, string[] files, Func<string, float[]?> preprocess, bool mirror)
+    /// <summary>Raw model outputs of every file, preprocessed by <paramref name="preprocess"/>.</summary>
+    private static float[][] Embed(InferenceSession session, string[] files, Func<string, float[]?> preprocess)
     {
-        var views = EmbedViews(session, files, preprocess, mirror ? [t => t, Flip] : [t => t]);
-        return (views[0], mirror ? views[1] : null);
-    }
-
-    /// <summary>Raw model outputs of every file under each view (a function of the input tensor).</summary>
-    private static float[][][] EmbedViews(InferenceSession session, string[] files, Func<string, float[]?> preprocess, Func<float[], float[]>[] views)
-    {
-        var results = views.Select(_ => new float[files.Length][]).ToArray();
+        var results = new float[files.Length][];
         const int Batch = 16;
         for (var start = 0; start < files.Length; start += Batch)
         {
             var count = Math.Min(Batch, files.Length - start);
             var tensors = new float[count][];
             Parallel.For(0, count, i => tensors[i] = preprocess(files[start + i]) ?? throw new InvalidOperationException($"cannot decode {files[start + i]}"));
-            for (var v = 0; v < views.Length; v++)
-            {
-                Run(session, tensors.Select(views[v]).ToArray()).CopyTo(results[v], start);
-            }
+            Run(session, tensors).CopyTo(results, start);
         }
 
         return results;
-    }
-
-    private static float[] Gray(float[] tensor)
-    {
-        var gray = new float[Length];
-        for (var i = 0; i < Length; i += 3)
-        {
-            var y = (0.299f * tensor[i]) + (0.587f * tensor[i + 1]) + (0.114f * tensor[i + 2]);
-            gray[i] = gray[i + 1] = gray[i + 2] = y;
-        }
-
-        return gray;
     }
 
     /// <summary>Subtracts the mean of the indexed vectors from both sides (the features are all non-negative, so every
@@ -193,24 +172,6 @@ internal static class RetrievalQuality
         return vectors;
     }
 
-    private static float[] Flip(float[] tensor)
-    {
-        var flipped = new float[Length];
-        for (var y = 0; y < Side; y++)
-        {
-            for (var x = 0; x < Side; x++)
-            {
-                var from = ((y * Side) + x) * 3;
-                var to = ((y * Side) + (Side - 1 - x)) * 3;
-                flipped[to] = tensor[from];
-                flipped[to + 1] = tensor[from + 1];
-                flipped[to + 2] = tensor[from + 2];
-            }
-        }
-
-        return flipped;
-    }
-
     private static float[]? PortPreprocess(ImagePreprocessor preprocessor, string file)
     {
         var tensor = new float[Length];
@@ -247,10 +208,6 @@ internal static class RetrievalQuality
 
         return tensor;
     }
-
-    private static float[][] Mean(float[][] a, float[][] b) => a.Select((v, i) => v.Zip(b[i], (x, y) => (x + y) / 2).ToArray()).ToArray();
-
-    private static float[][] Sqrt(float[][] a) => a.Select(v => v.Select(x => MathF.Sqrt(Math.Max(0, x))).ToArray()).ToArray();
 
     private static float[][] Normalize(float[][] a) => a.Select(v =>
     {
