@@ -84,7 +84,12 @@ public static class LocalStack
             sp.GetRequiredService<ILogger<LocalVectorIndexService>>(),
             local.IndexBuildDelay,
             local.IndexBuildDelay));
-        services.AddSingleton<IVectorIndexService>(sp => sp.GetRequiredService<LocalVectorIndexService>());
+        // INDEX_BACKEND=firestore locally: the same in-process index with Firestore's lifecycle (no build, no deployment).
+        services.AddSingleton(sp => new LocalCollectionVectorIndex(
+            Path.Combine(dataDirectory, "vector-collection"), options.DistanceMeasure, sp.GetRequiredService<ILogger<LocalCollectionVectorIndex>>()));
+        services.AddSingleton<IVectorIndexService>(sp => options.IndexNeedsBuild
+            ? sp.GetRequiredService<LocalVectorIndexService>()
+            : sp.GetRequiredService<LocalCollectionVectorIndex>());
         services.AddSingleton(sp => new LocalBucketWatcher(
             sp.GetRequiredService<LocalObjectStore>(),
             options.ImageBucket,

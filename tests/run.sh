@@ -12,12 +12,17 @@ log() { printf '==> %s\n' "$*" >&2; }
 interop=1
 [[ ${RIS_SKIP_INTEROP:-} == 1 ]] && interop=0
 
-# Debian packages the tests drive: shellcheck lints deploy.sh; the interop tests drive chromium.
+# Debian packages the tests drive: shellcheck lints deploy.sh; the interop tests drive chromium; the
+# Firestore tests start Google's Firestore emulator.
 missing=()
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 if ((interop)); then
   [[ -x /usr/bin/chromium ]] || missing+=(chromium)
   command -v chromedriver >/dev/null || missing+=(chromium-driver)
+fi
+# The Firestore adapters are tested against Google's emulator (gcloud emulators firestore start, Java).
+if ! command -v gcloud >/dev/null || [[ ! -d /usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator ]]; then
+  missing+=(google-cloud-cli google-cloud-cli-firestore-emulator default-jre-headless)
 fi
 if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then

@@ -11,13 +11,15 @@ namespace ReverseImageSearch.Functions;
 
 /// <summary>
 /// backfillTask (task queue): embeds one chunk of images, writes them as JSON lines to
-/// gs://{embeddings bucket}/datapoints/{taskId}.json, and counts the chunk exactly once. Images that
+/// gs://{embeddings bucket}/datapoints/{taskId}.json (INDEX_BACKEND=vertex: the index is built from these files)
+/// or straight into their vector documents in batched commits (firestore: searchable at once), and counts the chunk exactly once. Images that
 /// cannot be embedded are skipped with their reason recorded; any other failure is retried, and on the
 /// last attempt the chunk is recorded as FAILED so the backfill still completes.
 /// </summary>
 public sealed partial class BackfillTask(
     IObjectStore objects,
     IImageEmbedder embedder,
+    IVectorIndexService vectorIndex,
     CoordinationState state,
     ExtensionOptions options,
     ILogger<BackfillTask> logger) : ITaskFunction
@@ -74,13 +76,13 @@ public sealed partial class BackfillTask(
         }
 
         var embeddings = await embedder.EmbedAsync(readable.Select(r => (ReadOnlyMemory<byte>)r.Bytes).ToArray(), cancellationToken);
-        var lines = new StringBuilder();
+        var datapoints = new List<IndexDatapoint>(readable.Count);
         for (var i = 0; i < readable.Count; i++)
         {
             var stored = readable[i].Object;
             if (embeddings[i].Vector is { } vector)
             {
-                lines.Append(JsonSerializer.Serialize(new DatapointLine(stored.Name, vector), CoreJson.Options)).Append('\n');
+                datapoints.Add(new IndexDatapoint(stored.Name, vector));
                 records.Add(new DatapointRecord(stored.Name, DatapointRecord.Indexed, stored.Md5Hash, stored.Generation, null));
             }
             else
@@ -95,14 +97,29 @@ public sealed partial class BackfillTask(
         }
 
         string? filePath = null;
-        if (lines.Length > 0)
+        if (datapoints.Count > 0 && !options.IndexNeedsBuild)
         {
-            var objectName = $"{ExtensionOptions.DatapointsFolder}/{chunk.Id}.json";
-            await objects.WriteAsync(options.EmbeddingsBucket, objectName, Encoding.UTF8.GetBytes(lines.ToString()), "application/json", cancellationToken);
-            filePath = $"gs://{options.EmbeddingsBucket}/{objectName}";
+            await vectorIndex.UpsertDatapointsAsync(state.Paths.VectorCollection, datapoints, cancellationToken);
+        }
+        else if (datapoints.Count > 0)
+        {
+            filePath = await WriteDatapointFileAsync(chunk.Id, datapoints, cancellationToken);
         }
 
         return new ChunkOutcome(chunk.Id, BackfillStatus.Done, chunk.Objects.Count, embedder.Dimensions, filePath, null, records);
+    }
+
+    private async Task<string> WriteDatapointFileAsync(string taskId, List<IndexDatapoint> datapoints, CancellationToken cancellationToken)
+    {
+        var lines = new StringBuilder();
+        foreach (var datapoint in datapoints)
+        {
+            lines.Append(JsonSerializer.Serialize(new DatapointLine(datapoint.DatapointId, datapoint.FeatureVector), CoreJson.Options)).Append('\n');
+        }
+
+        var objectName = $"{ExtensionOptions.DatapointsFolder}/{taskId}.json";
+        await objects.WriteAsync(options.EmbeddingsBucket, objectName, Encoding.UTF8.GetBytes(lines.ToString()), "application/json", cancellationToken);
+        return $"gs://{options.EmbeddingsBucket}/{objectName}";
     }
 
     private static DatapointRecord Skipped(StoredObject stored, string reason) =>

@@ -10,15 +10,21 @@ namespace ReverseImageSearch.Functions;
 /// createIndexTrigger (Firestore update of _ext-{instance}/tasks): when the backfill's status turns
 /// DONE, creates the STREAM_UPDATE Vector Search index over the datapoint files and records
 /// {status: INDEX_BUILDING, operation}. A duplicate event finds the creation claimed and does nothing.
+/// With INDEX_BACKEND=firestore it creates the Firestore vector index instead (deploy.sh usually made it
+/// already: then it is found), waits for it and records INDEX_DEPLOYED, or the failure; queries never waited for it.
 /// </summary>
 public sealed partial class CreateIndexTrigger(
     IVectorIndexService vectorIndex,
     CoordinationState state,
     ExtensionOptions options,
+    TimeProvider clock,
     ILogger<CreateIndexTrigger> logger) : IDocumentFunction
 {
     // A claim this old without an operation was abandoned by a crash; CreateIndex answers in seconds.
     private static readonly TimeSpan AbandonedClaim = TimeSpan.FromMinutes(10);
+
+    // Event-driven functions may run for 9 minutes; a vector index over a fresh collection is ready well before.
+    private static readonly TimeSpan VectorIndexTimeout = TimeSpan.FromMinutes(7);
 
     public async Task HandleAsync(DocumentChange change, CancellationToken cancellationToken)
     {
@@ -67,6 +73,39 @@ public sealed partial class CreateIndexTrigger(
             ["operation"] = operation.Name,
         }, cancellationToken);
         LogCreating(logger, dimensions.Value, operation.Name);
+        if (!options.IndexNeedsBuild)
+        {
+            await AwaitVectorIndexAsync(operation, cancellationToken);
+        }
+    }
+
+    /// <summary>Firestore: no endpoint and no deployment; the index is usable once its creation is done.</summary>
+    private async Task AwaitVectorIndexAsync(LongRunningOperation operation, CancellationToken cancellationToken)
+    {
+        string? failure;
+        try
+        {
+            var done = await vectorIndex.WaitUntilDoneAsync(operation, clock, VectorIndexTimeout, cancellationToken);
+            failure = done.Error is { } error ? $"{error.Message} (code {error.Code})" : null;
+            if (failure is null)
+            {
+                await state.MergeMetadataAsync(new Dictionary<string, object?>
+                {
+                    ["status"] = IndexStatus.Deployed,
+                    ["index"] = done.ResponseResourceName ?? operation.Name,
+                    ["operation"] = FieldDelete.Value,
+                }, cancellationToken);
+                LogVectorIndexReady(logger, done.ResponseResourceName ?? operation.Name);
+                return;
+            }
+        }
+        catch (TimeoutException ex)
+        {
+            failure = ex.Message;
+        }
+
+        LogVectorIndexFailed(logger, failure);
+        await state.RecordErrorAsync("createIndexTrigger", $"Creating the Firestore vector index failed: {failure}", cancellationToken);
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Could not create the index: outputShape is missing from the metadata document")]
@@ -74,6 +113,12 @@ public sealed partial class CreateIndexTrigger(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Index creation already claimed; ignoring this event")]
     private static partial void LogAlreadyClaimed(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Firestore vector index {Index} is ready; INDEX_DEPLOYED")]
+    private static partial void LogVectorIndexReady(ILogger logger, string index);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Firestore vector index creation failed: {Message}")]
+    private static partial void LogVectorIndexFailed(ILogger logger, string message);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Creating the index with {Dimensions} dimensions: operation {Operation}")]
     private static partial void LogCreating(ILogger logger, long dimensions, string operation);

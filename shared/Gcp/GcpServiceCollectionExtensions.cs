@@ -2,6 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using ReverseImageSearch.Core.Configuration;
+using ReverseImageSearch.Core.Coordination;
 using ReverseImageSearch.Core.Ports;
 using ReverseImageSearch.Gcp.Firestore;
 using ReverseImageSearch.Gcp.Http;
@@ -85,8 +86,13 @@ public static class GcpServiceCollectionExtensions
             options,
             sp.GetRequiredService<IServiceAccountEmailSource>(),
             sp.GetRequiredService<TimeProvider>()));
-        services.AddSingleton<IVectorIndexService>(sp => new VertexVectorIndexService(
-            Client(sp, GcpHttpPipeline.GoogleClient), endpoints, adapterOptions, options));
+        services.AddSingleton<IVectorIndexService>(sp => options.IndexBackend switch
+        {
+            IndexBackend.Firestore => new FirestoreVectorIndexService(
+                Client(sp, GcpHttpPipeline.FirestoreClient), Client(sp, GcpHttpPipeline.GoogleClient), endpoints, adapterOptions, options,
+                new CoordinationDocuments(options)),
+            _ => new VertexVectorIndexService(Client(sp, GcpHttpPipeline.GoogleClient), endpoints, adapterOptions, options),
+        });
         return services;
     }
 

@@ -35,6 +35,19 @@ public sealed class ExtensionOptions
 
     public DistanceMeasure DistanceMeasure { get; init; } = DistanceMeasure.DotProduct;
 
+    /// <summary>
+    /// INDEX_BACKEND: which engine holds the vectors. Unset means vertex, so an installation made before the
+    /// parameter existed keeps its Vertex AI index; extension.yaml and deploy/sample.env choose firestore for new ones.
+    /// </summary>
+    public IndexBackend IndexBackend { get; init; } = IndexBackend.Vertex;
+
+    /// <summary>
+    /// True for Vertex AI: vectors go to datapoint files until an index is built from them and deployed to an
+    /// endpoint. False for Firestore: every vector is written to its document at once and searchable from then on;
+    /// the vector index is a schema object created once, with no endpoint and no deployment.
+    /// </summary>
+    public bool IndexNeedsBuild => IndexBackend == IndexBackend.Vertex;
+
     /// <summary>ALGORITHM_CONFIG: treeAhConfig or bruteForceConfig.</summary>
     public string AlgorithmConfig { get; init; } = "bruteForceConfig";
 
@@ -86,6 +99,16 @@ public sealed class ExtensionOptions
 
     /// <summary>Name of a function of this instance as deployed: ext-{instance}-{function}.</summary>
     public string DeployedFunctionName(string functionName) => $"ext-{InstanceId}-{functionName}";
+}
+
+/// <summary>The two production engines behind <see cref="Ports.IVectorIndexService"/>.</summary>
+public enum IndexBackend
+{
+    /// <summary>Firestore vector search (flat index, exact K nearest neighbours, billed per query).</summary>
+    Firestore,
+
+    /// <summary>Vertex AI Vector Search (index built from files, deployed to an endpoint billed per node hour).</summary>
+    Vertex,
 }
 
 public enum DistanceMeasure

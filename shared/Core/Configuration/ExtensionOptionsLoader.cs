@@ -29,6 +29,8 @@ public static partial class ExtensionOptionsLoader
 
     public static readonly IReadOnlyList<string> ModelPrecisions = ["float32", "int8"];
 
+    public static readonly IReadOnlyList<string> IndexBackends = ["firestore", "vertex"];
+
     public static readonly IReadOnlyList<string> AlgorithmConfigs = ["treeAhConfig", "bruteForceConfig"];
 
     public static readonly IReadOnlyList<string> AcceleratorTypes =
@@ -54,6 +56,13 @@ public static partial class ExtensionOptionsLoader
         {
             throw new InvalidConfigurationException("DISTANCE_MEASURE", distance,
                 "must be one of SQUARED_L2_DISTANCE, L1_DISTANCE, COSINE_DISTANCE, DOT_PRODUCT_DISTANCE");
+        }
+
+        var backend = reader.OneOf("INDEX_BACKEND", IndexBackends, "vertex") == "firestore" ? IndexBackend.Firestore : IndexBackend.Vertex;
+        if (backend == IndexBackend.Firestore && measure == DistanceMeasure.L1)
+        {
+            throw new InvalidConfigurationException("DISTANCE_MEASURE", distance,
+                "is not available with INDEX_BACKEND=firestore: Firestore vector search measures EUCLIDEAN, COSINE and DOT_PRODUCT only");
         }
 
         var modelUrl = reader.Optional("MODEL_URL") is { } url ? CheckModelUrl(url) : null;
@@ -85,6 +94,7 @@ public static partial class ExtensionOptionsLoader
             InputHeight = CheckDimension(dims[0], inputShape),
             InputWidth = CheckDimension(dims[1], inputShape),
             DistanceMeasure = measure,
+            IndexBackend = backend,
             AlgorithmConfig = reader.OneOf("ALGORITHM_CONFIG", AlgorithmConfigs, "bruteForceConfig"),
             NeighborsCount = reader.Integer("N_COUNT", 100, min: 1, max: 100_000),
             BatchSize = reader.Integer("BATCH_SIZE", 32, min: 1, max: 64),

@@ -38,6 +38,18 @@ public sealed class CoordinationDocuments(ExtensionOptions options)
 
     public string Datapoint(string objectName) => $"{Metadata}/datapoints/{EscapeDocumentId(objectName)}";
 
+    /// <summary>
+    /// INDEX_BACKEND=firestore: the collection id of the vector documents, one per indexed image. It names the
+    /// instance because a Firestore vector index belongs to a collection id (any parent): two instances must not share one.
+    /// </summary>
+    public string VectorCollectionId => $"vectors-{options.InstanceId}";
+
+    /// <summary>
+    /// INDEX_BACKEND=firestore: <c>_ext-{instance}/metadata/vectors-{instance}</c>; each image's vector document is
+    /// <c>{VectorCollection}/{escaped object name}</c> (the id as for the datapoint records), with the object name as a field.
+    /// </summary>
+    public string VectorCollection => $"{Metadata}/{VectorCollectionId}";
+
     /// <summary>The original's chunk task id: ext-{instance}-task{n}, n from 1.</summary>
     public string BackfillTaskId(int chunkNumber) => $"ext-{options.InstanceId}-task{chunkNumber}";
 

@@ -7,7 +7,7 @@ namespace ReverseImageSearch.Core.Coordination;
 /// Every read and write of the coordination documents goes through here, so each rule
 /// (exactly-once progress, DONE set once, errors recorded) lives in one place.
 /// </summary>
-public sealed class CoordinationState(IDocumentStore documents, CoordinationDocuments paths, TimeProvider clock)
+public sealed class CoordinationState(IDocumentStore documents, CoordinationDocuments paths, ExtensionOptions options, TimeProvider clock)
 {
     public CoordinationDocuments Paths => paths;
 
@@ -15,6 +15,11 @@ public sealed class CoordinationState(IDocumentStore documents, CoordinationDocu
     {
         var metadata = await documents.GetAsync(paths.Metadata, cancellationToken);
         var status = metadata?.GetString("status");
+        if (!options.IndexNeedsBuild)
+        {
+            return await ReadImmediateIndexStateAsync(status, cancellationToken);
+        }
+
         if (status == IndexStatus.Deployed
             && metadata!.GetString("index") is { } index
             && metadata.GetString("indexEndpoint") is { } endpoint
@@ -32,6 +37,24 @@ public sealed class CoordinationState(IDocumentStore documents, CoordinationDocu
         return tasks is null
             ? new IndexState(IndexReadiness.NotCreated, null, null)
             : new IndexState(IndexReadiness.Preparing, null, null);
+    }
+
+    /// <summary>
+    /// INDEX_BACKEND=firestore: vectors are written to their documents and searched from the first one, so the index
+    /// always takes writes and queries (<see cref="IndexState.Deployed"/> is set whatever the status). The readiness
+    /// still tells whether a backfill ever started, so the first image of an installation without backfill starts the
+    /// one-image backfill that records INDEX_DEPLOYED, as with Vertex AI.
+    /// </summary>
+    private async Task<IndexState> ReadImmediateIndexStateAsync(string? status, CancellationToken cancellationToken)
+    {
+        var index = new DeployedIndex(paths.VectorCollection, IndexEndpoint: "", PublicEndpointDomainName: "");
+        if (status == IndexStatus.Deployed)
+        {
+            return new IndexState(IndexReadiness.Deployed, status, index);
+        }
+
+        var started = status is not null || await documents.GetAsync(paths.Tasks, cancellationToken) is not null;
+        return new IndexState(started ? IndexReadiness.Preparing : IndexReadiness.NotCreated, status, index);
     }
 
     public Task<DocumentSnapshot?> GetMetadataAsync(CancellationToken cancellationToken) =>

@@ -18,7 +18,10 @@ public sealed partial class IndexGate(
 {
     public const string DatapointWriteTaskFunction = "datapointWriteTask";
 
-    /// <summary>The deployed index, or null when the write was deferred (or needs nothing).</summary>
+    /// <summary>
+    /// The deployed index (with INDEX_BACKEND=firestore, the vector collection as soon as anything started), or
+    /// null when the write was deferred (or needs nothing).
+    /// </summary>
     public async Task<DeployedIndex?> PassOrDeferAsync(DatapointWrite write, CancellationToken cancellationToken)
     {
         var index = await state.ReadIndexStateAsync(cancellationToken);
@@ -30,6 +33,10 @@ public sealed partial class IndexGate(
             case IndexReadiness.NotCreated when write.Operation == DatapointWrite.Remove:
                 LogNothingToRemove(logger, write.ImagePath);
                 return null;
+
+            case IndexReadiness.Preparing when index.Deployed is { } immediate:
+                // INDEX_BACKEND=firestore: a vector is searchable once written, during a backfill too; nothing waits.
+                return immediate;
 
             case IndexReadiness.NotCreated:
                 var runId = TaskIds.Hashed("first-", write.ImagePath);

@@ -12,10 +12,16 @@ public enum IndexReadiness
     Deployed,
 }
 
-/// <summary>The deployed index, as the metadata document names it.</summary>
+/// <summary>
+/// The deployed index, as the metadata document names it. With INDEX_BACKEND=firestore there is no endpoint: both
+/// endpoint names are empty and <see cref="Index"/> is the vector collection the documents are written to.
+/// </summary>
 public sealed record DeployedIndex(string Index, string IndexEndpoint, string PublicEndpointDomainName);
 
-/// <summary>What the tasks and metadata documents say about the index.</summary>
+/// <summary>
+/// What the tasks and metadata documents say about the index. <see cref="Deployed"/> is set when the index takes
+/// writes and answers queries: once INDEX_DEPLOYED with Vertex AI, always with Firestore.
+/// </summary>
 public sealed record IndexState(IndexReadiness Readiness, string? Status, DeployedIndex? Deployed)
 {
     public string Describe() => Readiness switch

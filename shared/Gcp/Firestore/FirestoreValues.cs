@@ -120,6 +120,31 @@ public static class FirestoreValues
         throw new JsonException($"Unknown Firestore value: {value.GetRawText()}");
     }
 
+    /// <summary>
+    /// A vector value (what the SDKs' FieldValue.vector writes): a map whose __type__ is "__vector__" and whose
+    /// value is the array of components as doubles. findNearest only matches fields of this shape.
+    /// </summary>
+    public static JsonObject EncodeVector(ReadOnlySpan<float> components)
+    {
+        var values = new JsonArray();
+        foreach (var component in components)
+        {
+            values.Add(new JsonObject { ["doubleValue"] = (double)component });
+        }
+
+        return new JsonObject
+        {
+            ["mapValue"] = new JsonObject
+            {
+                ["fields"] = new JsonObject
+                {
+                    ["__type__"] = new JsonObject { ["stringValue"] = "__vector__" },
+                    ["value"] = new JsonObject { ["arrayValue"] = new JsonObject { ["values"] = values } },
+                },
+            },
+        };
+    }
+
     /// <summary>A field path segment as Firestore wants it: plain when a simple identifier, else back-quoted.</summary>
     public static string QuoteFieldPath(string field)
     {

@@ -43,6 +43,15 @@ public sealed class GcpEndpoints
     /// <summary>The metadata server (service account email, tokens).</summary>
     public Uri MetadataServerBase { get; set; } = new("http://metadata.google.internal/computeMetadata/v1");
 
+    /// <summary>
+    /// Firestore Admin API base (vector index creation), when it differs from the documents' base. The Firestore
+    /// emulator has no Admin API; tests point this at their own server (RIS_TEST_FIRESTORE_ADMIN_BASE).
+    /// </summary>
+    public Uri? FirestoreAdminBase { get; set; }
+
+    /// <summary>Firestore Admin base in effect: <see cref="FirestoreAdminBase"/>, else the documents' base.</summary>
+    public Uri EffectiveFirestoreAdminBase => FirestoreAdminBase ?? EffectiveFirestoreBase;
+
     /// <summary>Firestore base in effect: the emulator's when <see cref="FirestoreEmulatorHost"/> is set.</summary>
     public Uri EffectiveFirestoreBase =>
         string.IsNullOrWhiteSpace(FirestoreEmulatorHost) ? FirestoreBase : new Uri($"http://{FirestoreEmulatorHost}/v1");
@@ -76,6 +85,9 @@ public sealed class GcpEndpoints
 
     /// <summary>Test override: Vertex AI base including the version ({LOCATION} allowed), e.g. http://127.0.0.1:9000/v1.</summary>
     public const string VertexBaseKey = "RIS_TEST_VERTEX_BASE";
+
+    /// <summary>Test override of <see cref="FirestoreAdminBase"/>, including the version (…/v1).</summary>
+    public const string FirestoreAdminBaseKey = "RIS_TEST_FIRESTORE_ADMIN_BASE";
 
     /// <summary>Test override: scheme and authority that receive findNeighbors instead of https://{publicEndpointDomainName}.</summary>
     public const string VectorSearchQueryBaseKey = "RIS_TEST_VECTOR_SEARCH_QUERY_BASE";
@@ -123,6 +135,12 @@ public sealed class GcpEndpoints
         if (Value(configuration, VertexBaseKey) is { } vertex)
         {
             endpoints.VertexBase = vertex;
+            apiOverridden = true;
+        }
+
+        if (Value(configuration, FirestoreAdminBaseKey) is { } admin)
+        {
+            endpoints.FirestoreAdminBase = new Uri(admin);
             apiOverridden = true;
         }
 
@@ -179,6 +197,12 @@ public sealed class GcpAdapterOptions
 
     /// <summary>Datapoints per upsertDatapoints request.</summary>
     public int UpsertBatchSize { get; set; } = 100;
+
+    /// <summary>
+    /// Vector documents per Firestore commit (Firestore allows 500 writes). 100 keeps a commit of 1280-dimension
+    /// vectors, about 45 kB each as JSON, well under the 10 MiB request limit.
+    /// </summary>
+    public int FirestoreWritesPerCommit { get; set; } = 100;
 
     /// <summary>SERVICE_ACCOUNT_EMAIL: the identity Cloud Tasks signs task requests as; null = ask the metadata server.</summary>
     public string? ServiceAccountEmail { get; set; }

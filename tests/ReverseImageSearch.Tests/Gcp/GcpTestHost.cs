@@ -21,14 +21,15 @@ public static class GcpTestHost
         ContractServer server,
         Action<GcpAdapterOptions>? adapters = null,
         Action<GcpEndpoints>? endpoints = null,
-        Action<IServiceCollection>? before = null)
+        Action<IServiceCollection>? before = null,
+        ExtensionOptions? extension = null)
     {
         var services = new ServiceCollection();
         before?.Invoke(services);
         services.AddSingleton<IAccessTokenSource>(new FixedAccessTokenSource(server.ExpectedToken));
         var root = server.BaseUri.ToString().TrimEnd('/');
         services.AddGcpAdapters(
-            Extension,
+            extension ?? Extension,
             e =>
             {
                 e.FirestoreEmulatorHost = null;

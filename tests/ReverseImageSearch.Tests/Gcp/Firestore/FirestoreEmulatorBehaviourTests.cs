@@ -210,7 +210,6 @@ public sealed class FirestoreEmulatorDirectTests : FirestoreEmulatorBehaviourTes
 
 public sealed class FirestoreEmulatorThroughContractTests : FirestoreEmulatorBehaviourTests
 {
-    private static readonly HttpClient Forwarder = new();
     private ContractServer server = null!;
 
     protected override string ProjectId => "demo-proj";
@@ -227,20 +226,7 @@ public sealed class FirestoreEmulatorThroughContractTests : FirestoreEmulatorBeh
     protected override Task<ServiceProvider> BuildAsync(string emulatorHost)
     {
         server.Reset();
-        server.Fallback = async r =>
-        {
-            var query = string.Join('&', r.Query.Select(q => Uri.EscapeDataString(q.Key) + "=" + Uri.EscapeDataString(q.Value)));
-            using var request = new HttpRequestMessage(new HttpMethod(r.HttpMethod), $"http://{emulatorHost}{r.RawPath}{(query.Length > 0 ? "?" + query : "")}");
-            if (r.Body.Length > 0)
-            {
-                request.Content = new ByteArrayContent(r.Body);
-                request.Content.Headers.ContentType = MediaTypeHeaderValue.Parse(r.ContentType ?? "application/json");
-            }
-
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "owner");
-            using var response = await Forwarder.SendAsync(request);
-            return new Reply((int)response.StatusCode, await response.Content.ReadAsStringAsync());
-        };
+        server.Fallback = FirestoreEmulator.Forward(emulatorHost);
         return Task.FromResult(GcpTestHost.Build(server, a =>
         {
             a.TransactionBaseDelay = TimeSpan.FromMilliseconds(5);

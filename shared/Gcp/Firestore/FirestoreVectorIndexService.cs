@@ -1,0 +1,274 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using ReverseImageSearch.Core.Configuration;
+using ReverseImageSearch.Core.Coordination;
+using ReverseImageSearch.Core.Ports;
+using ReverseImageSearch.Gcp.Http;
+
+namespace ReverseImageSearch.Gcp.Firestore;
+
+/// <summary>
+/// <see cref="IVectorIndexService"/> over Firestore vector search (INDEX_BACKEND=firestore). Each image's vector is a
+/// document of <see cref="CoordinationDocuments.VectorCollection"/> whose id is the escaped object name, with the
+/// object name in <c>path</c> and the vector in <c>embedding</c>; writes are batched commits, queries are runQuery with
+/// findNearest (exact K nearest neighbours over a flat index). The index is a schema object made through the Firestore
+/// Admin API; there is no endpoint and nothing is deployed, so the endpoint calls are not supported and the index and
+/// endpoint names the other calls take are ignored: the collection is the index.
+/// Distances are reported as Vertex AI reports them for the same DISTANCE_MEASURE: EUCLIDEAN's distance is squared
+/// for SQUARED_L2_DISTANCE; COSINE (1 - cosine similarity) and DOT_PRODUCT (the product, larger is nearer) already agree.
+/// </summary>
+public sealed class FirestoreVectorIndexService : IVectorIndexService
+{
+    /// <summary>The object name, which is the datapoint id the callable answers.</summary>
+    public const string PathField = "path";
+
+    public const string EmbeddingField = "embedding";
+
+    // Written by findNearest into each result; never stored.
+    private const string DistanceField = "distance";
+
+    private readonly GoogleRestClient documents;
+    private readonly GoogleRestClient admin;
+    private readonly GcpAdapterOptions options;
+    private readonly string documentsBase;
+    private readonly string adminBase;
+    private readonly string database;
+    private readonly CoordinationDocuments paths;
+    private readonly string measure;
+    private readonly bool squareDistance;
+
+    /// <param name="documents">Client of the documents API (the emulator's, when FIRESTORE_EMULATOR_HOST is set).</param>
+    /// <param name="admin">Client of the Admin API (index creation); the emulator has none.</param>
+    public FirestoreVectorIndexService(
+        GoogleRestClient documents,
+        GoogleRestClient admin,
+        GcpEndpoints endpoints,
+        GcpAdapterOptions options,
+        ExtensionOptions extension,
+        CoordinationDocuments paths)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        ArgumentNullException.ThrowIfNull(extension);
+        this.documents = documents;
+        this.admin = admin;
+        this.options = options;
+        this.paths = paths;
+        documentsBase = endpoints.EffectiveFirestoreBase.ToString().TrimEnd('/');
+        adminBase = endpoints.EffectiveFirestoreAdminBase.ToString().TrimEnd('/');
+        database = $"projects/{extension.ProjectId}/databases/(default)";
+        (measure, squareDistance) = extension.DistanceMeasure switch
+        {
+            DistanceMeasure.SquaredL2 => ("EUCLIDEAN", true),
+            DistanceMeasure.Cosine => ("COSINE", false),
+            DistanceMeasure.DotProduct => ("DOT_PRODUCT", false),
+            _ => throw new NotSupportedException($"Firestore vector search has no {extension.DistanceMeasure.ToWireName()}."),
+        };
+    }
+
+    private string CollectionGroup => $"{adminBase}/{database}/collectionGroups/{paths.VectorCollectionId}/indexes";
+
+    /// <summary>
+    /// Creates the vector index of the collection (flat, the given dimension). When it exists already (deploy.sh
+    /// creates it at install) the answer names it instead: done when READY, else pollable by its name.
+    /// </summary>
+    public async Task<LongRunningOperation> CreateIndexAsync(IndexDefinition definition, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        var body = new JsonObject
+        {
+            ["queryScope"] = "COLLECTION",
+            ["fields"] = new JsonArray(new JsonObject
+            {
+                ["fieldPath"] = EmbeddingField,
+                ["vectorConfig"] = new JsonObject { ["dimension"] = definition.Dimensions, ["flat"] = new JsonObject() },
+            }),
+        };
+        try
+        {
+            using var operation = await admin.SendJsonAsync<JsonDocument>(HttpMethod.Post, new Uri(CollectionGroup), body, cancellationToken)
+                .ConfigureAwait(false);
+            return ToOperation(operation.RootElement);
+        }
+        catch (ServiceException e) when (e.IsAlreadyExists)
+        {
+            return await FindIndexAsync(definition.Dimensions, cancellationToken).ConfigureAwait(false)
+                ?? throw new InvalidOperationException($"Firestore reports the vector index of {paths.VectorCollectionId} exists, but no index of dimension {definition.Dimensions} is listed.", e);
+        }
+    }
+
+    /// <summary>An Admin API operation (…/operations/…), or an index by its name: done once READY.</summary>
+    public async Task<LongRunningOperation> GetOperationAsync(string operationName, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(operationName);
+        using var answer = await admin.SendJsonAsync<JsonDocument>(HttpMethod.Get, new Uri($"{adminBase}/{operationName}"), null, cancellationToken)
+            .ConfigureAwait(false);
+        return operationName.Contains("/operations/", StringComparison.Ordinal) ? ToOperation(answer.RootElement) : IndexAsOperation(answer.RootElement);
+    }
+
+    public async Task UpsertDatapointsAsync(string index, IReadOnlyList<IndexDatapoint> datapoints, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(datapoints);
+        await CommitInBatchesAsync(datapoints.Select(d => (JsonNode)new JsonObject
+        {
+            ["update"] = new JsonObject
+            {
+                ["name"] = DocumentName(d.DatapointId),
+                ["fields"] = new JsonObject
+                {
+                    [PathField] = new JsonObject { ["stringValue"] = d.DatapointId },
+                    [EmbeddingField] = FirestoreValues.EncodeVector(d.FeatureVector),
+                },
+            },
+        }), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Deletes the vector documents; a missing one is no error (Firestore deletes are idempotent).</summary>
+    public Task RemoveDatapointsAsync(string index, IReadOnlyList<string> datapointIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(datapointIds);
+        return CommitInBatchesAsync(datapointIds.Select(id => (JsonNode)new JsonObject { ["delete"] = DocumentName(id) }), cancellationToken);
+    }
+
+    /// <summary>One runQuery with findNearest per query vector, run together; at most 1000 neighbours each.</summary>
+    public async Task<IReadOnlyList<QueryNeighbors>> FindNeighborsAsync(
+        string publicEndpointDomainName,
+        string indexEndpoint,
+        string deployedIndexId,
+        IReadOnlyList<NeighborQuery> queries,
+        int neighborCount,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(queries);
+        ArgumentOutOfRangeException.ThrowIfLessThan(neighborCount, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(neighborCount, 1000);
+        var answers = await Task.WhenAll(queries.Select(q => FindNearestAsync(q, neighborCount, cancellationToken))).ConfigureAwait(false);
+        return answers;
+    }
+
+    public Task<LongRunningOperation> CreateIndexEndpointAsync(string displayName, CancellationToken cancellationToken = default) =>
+        throw NoEndpoint();
+
+    public Task<LongRunningOperation> DeployIndexAsync(string indexEndpoint, DeployedIndexSpec deployedIndex, CancellationToken cancellationToken = default) =>
+        throw NoEndpoint();
+
+    public Task<IndexEndpointInfo> GetIndexEndpointAsync(string indexEndpoint, CancellationToken cancellationToken = default) =>
+        throw NoEndpoint();
+
+    public Task<LongRunningOperation> UndeployIndexAsync(string indexEndpoint, string deployedIndexId, CancellationToken cancellationToken = default) =>
+        throw NoEndpoint();
+
+    public Task<LongRunningOperation> DeleteIndexEndpointAsync(string indexEndpoint, CancellationToken cancellationToken = default) =>
+        throw NoEndpoint();
+
+    /// <summary>Deletes the vector index by its name (projects/…/indexes/…); the documents stay.</summary>
+    public async Task<LongRunningOperation> DeleteIndexAsync(string index, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(index);
+        await admin.SendJsonAsync(HttpMethod.Delete, new Uri($"{adminBase}/{index}"), null, cancellationToken).ConfigureAwait(false);
+        return new LongRunningOperation(index, Done: true);
+    }
+
+    private async Task<QueryNeighbors> FindNearestAsync(NeighborQuery query, int neighborCount, CancellationToken cancellationToken)
+    {
+        var body = new JsonObject
+        {
+            ["structuredQuery"] = new JsonObject
+            {
+                // Only the name and the distance come back, not 1280 numbers per neighbour.
+                ["select"] = new JsonObject
+                {
+                    ["fields"] = new JsonArray(new JsonObject { ["fieldPath"] = PathField }, new JsonObject { ["fieldPath"] = DistanceField }),
+                },
+                ["from"] = new JsonArray(new JsonObject { ["collectionId"] = paths.VectorCollectionId }),
+                ["findNearest"] = new JsonObject
+                {
+                    ["vectorField"] = new JsonObject { ["fieldPath"] = EmbeddingField },
+                    ["queryVector"] = FirestoreValues.EncodeVector(query.FeatureVector),
+                    ["distanceMeasure"] = measure,
+                    ["limit"] = neighborCount,
+                    ["distanceResultField"] = DistanceField,
+                },
+            },
+        };
+        var parent = paths.VectorCollection[..paths.VectorCollection.LastIndexOf('/')];
+        using var answer = await documents.SendJsonAsync<JsonDocument>(
+            HttpMethod.Post, new Uri($"{documentsBase}/{database}/documents/{parent}:runQuery"), body, cancellationToken).ConfigureAwait(false);
+        var neighbors = new List<Neighbor>(neighborCount);
+        foreach (var item in answer.RootElement.EnumerateArray())
+        {
+            if (!item.TryGetProperty("document", out var document) || !document.TryGetProperty("fields", out var fields))
+            {
+                continue;
+            }
+
+            var id = fields.TryGetProperty(PathField, out var path) ? FirestoreValues.Decode(path) as string : null;
+            var distance = fields.TryGetProperty(DistanceField, out var d) ? Convert.ToDouble(FirestoreValues.Decode(d), CultureInfo.InvariantCulture) : 0;
+            neighbors.Add(new Neighbor(id ?? document.GetProperty("name").GetString()!, CrowdingAttribute: null, squareDistance ? distance * distance : distance));
+        }
+
+        return new QueryNeighbors(query.DatapointId, neighbors);
+    }
+
+    private async Task CommitInBatchesAsync(IEnumerable<JsonNode> writes, CancellationToken cancellationToken)
+    {
+        var url = new Uri($"{documentsBase}/{database}/documents:commit");
+        foreach (var batch in writes.Chunk(Math.Clamp(options.FirestoreWritesPerCommit, 1, 500)))
+        {
+            await documents.SendJsonAsync(HttpMethod.Post, url, new JsonObject { ["writes"] = new JsonArray(batch) }, cancellationToken)
+                .ConfigureAwait(false);
+        }
+    }
+
+    private async Task<LongRunningOperation?> FindIndexAsync(int dimension, CancellationToken cancellationToken)
+    {
+        using var list = await admin.SendJsonAsync<JsonDocument>(HttpMethod.Get, new Uri(CollectionGroup), null, cancellationToken).ConfigureAwait(false);
+        if (!list.RootElement.TryGetProperty("indexes", out var indexes))
+        {
+            return null;
+        }
+
+        foreach (var index in indexes.EnumerateArray())
+        {
+            var fields = index.TryGetProperty("fields", out var f) ? f.EnumerateArray() : default;
+            if (fields.Any(field => field.TryGetProperty("fieldPath", out var p) && p.GetString() == EmbeddingField
+                && field.TryGetProperty("vectorConfig", out var v) && v.TryGetProperty("dimension", out var n) && n.GetInt32() == dimension))
+            {
+                return IndexAsOperation(index);
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>An index read as an operation: done when READY, failed when NEEDS_REPAIR, else still creating.</summary>
+    private static LongRunningOperation IndexAsOperation(JsonElement index)
+    {
+        var name = index.GetProperty("name").GetString()!;
+        var state = index.TryGetProperty("state", out var s) ? s.GetString() : null;
+        return state switch
+        {
+            "READY" => new LongRunningOperation(name, Done: true, Response: index.Clone()),
+            "NEEDS_REPAIR" => new LongRunningOperation(name, Done: true, new OperationError(9, $"Index {name} needs repair.")),
+            _ => new LongRunningOperation(name, Done: false),
+        };
+    }
+
+    private static LongRunningOperation ToOperation(JsonElement operation)
+    {
+        var error = operation.TryGetProperty("error", out var e)
+            ? new OperationError(e.TryGetProperty("code", out var c) ? c.GetInt32() : 0, e.TryGetProperty("message", out var m) ? m.GetString() ?? "" : "")
+            : null;
+        return new LongRunningOperation(
+            operation.GetProperty("name").GetString()!,
+            operation.TryGetProperty("done", out var done) && done.GetBoolean(),
+            error,
+            operation.TryGetProperty("response", out var response) && response.ValueKind == JsonValueKind.Object ? response.Clone() : null);
+    }
+
+    private string DocumentName(string objectName) =>
+        $"{database}/documents/{paths.VectorCollection}/{CoordinationDocuments.EscapeDocumentId(objectName)}";
+
+    private static NotSupportedException NoEndpoint() =>
+        new("Firestore vector search has no index endpoint: nothing is deployed (INDEX_BACKEND=firestore).");
+}

@@ -1,0 +1,149 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using ReverseImageSearch.Core.Configuration;
+using ReverseImageSearch.Core.Ports;
+
+namespace ReverseImageSearch.Local.VectorIndex;
+
+/// <summary>
+/// Firestore vector search's lifecycle on one machine (INDEX_BACKEND=firestore locally): one durable
+/// <see cref="InProcessVectorIndex"/> that takes writes and answers queries from the first vector, with no build,
+/// no endpoint and no deployment. Creating the index only fixes its dimension (a done operation at once); the
+/// index and endpoint names the port passes are ignored, as Firestore's adapter ignores them. Distances follow the
+/// same convention as every engine of the port (Vertex AI's).
+/// </summary>
+public sealed class LocalCollectionVectorIndex : IVectorIndexService, IDisposable
+{
+    private const string DimensionFile = "dimension";
+
+    private readonly string directory;
+    private readonly DistanceMeasure measure;
+    private readonly ILogger<LocalCollectionVectorIndex> logger;
+    private readonly Lock gate = new();
+    private InProcessVectorIndex? vectors;
+
+    public LocalCollectionVectorIndex(string directory, DistanceMeasure measure, ILogger<LocalCollectionVectorIndex> logger)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        this.directory = Path.GetFullPath(directory);
+        this.measure = measure;
+        this.logger = logger;
+        var stored = Path.Combine(this.directory, DimensionFile);
+        if (File.Exists(stored))
+        {
+            vectors = Open(int.Parse(File.ReadAllText(stored), CultureInfo.InvariantCulture));
+        }
+    }
+
+    /// <summary>Name of the one index, as the done creation operation reports it.</summary>
+    public string IndexName => "local-vector-collection";
+
+    public Task<LongRunningOperation> CreateIndexAsync(IndexDefinition definition, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        Vectors(definition.Dimensions);
+        var response = System.Text.Json.JsonSerializer.SerializeToElement(new { name = IndexName });
+        return Task.FromResult(new LongRunningOperation(IndexName, Done: true, Response: response));
+    }
+
+    public Task<LongRunningOperation> GetOperationAsync(string operationName, CancellationToken cancellationToken = default) =>
+        Task.FromResult(new LongRunningOperation(operationName, Done: true));
+
+    public Task UpsertDatapointsAsync(string index, IReadOnlyList<IndexDatapoint> datapoints, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(datapoints);
+        if (datapoints.Count > 0)
+        {
+            try
+            {
+                Vectors(datapoints[0].FeatureVector.Length).Upsert(datapoints);
+            }
+            catch (ArgumentException e)
+            {
+                throw new ServiceException(400, "INVALID_ARGUMENT", e.Message, e);
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task RemoveDatapointsAsync(string index, IReadOnlyList<string> datapointIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(datapointIds);
+        lock (gate)
+        {
+            vectors?.Remove(datapointIds);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task<IReadOnlyList<QueryNeighbors>> FindNeighborsAsync(
+        string publicEndpointDomainName,
+        string indexEndpoint,
+        string deployedIndexId,
+        IReadOnlyList<NeighborQuery> queries,
+        int neighborCount,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(queries);
+        InProcessVectorIndex? current;
+        lock (gate)
+        {
+            current = vectors;
+        }
+
+        IReadOnlyList<QueryNeighbors> results = current is null
+            ? queries.Select(q => new QueryNeighbors(q.DatapointId, [])).ToList()
+            : current.SearchBatch(queries.Select(q => q.FeatureVector).ToList(), neighborCount)
+                .Select((matches, i) => new QueryNeighbors(queries[i].DatapointId, matches.Select(m => new Neighbor(m.Id, null, m.Distance)).ToList()))
+                .ToList();
+        return Task.FromResult(results);
+    }
+
+    public Task<LongRunningOperation> CreateIndexEndpointAsync(string displayName, CancellationToken cancellationToken = default) => throw NoEndpoint();
+
+    public Task<LongRunningOperation> DeployIndexAsync(string indexEndpoint, DeployedIndexSpec deployedIndex, CancellationToken cancellationToken = default) =>
+        throw NoEndpoint();
+
+    public Task<IndexEndpointInfo> GetIndexEndpointAsync(string indexEndpoint, CancellationToken cancellationToken = default) => throw NoEndpoint();
+
+    public Task<LongRunningOperation> UndeployIndexAsync(string indexEndpoint, string deployedIndexId, CancellationToken cancellationToken = default) =>
+        throw NoEndpoint();
+
+    public Task<LongRunningOperation> DeleteIndexEndpointAsync(string indexEndpoint, CancellationToken cancellationToken = default) => throw NoEndpoint();
+
+    public Task<LongRunningOperation> DeleteIndexAsync(string index, CancellationToken cancellationToken = default) => throw NoEndpoint();
+
+    public void Dispose()
+    {
+        lock (gate)
+        {
+            vectors?.Dispose();
+            vectors = null;
+        }
+    }
+
+    private InProcessVectorIndex Vectors(int dimensions)
+    {
+        lock (gate)
+        {
+            if (vectors is null)
+            {
+                Directory.CreateDirectory(directory);
+                File.WriteAllText(Path.Combine(directory, DimensionFile), dimensions.ToString(CultureInfo.InvariantCulture));
+                vectors = Open(dimensions);
+            }
+
+            return vectors.Dimensions == dimensions
+                ? vectors
+                : throw new ServiceException(400, "INVALID_ARGUMENT", $"Vectors here have {vectors.Dimensions} dimensions, not {dimensions}.");
+        }
+    }
+
+    private InProcessVectorIndex Open(int dimensions) =>
+        InProcessVectorIndex.Open(directory, dimensions, measure, normalizeToUnitLength: measure == DistanceMeasure.Cosine, logger);
+
+    private static NotSupportedException NoEndpoint() =>
+        new("With INDEX_BACKEND=firestore there is no index endpoint and nothing to deploy or delete.");
+}
