@@ -41,7 +41,7 @@ public sealed class SimulatedCloudPipelineTests
         emulatorHost = await FirestoreEmulator.EnsureStartedAsync();
         await FirestoreEmulator.WipeAsync(Project);
         root = Directory.CreateTempSubdirectory("ris-cloudsim-").FullName;
-        server = await ContractServer.StartAsync("storage.v1", "cloudtasks.v2", "aiplatform.v1");
+        server = await ContractServer.StartAsync("storage.v1", "cloudtasks.v2", "aiplatform.v1", "firestore.v1");
         server.Reset();
         http = new HttpClient { Timeout = TimeSpan.FromSeconds(100) };
     }
@@ -219,6 +219,163 @@ public sealed class SimulatedCloudPipelineTests
             Assert.That((await vectors.UndeployIndexAsync(endpoint, $"ext_{Instance}_index")).Done, Is.True);
             Assert.That((await vectors.DeleteIndexEndpointAsync(endpoint)).Done, Is.True);
             Assert.That((await vectors.DeleteIndexAsync(Text(metadata, "index")!)).Done, Is.True);
+            server.AssertNoViolations();
+        }
+        finally
+        {
+            await firestore.DisposeAsync();
+            await tasks.DisposeAsync();
+            await storage.DrainEventsAsync();
+        }
+    }
+
+    /// <summary>
+    /// INDEX_BACKEND=firestore: Firestore is both the coordination store and the vector store. Nothing waits for an
+    /// index: the backfilled images and an upload made during the backfill are found while the vector index is still
+    /// being created (the test holds the Admin API operation until it has searched), and INDEX_DEPLOYED follows.
+    /// </summary>
+    [Test]
+    public async Task WithFirestoreBackfillQueryUploadOverwriteAndDeleteNeverWaitForAnIndex()
+    {
+        var samples = Directory.GetFiles(SampleImages.EnsureCreated(Path.Combine(root, "samples")), "*.jpg").Order(StringComparer.Ordinal).ToArray();
+        var seeded = Enumerable.Range(0, 8).Select(i => samples[i * 5]).ToArray();
+        var late = samples[2];
+        var added = samples[13];
+        var replacement = samples[26];
+
+        var storage = new SimulatedStorage(server, ImagesBucket);
+        foreach (var file in seeded)
+        {
+            storage.Seed(ImagesBucket, Path.GetFileName(file), await File.ReadAllBytesAsync(file), "image/jpeg");
+        }
+
+        // The Firestore Admin API (the emulator has none): the index stays CREATING until the test lets it finish.
+        var indexName = $"projects/{Project}/databases/(default)/collectionGroups/vectors-{Instance}/indexes/CICAgJiUpoMK";
+        var operationName = $"projects/{Project}/databases/(default)/operations/S1ZQbkxRTzZ1";
+        var indexReady = 0;
+        server.Handle("firestore.projects.databases.collectionGroups.indexes.create", _ => Reply.Ok(new { name = operationName, metadata = new { index = indexName } }));
+        server.Handle("firestore.projects.databases.operations.get", _ => Volatile.Read(ref indexReady) == 1
+            ? Reply.Ok(new { name = operationName, done = true, response = new { name = indexName, state = "READY" } })
+            : Reply.Ok(new { name = operationName, metadata = new { index = indexName } }));
+
+        await using var tasks = new SimulatedCloudTasks(server, Project, Location, Instance, ["backfillTrigger", "backfillTask", "datapointWriteTask"]);
+        var simulated = server.BaseUri.ToString().TrimEnd('/');
+        var configuration = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["PROJECT_ID"] = Project,
+            ["EXT_INSTANCE_ID"] = Instance,
+            ["LOCATION"] = Location,
+            ["IMG_BUCKET"] = ImagesBucket,
+            ["INDEX_BACKEND"] = "firestore",
+            ["BATCH_SIZE"] = "3",
+            ["PENDING_WRITE_RETRY_SECONDS"] = "1",
+            ["SERVICE_ACCOUNT_EMAIL"] = ServiceAccount,
+            ["FIRESTORE_EMULATOR_HOST"] = emulatorHost,
+            ["STORAGE_EMULATOR_HOST"] = simulated,
+            ["RIS_TEST_CLOUD_TASKS_BASE"] = simulated + "/v2",
+            ["RIS_TEST_FIRESTORE_ADMIN_BASE"] = simulated + "/v1",
+            ["RIS_TEST_ACCESS_TOKEN"] = server.ExpectedToken,
+            ["Logging:LogLevel:Default"] = "Warning",
+        };
+        var queryOnly = new Dictionary<string, IReadOnlyDictionary<string, string>>
+        {
+            ["queryIndex"] = new Dictionary<string, string> { ["FIREBASE_AUTH_EMULATOR_HOST"] = "127.0.0.1:9099" },
+        };
+
+        await using var hosts = await FunctionHosts.StartAsync(configuration, queryOnly);
+        functions = hosts;
+        var eventarc = new Eventarc(hosts, http);
+        tasks.Hosts = hosts;
+        tasks.Http = http;
+        storage.Triggers = eventarc;
+        await using var firestore = new FirestoreTriggers(http, emulatorHost, Project, $"_ext-{Instance}/tasks", "createIndexTrigger", eventarc, TimeSpan.FromMilliseconds(150));
+        await using var client = new ServiceCollection()
+            .AddGcpAdapters(
+                new ExtensionOptions { ProjectId = Project, InstanceId = Instance, Location = Location, ImageBucket = ImagesBucket },
+                new ConfigurationBuilder().AddInMemoryCollection(configuration.Select(kv => new KeyValuePair<string, string?>(kv.Key, kv.Value))).Build())
+            .BuildServiceProvider();
+        var objects = client.GetRequiredService<IObjectStore>();
+
+        try
+        {
+            await InstallAsync();
+            await EventuallyAsync(async () => await DocumentAsync("tasks") is not null, "the backfill to start (tasks document)");
+            await objects.WriteAsync(ImagesBucket, Path.GetFileName(late), await File.ReadAllBytesAsync(late), "image/jpeg");
+
+            // Every backfilled image and the upload are found while the index is still being created.
+            await EventuallyAsync(async () => await DocumentAsync("tasks") is { } t && Text(t, "status") == "DONE", "the backfill to finish");
+            await EventuallyAsync(async () => await DocumentAsync("metadata") is { } m && Text(m, "status") == "INDEX_BUILDING", "createIndexTrigger to start the vector index");
+            foreach (var file in seeded.Append(late))
+            {
+                await EventuallyAsync(async () => (await QueryAsync(await File.ReadAllBytesAsync(file)))[0].Id == Path.GetFileName(file), $"{Path.GetFileName(file)} to be found");
+            }
+
+            var first = await QueryAsync(await File.ReadAllBytesAsync(seeded[0]));
+            Assert.That(Text((await DocumentAsync("metadata"))!.Value, "status"), Is.EqualTo("INDEX_BUILDING"), "all of that before the index was ready");
+            Assert.That(first, Has.Count.EqualTo(3));
+            Assert.That(first[0].Distance, Is.GreaterThan(0.99), "dot product of identical unit vectors");
+            Assert.That(first[1].Distance, Is.LessThan(first[0].Distance), "larger is nearer, as Vector Search reports DOT_PRODUCT_DISTANCE");
+
+            Interlocked.Exchange(ref indexReady, 1);
+            var metadata = await EventuallyAsync(async () =>
+            {
+                var m = await DocumentAsync("metadata");
+                if (m is { } fields && fields.TryGetProperty("error", out var error))
+                {
+                    Assert.Fail("The extension recorded an error: " + error.GetRawText());
+                }
+
+                return m is { } f && Text(f, "status") == "INDEX_DEPLOYED" ? m : null;
+            }, "metadata status INDEX_DEPLOYED");
+            Assert.Multiple(() =>
+            {
+                Assert.That(Text(metadata, "index"), Is.EqualTo(indexName));
+                Assert.That(metadata.TryGetProperty("operation", out _), Is.False, "the finished operation is dropped");
+                Assert.That(metadata.TryGetProperty("indexEndpoint", out _), Is.False, "Firestore has no endpoint");
+                Assert.That(storage.Names($"{Project}-ext-{Instance}").Where(n => n.StartsWith("datapoints/", StringComparison.Ordinal)), Is.Empty,
+                    "no datapoint files: the vectors went straight to their documents");
+            });
+            var vectorDocument = await DocumentAsync($"metadata/vectors-{Instance}/{Uri.EscapeDataString(Path.GetFileName(seeded[3]))}");
+            Assert.That(vectorDocument is { } v ? Text(v, "path") : null, Is.EqualTo(Path.GetFileName(seeded[3])), "one vector document per image, named by it");
+
+            var addedName = "uploads/" + Path.GetFileName(added);
+            await objects.WriteAsync(ImagesBucket, addedName, await File.ReadAllBytesAsync(added), "image/jpeg");
+            await EventuallyAsync(async () => (await QueryAsync(await File.ReadAllBytesAsync(added)))[0].Id == addedName, "the new upload to be found");
+
+            var overwritten = Path.GetFileName(seeded[1]);
+            var oldContent = await File.ReadAllBytesAsync(seeded[1]);
+            await objects.WriteAsync(ImagesBucket, overwritten, await File.ReadAllBytesAsync(replacement), "image/jpeg");
+            await EventuallyAsync(async () =>
+            {
+                var byNew = await QueryAsync(await File.ReadAllBytesAsync(replacement));
+                var byOld = await QueryAsync(oldContent);
+                return byNew[0].Id == overwritten && byNew[0].Distance > 0.99
+                    && !byOld.Any(n => n.Id == overwritten && n.Distance > 0.99);
+            }, "the overwritten image to be re-indexed");
+            await storage.DrainEventsAsync();
+            Assert.That((await QueryAsync(await File.ReadAllBytesAsync(replacement)))[0].Id, Is.EqualTo(overwritten),
+                "still indexed after both events of the overwrite (deleted old generation, finalized new one)");
+
+            var deleted = Path.GetFileName(seeded[2]);
+            Assert.That(await objects.DeleteAsync(ImagesBucket, deleted), Is.True);
+            await EventuallyAsync(async () => (await QueryAsync(await File.ReadAllBytesAsync(seeded[2]))).All(n => n.Id != deleted), "the deleted image to disappear");
+            await storage.DrainEventsAsync();
+            await EventuallyAsync(() => Task.FromResult(tasks.Pending == 0), "every task to be delivered");
+            Assert.That(await DocumentAsync($"metadata/vectors-{Instance}/{Uri.EscapeDataString(deleted)}"), Is.Null, "its vector document is gone");
+
+            var deliveries = eventarc.Deliveries.Concat(tasks.Deliveries).ToArray();
+            var reached = deliveries.Where(d => d.Status / 100 == 2).Select(d => d.Function).Append("queryIndex").ToHashSet();
+            var problems = storage.Problems.Concat(tasks.Problems).Concat(firestore.Problems).ToArray();
+            TestContext.Progress.WriteLine("firestore flow deliveries: " + string.Join("; ", deliveries.GroupBy(d => $"{d.Kind} {d.Function} {d.Status}").Select(g => $"{g.Key} x{g.Count()}")));
+            Assert.Multiple(() =>
+            {
+                Assert.That(problems, Is.Empty, "problems the simulated services saw");
+                Assert.That(eventarc.Deliveries.Where(d => d.Status / 100 != 2), Is.Empty, "event deliveries answered with an error");
+                Assert.That(reached, Is.EquivalentTo(FunctionHosts.Functions.Keys.Except(["onIndexCreated", "onIndexDeployed", "datapointWriteTask"])),
+                    "every function but the two Vertex AI audit-log ones (not deployed for Firestore) and the one that runs writes that waited");
+                Assert.That(tasks.Deliveries.Where(d => d.Function == "datapointWriteTask"), Is.Empty, "no write ever waited for the index");
+                Assert.That(server.Requests.Select(r => r.MethodId).Where(m => m.StartsWith("aiplatform.", StringComparison.Ordinal)), Is.Empty, "no Vertex AI call");
+            });
             server.AssertNoViolations();
         }
         finally
