@@ -96,14 +96,16 @@ done
 readonly EXTENSION_PARAMS=(
   IMG_BUCKET IMG_PATH DO_BACKFILL MODEL_URL MODEL_FROM_TF_HUB INPUT_SHAPE DISTANCE_MEASURE
   ALGORITHM_CONFIG N_COUNT BATCH_SIZE SHARD_SIZE MACHINE_TYPE ACCELERATOR_TYPE ACCELERATOR_COUNT
-  MIN_REPLICA_COUNT MAX_REPLICA_COUNT LOCATION
+  MIN_REPLICA_COUNT MAX_REPLICA_COUNT LOCATION INDEX_BACKEND
 )
 readonly ADVANCED_PARAMS=(
   PENDING_WRITE_RETRY_SECONDS BACKFILL_MAX_ATTEMPTS MAX_IMAGE_PIXELS MAX_IMAGE_BYTES MAX_QUERY_IMAGES
   MODEL_PRECISION
 )
 readonly DEPLOY_ONLY_KEYS=(IMG_BUCKET_LOCATION FIRESTORE_LOCATION)
-readonly KNOWN_KEYS=" PROJECT_ID EXT_INSTANCE_ID ${EXTENSION_PARAMS[*]} ${ADVANCED_PARAMS[*]} ${DEPLOY_ONLY_KEYS[*]} "
+# INDEX_BACKEND=firestore with MODEL_URL set: the model's output size, so the vector index can be made at install.
+readonly FIRESTORE_ONLY_KEYS=(VECTOR_DIMENSION)
+readonly KNOWN_KEYS=" PROJECT_ID EXT_INSTANCE_ID ${EXTENSION_PARAMS[*]} ${ADVANCED_PARAMS[*]} ${DEPLOY_ONLY_KEYS[*]} ${FIRESTORE_ONLY_KEYS[*]} "
 
 declare -A CFG=()
 
@@ -231,6 +233,13 @@ validate() {
     fi
   done
   check_one_of DISTANCE_MEASURE "$DISTANCE_MEASURES" DOT_PRODUCT_DISTANCE
+  # Unset keeps Vertex AI, so re-running an older installation's env file never switches its engine.
+  check_one_of INDEX_BACKEND "firestore vertex" vertex
+  [[ ${CFG[INDEX_BACKEND]} == vertex || ${CFG[DISTANCE_MEASURE]} != L1_DISTANCE ]] || bad_param DISTANCE_MEASURE \
+    "is not available with INDEX_BACKEND=firestore: Firestore vector search measures EUCLIDEAN, COSINE and DOT_PRODUCT only"
+  if [[ -n ${CFG[VECTOR_DIMENSION]-} ]]; then
+    check_int VECTOR_DIMENSION 1280 1 2048
+  fi
   check_one_of ALGORITHM_CONFIG "$ALGORITHM_CONFIGS" bruteForceConfig
   check_int N_COUNT 100 1 100000
   check_int BATCH_SIZE 32 1 64
@@ -272,11 +281,29 @@ readonly SA_EMAIL="$SA_NAME@$PROJECT_ID.iam.gserviceaccount.com"
 readonly SA_MEMBER="serviceAccount:$SA_EMAIL"
 readonly EMBEDDINGS_BUCKET="gs://$PROJECT_ID-ext-$INSTANCE"
 readonly DEPLOYED_INDEX_ID="ext_${INSTANCE//-/_}_index"
+readonly INDEX_BACKEND=${CFG[INDEX_BACKEND]}
+readonly VECTOR_COLLECTION_ID="vectors-$INSTANCE"
+# The bundled MobileNetV2 (float32 and int8) gives 1280 numbers; another model's size is VECTOR_DIMENSION, or
+# learned by createIndexTrigger when the backfill ends (the index is made then).
+if [[ -z ${CFG[MODEL_URL]} ]]; then
+  readonly VECTOR_DIMENSION=1280
+else
+  readonly VECTOR_DIMENSION=${CFG[VECTOR_DIMENSION]-}
+fi
 readonly TASK_FUNCTIONS=(backfillTrigger backfillTask datapointWriteTask)
 readonly EVENT_FUNCTIONS=(createIndexTrigger onIndexCreated onIndexDeployed streamUpdateDatapoint streamRemoveDatapoint)
 readonly ALL_FUNCTIONS=("${TASK_FUNCTIONS[@]}" "${EVENT_FUNCTIONS[@]}" queryIndex)
+# Vertex AI's API and role only for that backend; with Firestore, createIndexTrigger finds (or makes) the vector
+# index through the Firestore Admin API, and the vectors themselves are documents (roles/datastore.user).
+if [[ $INDEX_BACKEND == vertex ]]; then
+  BACKEND_APIS=(aiplatform.googleapis.com)
+  BACKEND_ROLES=(roles/aiplatform.user) # create, deploy, update and query the Vector Search index (original's role)
+else
+  BACKEND_APIS=()
+  BACKEND_ROLES=(roles/datastore.indexAdmin) # find or create the Firestore vector index
+fi
 readonly APIS=(
-  aiplatform.googleapis.com eventarc.googleapis.com run.googleapis.com cloudfunctions.googleapis.com
+  "${BACKEND_APIS[@]}" eventarc.googleapis.com run.googleapis.com cloudfunctions.googleapis.com
   cloudbuild.googleapis.com artifactregistry.googleapis.com cloudtasks.googleapis.com
   firestore.googleapis.com storage.googleapis.com iam.googleapis.com pubsub.googleapis.com
   logging.googleapis.com
@@ -285,7 +312,7 @@ readonly APIS=(
 readonly PROJECT_ROLES=(
   roles/datastore.user         # the coordination documents in Firestore (original's role)
   roles/storage.admin          # read images, write the embeddings bucket (original's role)
-  roles/aiplatform.user        # create, deploy, update and query the Vector Search index (original's role)
+  "${BACKEND_ROLES[@]}"
   roles/cloudtasks.enqueuer    # functions enqueue backfill and pending-write tasks
   roles/eventarc.eventReceiver # the Eventarc triggers run as this account and must receive events
 )
@@ -470,6 +497,37 @@ ensure_queue() {
   fi
 }
 
+# deploy_audit_log_functions EVENT-FLAGS...: onIndexCreated and onIndexDeployed (INDEX_BACKEND=vertex).
+deploy_audit_log_functions() {
+  deploy_function onIndexCreated 512Mi 540s \
+    --trigger-event-filters=type=google.cloud.audit.log.v1.written \
+    --trigger-event-filters=serviceName=aiplatform.googleapis.com \
+    --trigger-event-filters=methodName=google.cloud.aiplatform.v1.IndexService.CreateIndex \
+    --trigger-location=global "$@"
+  allow_invoker onIndexCreated
+  deploy_function onIndexDeployed 512Mi 540s \
+    --trigger-event-filters=type=google.cloud.audit.log.v1.written \
+    --trigger-event-filters=serviceName=aiplatform.googleapis.com \
+    --trigger-event-filters=methodName=google.cloud.aiplatform.v1.IndexEndpointService.DeployIndex \
+    --trigger-location=global "$@"
+  allow_invoker onIndexDeployed
+}
+
+# INDEX_BACKEND=firestore: the flat vector index of the vector documents, made and awaited before any function
+# runs, so search works from the first image; one that exists already is kept.
+ensure_vector_index() {
+  if [[ -z $VECTOR_DIMENSION ]]; then
+    say "Firestore vector index: MODEL_URL is set and VECTOR_DIMENSION is not; createIndexTrigger makes the index"
+    say "  when the backfill ends (searches fail until then). Set VECTOR_DIMENSION to make it now."
+    return 0
+  fi
+  say "Firestore vector index on $VECTOR_COLLECTION_ID.embedding ($VECTOR_DIMENSION dimensions, waiting until it is ready)..."
+  tolerate 'ALREADY_EXISTS|already exists' gcloud firestore indexes composite create \
+    --collection-group="$VECTOR_COLLECTION_ID" --query-scope=collection \
+    "--field-config=field-path=embedding,vector-config={\"dimension\":\"$VECTOR_DIMENSION\",\"flat\":\"{}\"}" \
+    '--database=(default)' --project="$PROJECT_ID"
+}
+
 install() {
   local role
   ENV_VARS_FILE="$WORK_DIR/env-vars.yaml"
@@ -478,7 +536,9 @@ install() {
   say "Enabling APIs..."
   run gcloud services enable "${APIS[@]}" --project="$PROJECT_ID"
 
-  check_audit_logs
+  if [[ $INDEX_BACKEND == vertex ]]; then
+    check_audit_logs
+  fi
 
   say "Looking up locations..."
   local bucket_location firestore_location storage_agent
@@ -526,6 +586,10 @@ install() {
       --location="$LOCATION" --uniform-bucket-level-access
   fi
 
+  if [[ $INDEX_BACKEND == firestore ]]; then
+    ensure_vector_index
+  fi
+
   # Queues before any function: the first enqueue must never meet a missing queue.
   say "Task queues..."
   ensure_queue backfillTrigger 5 10s 300s
@@ -550,18 +614,10 @@ install() {
     --trigger-event-filters-path-pattern="document=_ext-$INSTANCE/tasks" \
     --trigger-location="$firestore_location" "${event_flags[@]}"
   allow_invoker createIndexTrigger
-  deploy_function onIndexCreated 512Mi 540s \
-    --trigger-event-filters=type=google.cloud.audit.log.v1.written \
-    --trigger-event-filters=serviceName=aiplatform.googleapis.com \
-    --trigger-event-filters=methodName=google.cloud.aiplatform.v1.IndexService.CreateIndex \
-    --trigger-location=global "${event_flags[@]}"
-  allow_invoker onIndexCreated
-  deploy_function onIndexDeployed 512Mi 540s \
-    --trigger-event-filters=type=google.cloud.audit.log.v1.written \
-    --trigger-event-filters=serviceName=aiplatform.googleapis.com \
-    --trigger-event-filters=methodName=google.cloud.aiplatform.v1.IndexEndpointService.DeployIndex \
-    --trigger-location=global "${event_flags[@]}"
-  allow_invoker onIndexDeployed
+  # Vertex AI only: with Firestore no CreateIndex or DeployIndex audit entry ever comes (README, "Index backends").
+  if [[ $INDEX_BACKEND == vertex ]]; then
+    deploy_audit_log_functions "${event_flags[@]}"
+  fi
   deploy_function streamUpdateDatapoint 1GiB 540s \
     --trigger-event-filters=type=google.cloud.storage.object.v1.finalized \
     --trigger-event-filters=bucket="$IMG_BUCKET" \
@@ -655,8 +711,8 @@ read_metadata() {
   ENDPOINT=${ENDPOINT##*/}
 }
 
-uninstall() {
-  local fn
+# INDEX_BACKEND=vertex: the Vector Search index and endpoints (found in the metadata document and by their id).
+uninstall_vector_search() {
   say "Reading _ext-$INSTANCE/metadata..."
   read_metadata
   # An endpoint that carries our deployed index but is missing from the metadata (an interrupted
@@ -681,6 +737,31 @@ uninstall() {
     step gcloud ai indexes delete "$INDEX" --region="$LOCATION" --project="$PROJECT_ID" --quiet
   fi
   ((${#endpoints[@]} > 0)) || [[ -n $INDEX ]] || say "  no index or endpoint found"
+}
+
+# INDEX_BACKEND=firestore: the vector documents and their vector index (said before it is done).
+uninstall_vector_collection() {
+  local listed name found=0
+  say "Firestore vector search: deleting the vector index and every vector document of collection id"
+  say "  $VECTOR_COLLECTION_ID (_ext-$INSTANCE/metadata/$VECTOR_COLLECTION_ID); a new install's backfill rebuilds them."
+  capture listed "<vector-index-id>" gcloud firestore indexes composite list '--database=(default)' --project="$PROJECT_ID" \
+    "--filter=name~/collectionGroups/$VECTOR_COLLECTION_ID/indexes/" '--format=value(name)'
+  while IFS= read -r name; do
+    [[ -n $name ]] || continue
+    found=1
+    step gcloud firestore indexes composite delete "${name##*/}" '--database=(default)' --project="$PROJECT_ID" --quiet
+  done <<<"$listed"
+  ((found)) || say "  no vector index found"
+  step gcloud firestore bulk-delete --collection-ids="$VECTOR_COLLECTION_ID" '--database=(default)' --project="$PROJECT_ID" --quiet
+}
+
+uninstall() {
+  local fn
+  if [[ $INDEX_BACKEND == firestore ]]; then
+    uninstall_vector_collection
+  else
+    uninstall_vector_search
+  fi
 
   say "Functions..."
   for fn in "${ALL_FUNCTIONS[@]}"; do

@@ -44,6 +44,17 @@ public static class DeployScript
 
     public static string SampleEnvText => File.ReadAllText(SampleEnv);
 
+    /// <summary>
+    /// The sample env with INDEX_BACKEND=vertex (the sample installs Firestore vector search), written into
+    /// <paramref name="directory"/>: the plans of the Vertex AI backend.
+    /// </summary>
+    public static string VertexSampleEnv(string directory)
+    {
+        var path = System.IO.Path.Combine(directory, "vertex.env");
+        File.WriteAllText(path, SampleWith(new Dictionary<string, string?> { ["INDEX_BACKEND"] = "vertex" }));
+        return path;
+    }
+
     /// <summary>Runs deploy.sh with bash; <paramref name="tempDir"/> becomes TMPDIR so generated files land there.</summary>
     public static Task<ProcessResult> RunAsync(string tempDir, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {

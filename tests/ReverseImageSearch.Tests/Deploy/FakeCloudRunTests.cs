@@ -83,11 +83,11 @@ public class FakeCloudRunTests
     [Test]
     public async Task InstallRunsThePlannedCommandsWithTheLookedUpLocations()
     {
-        var dry = await DeployScript.RunAsync(temp.Path, environment, "--env-file", DeployScript.SampleEnv, "--dry-run");
+        var dry = await DeployScript.RunAsync(temp.Path, environment, "--env-file", DeployScript.VertexSampleEnv(temp.Path), "--dry-run");
         Assert.That(dry.ExitCode, Is.EqualTo(0), dry.ToString());
         Assert.That(Calls(), Is.Empty, "a dry run calls nothing");
 
-        var real = await DeployScript.RunAsync(temp.Path, environment, "--env-file", DeployScript.SampleEnv);
+        var real = await DeployScript.RunAsync(temp.Path, environment, "--env-file", DeployScript.VertexSampleEnv(temp.Path));
         Assert.That(real.ExitCode, Is.EqualTo(0), real.ToString());
 
         static string Normalize(IEnumerable<string> words) => string.Join(' ', words.Select(w =>
@@ -132,7 +132,7 @@ public class FakeCloudRunTests
         File.WriteAllText(environment["FAKE_METADATA"], json);
         environment["FAKE_STATUS"] = status;
 
-        var result = await DeployScript.RunAsync(temp.Path, environment, "uninstall", "--env-file", DeployScript.SampleEnv);
+        var result = await DeployScript.RunAsync(temp.Path, environment, "uninstall", "--env-file", DeployScript.VertexSampleEnv(temp.Path));
         Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
         var calls = Calls();
 
@@ -161,7 +161,7 @@ public class FakeCloudRunTests
         Assert.That(failing, Is.Not.EqualTo(FakeGcloud));
         File.WriteAllText(Path.Combine(temp.Path, "bin", "gcloud"), failing + "\n");
 
-        var result = await DeployScript.RunAsync(temp.Path, environment, "uninstall", "--env-file", DeployScript.SampleEnv);
+        var result = await DeployScript.RunAsync(temp.Path, environment, "uninstall", "--env-file", DeployScript.VertexSampleEnv(temp.Path));
         Assert.That(result.ExitCode, Is.EqualTo(1), result.ToString());
         Assert.That(result.StandardError, Does.Contain("Some steps failed").And.Contain("PERMISSION_DENIED"));
         Assert.That(Calls().Count(c => c.Length > 2 && c[1] == "functions" && c[2] == "delete"), Is.EqualTo(9),

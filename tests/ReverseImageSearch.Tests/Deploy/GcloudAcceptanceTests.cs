@@ -33,10 +33,14 @@ public partial class GcloudAcceptanceTests
 
         using var temp = new TempDir();
         var plans = new List<PlannedCommand>();
+        var vertex = DeployScript.VertexSampleEnv(temp.Path);
         foreach (var args in new[]
         {
+            // deploy/sample.env installs Firestore vector search; the copy with INDEX_BACKEND=vertex, Vertex AI.
             new[] { "--env-file", DeployScript.SampleEnv, "--dry-run" },
             ["uninstall", "--env-file", DeployScript.SampleEnv, "--dry-run", "--delete-data"],
+            ["--env-file", vertex, "--dry-run"],
+            ["uninstall", "--env-file", vertex, "--dry-run", "--delete-data"],
         })
         {
             var run = await DeployScript.RunAsync(temp.Path, null, args);

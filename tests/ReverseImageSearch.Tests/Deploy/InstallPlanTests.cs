@@ -42,7 +42,7 @@ public class InstallPlanTests
     public async Task RunDryRun()
     {
         temp = new TempDir();
-        result = await DeployScript.RunAsync(temp.Path, null, "--env-file", DeployScript.SampleEnv, "--dry-run");
+        result = await DeployScript.RunAsync(temp.Path, null, "--env-file", DeployScript.VertexSampleEnv(temp.Path), "--dry-run");
         plan = result.Plan;
     }
 

@@ -15,7 +15,7 @@ public class UninstallPlanTests
     [Test]
     public async Task RemovesTheVectorSearchResourcesBeforeTheFunctionsAndQueues()
     {
-        var result = await DeployScript.RunAsync(temp.Path, null, "uninstall", "--env-file", DeployScript.SampleEnv, "--dry-run");
+        var result = await DeployScript.RunAsync(temp.Path, null, "uninstall", "--env-file", DeployScript.VertexSampleEnv(temp.Path), "--dry-run");
         Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
         var plan = result.Plan.ToList();
 
@@ -52,7 +52,7 @@ public class UninstallPlanTests
     [Test]
     public async Task DeleteDataAlsoRemovesTheEmbeddingsBucket()
     {
-        var result = await DeployScript.RunAsync(temp.Path, null, "uninstall", "--env-file", DeployScript.SampleEnv, "--dry-run", "--delete-data");
+        var result = await DeployScript.RunAsync(temp.Path, null, "uninstall", "--env-file", DeployScript.VertexSampleEnv(temp.Path), "--dry-run", "--delete-data");
         Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
         var rm = result.Plan.Where(c => c.Is("gcloud", "storage", "rm")).ToList();
         Assert.That(rm, Has.Count.EqualTo(1));
@@ -62,7 +62,7 @@ public class UninstallPlanTests
     [Test]
     public async Task DeleteDataIsRefusedForInstall()
     {
-        var result = await DeployScript.RunAsync(temp.Path, null, "--env-file", DeployScript.SampleEnv, "--dry-run", "--delete-data");
+        var result = await DeployScript.RunAsync(temp.Path, null, "--env-file", DeployScript.VertexSampleEnv(temp.Path), "--dry-run", "--delete-data");
         Assert.That(result.ExitCode, Is.EqualTo(2));
         Assert.That(result.StandardOutput, Is.Empty);
     }

@@ -1,0 +1,117 @@
+namespace ReverseImageSearch.Tests.Deploy;
+
+/// <summary>
+/// The plans of `deploy.sh` for deploy/sample.env, which chooses INDEX_BACKEND=firestore: a Firestore vector index of
+/// the model's dimension made before any function, nothing of Vertex AI, and an uninstall that says and deletes the
+/// vector documents and index.
+/// </summary>
+public sealed class FirestoreBackendPlanTests
+{
+    private const string Project = "my-project";
+    private const string Instance = "reverse-image-search";
+    private const string Collection = $"vectors-{Instance}";
+
+    private TempDir temp = null!;
+
+    [SetUp]
+    public void CreateTemp() => temp = new TempDir();
+
+    [TearDown]
+    public void Cleanup() => temp.Dispose();
+
+    private async Task<ProcessResult> PlanAsync(params string[] args)
+    {
+        var result = await DeployScript.RunAsync(temp.Path, null, args);
+        Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
+        return result;
+    }
+
+    [Test]
+    public async Task TheSampleInstallsFirestoreVectorSearchWithAnIndexOf1280DimensionsAndNoVertexAi()
+    {
+        Assert.That(DeployScript.SampleEnvText, Does.Contain("\nINDEX_BACKEND=firestore\n"), "new installations get Firestore");
+        var result = await PlanAsync("--env-file", DeployScript.SampleEnv, "--dry-run");
+        var plan = result.Plan;
+
+        var create = plan.Single(c => c.Is("gcloud", "firestore", "indexes", "composite", "create"));
+        Assert.Multiple(() =>
+        {
+            Assert.That(create.Value("--collection-group"), Is.EqualTo(Collection));
+            Assert.That(create.Value("--query-scope"), Is.EqualTo("collection"));
+            Assert.That(create.Value("--field-config"), Is.EqualTo("""field-path=embedding,vector-config={"dimension":"1280","flat":"{}"}"""));
+            Assert.That(create.Value("--database"), Is.EqualTo("(default)"));
+            Assert.That(create.Value("--project"), Is.EqualTo(Project));
+            Assert.That(create.Has("--async"), Is.False, "the creation is awaited");
+        });
+
+        var firstDeploy = plan.ToList().FindIndex(c => c.Is("gcloud", "functions", "deploy"));
+        Assert.That(plan.ToList().IndexOf(create), Is.LessThan(firstDeploy), "the index exists before any function runs");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(plan.Where(c => c.Line.Contains("aiplatform", StringComparison.Ordinal)).Select(c => c.Line), Is.Empty, "no Vertex AI API, role or trigger");
+            Assert.That(plan.Where(c => c.Is("gcloud", "ai")), Is.Empty, "no Vertex AI command");
+            Assert.That(plan.Where(c => c.Is("gcloud", "projects", "get-iam-policy")), Is.Empty, "no audit-log check");
+            Assert.That(result.StandardError, Does.Not.Contain("audit"));
+            Assert.That(plan.Where(c => c.Is("gcloud", "functions", "deploy")).Select(c => c.Words[3]), Is.EquivalentTo(new[]
+            {
+                "backfillTrigger", "backfillTask", "datapointWriteTask", "createIndexTrigger", "streamUpdateDatapoint", "streamRemoveDatapoint", "queryIndex",
+            }.Select(f => $"ext-{Instance}-{f}")), "onIndexCreated and onIndexDeployed have no events to react to");
+            var roles = plan.Where(c => c.Is("gcloud", "projects", "add-iam-policy-binding") && c.Value("--member")!.Contains($"ext-{Instance}@", StringComparison.Ordinal))
+                .Select(c => c.Value("--role")).ToArray();
+            Assert.That(roles, Is.EquivalentTo(new[]
+            {
+                "roles/datastore.user", "roles/storage.admin", "roles/datastore.indexAdmin", "roles/cloudtasks.enqueuer", "roles/eventarc.eventReceiver",
+            }));
+        });
+
+        var envFile = plan.First(c => c.Is("gcloud", "functions", "deploy")).Value("--env-vars-file")!;
+        Assert.That(File.ReadAllText(envFile), Does.Contain("INDEX_BACKEND: 'firestore'"));
+    }
+
+    [Test]
+    public async Task AnotherModelTakesItsDimensionFromVectorDimension()
+    {
+        var env = temp.Write("model.env", DeployScript.SampleWith(new Dictionary<string, string?>
+        {
+            ["MODEL_URL"] = "https://example.com/model.onnx",
+            ["VECTOR_DIMENSION"] = "512",
+        }));
+        var create = (await PlanAsync("--env-file", env, "--dry-run")).Plan.Single(c => c.Is("gcloud", "firestore", "indexes", "composite", "create"));
+        Assert.That(create.Value("--field-config"), Does.Contain("\"dimension\":\"512\""));
+
+        var unknown = temp.Write("unknown.env", DeployScript.SampleWith(new Dictionary<string, string?> { ["MODEL_URL"] = "https://example.com/model.onnx" }));
+        var result = await PlanAsync("--env-file", unknown, "--dry-run");
+        Assert.That(result.Plan.Where(c => c.Is("gcloud", "firestore", "indexes")), Is.Empty);
+        Assert.That(result.StandardError, Does.Contain("createIndexTrigger makes the index"));
+    }
+
+    [Test]
+    public async Task UninstallSaysThenDeletesTheVectorIndexAndDocumentsAndTouchesNoVertexAi()
+    {
+        var result = await PlanAsync("uninstall", "--env-file", DeployScript.SampleEnv, "--dry-run");
+        var plan = result.Plan.ToList();
+        var delete = plan.FindIndex(c => c.Is("gcloud", "firestore", "indexes", "composite", "delete"));
+        var bulk = plan.FindIndex(c => c.Is("gcloud", "firestore", "bulk-delete"));
+        Assert.Multiple(() =>
+        {
+            Assert.That(delete, Is.GreaterThanOrEqualTo(0));
+            Assert.That(plan[bulk].Value("--collection-ids"), Is.EqualTo(Collection), "only this instance's vector documents");
+            Assert.That(plan.Where(c => c.Is("gcloud", "ai")), Is.Empty);
+            Assert.That(result.StandardError, Does.Contain($"deleting the vector index and every vector document of collection id\n  {Collection}"),
+                "said, with what is deleted");
+        });
+    }
+
+    [TestCase("INDEX_BACKEND", "bigquery", "must be one of firestore, vertex")]
+    [TestCase("DISTANCE_MEASURE", "L1_DISTANCE", "INDEX_BACKEND=firestore")]
+    [TestCase("VECTOR_DIMENSION", "4096", "VECTOR_DIMENSION")]
+    public async Task WrongValuesStopBeforeAnyCommand(string key, string value, string message)
+    {
+        var env = temp.Write("bad.env", DeployScript.SampleWith(new Dictionary<string, string?> { [key] = value }));
+        var result = await DeployScript.RunAsync(temp.Path, null, "--env-file", env, "--dry-run");
+        Assert.That(result.ExitCode, Is.Not.EqualTo(0));
+        Assert.That(result.StandardError, Does.Contain(message));
+        Assert.That(result.Plan, Is.Empty);
+    }
+}
