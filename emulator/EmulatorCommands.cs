@@ -107,7 +107,8 @@ public static class EmulatorCommands
 
         await using var provider = services.BuildServiceProvider();
         var state = await provider.GetRequiredService<CoordinationState>().ReadIndexStateAsync(cancellationToken);
-        if (state.Readiness != IndexReadiness.Deployed)
+        // Deployed is set once queries are answered: at INDEX_DEPLOYED with vertex, always with firestore.
+        if (state.Deployed is null)
         {
             return Fail($"The index in {data.FullName} cannot answer queries: {state.Describe()}. Run 'index' first.");
         }
@@ -207,6 +208,7 @@ public static class EmulatorCommands
         return Results.Json(new
         {
             callablePath,
+            indexBackend = services.GetRequiredService<ExtensionOptions>().IndexNeedsBuild ? "vertex" : "firestore",
             indexStatus = metadata?.GetString("status"),
             error = metadata?["error"],
             tasks = tasks is null ? null : new

@@ -22,7 +22,9 @@ internal static class IndexProgress
             .StartAsync(async progress =>
             {
                 var backfill = progress.AddTask("Embedding images", maxValue: 1);
-                var index = progress.AddTask("Building and deploying the index", maxValue: 3);
+                // INDEX_BACKEND=firestore: nothing is built; images are searchable as they are embedded.
+                var index = progress.AddTask(
+                    options.IndexNeedsBuild ? "Building and deploying the index" : "Vector index (firestore: no build, searchable now)", maxValue: 3);
                 var idleSince = (DateTimeOffset?)null;
                 while (true)
                 {
@@ -85,7 +87,9 @@ internal static class IndexProgress
 
         if (outcome is null)
         {
-            AnsiConsole.MarkupLine("[green]Index deployed.[/]");
+            AnsiConsole.MarkupLine(options.IndexNeedsBuild
+                ? "[green]Index deployed.[/]"
+                : "[green]Index deployed.[/] (INDEX_BACKEND=firestore: every image was searchable as soon as it was embedded.)");
         }
 
         return outcome;
