@@ -22,7 +22,12 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     private readonly ManualClock _clock = new(new DateTimeOffset(2026, 3, 1, 12, 0, 0, TimeSpan.Zero));
     private WebApplication _certificateServer = null!;
     private Uri _certificatesUri = null!;
+    private Uri _failingUri = null!;
+    private Uri _flakyUri = null!;
     private int _fetches;
+    private int _failedFetches;
+    private int _flakyFetches;
+    private volatile bool _failCertificates;
     private HttpClient _http = null!;
 
     [OneTimeSetUp]
@@ -41,8 +46,26 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
             context.Response.Headers.CacheControl = "public, max-age=3600, must-revalidate, no-transform";
             return Results.Text(map, "application/json");
         });
+        _certificateServer.MapGet("/failing", () =>
+        {
+            Interlocked.Increment(ref _failedFetches);
+            return Results.StatusCode(StatusCodes.Status503ServiceUnavailable);
+        });
+        _certificateServer.MapGet("/flaky", (HttpContext context) =>
+        {
+            Interlocked.Increment(ref _flakyFetches);
+            if (_failCertificates)
+            {
+                return Results.StatusCode(StatusCodes.Status503ServiceUnavailable);
+            }
+
+            context.Response.Headers.CacheControl = "public, max-age=3600";
+            return Results.Text(map, "application/json");
+        });
         await _certificateServer.StartAsync();
         _certificatesUri = new Uri(new Uri(_certificateServer.Urls.Single()), "/certs");
+        _failingUri = new Uri(_certificatesUri, "/failing");
+        _flakyUri = new Uri(_certificatesUri, "/flaky");
         _http = new HttpClient();
     }
 
@@ -54,7 +77,7 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     }
 
     [SetUp]
-    public void ResetFetchCount() => _fetches = 0;
+    public void ResetFetchCount() => (_fetches, _failedFetches, _flakyFetches) = (0, 0, 0);
 
     public void Dispose() => _rsa.Dispose();
 
@@ -92,6 +115,49 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
 
         Assert.ThrowsAsync<CallerAuthenticationException>(() => verifier.AuthenticateAsync(Signed(Claims(), keyId: "another-key"), CancellationToken.None));
         Assert.That(_fetches, Is.EqualTo(2), "refetching is rate-limited");
+    }
+
+    [Test]
+    public async Task UnknownKeyIdsFromManyConcurrentCallersShareOneRefetch()
+    {
+        using var verifier = Verifier();
+        await verifier.AuthenticateAsync(Signed(Claims()), CancellationToken.None);
+        _clock.Advance(TimeSpan.FromMinutes(2));
+
+        var junk = Enumerable.Range(0, 20).Select(i => Signed(Claims(), keyId: $"junk-{i}")).ToArray();
+        var outcomes = await Task.WhenAll(junk.Select(token => Task.Run(() => Rejection(verifier, token))));
+        Assert.That(outcomes, Is.All.InstanceOf<CallerAuthenticationException>());
+        Assert.That(_fetches, Is.EqualTo(2), "twenty junk kids at once cause one refetch between them");
+    }
+
+    [Test]
+    public async Task UnreachableCertificatesWithoutCachedKeysRejectTheTokenAndAreNotAskedAgainAtOnce()
+    {
+        using var verifier = Verifier(certificatesUri: _failingUri);
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.That(await Rejection(verifier, Signed(Claims(), keyId: $"junk-{i}")), Is.InstanceOf<CallerAuthenticationException>());
+        }
+
+        Assert.That(_failedFetches, Is.EqualTo(1), "a failed fetch is rate-limited like a successful one");
+        _clock.Advance(TimeSpan.FromMinutes(2));
+        Assert.That(await Rejection(verifier, Signed(Claims())), Is.InstanceOf<CallerAuthenticationException>());
+        Assert.That(_failedFetches, Is.EqualTo(2));
+    }
+
+    [Test]
+    public async Task AFailedRefreshKeepsUsingTheCachedKeys()
+    {
+        _failCertificates = false;
+        using var verifier = Verifier(certificatesUri: _flakyUri);
+        await verifier.AuthenticateAsync(Signed(Claims()), CancellationToken.None);
+        _failCertificates = true;
+
+        _clock.Advance(TimeSpan.FromMinutes(61));
+        var identity = await verifier.AuthenticateAsync(Signed(Claims()), CancellationToken.None);
+        Assert.That(identity.Uid, Is.EqualTo("user-123"), "expired cache, refresh failed: the known keys still verify");
+        Assert.That(await Rejection(verifier, Signed(Claims(), keyId: "junk")), Is.InstanceOf<CallerAuthenticationException>());
+        Assert.That(_flakyFetches, Is.EqualTo(2), "one refresh attempt, not one per token");
     }
 
     [TestCase("exp", -1, null, TestName = "ExpiredTokenIsRejected")]
@@ -191,11 +257,24 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
         Assert.ThrowsAsync<CallerAuthenticationException>(() => verifier.AuthenticateAsync(Unsigned(Claims()) + "c2lnbmF0dXJl", CancellationToken.None));
     }
 
-    private FirebaseIdTokenVerifier Verifier(bool acceptEmulatorTokens = false) =>
+    private static async Task<Exception?> Rejection(FirebaseIdTokenVerifier verifier, string token)
+    {
+        try
+        {
+            await verifier.AuthenticateAsync(token, CancellationToken.None);
+            return null;
+        }
+        catch (Exception e)
+        {
+            return e;
+        }
+    }
+
+    private FirebaseIdTokenVerifier Verifier(bool acceptEmulatorTokens = false, Uri? certificatesUri = null) =>
         new(_http, new FirebaseIdTokenVerifierOptions
         {
             ProjectId = ProjectId,
-            CertificatesUri = _certificatesUri,
+            CertificatesUri = certificatesUri ?? _certificatesUri,
             AcceptEmulatorTokens = acceptEmulatorTokens,
         }, _clock);
 
