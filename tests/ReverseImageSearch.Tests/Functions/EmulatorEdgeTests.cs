@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using ReverseImageSearch.Emulator;
@@ -33,7 +32,7 @@ public class EmulatorEdgeTests
         File.Copy(Directory.GetFiles(_images).Order(StringComparer.Ordinal).First(), Path.Combine(outside, "linked-away.jpg"));
         Directory.CreateSymbolicLink(Path.Combine(_images, "etcdir"), outside);
 
-        _port = FreePort();
+        _port = EmulatorProcess.FreePort();
         _serve = EmulatorProcess.Start(["serve", "--images", _images, "--data", Path.Combine(_root, "data"), "--port", _port.ToString(CultureInfo.InvariantCulture)]);
         _http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_port}"), Timeout = TimeSpan.FromSeconds(60) };
         var sample = await File.ReadAllBytesAsync(Path.Combine(_images, "circle-blue.jpg"));
@@ -104,6 +103,36 @@ public class EmulatorEdgeTests
     }
 
     [Test]
+    public async Task BoundToANonLoopbackAddressACallWithoutATokenIsRefused()
+    {
+        // Listening on every address; the test still calls over loopback only.
+        var port = EmulatorProcess.FreePort();
+        using var exposed = EmulatorProcess.Start(["serve", "--host", "0.0.0.0", "--data", Path.Combine(_root, "exposed"), "--port", port.ToString(CultureInfo.InvariantCulture)]);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        var body = JsonSerializer.Serialize(new { data = new { query = new[] { Convert.ToBase64String(await File.ReadAllBytesAsync(Path.Combine(_images, "circle-blue.jpg"))) } } });
+        HttpResponseMessage? response = null;
+        for (var deadline = DateTime.UtcNow.AddSeconds(60); response is null; await Task.Delay(250))
+        {
+            Assert.That(exposed.HasExited, Is.False, () => "serve exited early: " + exposed.Output);
+            Assert.That(DateTime.UtcNow, Is.LessThan(deadline), () => "serve did not listen within 60 s: " + exposed.Output);
+            try
+            {
+                response = await http.PostAsync(new Uri(CallablePath, UriKind.Relative), new StringContent(body, Encoding.UTF8, "application/json"));
+            }
+            catch (HttpRequestException)
+            {
+            }
+        }
+
+        using (response)
+        {
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Unauthorized), await response.Content.ReadAsStringAsync());
+        }
+
+        Assert.That(exposed.StandardOutput, Does.Contain("must send a Firebase ID token"));
+    }
+
+    [Test]
     public async Task ALegalImageLargerThanKestrelsDefaultBodyLimitGetsTheCallablesAnswer()
     {
         // 24 MB is under MAX_IMAGE_BYTES (32 MiB) but its base64 body (32 MB) is over Kestrel's default 30,000,000.
@@ -163,12 +192,5 @@ public class EmulatorEdgeTests
         {
             return null;
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -84,7 +84,7 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [Test]
     public async Task ValidTokenGivesTheCaller()
     {
-        using var verifier = Verifier();
+        var verifier = Verifier();
         var identity = await verifier.AuthenticateAsync(Signed(Claims()), CancellationToken.None);
         Assert.That(identity, Is.EqualTo(new CallerIdentity("user-123", "password")));
     }
@@ -92,7 +92,7 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [Test]
     public async Task CertificatesAreCachedForTheirMaxAge()
     {
-        using var verifier = Verifier();
+        var verifier = Verifier();
         await verifier.AuthenticateAsync(Signed(Claims()), CancellationToken.None);
         _clock.Advance(TimeSpan.FromMinutes(59));
         await verifier.AuthenticateAsync(Signed(Claims()), CancellationToken.None);
@@ -106,7 +106,7 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [Test]
     public async Task UnknownKeyIdRefetchesAtMostOncePerIntervalThenFails()
     {
-        using var verifier = Verifier();
+        var verifier = Verifier();
         await verifier.AuthenticateAsync(Signed(Claims()), CancellationToken.None);
         _clock.Advance(TimeSpan.FromMinutes(2));
 
@@ -120,7 +120,7 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [Test]
     public async Task UnknownKeyIdsFromManyConcurrentCallersShareOneRefetch()
     {
-        using var verifier = Verifier();
+        var verifier = Verifier();
         await verifier.AuthenticateAsync(Signed(Claims()), CancellationToken.None);
         _clock.Advance(TimeSpan.FromMinutes(2));
 
@@ -133,7 +133,7 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [Test]
     public async Task UnreachableCertificatesWithoutCachedKeysRejectTheTokenAndAreNotAskedAgainAtOnce()
     {
-        using var verifier = Verifier(certificatesUri: _failingUri);
+        var verifier = Verifier(certificatesUri: _failingUri);
         for (var i = 0; i < 5; i++)
         {
             Assert.That(await Rejection(verifier, Signed(Claims(), keyId: $"junk-{i}")), Is.InstanceOf<CallerAuthenticationException>());
@@ -149,7 +149,7 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     public async Task AFailedRefreshKeepsUsingTheCachedKeys()
     {
         _failCertificates = false;
-        using var verifier = Verifier(certificatesUri: _flakyUri);
+        var verifier = Verifier(certificatesUri: _flakyUri);
         await verifier.AuthenticateAsync(Signed(Claims()), CancellationToken.None);
         _failCertificates = true;
 
@@ -169,7 +169,7 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [TestCase("sub", 0, "129", TestName = "SubjectOver128CharactersIsRejected")]
     public void TokenBreakingAClaimsRuleIsRejected(string claim, int secondsFromNow, string? text)
     {
-        using var verifier = Verifier();
+        var verifier = Verifier();
         var claims = Claims();
         claims[claim] = text switch
         {
@@ -183,7 +183,7 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [Test]
     public async Task SmallClockSkewAndLongestSubjectAreAccepted()
     {
-        using var verifier = Verifier();
+        var verifier = Verifier();
         var claims = Claims();
         claims["iat"] = Seconds(120);
         claims["sub"] = new string('u', 128);
@@ -194,7 +194,7 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [Test]
     public void TamperedSignatureIsRejected()
     {
-        using var verifier = Verifier();
+        var verifier = Verifier();
         var token = Signed(Claims());
         var signatureStart = token.LastIndexOf('.') + 1;
         var flipped = token[signatureStart + 5] == 'A' ? 'B' : 'A';
@@ -205,7 +205,7 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [Test]
     public void TamperedClaimsAreRejected()
     {
-        using var verifier = Verifier();
+        var verifier = Verifier();
         var parts = Signed(Claims()).Split('.');
         var other = Claims();
         other["sub"] = "someone-else";
@@ -216,7 +216,7 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [Test]
     public void Hs256TokenIsRejected()
     {
-        using var verifier = Verifier();
+        var verifier = Verifier();
         var key = new SymmetricSecurityKey(RandomNumberGenerator.GetBytes(32)) { KeyId = KeyId };
         var token = new JsonWebTokenHandler().CreateToken(Claims().ToJsonString(), new SigningCredentials(key, SecurityAlgorithms.HmacSha256));
         Assert.ThrowsAsync<CallerAuthenticationException>(() => verifier.AuthenticateAsync(token, CancellationToken.None));
@@ -225,14 +225,14 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [Test]
     public void NotAJwtIsRejected()
     {
-        using var verifier = Verifier();
+        var verifier = Verifier();
         Assert.ThrowsAsync<CallerAuthenticationException>(() => verifier.AuthenticateAsync("not-a-token", CancellationToken.None));
     }
 
     [Test]
     public void UnsignedTokenIsRejectedOutsideEmulatorMode()
     {
-        using var verifier = Verifier();
+        var verifier = Verifier();
         Assert.ThrowsAsync<CallerAuthenticationException>(() => verifier.AuthenticateAsync(Unsigned(Claims()), CancellationToken.None));
         Assert.That(_fetches, Is.Zero);
     }
@@ -240,7 +240,7 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [Test]
     public async Task UnsignedTokenIsAcceptedInEmulatorMode()
     {
-        using var verifier = Verifier(acceptEmulatorTokens: true);
+        var verifier = Verifier(acceptEmulatorTokens: true);
         var claims = Claims();
         claims["firebase"] = new JsonObject { ["sign_in_provider"] = "anonymous" };
         var identity = await verifier.AuthenticateAsync(Unsigned(claims), CancellationToken.None);
@@ -250,7 +250,7 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [Test]
     public void EmulatorModeStillChecksTheClaims()
     {
-        using var verifier = Verifier(acceptEmulatorTokens: true);
+        var verifier = Verifier(acceptEmulatorTokens: true);
         var claims = Claims();
         claims["aud"] = "other-project";
         Assert.ThrowsAsync<CallerAuthenticationException>(() => verifier.AuthenticateAsync(Unsigned(claims), CancellationToken.None));

@@ -164,7 +164,7 @@ public class LocalObjectStoreTests
     [Test]
     public async Task LinksLeavingTheFolderAreNeitherListedNorRead()
     {
-        var outside = _temp.Sub("outside");
+        var outside = Directory.CreateDirectory(_temp.Sub("outside")).FullName;
         File.WriteAllText(Path.Combine(outside, "passwd"), "secret");
         File.WriteAllText(Path.Combine(outside, "photo.jpg"), "outside image");
         await _store.WriteAsync("images", "inside.jpg", Bytes("inside"), "image/jpeg");
