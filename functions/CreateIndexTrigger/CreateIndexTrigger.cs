@@ -55,7 +55,7 @@ public sealed partial class CreateIndexTrigger(
             return;
         }
 
-        var operation = await vectorIndex.CreateIndexAsync(
+        var operation = await state.RecordingFailureAsync("createIndexTrigger", "Creating the index", () => vectorIndex.CreateIndexAsync(
             new IndexDefinition(
                 DisplayName: $"ext-{options.InstanceId}-index",
                 ContentsDeltaUri: options.DatapointsUri,
@@ -65,7 +65,7 @@ public sealed partial class CreateIndexTrigger(
                 FeatureNormType: options.FeatureNormType,
                 ShardSize: options.ShardSize,
                 AlgorithmConfig: options.AlgorithmConfig),
-            cancellationToken);
+            cancellationToken), cancellationToken);
 
         await state.MergeMetadataAsync(new Dictionary<string, object?>
         {
