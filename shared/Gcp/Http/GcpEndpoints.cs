@@ -124,7 +124,7 @@ public sealed class GcpEndpoints
 
     private IEnumerable<string> ConfiguredAuthorities()
     {
-        Uri?[] configured = [FirestoreBase, EffectiveFirestoreBase, StorageBase, StorageUploadBase, CloudTasksBase, PublicEndpointOverride,
+        Uri?[] configured = [FirestoreBase, EffectiveFirestoreBase, FirestoreAdminBase, StorageBase, StorageUploadBase, CloudTasksBase, PublicEndpointOverride,
             Uri.TryCreate(VertexBase, UriKind.Absolute, out var vertex) ? vertex : null];
         return configured.OfType<Uri>().Select(u => u.GetLeftPart(UriPartial.Authority));
     }

@@ -87,7 +87,7 @@ public class IndexLifecycleHandlerTests
         await using var stack = await LocalStackHarness.Create(imageCount: 0).StartAsync(run: false);
         await stack.Documents.SetAsync(stack.State.Paths.Metadata, new Dictionary<string, object?> { ["outputShape"] = 1280L }, SetMode.Overwrite);
         var failing = new UnavailableVectorIndex(new ServiceException(429, "RESOURCE_EXHAUSTED", "Quota exceeded for aiplatform.googleapis.com/index_count"));
-        var trigger = new CreateIndexTrigger(failing, stack.State, stack.Options, Microsoft.Extensions.Logging.Abstractions.NullLogger<CreateIndexTrigger>.Instance);
+        var trigger = new CreateIndexTrigger(failing, stack.State, stack.Options, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<CreateIndexTrigger>.Instance);
         var tasks = stack.State.Paths.Tasks;
         var change = new DocumentChange(tasks,
             new DocumentSnapshot(tasks, new Dictionary<string, object?> { ["status"] = BackfillStatus.Processing }),
