@@ -58,7 +58,7 @@ public sealed partial class CreateIndexTrigger(
                     $"The index creation is claimed but its operation is not recorded yet; retrying until it is, or until the claim is {AbandonedClaim.TotalSeconds:0} s old.");
         }
 
-        var operation = await vectorIndex.CreateIndexAsync(
+        var operation = await state.RecordingFailureAsync("createIndexTrigger", "Creating the index", () => vectorIndex.CreateIndexAsync(
             new IndexDefinition(
                 DisplayName: $"ext-{options.InstanceId}-index",
                 ContentsDeltaUri: options.DatapointsUri,
@@ -68,7 +68,7 @@ public sealed partial class CreateIndexTrigger(
                 FeatureNormType: options.FeatureNormType,
                 ShardSize: options.ShardSize,
                 AlgorithmConfig: options.AlgorithmConfig),
-            cancellationToken);
+            cancellationToken), cancellationToken);
 
         if (!await state.RecordIndexCreationAsync(claim.Token!, operation.Name, cancellationToken))
         {
