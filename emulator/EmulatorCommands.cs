@@ -26,7 +26,8 @@ public static class EmulatorCommands
     public const int Success = 0;
     public const int Failure = 1;
 
-    public static async Task<int> ServeAsync(DirectoryInfo? images, DirectoryInfo data, string host, int port, CancellationToken cancellationToken)
+    public static async Task<int> ServeAsync(
+        DirectoryInfo? images, DirectoryInfo data, string host, int port, IReadOnlyList<string> allowOrigins, CancellationToken cancellationToken)
     {
         // Checked before anything starts: a taken port or data folder is a wrong argument, not a crash.
         if (ProcessNames.PortProblem(host, port) is { } portProblem)
@@ -57,7 +58,9 @@ public static class EmulatorCommands
 
         var callablePath = CallablePath(options);
         var queryIndex = app.Services.GetRequiredService<QueryIndex>();
-        app.MapCallableFunction(callablePath, authEmulator is null ? new TrustedLocalCaller(queryIndex) : queryIndex);
+        var trustsTokenless = authEmulator is null && TrustedLocalCaller.IsLoopbackHost(host);
+        app.MapCallableFunction(callablePath, trustsTokenless ? new TrustedLocalCaller(queryIndex) : queryIndex,
+            origins: CallableOrigins.LocalPages(allowOrigins, "Start serve with --allow-origin to allow another page."));
         app.MapGet("/", () => Results.Stream(SearchPage(), "text/html; charset=utf-8"));
         app.MapGet("/images/{**name}", (string name, IObjectStore store, CancellationToken ct) => ServeImageAsync(store, options, name, ct));
         app.MapGet("/api/status", (IServiceProvider services, CancellationToken ct) => StatusAsync(services, callablePath, ct));
@@ -82,7 +85,10 @@ public static class EmulatorCommands
         AnsiConsole.MarkupLineInterpolated($"  images     {imagesFolder}{(images is null ? " (generated sample set)" : "")}");
         AnsiConsole.MarkupLineInterpolated($"  data       {data.FullName}");
         AnsiConsole.MarkupLineInterpolated($"  project    {options.ProjectId}, location {options.Location}, instance {options.InstanceId}");
-        AnsiConsole.MarkupLineInterpolated($"  callers    {(authEmulator is null ? "trusted without a token (local); tokens that are sent must be valid Firebase ID tokens" : $"Firebase ID tokens from the Auth emulator at {authEmulator}")}");
+        AnsiConsole.MarkupLineInterpolated($"  callers    {(authEmulator is not null ? $"Firebase ID tokens from the Auth emulator at {authEmulator}"
+            : trustsTokenless ? "trusted without a token (loopback only); tokens that are sent must be valid Firebase ID tokens"
+            : $"must send a Firebase ID token ({host} is not a loopback address)")}");
+        AnsiConsole.MarkupLineInterpolated($"  web pages  loopback pages and this one{(allowOrigins.Count > 0 ? ", " + string.Join(", ", allowOrigins) : "")}");
 
         // Returns once the signal came and the host stopped: deliveries in flight gave their tasks back.
         await app.WaitForShutdownAsync(cancellationToken);
@@ -264,12 +270,18 @@ public static class EmulatorCommands
 }
 
 /// <summary>
-/// Locally, without the Auth emulator, callers without a token are trusted: the emulator listens on
-/// loopback for its owner. A token that is sent is still verified by the callable protocol.
+/// Locally, without the Auth emulator, callers without a token are trusted while the emulator listens on loopback
+/// only, for its owner; bound to any other address it is reachable by others and every caller must sign in.
+/// A token that is sent is still verified by the callable protocol.
 /// </summary>
 internal sealed class TrustedLocalCaller(ICallableFunction inner) : ICallableFunction
 {
     public static readonly CallerIdentity LocalUser = new("local-user", "local");
+
+    /// <summary>Whether <paramref name="host"/> (the --host value) reaches this machine's loopback only.</summary>
+    public static bool IsLoopbackHost(string host) =>
+        string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase)
+        || (System.Net.IPAddress.TryParse(host.Trim('[', ']'), out var address) && System.Net.IPAddress.IsLoopback(address));
 
     public Task<object?> HandleAsync(CallableRequest request, CancellationToken cancellationToken) =>
         inner.HandleAsync(request.Auth is null ? request with { Auth = LocalUser } : request, cancellationToken);

@@ -48,9 +48,15 @@ var indexImages = new Option<DirectoryInfo>("--images")
     Required = true,
     CustomParser = ArgumentRules.ExistingFolder,
 };
+var allowOrigins = new Option<string[]>("--allow-origin")
+{
+    Description = "Another web page origin (scheme://host[:port]) allowed to call the callable; loopback pages and the server's own page always may. Repeatable.",
+    AllowMultipleArgumentsPerToken = false,
+};
 
-var serve = new Command("serve", "Index a folder, keep it current and serve the queryIndex callable and a search page.") { images, data, port, host };
-serve.SetAction((result, ct) => EmulatorCommands.ServeAsync(result.GetValue(images), result.GetValue(data)!, result.GetValue(host)!, result.GetValue(port), ct));
+var serve = new Command("serve", "Index a folder, keep it current and serve the queryIndex callable and a search page.") { images, data, port, host, allowOrigins };
+serve.SetAction((result, ct) => EmulatorCommands.ServeAsync(
+    result.GetValue(images), result.GetValue(data)!, result.GetValue(host)!, result.GetValue(port), result.GetValue(allowOrigins) ?? [], ct));
 
 var index = new Command("index", "Backfill a folder with a progress bar; exit 0 once the index is deployed.") { indexImages, data };
 index.SetAction((result, ct) => EmulatorCommands.IndexAsync(result.GetValue(indexImages)!, result.GetValue(data)!, ct));

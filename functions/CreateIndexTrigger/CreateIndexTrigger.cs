@@ -49,7 +49,7 @@ public sealed partial class CreateIndexTrigger(
             return;
         }
 
-        var operation = await vectorIndex.CreateIndexAsync(
+        var operation = await state.RecordingFailureAsync("createIndexTrigger", "Creating the index", () => vectorIndex.CreateIndexAsync(
             new IndexDefinition(
                 DisplayName: $"ext-{options.InstanceId}-index",
                 ContentsDeltaUri: options.DatapointsUri,
@@ -59,7 +59,7 @@ public sealed partial class CreateIndexTrigger(
                 FeatureNormType: options.FeatureNormType,
                 ShardSize: options.ShardSize,
                 AlgorithmConfig: options.AlgorithmConfig),
-            cancellationToken);
+            cancellationToken), cancellationToken);
 
         await state.MergeMetadataAsync(new Dictionary<string, object?>
         {

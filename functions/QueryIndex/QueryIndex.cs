@@ -95,6 +95,11 @@ public sealed partial class QueryIndex(
             images[i] = item.ValueKind == JsonValueKind.String && TryDecodeBase64(item.GetString()!, out var bytes)
                 ? bytes
                 : throw Invalid($"query[{i}] must be a Base64 string.", new { index = i });
+            if (images[i].IsEmpty)
+            {
+                throw Invalid($"query[{i}] is empty: an image of zero bytes.", new { index = i });
+            }
+
             if (images[i].Length > options.MaxImageBytes)
             {
                 throw Invalid($"query[{i}] is {images[i].Length} bytes, more than the limit of {options.MaxImageBytes}.", new { index = i });
@@ -134,7 +139,7 @@ public sealed partial class QueryIndex(
         var comma = text.StartsWith("data:", StringComparison.Ordinal) ? text.IndexOf(',', StringComparison.Ordinal) : -1;
         var payload = comma >= 0 ? text.AsSpan(comma + 1) : text.AsSpan();
         bytes = new byte[payload.Length * 3 / 4 + 3];
-        if (payload.Length > 0 && Convert.TryFromBase64Chars(payload, bytes, out var written))
+        if (Convert.TryFromBase64Chars(payload, bytes, out var written))
         {
             bytes = bytes[..written];
             return true;

@@ -104,6 +104,25 @@ public sealed class CoordinationState(IDocumentStore documents, CoordinationDocu
             },
         }, cancellationToken);
 
+    /// <summary>
+    /// Runs <paramref name="call"/> to a service; a <see cref="ServiceException"/> that outlived the transport's retries
+    /// of transient faults (a quota, a permission, an outage) is recorded in the metadata document's "error" as
+    /// "{what} failed: {status and message}" and thrown again, so the delivery is retried while users see why.
+    /// </summary>
+    public async Task<T> RecordingFailureAsync<T>(string functionName, string what, Func<Task<T>> call, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(call);
+        try
+        {
+            return await call();
+        }
+        catch (ServiceException e)
+        {
+            await RecordErrorAsync(functionName, $"{what} failed: {e.Message}. The event is delivered again; fix the cause if it persists.", cancellationToken);
+            throw;
+        }
+    }
+
     public async Task<DatapointRecord?> GetDatapointRecordAsync(string objectName, CancellationToken cancellationToken)
     {
         var doc = await documents.GetAsync(paths.Datapoint(objectName), cancellationToken);

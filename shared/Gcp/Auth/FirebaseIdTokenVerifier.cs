@@ -10,7 +10,7 @@ namespace ReverseImageSearch.Gcp.Auth;
 /// RS256 signed by one of Google's securetoken certificates, then the claims rules. In emulator
 /// mode it also accepts the Auth emulator's unsigned tokens, checking the same claims.
 /// </summary>
-public sealed class FirebaseIdTokenVerifier : ICallerAuthenticator, IDisposable
+public sealed class FirebaseIdTokenVerifier : ICallerAuthenticator
 {
     private const int MaxSubjectLength = 128;
 
@@ -56,8 +56,6 @@ public sealed class FirebaseIdTokenVerifier : ICallerAuthenticator, IDisposable
         return CheckClaims(token);
     }
 
-    public void Dispose() => _certificates.Dispose();
-
     private void CheckEmulatorToken(string rawToken)
     {
         if (!_options.AcceptEmulatorTokens)
@@ -84,7 +82,9 @@ public sealed class FirebaseIdTokenVerifier : ICallerAuthenticator, IDisposable
         }
 
         var key = await _certificates.FindKeyAsync(token.Kid, cancellationToken)
-            ?? throw new CallerAuthenticationException($"The ID token's key id {token.Kid} is not one of Google's certificates.");
+            ?? throw new CallerAuthenticationException(_certificates.LastFailure is { } failure
+                ? $"The ID token's key id {token.Kid} is not one of the known certificates ({failure})."
+                : $"The ID token's key id {token.Kid} is not one of Google's certificates.");
 
         // The library checks only algorithm and signature here; the claims follow Firebase's own rules below.
         var result = await _handler.ValidateTokenAsync(token, new TokenValidationParameters

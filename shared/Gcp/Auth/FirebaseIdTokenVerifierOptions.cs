@@ -17,7 +17,7 @@ public sealed class FirebaseIdTokenVerifierOptions
     /// <summary>Allowance for clocks that disagree, applied to iat and auth_time.</summary>
     public TimeSpan ClockSkew { get; init; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>Least time between two fetches caused by unknown key ids, so forged kids cannot hammer Google.</summary>
+    /// <summary>Least time between two fetches (for unknown key ids, expired caches and after failures), so forged kids cannot hammer Google.</summary>
     public TimeSpan MinimumRefetchInterval { get; init; } = TimeSpan.FromMinutes(1);
 
     /// <summary>Cache lifetime when the certificate response names no max-age.</summary>

@@ -9,7 +9,10 @@ using ReverseImageSearch.Gcp.Auth;
 namespace ReverseImageSearch.Gcp.Hosting;
 
 /// <summary>The Firebase callable protocol (https.onCall) in front of an <see cref="ICallableFunction"/>.</summary>
-internal sealed partial class CallableProtocol(ICallableFunction function, ICallerAuthenticator authenticator, ILogger logger)
+/// <param name="origins">Browser pages allowed to call (CORS); others are refused before anything runs.</param>
+/// <param name="bodyLimit">The request size accepted, or null for the server's own limit.</param>
+internal sealed partial class CallableProtocol(
+    ICallableFunction function, ICallerAuthenticator authenticator, CallableOrigins origins, CallableBodyLimit? bodyLimit, ILogger logger)
 {
     private const string BearerPrefix = "Bearer ";
 
@@ -20,14 +23,44 @@ internal sealed partial class CallableProtocol(ICallableFunction function, ICall
     {
         var request = context.Request;
         var response = context.Response;
-        AllowOrigin(request, response);
+        response.Headers.Append(HeaderNames.Vary, HeaderNames.Origin);
+        if (request.Headers.Origin is { Count: > 0 } origin && !origins.Allows(request, origin.ToString()))
+        {
+            LogRefusedOrigin(logger, origin.ToString());
+            await FunctionErrorResponses.WriteErrorAsync(response, FunctionErrorCode.PermissionDenied,
+                $"Web pages at {origin} may not call this function. {origins.HowToAllow}".TrimEnd(), details: null);
+            return;
+        }
+
+        // Like the cors middleware with origin: true: reflect the (allowed) origin that asks.
+        if (request.Headers.Origin is { Count: > 0 } allowed)
+        {
+            response.Headers.AccessControlAllowOrigin = allowed;
+        }
+
         if (HttpMethods.IsOptions(request.Method))
         {
             AnswerPreflight(request, response);
             return;
         }
 
-        if (await ProtocolRequest.TryReadDataAsync(request) is not { } data)
+        if (bodyLimit is not null && await bodyLimit.RefuseOversizeAsync(context))
+        {
+            return;
+        }
+
+        JsonElement? data;
+        try
+        {
+            data = await ProtocolRequest.TryReadDataAsync(request);
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge && bodyLimit is not null)
+        {
+            await bodyLimit.WriteTooLargeAsync(response);
+            return;
+        }
+
+        if (data is null)
         {
             await FunctionErrorResponses.WriteBadRequestAsync(response);
             return;
@@ -47,7 +80,7 @@ internal sealed partial class CallableProtocol(ICallableFunction function, ICall
                 }
             }
 
-            var result = await function.HandleAsync(new CallableRequest(data, caller), context.RequestAborted);
+            var result = await function.HandleAsync(new CallableRequest(data.Value, caller), context.RequestAborted);
             answer = FunctionErrorResponses.ComposeJson(writer =>
             {
                 writer.WriteStartObject();
@@ -63,16 +96,6 @@ internal sealed partial class CallableProtocol(ICallableFunction function, ICall
         }
 
         await FunctionErrorResponses.WriteJsonAsync(response, StatusCodes.Status200OK, answer);
-    }
-
-    // Like the cors middleware with origin: true: reflect whatever origin asks.
-    private static void AllowOrigin(HttpRequest request, HttpResponse response)
-    {
-        response.Headers.Append(HeaderNames.Vary, HeaderNames.Origin);
-        if (request.Headers.Origin is { Count: > 0 } origin)
-        {
-            response.Headers.AccessControlAllowOrigin = origin;
-        }
     }
 
     // Every OPTIONS is a preflight to the cors middleware; it never reaches the handler.
@@ -111,6 +134,9 @@ internal sealed partial class CallableProtocol(ICallableFunction function, ICall
             return null;
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Refused a call from the web page at {Origin}")]
+    private static partial void LogRefusedOrigin(ILogger logger, string origin);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Rejected the caller's ID token: {Reason}")]
     private static partial void LogRejectedToken(ILogger logger, string reason);

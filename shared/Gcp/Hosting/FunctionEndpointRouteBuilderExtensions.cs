@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using ReverseImageSearch.Core.Configuration;
 using ReverseImageSearch.Core.Triggers;
 using ReverseImageSearch.Gcp.Auth;
 
@@ -33,14 +34,19 @@ public static class FunctionEndpointRouteBuilderExtensions
         };
     }
 
-    /// <summary>The Firebase callable protocol; tokens are checked by <paramref name="authenticator"/>, or the registered <see cref="ICallerAuthenticator"/>.</summary>
+    /// <summary>
+    /// The Firebase callable protocol; tokens are checked by <paramref name="authenticator"/>, or the registered
+    /// <see cref="ICallerAuthenticator"/>; browser pages from <paramref name="origins"/> may call (default: any). The
+    /// request size follows MAX_IMAGE_BYTES when <see cref="ExtensionOptions"/> are registered (<see cref="CallableBodyLimit"/>).
+    /// </summary>
     public static IEndpointConventionBuilder MapCallableFunction(
-        this IEndpointRouteBuilder endpoints, string pattern, ICallableFunction function, ICallerAuthenticator? authenticator = null)
+        this IEndpointRouteBuilder endpoints, string pattern, ICallableFunction function, ICallerAuthenticator? authenticator = null, CallableOrigins? origins = null)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentNullException.ThrowIfNull(function);
         authenticator ??= endpoints.ServiceProvider.GetRequiredService<ICallerAuthenticator>();
-        var protocol = new CallableProtocol(function, authenticator, LoggerFor(endpoints, function));
+        var bodyLimit = endpoints.ServiceProvider.GetService<ExtensionOptions>() is { } options ? new CallableBodyLimit(options.MaxImageBytes) : null;
+        var protocol = new CallableProtocol(function, authenticator, origins ?? CallableOrigins.Any, bodyLimit, LoggerFor(endpoints, function));
         return endpoints.Map(pattern, (RequestDelegate)protocol.HandleAsync);
     }
 

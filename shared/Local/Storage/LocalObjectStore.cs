@@ -14,6 +14,8 @@ internal sealed record LocalFileEntry(string Name, string FullPath, long Size, D
 /// Buckets as folders: an object is a file, its name the path relative to the bucket folder with '/'
 /// separators. Metadata is derived from the file (content type from the extension, MD5 computed and
 /// cached, generation from the last-write time), so files dropped into the folder by hand are objects too.
+/// Symbolic links are followed only while they stay inside the folder: a linked file is an object when its target
+/// is in the folder, linked folders are never entered, and no read, write or listing reaches a file outside.
 /// </summary>
 public sealed class LocalObjectStore : IObjectStore
 {
@@ -66,7 +68,7 @@ public sealed class LocalObjectStore : IObjectStore
 
     public async Task<byte[]> ReadAsync(string bucket, string name, CancellationToken cancellationToken = default)
     {
-        var path = PathOf(bucket, name);
+        var path = PathInside(bucket, name) ?? throw new ObjectNotFoundException(bucket, name);
         try
         {
             return await File.ReadAllBytesAsync(path, cancellationToken);
@@ -81,7 +83,7 @@ public sealed class LocalObjectStore : IObjectStore
     /// from the name's extension, as for files copied in by hand.</remarks>
     public Task<StoredObject> WriteAsync(string bucket, string name, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken = default)
     {
-        var path = PathOf(bucket, name);
+        var path = PathInside(bucket, name) ?? throw new ObjectNotFoundException(bucket, name);
         return Task.Run(
             () =>
             {
@@ -94,8 +96,8 @@ public sealed class LocalObjectStore : IObjectStore
 
     public Task<bool> DeleteAsync(string bucket, string name, CancellationToken cancellationToken = default)
     {
-        var path = PathOf(bucket, name);
-        if (!File.Exists(path))
+        var path = PathInside(bucket, name);
+        if (path is null || !File.Exists(path))
         {
             return Task.FromResult(false);
         }
@@ -133,6 +135,7 @@ public sealed class LocalObjectStore : IObjectStore
         }
 
         var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = 0 };
+        // Links are reparse points: linked folders are not entered, linked files count only when they point inside.
         var files = new FileSystemEnumerable<LocalFileEntry>(
             start,
             (ref FileSystemEntry entry) =>
@@ -143,8 +146,9 @@ public sealed class LocalObjectStore : IObjectStore
             },
             options)
         {
-            ShouldIncludePredicate = (ref FileSystemEntry entry) => !entry.IsDirectory && !entry.FileName.StartsWith('.'),
-            ShouldRecursePredicate = (ref FileSystemEntry entry) => !entry.FileName.StartsWith('.'),
+            ShouldIncludePredicate = (ref FileSystemEntry entry) => !entry.IsDirectory && !entry.FileName.StartsWith('.')
+                && (!IsLink(entry) || FolderBoundary.Contains(root, entry.ToFullPath())),
+            ShouldRecursePredicate = (ref FileSystemEntry entry) => !entry.FileName.StartsWith('.') && !IsLink(entry),
         };
 
         return files
@@ -156,8 +160,8 @@ public sealed class LocalObjectStore : IObjectStore
     /// <summary>The object's metadata from its file, or null when there is no such file.</summary>
     internal StoredObject? Describe(string bucket, string name)
     {
-        var path = PathOf(bucket, name);
-        var fingerprint = Fingerprint(path);
+        var path = PathInside(bucket, name);
+        var fingerprint = path is null ? null : Fingerprint(path);
         return fingerprint is null
             ? null
             : new StoredObject(
@@ -227,6 +231,15 @@ public sealed class LocalObjectStore : IObjectStore
         ObjectNames.Validate(name);
         return Path.Combine(GetBucketRoot(bucket), name.Replace('/', Path.DirectorySeparatorChar));
     }
+
+    /// <summary>The object's file, or null when links along its path lead out of the bucket folder.</summary>
+    private string? PathInside(string bucket, string name)
+    {
+        var path = PathOf(bucket, name);
+        return FolderBoundary.Contains(GetBucketRoot(bucket), path) ? path : null;
+    }
+
+    private static bool IsLink(in FileSystemEntry entry) => (entry.Attributes & FileAttributes.ReparsePoint) != 0;
 
     private static bool IsValidName(string name)
     {

@@ -41,7 +41,7 @@ public class EmulatorCommandLineTests
     public async Task ServeOfAMissingImagesFolderIsRefusedWithoutCreatingIt()
     {
         var missing = Path.Combine(_root, "Pictures");
-        var result = await EmulatorProcess.RunAsync(["serve", "--images", missing, "--data", Path.Combine(_root, "data"), "--port", EmulatorPorts.Free().ToString(CultureInfo.InvariantCulture)]);
+        var result = await EmulatorProcess.RunAsync(["serve", "--images", missing, "--data", Path.Combine(_root, "data"), "--port", EmulatorProcess.FreePort().ToString(CultureInfo.InvariantCulture)]);
         AssertUsageError(result, $"Invalid argument: --images='{missing}' must be an existing folder ({missing} does not exist)");
         Assert.That(Directory.Exists(missing), Is.False);
         Assert.That(Directory.Exists(Path.Combine(_root, "data")), Is.False);
@@ -71,11 +71,11 @@ public class EmulatorCommandLineTests
     public async Task ASecondServeOnTheSameDataFolderIsRefusedNamingTheFirst()
     {
         var data = Path.Combine(_root, "data");
-        var port = EmulatorPorts.Free();
+        var port = EmulatorProcess.FreePort();
         using var first = EmulatorProcess.Start(["serve", "--data", data, "--port", port.ToString(CultureInfo.InvariantCulture)]);
         await EmulatorPorts.WaitForStatusAsync(first, port, TimeSpan.FromSeconds(90));
 
-        var second = await EmulatorProcess.RunAsync(["serve", "--data", data, "--port", EmulatorPorts.Free().ToString(CultureInfo.InvariantCulture)]);
+        var second = await EmulatorProcess.RunAsync(["serve", "--data", data, "--port", EmulatorProcess.FreePort().ToString(CultureInfo.InvariantCulture)]);
         AssertUsageError(second, $"Invalid argument: --data='{data}' is in use by process {first.Id} (");
         Assert.That(second.StandardError, Does.EndWith("one serve or index per data folder" + Environment.NewLine));
 

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
 using System.Text;
 
 namespace ReverseImageSearch.Tests.Functions;
@@ -34,6 +36,14 @@ internal sealed class EmulatorProcess : IDisposable
     public bool HasExited => _process.HasExited;
 
     public int Id => _process.Id;
+
+    /// <summary>A loopback TCP port nothing listens on right now.</summary>
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
 
     public int ExitCode => _process.ExitCode;
 

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Text.Json;
 using ReverseImageSearch.Emulator;
 
@@ -22,7 +21,7 @@ public class EmulatorProcessTests
     [Test]
     public async Task ServeAnswersACallableQueryOnTheSampleSetWithinSixtySecondsOfStart()
     {
-        var port = FreePort();
+        var port = EmulatorProcess.FreePort();
         var data = Path.Combine(_root, "data");
         var started = Stopwatch.StartNew();
         using var serve = EmulatorProcess.Start(["serve", "--data", data, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
@@ -114,12 +113,5 @@ public class EmulatorProcessTests
         {
             return null;
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -31,7 +31,7 @@ public class EmulatorShutdownTests
     {
         var images = ManyImages(Path.Combine(_root, "photos"), copies: 6);
         var data = Path.Combine(_root, "data");
-        var port = EmulatorPorts.Free();
+        var port = EmulatorProcess.FreePort();
         string[] arguments = ["serve", "--images", images, "--data", data, "--port", port.ToString(CultureInfo.InvariantCulture)];
         using var serve = throughDotnetRun ? EmulatorProcess.StartThroughDotnetRun(arguments) : EmulatorProcess.Start(arguments);
 
@@ -80,7 +80,7 @@ public class EmulatorShutdownTests
     [Test]
     public async Task ServeStoppedBeforeItAnswersStillStopsCleanly()
     {
-        var port = EmulatorPorts.Free();
+        var port = EmulatorProcess.FreePort();
         using var serve = EmulatorProcess.Start(["serve", "--data", Path.Combine(_root, "data"), "--port", port.ToString(CultureInfo.InvariantCulture)]);
         var watch = Stopwatch.StartNew();
         while (!serve.Output.Contains("Loaded embedding model", StringComparison.Ordinal) && watch.Elapsed < TimeSpan.FromSeconds(60))
@@ -125,16 +125,9 @@ public class EmulatorShutdownTests
     }
 }
 
-/// <summary>Free loopback ports and waiting for a serve to answer.</summary>
+/// <summary>Waiting for a serve to answer.</summary>
 internal static class EmulatorPorts
 {
-    public static int Free()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     /// <summary>The first /api/status answer of the serve on <paramref name="port"/>.</summary>
     public static async Task<JsonElement> WaitForStatusAsync(EmulatorProcess serve, int port, TimeSpan limit)
     {

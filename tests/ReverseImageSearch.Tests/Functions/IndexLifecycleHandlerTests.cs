@@ -79,6 +79,53 @@ public class IndexLifecycleHandlerTests
         Assert.That((string)error["message"]!, Does.StartWith("Index creation failed:").And.Contain("broken.json"));
     }
 
+    // A fault that outlives the pipeline's retries (a quota, a missing permission, a long outage) must not leave the
+    // installation silently at INDEX_BUILDING: its reason is in the metadata document and the delivery fails so it is retried.
+    [Test]
+    public async Task AnIndexCreationThatKeepsFailingIsRecordedWithItsReasonAndRetried()
+    {
+        await using var stack = await LocalStackHarness.Create(imageCount: 0).StartAsync(run: false);
+        await stack.Documents.SetAsync(stack.State.Paths.Metadata, new Dictionary<string, object?> { ["outputShape"] = 1280L }, SetMode.Overwrite);
+        var failing = new UnavailableVectorIndex(new ServiceException(429, "RESOURCE_EXHAUSTED", "Quota exceeded for aiplatform.googleapis.com/index_count"));
+        var trigger = new CreateIndexTrigger(failing, stack.State, stack.Options, Microsoft.Extensions.Logging.Abstractions.NullLogger<CreateIndexTrigger>.Instance);
+        var tasks = stack.State.Paths.Tasks;
+        var change = new DocumentChange(tasks,
+            new DocumentSnapshot(tasks, new Dictionary<string, object?> { ["status"] = BackfillStatus.Processing }),
+            new DocumentSnapshot(tasks, new Dictionary<string, object?> { ["status"] = BackfillStatus.Done, ["outputShape"] = 1280L }));
+
+        Assert.ThrowsAsync<ServiceException>(() => trigger.HandleAsync(change, CancellationToken.None));
+
+        var metadata = await stack.State.GetMetadataAsync(CancellationToken.None);
+        var error = (IReadOnlyDictionary<string, object?>)metadata!["error"]!;
+        Assert.That(error["function"], Is.EqualTo("createIndexTrigger"));
+        Assert.That((string)error["message"]!, Does.StartWith("Creating the index failed: RESOURCE_EXHAUSTED (429): Quota exceeded"));
+    }
+
+    private sealed class UnavailableVectorIndex(ServiceException failure) : IVectorIndexService
+    {
+        public Task<LongRunningOperation> CreateIndexAsync(IndexDefinition definition, CancellationToken cancellationToken = default) => throw failure;
+
+        public Task<LongRunningOperation> GetOperationAsync(string operationName, CancellationToken cancellationToken = default) => throw failure;
+
+        public Task<LongRunningOperation> CreateIndexEndpointAsync(string displayName, CancellationToken cancellationToken = default) => throw failure;
+
+        public Task<LongRunningOperation> DeployIndexAsync(string indexEndpoint, DeployedIndexSpec deployedIndex, CancellationToken cancellationToken = default) => throw failure;
+
+        public Task<IndexEndpointInfo> GetIndexEndpointAsync(string indexEndpoint, CancellationToken cancellationToken = default) => throw failure;
+
+        public Task UpsertDatapointsAsync(string index, IReadOnlyList<IndexDatapoint> datapoints, CancellationToken cancellationToken = default) => throw failure;
+
+        public Task RemoveDatapointsAsync(string index, IReadOnlyList<string> datapointIds, CancellationToken cancellationToken = default) => throw failure;
+
+        public Task<IReadOnlyList<QueryNeighbors>> FindNeighborsAsync(string publicEndpointDomainName, string indexEndpoint, string deployedIndexId, IReadOnlyList<NeighborQuery> queries, int neighborCount, CancellationToken cancellationToken = default) => throw failure;
+
+        public Task<LongRunningOperation> UndeployIndexAsync(string indexEndpoint, string deployedIndexId, CancellationToken cancellationToken = default) => throw failure;
+
+        public Task<LongRunningOperation> DeleteIndexEndpointAsync(string indexEndpoint, CancellationToken cancellationToken = default) => throw failure;
+
+        public Task<LongRunningOperation> DeleteIndexAsync(string index, CancellationToken cancellationToken = default) => throw failure;
+    }
+
     [Test]
     public async Task AnEntryArrivingBeforeTheOperationIsRecordedFailsSoItIsDeliveredAgain()
     {

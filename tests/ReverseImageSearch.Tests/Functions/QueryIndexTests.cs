@@ -91,6 +91,15 @@ public class QueryIndexTests
         Assert.That(error.Message, Is.Not.Empty);
     }
 
+    [TestCase("", TestName = "AZeroByteQueryImageIsNamedEmpty")]
+    [TestCase("data:image/png;base64,", TestName = "AnEmptyDataUrlIsNamedEmpty")]
+    public void AnEmptyQueryImageSaysItIsEmpty(string image)
+    {
+        var error = Assert.ThrowsAsync<FunctionException>(() => _stack.CallQueryAsync(new JsonObject { ["query"] = new JsonArray(image) }));
+        Assert.That(error!.Code, Is.EqualTo(FunctionErrorCode.InvalidArgument));
+        Assert.That(error.Message, Is.EqualTo("query[0] is empty: an image of zero bytes."));
+    }
+
     [Test]
     public async Task UnusableImagesAreInvalidArgumentsNamingTheImageAndTheServiceKeepsAnswering()
     {

@@ -22,7 +22,12 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     private readonly ManualClock _clock = new(new DateTimeOffset(2026, 3, 1, 12, 0, 0, TimeSpan.Zero));
     private WebApplication _certificateServer = null!;
     private Uri _certificatesUri = null!;
+    private Uri _failingUri = null!;
+    private Uri _flakyUri = null!;
     private int _fetches;
+    private int _failedFetches;
+    private int _flakyFetches;
+    private volatile bool _failCertificates;
     private HttpClient _http = null!;
 
     [OneTimeSetUp]
@@ -41,8 +46,26 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
             context.Response.Headers.CacheControl = "public, max-age=3600, must-revalidate, no-transform";
             return Results.Text(map, "application/json");
         });
+        _certificateServer.MapGet("/failing", () =>
+        {
+            Interlocked.Increment(ref _failedFetches);
+            return Results.StatusCode(StatusCodes.Status503ServiceUnavailable);
+        });
+        _certificateServer.MapGet("/flaky", (HttpContext context) =>
+        {
+            Interlocked.Increment(ref _flakyFetches);
+            if (_failCertificates)
+            {
+                return Results.StatusCode(StatusCodes.Status503ServiceUnavailable);
+            }
+
+            context.Response.Headers.CacheControl = "public, max-age=3600";
+            return Results.Text(map, "application/json");
+        });
         await _certificateServer.StartAsync();
         _certificatesUri = new Uri(new Uri(_certificateServer.Urls.Single()), "/certs");
+        _failingUri = new Uri(_certificatesUri, "/failing");
+        _flakyUri = new Uri(_certificatesUri, "/flaky");
         _http = new HttpClient();
     }
 
@@ -54,14 +77,14 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     }
 
     [SetUp]
-    public void ResetFetchCount() => _fetches = 0;
+    public void ResetFetchCount() => (_fetches, _failedFetches, _flakyFetches) = (0, 0, 0);
 
     public void Dispose() => _rsa.Dispose();
 
     [Test]
     public async Task ValidTokenGivesTheCaller()
     {
-        using var verifier = Verifier();
+        var verifier = Verifier();
         var identity = await verifier.AuthenticateAsync(Signed(Claims()), CancellationToken.None);
         Assert.That(identity, Is.EqualTo(new CallerIdentity("user-123", "password")));
     }
@@ -69,7 +92,7 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [Test]
     public async Task CertificatesAreCachedForTheirMaxAge()
     {
-        using var verifier = Verifier();
+        var verifier = Verifier();
         await verifier.AuthenticateAsync(Signed(Claims()), CancellationToken.None);
         _clock.Advance(TimeSpan.FromMinutes(59));
         await verifier.AuthenticateAsync(Signed(Claims()), CancellationToken.None);
@@ -83,7 +106,7 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [Test]
     public async Task UnknownKeyIdRefetchesAtMostOncePerIntervalThenFails()
     {
-        using var verifier = Verifier();
+        var verifier = Verifier();
         await verifier.AuthenticateAsync(Signed(Claims()), CancellationToken.None);
         _clock.Advance(TimeSpan.FromMinutes(2));
 
@@ -92,6 +115,49 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
 
         Assert.ThrowsAsync<CallerAuthenticationException>(() => verifier.AuthenticateAsync(Signed(Claims(), keyId: "another-key"), CancellationToken.None));
         Assert.That(_fetches, Is.EqualTo(2), "refetching is rate-limited");
+    }
+
+    [Test]
+    public async Task UnknownKeyIdsFromManyConcurrentCallersShareOneRefetch()
+    {
+        var verifier = Verifier();
+        await verifier.AuthenticateAsync(Signed(Claims()), CancellationToken.None);
+        _clock.Advance(TimeSpan.FromMinutes(2));
+
+        var junk = Enumerable.Range(0, 20).Select(i => Signed(Claims(), keyId: $"junk-{i}")).ToArray();
+        var outcomes = await Task.WhenAll(junk.Select(token => Task.Run(() => Rejection(verifier, token))));
+        Assert.That(outcomes, Is.All.InstanceOf<CallerAuthenticationException>());
+        Assert.That(_fetches, Is.EqualTo(2), "twenty junk kids at once cause one refetch between them");
+    }
+
+    [Test]
+    public async Task UnreachableCertificatesWithoutCachedKeysRejectTheTokenAndAreNotAskedAgainAtOnce()
+    {
+        var verifier = Verifier(certificatesUri: _failingUri);
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.That(await Rejection(verifier, Signed(Claims(), keyId: $"junk-{i}")), Is.InstanceOf<CallerAuthenticationException>());
+        }
+
+        Assert.That(_failedFetches, Is.EqualTo(1), "a failed fetch is rate-limited like a successful one");
+        _clock.Advance(TimeSpan.FromMinutes(2));
+        Assert.That(await Rejection(verifier, Signed(Claims())), Is.InstanceOf<CallerAuthenticationException>());
+        Assert.That(_failedFetches, Is.EqualTo(2));
+    }
+
+    [Test]
+    public async Task AFailedRefreshKeepsUsingTheCachedKeys()
+    {
+        _failCertificates = false;
+        var verifier = Verifier(certificatesUri: _flakyUri);
+        await verifier.AuthenticateAsync(Signed(Claims()), CancellationToken.None);
+        _failCertificates = true;
+
+        _clock.Advance(TimeSpan.FromMinutes(61));
+        var identity = await verifier.AuthenticateAsync(Signed(Claims()), CancellationToken.None);
+        Assert.That(identity.Uid, Is.EqualTo("user-123"), "expired cache, refresh failed: the known keys still verify");
+        Assert.That(await Rejection(verifier, Signed(Claims(), keyId: "junk")), Is.InstanceOf<CallerAuthenticationException>());
+        Assert.That(_flakyFetches, Is.EqualTo(2), "one refresh attempt, not one per token");
     }
 
     [TestCase("exp", -1, null, TestName = "ExpiredTokenIsRejected")]
@@ -103,7 +169,7 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [TestCase("sub", 0, "129", TestName = "SubjectOver128CharactersIsRejected")]
     public void TokenBreakingAClaimsRuleIsRejected(string claim, int secondsFromNow, string? text)
     {
-        using var verifier = Verifier();
+        var verifier = Verifier();
         var claims = Claims();
         claims[claim] = text switch
         {
@@ -117,7 +183,7 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [Test]
     public async Task SmallClockSkewAndLongestSubjectAreAccepted()
     {
-        using var verifier = Verifier();
+        var verifier = Verifier();
         var claims = Claims();
         claims["iat"] = Seconds(120);
         claims["sub"] = new string('u', 128);
@@ -128,7 +194,7 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [Test]
     public void TamperedSignatureIsRejected()
     {
-        using var verifier = Verifier();
+        var verifier = Verifier();
         var token = Signed(Claims());
         var signatureStart = token.LastIndexOf('.') + 1;
         var flipped = token[signatureStart + 5] == 'A' ? 'B' : 'A';
@@ -139,7 +205,7 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [Test]
     public void TamperedClaimsAreRejected()
     {
-        using var verifier = Verifier();
+        var verifier = Verifier();
         var parts = Signed(Claims()).Split('.');
         var other = Claims();
         other["sub"] = "someone-else";
@@ -150,7 +216,7 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [Test]
     public void Hs256TokenIsRejected()
     {
-        using var verifier = Verifier();
+        var verifier = Verifier();
         var key = new SymmetricSecurityKey(RandomNumberGenerator.GetBytes(32)) { KeyId = KeyId };
         var token = new JsonWebTokenHandler().CreateToken(Claims().ToJsonString(), new SigningCredentials(key, SecurityAlgorithms.HmacSha256));
         Assert.ThrowsAsync<CallerAuthenticationException>(() => verifier.AuthenticateAsync(token, CancellationToken.None));
@@ -159,14 +225,14 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [Test]
     public void NotAJwtIsRejected()
     {
-        using var verifier = Verifier();
+        var verifier = Verifier();
         Assert.ThrowsAsync<CallerAuthenticationException>(() => verifier.AuthenticateAsync("not-a-token", CancellationToken.None));
     }
 
     [Test]
     public void UnsignedTokenIsRejectedOutsideEmulatorMode()
     {
-        using var verifier = Verifier();
+        var verifier = Verifier();
         Assert.ThrowsAsync<CallerAuthenticationException>(() => verifier.AuthenticateAsync(Unsigned(Claims()), CancellationToken.None));
         Assert.That(_fetches, Is.Zero);
     }
@@ -174,7 +240,7 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [Test]
     public async Task UnsignedTokenIsAcceptedInEmulatorMode()
     {
-        using var verifier = Verifier(acceptEmulatorTokens: true);
+        var verifier = Verifier(acceptEmulatorTokens: true);
         var claims = Claims();
         claims["firebase"] = new JsonObject { ["sign_in_provider"] = "anonymous" };
         var identity = await verifier.AuthenticateAsync(Unsigned(claims), CancellationToken.None);
@@ -184,18 +250,31 @@ public sealed class FirebaseIdTokenVerifierTests : IDisposable
     [Test]
     public void EmulatorModeStillChecksTheClaims()
     {
-        using var verifier = Verifier(acceptEmulatorTokens: true);
+        var verifier = Verifier(acceptEmulatorTokens: true);
         var claims = Claims();
         claims["aud"] = "other-project";
         Assert.ThrowsAsync<CallerAuthenticationException>(() => verifier.AuthenticateAsync(Unsigned(claims), CancellationToken.None));
         Assert.ThrowsAsync<CallerAuthenticationException>(() => verifier.AuthenticateAsync(Unsigned(Claims()) + "c2lnbmF0dXJl", CancellationToken.None));
     }
 
-    private FirebaseIdTokenVerifier Verifier(bool acceptEmulatorTokens = false) =>
+    private static async Task<Exception?> Rejection(FirebaseIdTokenVerifier verifier, string token)
+    {
+        try
+        {
+            await verifier.AuthenticateAsync(token, CancellationToken.None);
+            return null;
+        }
+        catch (Exception e)
+        {
+            return e;
+        }
+    }
+
+    private FirebaseIdTokenVerifier Verifier(bool acceptEmulatorTokens = false, Uri? certificatesUri = null) =>
         new(_http, new FirebaseIdTokenVerifierOptions
         {
             ProjectId = ProjectId,
-            CertificatesUri = _certificatesUri,
+            CertificatesUri = certificatesUri ?? _certificatesUri,
             AcceptEmulatorTokens = acceptEmulatorTokens,
         }, _clock);
 

@@ -161,6 +161,42 @@ public class LocalObjectStoreTests
     public void BucketNamesThatCouldEscapeTheParentAreRejected() =>
         Assert.ThrowsAsync(Is.InstanceOf<ArgumentException>(), () => _store.WriteAsync("..", "x.png", Bytes("x"), "image/png"));
 
+    [Test]
+    public async Task LinksLeavingTheFolderAreNeitherListedNorRead()
+    {
+        var outside = Directory.CreateDirectory(_temp.Sub("outside")).FullName;
+        File.WriteAllText(Path.Combine(outside, "passwd"), "secret");
+        File.WriteAllText(Path.Combine(outside, "photo.jpg"), "outside image");
+        await _store.WriteAsync("images", "inside.jpg", Bytes("inside"), "image/jpeg");
+        Directory.CreateSymbolicLink(Path.Combine(_imagesRoot, "etcdir"), outside);
+        File.CreateSymbolicLink(Path.Combine(_imagesRoot, "linked.jpg"), Path.Combine(outside, "photo.jpg"));
+        File.CreateSymbolicLink(Path.Combine(_imagesRoot, "relative.jpg"), Path.Combine("..", "outside", "photo.jpg"));
+
+        Assert.That(await NamesAsync(null), Is.EqualTo(new[] { "inside.jpg" }));
+        Assert.That(await NamesAsync("etcdir/"), Is.Empty);
+        foreach (var name in new[] { "etcdir/passwd", "linked.jpg", "relative.jpg" })
+        {
+            Assert.That(await _store.GetMetadataAsync("images", name), Is.Null, name);
+            Assert.ThrowsAsync<ObjectNotFoundException>(() => _store.ReadAsync("images", name), name);
+        }
+
+        Assert.ThrowsAsync<ObjectNotFoundException>(() => _store.WriteAsync("images", "etcdir/new.jpg", Bytes("x"), "image/jpeg"));
+        Assert.That(await _store.DeleteAsync("images", "etcdir/passwd"), Is.False);
+        Assert.That(File.Exists(Path.Combine(outside, "new.jpg")), Is.False);
+        Assert.That(File.ReadAllText(Path.Combine(outside, "passwd")), Is.EqualTo("secret"));
+    }
+
+    [Test]
+    public async Task ALinkToAFileInsideTheFolderIsAnObjectButLinkedFoldersAreNotEntered()
+    {
+        await _store.WriteAsync("images", "real/a.jpg", Bytes("a"), "image/jpeg");
+        File.CreateSymbolicLink(Path.Combine(_imagesRoot, "alias.jpg"), Path.Combine("real", "a.jpg"));
+        Directory.CreateSymbolicLink(Path.Combine(_imagesRoot, "real", "loop"), _imagesRoot);
+
+        Assert.That(await NamesAsync(null), Is.EqualTo(new[] { "alias.jpg", "real/a.jpg" }));
+        Assert.That(await _store.ReadAsync("images", "alias.jpg"), Is.EqualTo(Encoding.UTF8.GetBytes("a")));
+    }
+
     private static ReadOnlyMemory<byte> Bytes(string text) => Encoding.UTF8.GetBytes(text);
 
     private async Task<List<string>> NamesAsync(string? prefix)
