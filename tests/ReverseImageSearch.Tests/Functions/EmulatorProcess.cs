@@ -100,6 +100,21 @@ internal sealed class EmulatorProcess : IDisposable
         return process;
     }
 
+    public int Id => _process.Id;
+
+    public async Task WaitForExitAsync(CancellationToken cancellationToken)
+    {
+        await _process.WaitForExitAsync(cancellationToken);
+        _process.WaitForExit();
+    }
+
+    /// <summary>Ends the process with SIGKILL, as a crash or the OOM killer would: nothing of it runs after this.</summary>
+    public void Kill()
+    {
+        _process.Kill(entireProcessTree: true);
+        _process.WaitForExit();
+    }
+
     public void Dispose()
     {
         if (!_process.HasExited)

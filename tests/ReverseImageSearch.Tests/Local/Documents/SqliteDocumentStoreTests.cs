@@ -378,7 +378,7 @@ public sealed class SqliteDocumentStoreTests
     /// <summary>Leases every queued change event (no dispatcher needed) and decodes it.</summary>
     private async Task<IReadOnlyList<DocumentChange>> TakeChangesAsync()
     {
-        var batch = await queue.LeaseDueAsync(LocalEventQueues.DocumentUpdated, 100, TimeSpan.FromMinutes(1), RetryPolicy.Default, CancellationToken.None);
+        var batch = await queue.LeaseDueAsync(LocalEventQueues.DocumentUpdated, 100, TimeSpan.FromMinutes(1), RetryPolicy.Default, LeaseOwner.Current, CancellationToken.None);
         return batch.Leased.Select(lease => SqliteDocumentStore.DecodeChange(lease.Task.Payload)).ToArray();
     }
 
