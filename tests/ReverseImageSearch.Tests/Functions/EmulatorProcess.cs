@@ -100,8 +100,6 @@ internal sealed class EmulatorProcess : IDisposable
         return process;
     }
 
-    public int Id => _process.Id;
-
     public async Task WaitForExitAsync(CancellationToken cancellationToken)
     {
         await _process.WaitForExitAsync(cancellationToken);
