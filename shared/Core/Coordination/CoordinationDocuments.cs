@@ -34,9 +34,15 @@ public sealed class CoordinationDocuments(ExtensionOptions options)
 
     public string Metadata => $"{Collection}/metadata";
 
-    public string Enqueue(string taskId) => $"{Tasks}/enqueues/{taskId}";
+    public string Enqueue(string taskId) => $"{Enqueues}/{taskId}";
 
-    public string Datapoint(string objectName) => $"{Metadata}/datapoints/{EscapeDocumentId(objectName)}";
+    public string Datapoint(string objectName) => $"{Datapoints}/{EscapeDocumentId(objectName)}";
+
+    /// <summary>The collection of per-image records (indexed, or skipped with the reason).</summary>
+    public string Datapoints => $"{Metadata}/datapoints";
+
+    /// <summary>The collection of backfill chunk documents.</summary>
+    public string Enqueues => $"{Tasks}/enqueues";
 
     /// <summary>
     /// INDEX_BACKEND=firestore: the collection id of the vector documents, one per indexed image. It names the
