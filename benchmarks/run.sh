@@ -187,6 +187,26 @@ for variant in "" "-with-flat"; do
 done
 rm -rf "$cache/debs-$mode"
 
+# --- 7. INDEX_BACKEND=firestore: findNearest latency on Google's Firestore emulator (an emulator figure) ----------------
+if command -v gcloud >/dev/null && [ -d /usr/lib/google-cloud-sdk/platform/cloud-firestore-emulator ]; then
+  log "firestore vector queries (Firestore emulator)"
+  fs_port=$($python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  setsid gcloud emulators firestore start --host-port="127.0.0.1:$fs_port" >"$out/firestore-emulator.log" 2>&1 &
+  fs_pid=$!
+  for _ in $(seq 1 120); do
+    curl -sf "http://127.0.0.1:$fs_port/" >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  "$bench" firestore-query --emulator "127.0.0.1:$fs_port" --count "$([ $mode = quick ] && echo 1000 || echo 10000)" \
+    --queries "$([ $mode = quick ] && echo 5 || echo 30)" --json "$out/firestore-query.json" >/dev/null || status_fs=$?
+  # setsid made gcloud a process-group leader: stop it and the Java server it started.
+  kill -TERM -- "-$fs_pid" 2>/dev/null || true
+  wait "$fs_pid" 2>/dev/null || true
+  [ "${status_fs:-0}" = 0 ] || { log "firestore-query failed"; exit 1; }
+else
+  log "firestore vector queries skipped: the Firestore emulator (google-cloud-cli-firestore-emulator) is not installed"
+fi
+
 # --- summary ----------------------------------------------------------------------------------------------------------
 $python "$root/benchmarks/summarise.py" "$out" > "$out/summary.md"
 log "done: $out/summary.md"

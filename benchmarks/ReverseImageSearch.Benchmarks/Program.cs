@@ -5,7 +5,7 @@ using ReverseImageSearch.Benchmarks;
 // (or to --json FILE). "bdn" hands the rest of the arguments to BenchmarkDotNet.
 if (args.Length == 0)
 {
-    Console.Error.WriteLine("usage: ris-bench bdn|gen-images|peak-flops|vectors|index-search|seed-index|load|quality|calibrate|infer|agree [--option value ...]");
+    Console.Error.WriteLine("usage: ris-bench bdn|gen-images|peak-flops|vectors|index-search|seed-index|load|quality|calibrate|infer|agree|firestore-query [--option value ...]");
     return 2;
 }
 
@@ -35,6 +35,8 @@ switch (args[0])
         return InferenceTiming.Run(options);
     case "agree":
         return await ModelAgreement.RunAsync(options);
+    case "firestore-query":
+        return await FirestoreQueryLatency.RunAsync(options);
     default:
         Console.Error.WriteLine($"unknown command {args[0]}");
         return 2;

@@ -59,10 +59,11 @@ public sealed class FirestoreBackendPlanTests
             }.Select(f => $"ext-{Instance}-{f}")), "onIndexCreated and onIndexDeployed have no events to react to");
             var roles = plan.Where(c => c.Is("gcloud", "projects", "add-iam-policy-binding") && c.Value("--member")!.Contains($"ext-{Instance}@", StringComparison.Ordinal))
                 .Select(c => c.Value("--role")).ToArray();
-            Assert.That(roles, Is.EquivalentTo(new[]
-            {
-                "roles/datastore.user", "roles/storage.admin", "roles/datastore.indexAdmin", "roles/cloudtasks.enqueuer", "roles/eventarc.eventReceiver",
-            }));
+            Assert.That(roles, Is.EquivalentTo(new[] { "roles/datastore.user", "roles/datastore.indexAdmin", "roles/eventarc.eventReceiver" }),
+                "project roles of the functions' account: no Vertex AI role");
+            var queryRoles = plan.Where(c => c.Is("gcloud", "projects", "add-iam-policy-binding") && c.Value("--member")!.Contains($"exq-{Instance}@", StringComparison.Ordinal))
+                .Select(c => c.Value("--role")).ToArray();
+            Assert.That(queryRoles, Is.EqualTo(new[] { "roles/datastore.viewer" }), "queryIndex reads the vector documents and nothing else");
         });
 
         var envFile = plan.First(c => c.Is("gcloud", "functions", "deploy")).Value("--env-vars-file")!;

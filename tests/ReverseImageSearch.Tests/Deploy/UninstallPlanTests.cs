@@ -55,7 +55,7 @@ public class UninstallPlanTests
     [Test]
     public async Task FindsEveryIndexAndEndpointByTheInstancesDisplayNamesAndRemovesBothAccounts()
     {
-        var result = await DeployScript.RunAsync(temp.Path, null, "uninstall", "--env-file", DeployScript.SampleEnv, "--dry-run");
+        var result = await DeployScript.RunAsync(temp.Path, null, "uninstall", "--env-file", DeployScript.VertexSampleEnv(temp.Path), "--dry-run");
         Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
         var plan = result.Plan.ToList();
         Assert.That(plan.Single(c => c.Is("gcloud", "ai", "indexes", "list")).Value("--filter"), Is.EqualTo($"displayName=ext-{Instance}-index"));
