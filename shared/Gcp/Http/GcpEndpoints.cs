@@ -40,6 +40,18 @@ public sealed class GcpEndpoints
     /// <summary>Base of the task-queue functions' URLs; {LOCATION} and {PROJECT_ID} are replaced.</summary>
     public string FunctionsBase { get; set; } = "https://{LOCATION}-{PROJECT_ID}.cloudfunctions.net";
 
+    /// <summary>
+    /// FUNCTION_URL_TEMPLATE: the URL tasks are sent to, with {FUNCTION} standing for the deployed function's name in
+    /// lower case (its Cloud Run service), e.g. https://{FUNCTION}-123456789.us-central1.run.app. deploy.sh sets it:
+    /// Cloud Run counts Cloud Tasks deliveries as internal only at the run.app URL. Null = <see cref="FunctionsBase"/>.
+    /// </summary>
+    public string? FunctionUrlTemplate { get; set; }
+
+    public const string FunctionPlaceholder = "{FUNCTION}";
+
+    /// <summary>FUNCTION_URL_TEMPLATE (see <see cref="FunctionUrlTemplate"/>).</summary>
+    public const string FunctionUrlTemplateKey = "FUNCTION_URL_TEMPLATE";
+
     /// <summary>The metadata server (service account email, tokens).</summary>
     public Uri MetadataServerBase { get; set; } = new("http://metadata.google.internal/computeMetadata/v1");
 
@@ -55,6 +67,12 @@ public sealed class GcpEndpoints
         FunctionsBase.Replace(LocationPlaceholder, location, StringComparison.Ordinal)
             .Replace(ProjectPlaceholder, projectId, StringComparison.Ordinal)
             .TrimEnd('/');
+
+    /// <summary>The URL a task for <paramref name="deployedFunctionName"/> is sent to.</summary>
+    public string FunctionUrlFor(string location, string projectId, string deployedFunctionName) =>
+        FunctionUrlTemplate is { } template
+            ? template.Replace(FunctionPlaceholder, deployedFunctionName.ToLowerInvariant(), StringComparison.Ordinal)
+            : $"{FunctionsBaseFor(location, projectId)}/{deployedFunctionName}";
 
     /// <summary>Domain suffix of Vector Search public endpoints (indexEndpoints.get's publicEndpointDomainName).</summary>
     public const string VectorSearchDomainSuffix = ".vdb.vertexai.goog";
@@ -194,6 +212,8 @@ public sealed class GcpEndpoints
         {
             endpoints.FunctionsBase = functions;
         }
+
+        endpoints.FunctionUrlTemplate = Value(configuration, FunctionUrlTemplateKey);
 
         if (Value(configuration, MetadataHostKey) is { } metadata)
         {
