@@ -26,6 +26,9 @@ public static class EmulatorCommands
     public const int Success = 0;
     public const int Failure = 1;
 
+    /// <summary>Skipped images /api/status lists (its images.skipped counts them all).</summary>
+    public const int StatusSkippedListed = 500;
+
     public static async Task<int> ServeAsync(
         DirectoryInfo? images, DirectoryInfo data, string host, int port, IReadOnlyList<string> allowOrigins, CancellationToken cancellationToken)
     {
@@ -117,6 +120,7 @@ public static class EmulatorCommands
         {
             await host.StartAsync(cancellationToken);
             var outcome = await IndexProgress.RunAsync(host.Services, options, images.FullName, cancellationToken);
+            (await IndexReport.ReadAsync(host.Services, cancellationToken)).Print(data.FullName);
             return outcome is null ? Success : Fail(outcome);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -252,11 +256,13 @@ public static class EmulatorCommands
         var tasks = await state.GetTasksAsync(cancellationToken);
         var metadata = await state.GetMetadataAsync(cancellationToken);
         var stats = await services.GetRequiredService<SqliteTaskQueue>().GetStatsAsync(cancellationToken);
+        var report = await IndexReport.ReadAsync(services, cancellationToken);
         return Results.Json(new
         {
             callablePath,
             indexStatus = metadata?.GetString("status"),
             error = metadata?["error"],
+            distanceMeasure = services.GetRequiredService<ExtensionOptions>().DistanceMeasure.ToWireName(),
             tasks = tasks is null ? null : new
             {
                 totalLength = tasks.GetInt64("totalLength"),
@@ -265,6 +271,9 @@ public static class EmulatorCommands
             },
             pendingTasks = stats.Outstanding,
             deadTasks = stats.Dead,
+            images = new { indexed = report.Indexed, skipped = report.Skipped.Count, failed = report.Failures.Count },
+            skipped = report.Skipped.Take(StatusSkippedListed),
+            failures = report.Failures,
         }, CoreJson.Options);
     }
 }

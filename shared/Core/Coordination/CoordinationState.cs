@@ -239,6 +239,13 @@ public sealed class CoordinationState(IDocumentStore documents, CoordinationDocu
         ["reason"] = record.Reason,
     };
 
+    /// <summary>A per-image record read from a listing of <see cref="CoordinationDocuments.Datapoints"/>.</summary>
+    public static DatapointRecord ReadDatapointRecord(DocumentSnapshot doc) =>
+        ToRecord(doc.GetString("path") ?? Uri.UnescapeDataString(doc.Path[(doc.Path.LastIndexOf('/') + 1)..]), doc);
+
+    /// <summary>The status (DONE, FAILED, ...) and error of a backfill chunk read from a listing of <see cref="CoordinationDocuments.Enqueues"/>.</summary>
+    public static (string? Status, string? Error) ReadChunk(DocumentSnapshot doc) => (doc.GetString("status"), doc.GetString("error"));
+
     private static DatapointRecord ToRecord(string objectName, DocumentSnapshot doc) => new(
         objectName,
         doc.GetString("status") ?? DatapointRecord.Skipped,
