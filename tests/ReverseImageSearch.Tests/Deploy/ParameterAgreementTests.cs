@@ -49,7 +49,7 @@ public sealed partial class ParameterAgreementTests
         var run = await DeployScript.RunAsync(temp.Path, null, "--env-file", env, "--dry-run");
         var known = Regex.Match(run.StandardError, @"known keys: ([A-Z0-9_ ]+)\)").Groups[1].Value
             .Split(' ', StringSplitOptions.RemoveEmptyEntries)
-            .Except(Generated).Except(["IMG_BUCKET_LOCATION", "FIRESTORE_LOCATION"]).ToHashSet();
+            .Except(Generated).Except(["IMG_BUCKET_LOCATION", "FIRESTORE_LOCATION", "VECTOR_DIMENSION"]).ToHashSet();
 
         var yaml = YamlNames();
         var loader = LoaderNames();
