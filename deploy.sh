@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs (or uninstalls) reverse image search for Firebase on Cloud Run functions (gen2, dotnet10):
-# nine ASP.NET Core functions, their Cloud Tasks queues, a service account and an embeddings bucket.
+# nine ASP.NET Core functions, their Cloud Tasks queues, two service accounts and an embeddings bucket.
 # Run ./deploy.sh --help for usage. Every parameter is checked before any command runs.
 set -euo pipefail
 
@@ -15,13 +15,16 @@ Usage:
   $SCRIPT_NAME uninstall --env-file FILE [--dry-run] [--delete-data]
   $SCRIPT_NAME --help
 
-Install (the default) enables the APIs, creates the service account ext-<EXT_INSTANCE_ID> and its
-role bindings, the embeddings bucket gs://<PROJECT_ID>-ext-<EXT_INSTANCE_ID>, the three Cloud Tasks
-queues, deploys the nine functions and finally enqueues the install task (the backfill).
+Install (the default) enables the APIs, creates the service accounts ext-<EXT_INSTANCE_ID> (the eight
+internal functions) and exq-<EXT_INSTANCE_ID> (queryIndex, read-only) and their role bindings, the
+embeddings bucket gs://<PROJECT_ID>-ext-<EXT_INSTANCE_ID>, the three Cloud Tasks queues, deploys the
+nine functions and finally enqueues the install task (the backfill). Re-running install updates
+everything in place; the install task resumes or skips a backfill that ran already.
 
 Uninstall undeploys the Vector Search index from its endpoint, deletes the endpoint and the index
-(they bill by node hour), then deletes the functions, the queues and the service account. The images
-bucket is never touched; the embeddings bucket is deleted only with --delete-data.
+(they bill by node hour; found by the metadata document and by the instance's display names), then
+deletes the functions, the queues, the role bindings and both service accounts. The images bucket is
+never touched; the embeddings bucket is deleted only with --delete-data.
 
 FILE holds KEY=VALUE lines (blank lines and # comments allowed); see deploy/sample.env. It is read
 as data, never executed. Keys: the extension parameters of extension.yaml plus PROJECT_ID and
@@ -270,8 +273,17 @@ readonly IMG_BUCKET=${CFG[IMG_BUCKET]}
 readonly SA_NAME="ext-$INSTANCE"
 readonly SA_EMAIL="$SA_NAME@$PROJECT_ID.iam.gserviceaccount.com"
 readonly SA_MEMBER="serviceAccount:$SA_EMAIL"
+# queryIndex is public and decodes untrusted images in native code: it runs as its own account, which
+# can only read (exq-: the account id allows 30 characters and EXT_INSTANCE_ID up to 26).
+readonly QUERY_SA_NAME="exq-$INSTANCE"
+readonly QUERY_SA_EMAIL="$QUERY_SA_NAME@$PROJECT_ID.iam.gserviceaccount.com"
+readonly QUERY_SA_MEMBER="serviceAccount:$QUERY_SA_EMAIL"
 readonly EMBEDDINGS_BUCKET="gs://$PROJECT_ID-ext-$INSTANCE"
 readonly DEPLOYED_INDEX_ID="ext_${INSTANCE//-/_}_index"
+# The display names the functions give what they create (CreateIndexTrigger, OnIndexCreated); they
+# look these up before creating, and uninstall finds every index and endpoint by them.
+readonly INDEX_DISPLAY_NAME="ext-$INSTANCE-index"
+readonly ENDPOINT_DISPLAY_NAME="ext-$INSTANCE-endpoint"
 readonly TASK_FUNCTIONS=(backfillTrigger backfillTask datapointWriteTask)
 readonly EVENT_FUNCTIONS=(createIndexTrigger onIndexCreated onIndexDeployed streamUpdateDatapoint streamRemoveDatapoint)
 readonly ALL_FUNCTIONS=("${TASK_FUNCTIONS[@]}" "${EVENT_FUNCTIONS[@]}" queryIndex)
@@ -281,18 +293,31 @@ readonly APIS=(
   firestore.googleapis.com storage.googleapis.com iam.googleapis.com pubsub.googleapis.com
   logging.googleapis.com
 )
-# Project-level roles of the service account, each with its reason.
+# Project-level roles of ext-<instance>, each with its reason. Firestore, Vertex AI and Eventarc
+# grant these per project; storage and Cloud Tasks are granted per bucket and per queue instead.
 readonly PROJECT_ROLES=(
-  roles/datastore.user         # the coordination documents in Firestore (original's role)
-  roles/storage.admin          # read images, write the embeddings bucket (original's role)
-  roles/aiplatform.user        # create, deploy, update and query the Vector Search index (original's role)
-  roles/cloudtasks.enqueuer    # functions enqueue backfill and pending-write tasks
+  roles/datastore.user         # read and write the coordination documents in Firestore
+  roles/aiplatform.user        # create, deploy and update the Vector Search index and endpoint
   roles/eventarc.eventReceiver # the Eventarc triggers run as this account and must receive events
 )
+# Project-level roles of exq-<instance> (queryIndex): read the metadata document, query the endpoint
+# (roles/aiplatform.viewer includes aiplatform.indexEndpoints.queryVectors, findNeighbors' permission).
+readonly QUERY_PROJECT_ROLES=(
+  roles/datastore.viewer # read _ext-<instance>/metadata: is the index deployed, where is it
+  roles/aiplatform.viewer # findNeighbors on the deployed index
+)
+# Bucket-level roles of ext-<instance>: read the images, read and write the embeddings.
+readonly IMAGES_BUCKET_ROLE=roles/storage.objectViewer
+readonly EMBEDDINGS_BUCKET_ROLE=roles/storage.objectAdmin
 
 function_name() { printf 'ext-%s-%s' "$INSTANCE" "$1"; }
 project_dir() { printf '%s' "${1^}"; }
 function_url() { printf 'https://%s-%s.cloudfunctions.net/%s' "$LOCATION" "$PROJECT_ID" "$(function_name "$1")"; }
+# Tasks target the Cloud Run service's deterministic run.app URL (service = the function's name in
+# lower case): Cloud Run counts Cloud Tasks deliveries as internal only at the run.app URL, and the
+# task-queue functions accept internal traffic only. {FUNCTION} is filled in by the functions.
+function_url_template() { printf 'https://{FUNCTION}-%s.%s.run.app' "$1" "$LOCATION"; }
+run_url() { local name; name=$(function_name "$1"); printf 'https://%s-%s.%s.run.app' "${name,,}" "$2" "$LOCATION"; }
 
 # ---------------------------------------------------------------------------------------------
 # Running, or printing in dry-run
@@ -409,6 +434,7 @@ write_env_vars_file() {
       printf "%s: '%s'\n" "$key" "${value//\'/\'\'}"
     done
     printf "SERVICE_ACCOUNT_EMAIL: '%s'\n" "$SA_EMAIL"
+    printf "FUNCTION_URL_TEMPLATE: '%s'\n" "$(function_url_template "$PROJECT_NUMBER")"
   } >"$file"
 }
 
@@ -438,16 +464,23 @@ check_audit_logs() {
   say "    gcloud projects set-iam-policy $PROJECT_ID policy.yaml"
 }
 
-# deploy_function NAME MEMORY TIMEOUT TRIGGER-FLAGS...
+# deploy_function NAME MEMORY TIMEOUT TRIGGER-FLAGS...: one of the eight internal functions, run as
+# ext-<instance>, reachable only from inside the project (--ingress-settings=internal-only: Cloud Run
+# admits Cloud Tasks and Eventarc deliveries of the same project as internal, see the README).
 deploy_function() {
-  local fn=$1 memory=$2 timeout=$3
-  shift 3
+  deploy_as "$SA_EMAIL" internal-only "$@"
+}
+
+# deploy_as ACCOUNT INGRESS NAME MEMORY TIMEOUT TRIGGER-FLAGS...
+deploy_as() {
+  local account=$1 ingress=$2 fn=$3 memory=$4 timeout=$5
+  shift 5
   say "Deploying $(function_name "$fn")..."
   run gcloud functions deploy "$(function_name "$fn")" --gen2 --runtime=dotnet10 \
     --region="$LOCATION" --project="$PROJECT_ID" \
     --source="$REPO_ROOT" --entry-point="ReverseImageSearch.Functions.$(project_dir "$fn")" \
     --set-build-env-vars="GOOGLE_BUILDABLE=functions/$(project_dir "$fn")" \
-    --service-account="$SA_EMAIL" --env-vars-file="$ENV_VARS_FILE" \
+    --service-account="$account" --ingress-settings="$ingress" --env-vars-file="$ENV_VARS_FILE" \
     --memory="$memory" --timeout="$timeout" "$@" --quiet
 }
 
@@ -458,25 +491,33 @@ allow_invoker() {
     --region="$LOCATION" --project="$PROJECT_ID" --member="$SA_MEMBER"
 }
 
-# ensure_queue NAME MAX-ATTEMPTS MIN-BACKOFF MAX-BACKOFF
+# ensure_queue NAME MAX-ATTEMPTS MIN-BACKOFF MAX-BACKOFF MAX-DISPATCHES-PER-SECOND MAX-CONCURRENT:
+# the queue with its retry and rate limits, and ext-<instance> as its only enqueuer (granted on
+# the queue, not the project).
 ensure_queue() {
-  local queue retry
+  local queue limits
   queue=$(function_name "$1")
-  retry=(--max-attempts="$2" --min-backoff="$3" --max-backoff="$4")
+  limits=(--max-attempts="$2" --min-backoff="$3" --max-backoff="$4"
+    --max-dispatches-per-second="$5" --max-concurrent-dispatches="$6")
   if exists gcloud tasks queues describe "$queue" --location="$LOCATION" --project="$PROJECT_ID"; then
-    run gcloud tasks queues update "$queue" --location="$LOCATION" --project="$PROJECT_ID" "${retry[@]}"
+    run gcloud tasks queues update "$queue" --location="$LOCATION" --project="$PROJECT_ID" "${limits[@]}"
   else
-    run gcloud tasks queues create "$queue" --location="$LOCATION" --project="$PROJECT_ID" "${retry[@]}"
+    run gcloud tasks queues create "$queue" --location="$LOCATION" --project="$PROJECT_ID" "${limits[@]}"
   fi
+  run_retrying gcloud tasks queues add-iam-policy-binding "$queue" --location="$LOCATION" --project="$PROJECT_ID" \
+    --member="$SA_MEMBER" --role=roles/cloudtasks.enqueuer '--format=value(etag)'
 }
+
+PROJECT_NUMBER=""
 
 install() {
   local role
-  ENV_VARS_FILE="$WORK_DIR/env-vars.yaml"
-  write_env_vars_file "$ENV_VARS_FILE"
-
   say "Enabling APIs..."
   run gcloud services enable "${APIS[@]}" --project="$PROJECT_ID"
+
+  capture PROJECT_NUMBER "<project-number>" gcloud projects describe "$PROJECT_ID" '--format=value(projectNumber)'
+  ENV_VARS_FILE="$WORK_DIR/env-vars.yaml"
+  write_env_vars_file "$ENV_VARS_FILE"
 
   check_audit_logs
 
@@ -511,6 +552,18 @@ install() {
     run_retrying gcloud projects add-iam-policy-binding "$PROJECT_ID" --member="$SA_MEMBER" \
       --role="$role" --condition=None --quiet '--format=value(etag)'
   done
+  run_retrying gcloud storage buckets add-iam-policy-binding "gs://$IMG_BUCKET" --project="$PROJECT_ID" \
+    --member="$SA_MEMBER" --role="$IMAGES_BUCKET_ROLE" '--format=value(etag)'
+
+  say "Service account $QUERY_SA_EMAIL (queryIndex)..."
+  if ! exists gcloud iam service-accounts describe "$QUERY_SA_EMAIL" --project="$PROJECT_ID"; then
+    run gcloud iam service-accounts create "$QUERY_SA_NAME" --project="$PROJECT_ID" \
+      "--display-name=Reverse image search queries ($INSTANCE)"
+  fi
+  for role in "${QUERY_PROJECT_ROLES[@]}"; do
+    run_retrying gcloud projects add-iam-policy-binding "$PROJECT_ID" --member="$QUERY_SA_MEMBER" \
+      --role="$role" --condition=None --quiet '--format=value(etag)'
+  done
   # The functions put this account in the OIDC token of the tasks they enqueue; Cloud Tasks requires
   # the enqueuer to be allowed to act as that account (iam.serviceAccounts.actAs).
   run_retrying gcloud iam service-accounts add-iam-policy-binding "$SA_EMAIL" --project="$PROJECT_ID" \
@@ -525,12 +578,18 @@ install() {
     run gcloud storage buckets create "$EMBEDDINGS_BUCKET" --project="$PROJECT_ID" \
       --location="$LOCATION" --uniform-bucket-level-access
   fi
+  run_retrying gcloud storage buckets add-iam-policy-binding "$EMBEDDINGS_BUCKET" --project="$PROJECT_ID" \
+    --member="$SA_MEMBER" --role="$EMBEDDINGS_BUCKET_ROLE" '--format=value(etag)'
 
-  # Queues before any function: the first enqueue must never meet a missing queue.
+  # Queues before any function: the first enqueue must never meet a missing queue. Rate limits:
+  # backfillTrigger runs one install at a time; backfillTask embeds BATCH_SIZE images per task with
+  # 1 GiB each and counts progress on the one tasks document, so 10 at once (at most 5 starts a
+  # second) keeps that document's transactions from contending while a large backfill runs;
+  # datapointWriteTask makes one upsert per image.
   say "Task queues..."
-  ensure_queue backfillTrigger 5 10s 300s
-  ensure_queue backfillTask "${CFG[BACKFILL_MAX_ATTEMPTS]}" 1s 300s
-  ensure_queue datapointWriteTask 10 10s 600s
+  ensure_queue backfillTrigger 5 10s 300s 1 1
+  ensure_queue backfillTask "${CFG[BACKFILL_MAX_ATTEMPTS]}" 1s 300s 5 10
+  ensure_queue datapointWriteTask 10 10s 600s 10 20
 
   # Memory: the embedding functions load the ONNX model (target <= 512 MB resident, 1 GiB leaves
   # headroom); backfillTrigger embeds the first upload when there is no backfill, so it gets the same.
@@ -573,13 +632,14 @@ install() {
     --trigger-location="$bucket_location" "${event_flags[@]}"
   allow_invoker streamRemoveDatapoint
 
-  # The callable is public at the HTTP layer; the function verifies the Firebase ID token itself.
-  deploy_function queryIndex 1GiB 120s --trigger-http --allow-unauthenticated
+  # The callable is public at the HTTP layer (apps call it from anywhere); the function verifies the
+  # Firebase ID token itself and runs as the read-only query account.
+  deploy_as "$QUERY_SA_EMAIL" all queryIndex 1GiB 120s --trigger-http --allow-unauthenticated
 
   if ((INSTALL_TASK)); then
     say "Enqueuing the install task (backfill)..."
     run gcloud tasks create-http-task --queue="$(function_name backfillTrigger)" \
-      --location="$LOCATION" --project="$PROJECT_ID" --url="$(function_url backfillTrigger)" \
+      --location="$LOCATION" --project="$PROJECT_ID" --url="$(run_url backfillTrigger "$PROJECT_NUMBER")" \
       --method=POST '--header=Content-Type: application/json' '--body-content={"data":{}}' \
       --oidc-service-account-email="$SA_EMAIL"
   else
@@ -664,12 +724,24 @@ uninstall() {
   local listed
   capture listed "" gcloud ai index-endpoints list --region="$LOCATION" --project="$PROJECT_ID" \
     "--filter=deployedIndexes.id=$DEPLOYED_INDEX_ID" '--format=value(name)'
-  local endpoints=() name
+  # Every endpoint and index with the instance's display names too: one left by a creation whose
+  # answer was lost, or by an earlier installation, bills as much as the recorded one.
+  local named_endpoints named_indexes
+  capture named_endpoints "" gcloud ai index-endpoints list --region="$LOCATION" --project="$PROJECT_ID" \
+    "--filter=displayName=$ENDPOINT_DISPLAY_NAME" '--format=value(name)'
+  capture named_indexes "" gcloud ai indexes list --region="$LOCATION" --project="$PROJECT_ID" \
+    "--filter=displayName=$INDEX_DISPLAY_NAME" '--format=value(name)'
+  local endpoints=() indexes=() name
   [[ -n $ENDPOINT ]] && endpoints+=("$ENDPOINT")
+  [[ -n $INDEX ]] && indexes+=("$INDEX")
   while IFS= read -r name; do
     name=${name##*/}
-    [[ -n $name && $name != "$ENDPOINT" ]] && endpoints+=("$name")
-  done <<<"$listed"
+    [[ -n $name && " ${endpoints[*]} " != *" $name "* ]] && endpoints+=("$name")
+  done <<<"$listed"$'\n'"$named_endpoints"
+  while IFS= read -r name; do
+    name=${name##*/}
+    [[ -n $name && " ${indexes[*]} " != *" $name "* ]] && indexes+=("$name")
+  done <<<"$named_indexes"
 
   say "Vector Search: undeploying and deleting (they bill by node hour)..."
   for name in "${endpoints[@]}"; do
@@ -677,10 +749,10 @@ uninstall() {
       --region="$LOCATION" --project="$PROJECT_ID"
     step gcloud ai index-endpoints delete "$name" --region="$LOCATION" --project="$PROJECT_ID" --quiet
   done
-  if [[ -n $INDEX ]]; then
-    step gcloud ai indexes delete "$INDEX" --region="$LOCATION" --project="$PROJECT_ID" --quiet
-  fi
-  ((${#endpoints[@]} > 0)) || [[ -n $INDEX ]] || say "  no index or endpoint found"
+  for name in "${indexes[@]}"; do
+    step gcloud ai indexes delete "$name" --region="$LOCATION" --project="$PROJECT_ID" --quiet
+  done
+  ((${#endpoints[@]} > 0 || ${#indexes[@]} > 0)) || say "  no index or endpoint found"
 
   say "Functions..."
   for fn in "${ALL_FUNCTIONS[@]}"; do
@@ -699,13 +771,20 @@ uninstall() {
     say "Keeping the embeddings bucket $EMBEDDINGS_BUCKET (pass --delete-data to delete it)."
   fi
 
-  say "Service account $SA_EMAIL..."
+  say "Service accounts $SA_EMAIL and $QUERY_SA_EMAIL..."
   local role
   for role in "${PROJECT_ROLES[@]}"; do
     step gcloud projects remove-iam-policy-binding "$PROJECT_ID" --member="$SA_MEMBER" --role="$role" \
       --condition=None --quiet '--format=value(etag)'
   done
+  for role in "${QUERY_PROJECT_ROLES[@]}"; do
+    step gcloud projects remove-iam-policy-binding "$PROJECT_ID" --member="$QUERY_SA_MEMBER" --role="$role" \
+      --condition=None --quiet '--format=value(etag)'
+  done
+  step gcloud storage buckets remove-iam-policy-binding "gs://$IMG_BUCKET" --project="$PROJECT_ID" \
+    --member="$SA_MEMBER" --role="$IMAGES_BUCKET_ROLE" '--format=value(etag)'
   step gcloud iam service-accounts delete "$SA_EMAIL" --project="$PROJECT_ID" --quiet
+  step gcloud iam service-accounts delete "$QUERY_SA_EMAIL" --project="$PROJECT_ID" --quiet
 
   say ""
   say "The images bucket gs://$IMG_BUCKET is untouched. The Firestore collection _ext-$INSTANCE is kept;"

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Reflection;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
@@ -25,12 +26,28 @@ public static class EmulatorCommands
     public const int Success = 0;
     public const int Failure = 1;
 
+    /// <summary>Skipped images /api/status lists (its images.skipped counts them all).</summary>
+    public const int StatusSkippedListed = 500;
+
     public static async Task<int> ServeAsync(
         DirectoryInfo? images, DirectoryInfo data, string host, int port, IReadOnlyList<string> allowOrigins, CancellationToken cancellationToken)
     {
+        // Checked before anything starts: a taken port or data folder is a wrong argument, not a crash.
+        if (ProcessNames.PortProblem(host, port) is { } portProblem)
+        {
+            return ArgumentRules.Report(ArgumentRules.Describe("--port", port.ToString(CultureInfo.InvariantCulture), portProblem));
+        }
+
+        using var dataLock = DataFolderLock.TryAcquire(data, out var heldBy);
+        if (dataLock is null)
+        {
+            return ArgumentRules.Report(ArgumentRules.Describe("--data", data.FullName, $"is in use by {heldBy}: one serve or index per data folder"));
+        }
+
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
         builder.WebHost.UseUrls($"http://{host}:{port}");
         QuietFrameworkLogs(builder.Logging);
+        ShutdownSignals.Configure(builder.Services);
         var imagesFolder = images?.FullName ?? SampleImages.EnsureCreated(Path.Combine(data.FullName, "sample-images"));
         if (!TryAddStack(builder.Services, new LocalStackOptions(imagesFolder, data.FullName, builder.Configuration), out var options))
         {
@@ -51,8 +68,22 @@ public static class EmulatorCommands
         app.MapGet("/images/{**name}", (string name, IObjectStore store, CancellationToken ct) => ServeImageAsync(store, options, name, ct));
         app.MapGet("/api/status", (IServiceProvider services, CancellationToken ct) => StatusAsync(services, callablePath, ct));
 
-        await app.StartAsync(cancellationToken);
-        AnsiConsole.MarkupLineInterpolated($"[bold]Reverse image search[/] serving [link]http://{host}:{port}/[/]");
+        try
+        {
+            await app.StartAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await app.StopAsync(CancellationToken.None);
+            return Stopped();
+        }
+        catch (IOException ex) when (ex.InnerException is System.Net.Sockets.SocketException or Microsoft.AspNetCore.Connections.AddressInUseException)
+        {
+            // Taken between the check above and now.
+            return ArgumentRules.Report(ArgumentRules.Describe("--port", port.ToString(CultureInfo.InvariantCulture), "cannot be listened on: " + ex.Message));
+        }
+
+        AnsiConsole.MarkupLineInterpolated($"[bold]Reverse image search[/] serving [link]http://{host}:{port}/[/]  (Ctrl+C stops)");
         AnsiConsole.MarkupLineInterpolated($"  callable   POST http://{host}:{port}{callablePath}");
         AnsiConsole.MarkupLineInterpolated($"  images     {imagesFolder}{(images is null ? " (generated sample set)" : "")}");
         AnsiConsole.MarkupLineInterpolated($"  data       {data.FullName}");
@@ -61,32 +92,41 @@ public static class EmulatorCommands
             : trustsTokenless ? "trusted without a token (loopback only); tokens that are sent must be valid Firebase ID tokens"
             : $"must send a Firebase ID token ({host} is not a loopback address)")}");
         AnsiConsole.MarkupLineInterpolated($"  web pages  loopback pages and this one{(allowOrigins.Count > 0 ? ", " + string.Join(", ", allowOrigins) : "")}");
+
+        // Returns once the signal came and the host stopped: deliveries in flight gave their tasks back.
         await app.WaitForShutdownAsync(cancellationToken);
-        return Success;
+        return Stopped();
     }
 
     public static async Task<int> IndexAsync(DirectoryInfo images, DirectoryInfo data, CancellationToken cancellationToken)
     {
-        if (!images.Exists)
+        using var dataLock = DataFolderLock.TryAcquire(data, out var heldBy);
+        if (dataLock is null)
         {
-            AnsiConsole.MarkupLineInterpolated($"[red]No such folder:[/] {images.FullName}");
-            return Failure;
+            return ArgumentRules.Report(ArgumentRules.Describe("--data", data.FullName, $"is in use by {heldBy}: one serve or index per data folder"));
         }
 
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [] });
         QuietFrameworkLogs(builder.Logging);
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        ShutdownSignals.Configure(builder.Services);
         if (!TryAddStack(builder.Services, new LocalStackOptions(images.FullName, data.FullName, builder.Configuration), out var options))
         {
             return Failure;
         }
 
         using var host = builder.Build();
-        await host.StartAsync(cancellationToken);
         try
         {
+            await host.StartAsync(cancellationToken);
             var outcome = await IndexProgress.RunAsync(host.Services, options, images.FullName, cancellationToken);
+            (await IndexReport.ReadAsync(host.Services, cancellationToken)).Print(data.FullName);
             return outcome is null ? Success : Fail(outcome);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await Console.Error.WriteLineAsync("Interrupted: run the same index command again to finish; the work done so far is kept.");
+            return Failure;
         }
         finally
         {
@@ -98,7 +138,7 @@ public static class EmulatorCommands
     {
         if (!data.Exists)
         {
-            return Fail($"No index at {data.FullName}: run 'index' first.");
+            return ArgumentRules.Report(ArgumentRules.Describe("--data", data.FullName, "must be a folder holding an index: run 'index' or 'serve' on it first"));
         }
 
         var services = new ServiceCollection();
@@ -165,6 +205,12 @@ public static class EmulatorCommands
         }
     }
 
+    private static int Stopped()
+    {
+        AnsiConsole.MarkupLine("Stopped.");
+        return Success;
+    }
+
     private static int Fail(string reason)
     {
         AnsiConsole.MarkupLineInterpolated($"[red]{reason}[/]");
@@ -210,11 +256,13 @@ public static class EmulatorCommands
         var tasks = await state.GetTasksAsync(cancellationToken);
         var metadata = await state.GetMetadataAsync(cancellationToken);
         var stats = await services.GetRequiredService<SqliteTaskQueue>().GetStatsAsync(cancellationToken);
+        var report = await IndexReport.ReadAsync(services, cancellationToken);
         return Results.Json(new
         {
             callablePath,
             indexStatus = metadata?.GetString("status"),
             error = metadata?["error"],
+            distanceMeasure = services.GetRequiredService<ExtensionOptions>().DistanceMeasure.ToWireName(),
             tasks = tasks is null ? null : new
             {
                 totalLength = tasks.GetInt64("totalLength"),
@@ -223,6 +271,9 @@ public static class EmulatorCommands
             },
             pendingTasks = stats.Outstanding,
             deadTasks = stats.Dead,
+            images = new { indexed = report.Indexed, skipped = report.Skipped.Count, failed = report.Failures.Count },
+            skipped = report.Skipped.Take(StatusSkippedListed),
+            failures = report.Failures,
         }, CoreJson.Options);
     }
 }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using ReverseImageSearch.Core;
@@ -117,25 +118,41 @@ public sealed class LocalSearch(QueryIndex queryIndex, ExtensionOptions options)
     }
 }
 
-/// <summary>Writes query results as TSV lines (query, then neighbours nearest first) or one JSON array.</summary>
+/// <summary>
+/// Writes query results as TSV (a header, then one line per neighbour: query, rank from 1, neighbour,
+/// distance with invariant digits) or as one JSON array.
+/// </summary>
 public sealed class QueryPrinter(string format, TextWriter output)
 {
+    public const string Tsv = "tsv";
+    public const string Json = "json";
+
     private readonly List<object> json = [];
+    private bool headerWritten;
 
     public void Add(string query, IReadOnlyList<FoundNeighbor> neighbors)
     {
-        if (format == "json")
+        if (format == Json)
         {
             json.Add(new { query, neighbors });
             return;
         }
 
-        output.WriteLine(string.Join('\t', neighbors.Select(n => n.Id).Prepend(query)));
+        if (!headerWritten)
+        {
+            output.WriteLine("query\trank\tneighbor\tdistance");
+            headerWritten = true;
+        }
+
+        for (var i = 0; i < neighbors.Count; i++)
+        {
+            output.WriteLine(string.Join('\t', query, (i + 1).ToString(CultureInfo.InvariantCulture), neighbors[i].Id, neighbors[i].Distance.ToString("F6", CultureInfo.InvariantCulture)));
+        }
     }
 
     public void Flush()
     {
-        if (format == "json")
+        if (format == Json)
         {
             output.WriteLine(JsonSerializer.Serialize(json, new JsonSerializerOptions(CoreJson.Options) { WriteIndented = true }));
         }

@@ -1,24 +1,58 @@
 using System.CommandLine;
 using ReverseImageSearch.Emulator;
 
-var images = new Option<DirectoryInfo?>("--images") { Description = "Folder of images to index (the bucket). Default for serve: a generated sample set." };
+var images = new Option<DirectoryInfo?>("--images")
+{
+    Description = "Folder of images to index (the bucket). Default for serve: a generated sample set.",
+    CustomParser = ArgumentRules.ExistingFolder,
+};
 var data = new Option<DirectoryInfo>("--data")
 {
     Description = "Folder for the index and its state.",
     DefaultValueFactory = _ => new DirectoryInfo(".data"),
+    CustomParser = ArgumentRules.Folder,
 };
-var port = new Option<int>("--port") { Description = "HTTP port of the callable and the search page.", DefaultValueFactory = _ => 5001 };
-var host = new Option<string>("--host") { Description = "Address to listen on.", DefaultValueFactory = _ => "127.0.0.1" };
+var port = new Option<int>("--port")
+{
+    Description = "HTTP port of the callable and the search page.",
+    DefaultValueFactory = _ => 5001,
+    CustomParser = ArgumentRules.WholeNumber(1, 65535),
+};
+var host = new Option<string>("--host")
+{
+    Description = "Address to listen on.",
+    DefaultValueFactory = _ => "127.0.0.1",
+    CustomParser = ArgumentRules.ListenAddress,
+};
+var neighbors = new Option<int>("--neighbors")
+{
+    Description = "Nearest stored images to print per query image.",
+    DefaultValueFactory = _ => 10,
+    CustomParser = ArgumentRules.WholeNumber(1, ReverseImageSearch.Functions.QueryIndex.MaxNeighbours),
+};
+var format = new Option<string>("--format")
+{
+    Description = "Output: tsv (query, rank, neighbour, distance per line, with a header) or json.",
+    DefaultValueFactory = _ => QueryPrinter.Tsv,
+    CustomParser = result => ArgumentRules.OneOf(result, QueryPrinter.Tsv, QueryPrinter.Json),
+};
+var paths = new Argument<string[]>("PATH")
+{
+    Description = "Query images, or folders of them.",
+    Arity = ArgumentArity.OneOrMore,
+    CustomParser = ArgumentRules.ExistingPaths,
+};
+var indexImages = new Option<DirectoryInfo>("--images")
+{
+    Description = "Folder of images to index (the bucket).",
+    Required = true,
+    CustomParser = ArgumentRules.ExistingFolder,
+};
 var allowOrigins = new Option<string[]>("--allow-origin")
 {
     Description = "Another web page origin (scheme://host[:port]) allowed to call the callable; loopback pages and the server's own page always may. Repeatable.",
     AllowMultipleArgumentsPerToken = false,
 };
-var neighbors = new Option<int>("--neighbors") { Description = "Nearest stored images to print per query image.", DefaultValueFactory = _ => 10 };
-var format = new Option<string>("--format") { Description = "Output: tsv or json.", DefaultValueFactory = _ => "tsv" };
-format.AcceptOnlyFromAmong("tsv", "json");
-var paths = new Argument<string[]>("PATH") { Description = "Query images, or folders of them.", Arity = ArgumentArity.OneOrMore };
-var indexImages = new Option<DirectoryInfo>("--images") { Description = "Folder of images to index (the bucket).", Required = true };
 
 var serve = new Command("serve", "Index a folder, keep it current and serve the queryIndex callable and a search page.") { images, data, port, host, allowOrigins };
 serve.SetAction((result, ct) => EmulatorCommands.ServeAsync(
@@ -31,4 +65,15 @@ var query = new Command("query", "Print the nearest stored images of each query 
 query.SetAction((result, ct) => EmulatorCommands.QueryAsync(result.GetValue(data)!, result.GetValue(neighbors), result.GetValue(format)!, result.GetValue(paths)!, ct));
 
 var root = new RootCommand("Reverse image search for Firebase: the nine functions on one machine.") { serve, index, query };
-return await root.Parse(args).InvokeAsync();
+var parsed = root.Parse(args);
+if (parsed.Errors.Count > 0)
+{
+    // One line, the first problem; the command's --help lists the rest of its rules.
+    return ArgumentRules.Report(parsed.Errors[0].Message);
+}
+
+using var shutdown = new ShutdownSignals();
+
+// The signals are ShutdownSignals' alone (ProcessTerminationTimeout = null turns System.CommandLine's off).
+var exitCode = await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }, shutdown.Token);
+return shutdown.Token.IsCancellationRequested && exitCode != EmulatorCommands.Success ? shutdown.InterruptedExitCode : exitCode;

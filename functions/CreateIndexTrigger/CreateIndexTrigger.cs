@@ -9,7 +9,8 @@ namespace ReverseImageSearch.Functions;
 /// <summary>
 /// createIndexTrigger (Firestore update of _ext-{instance}/tasks): when the backfill's status turns
 /// DONE, creates the STREAM_UPDATE Vector Search index over the datapoint files and records
-/// {status: INDEX_BUILDING, operation}. A duplicate event finds the creation claimed and does nothing.
+/// {status: INDEX_BUILDING, operation}. A duplicate event finds the creation done and does nothing; one that
+/// finds it claimed but unrecorded fails, so it comes back until the claim is complete or abandoned.
 /// </summary>
 public sealed partial class CreateIndexTrigger(
     IVectorIndexService vectorIndex,
@@ -17,8 +18,9 @@ public sealed partial class CreateIndexTrigger(
     ExtensionOptions options,
     ILogger<CreateIndexTrigger> logger) : IDocumentFunction
 {
-    // A claim this old without an operation was abandoned by a crash; CreateIndex answers in seconds.
-    private static readonly TimeSpan AbandonedClaim = TimeSpan.FromMinutes(10);
+    // A claim this old without an operation was abandoned by a crash: CreateIndex answers in seconds. Short,
+    // because the creation waits this long after a crash; a holder slower than this records nothing.
+    private static readonly TimeSpan AbandonedClaim = TimeSpan.FromMinutes(1);
 
     public async Task HandleAsync(DocumentChange change, CancellationToken cancellationToken)
     {
@@ -43,13 +45,20 @@ public sealed partial class CreateIndexTrigger(
             return;
         }
 
-        if (!await state.TryClaimIndexCreationAsync(AbandonedClaim, cancellationToken))
+        var claim = await state.ClaimIndexCreationAsync(AbandonedClaim, cancellationToken);
+        switch (claim.Outcome)
         {
-            LogAlreadyClaimed(logger);
-            return;
+            case IndexCreationClaimOutcome.AlreadyCreated:
+                LogAlreadyClaimed(logger);
+                return;
+            case IndexCreationClaimOutcome.HeldByAnother:
+                // Its holder may have died before recording the operation: fail, so this event is delivered
+                // again until the operation is recorded or the claim is old enough to take over.
+                throw new InvalidOperationException(
+                    $"The index creation is claimed but its operation is not recorded yet; retrying until it is, or until the claim is {AbandonedClaim.TotalSeconds:0} s old.");
         }
 
-        var operation = await vectorIndex.CreateIndexAsync(
+        var operation = await state.RecordingFailureAsync("createIndexTrigger", "Creating the index", () => vectorIndex.CreateIndexAsync(
             new IndexDefinition(
                 DisplayName: $"ext-{options.InstanceId}-index",
                 ContentsDeltaUri: options.DatapointsUri,
@@ -59,21 +68,25 @@ public sealed partial class CreateIndexTrigger(
                 FeatureNormType: options.FeatureNormType,
                 ShardSize: options.ShardSize,
                 AlgorithmConfig: options.AlgorithmConfig),
-            cancellationToken);
+            cancellationToken), cancellationToken);
 
-        await state.MergeMetadataAsync(new Dictionary<string, object?>
+        if (!await state.RecordIndexCreationAsync(claim.Token!, operation.Name, cancellationToken))
         {
-            ["status"] = IndexStatus.Building,
-            ["operation"] = operation.Name,
-        }, cancellationToken);
+            LogClaimTakenOver(logger, operation.Name);
+            return;
+        }
+
         LogCreating(logger, dimensions.Value, operation.Name);
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Could not create the index: outputShape is missing from the metadata document")]
     private static partial void LogNoShape(ILogger logger);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Index creation already claimed; ignoring this event")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Index creation already recorded; ignoring this event")]
     private static partial void LogAlreadyClaimed(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Index creation {Operation} finished after its claim was taken over by a later delivery; that delivery's index is used and this one is left unused")]
+    private static partial void LogClaimTakenOver(ILogger logger, string operation);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Creating the index with {Dimensions} dimensions: operation {Operation}")]
     private static partial void LogCreating(ILogger logger, long dimensions, string operation);

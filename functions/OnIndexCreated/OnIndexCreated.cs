@@ -60,7 +60,8 @@ public sealed partial class OnIndexCreated(
         }
 
         var index = ResourceNames.OwnerOfOperation(auditEvent.OperationId);
-        var endpoint = metadata.GetString("indexEndpoint") ?? await CreateEndpointAsync(index, cancellationToken);
+        var endpoint = metadata.GetString("indexEndpoint")
+            ?? await state.RecordingFailureAsync("onIndexCreated", "Creating the index endpoint", () => CreateEndpointAsync(index, cancellationToken), cancellationToken);
 
         try
         {

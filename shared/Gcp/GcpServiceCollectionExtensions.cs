@@ -66,12 +66,13 @@ public static class GcpServiceCollectionExtensions
         services.TryAddSingleton<IAccessTokenSource, ApplicationDefaultAccessTokenSource>();
 
         services.AddHttpClient(GcpHttpPipeline.GoogleClient, ConfigureClient)
-            .AddGooglePipeline(adapterOptions, sp => sp.GetRequiredService<IAccessTokenSource>());
+            .AddGooglePipeline(adapterOptions, endpoints, sp => sp.GetRequiredService<IAccessTokenSource>());
         services.AddHttpClient(GcpHttpPipeline.FirestoreClient, ConfigureClient)
             .AddGooglePipeline(
                 adapterOptions,
+                endpoints,
                 sp => endpoints.UsesFirestoreEmulator ? new FixedAccessTokenSource("owner") : sp.GetRequiredService<IAccessTokenSource>());
-        services.AddHttpClient(GcpHttpPipeline.MetadataClient).AddGooglePipeline(adapterOptions, tokens: null);
+        services.AddHttpClient(GcpHttpPipeline.MetadataClient).AddGooglePipeline(adapterOptions, endpoints, tokens: null);
 
         services.AddSingleton<IDocumentStore>(sp => new FirestoreDocumentStore(
             Client(sp, GcpHttpPipeline.FirestoreClient), endpoints, adapterOptions, options.ProjectId));

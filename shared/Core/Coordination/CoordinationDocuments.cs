@@ -34,9 +34,15 @@ public sealed class CoordinationDocuments(ExtensionOptions options)
 
     public string Metadata => $"{Collection}/metadata";
 
-    public string Enqueue(string taskId) => $"{Tasks}/enqueues/{taskId}";
+    public string Enqueue(string taskId) => $"{Enqueues}/{taskId}";
 
-    public string Datapoint(string objectName) => $"{Metadata}/datapoints/{EscapeDocumentId(objectName)}";
+    public string Datapoint(string objectName) => $"{Datapoints}/{EscapeDocumentId(objectName)}";
+
+    /// <summary>The collection of per-image records (indexed, or skipped with the reason).</summary>
+    public string Datapoints => $"{Metadata}/datapoints";
+
+    /// <summary>The collection of backfill chunk documents.</summary>
+    public string Enqueues => $"{Tasks}/enqueues";
 
     /// <summary>The original's chunk task id: ext-{instance}-task{n}, n from 1.</summary>
     public string BackfillTaskId(int chunkNumber) => $"ext-{options.InstanceId}-task{chunkNumber}";

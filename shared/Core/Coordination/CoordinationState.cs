@@ -44,31 +44,59 @@ public sealed class CoordinationState(IDocumentStore documents, CoordinationDocu
         documents.SetAsync(paths.Metadata, fields, SetMode.Merge, cancellationToken);
 
     /// <summary>
-    /// Claims the creation of the index: true for exactly one caller, the one that finds no index
-    /// status yet, or a claim older than <paramref name="staleAfter"/> that never recorded its
-    /// operation (its holder crashed before or while calling CreateIndex).
+    /// Claims the creation of the index for exactly one caller: the one that finds no index status yet, or a
+    /// claim older than <paramref name="staleAfter"/> that never recorded its operation (its holder died
+    /// before or while calling CreateIndex). A younger claim without an operation is
+    /// <see cref="IndexCreationClaimOutcome.HeldByAnother"/>: its holder may be dead, so the caller must come back.
     /// </summary>
-    public Task<bool> TryClaimIndexCreationAsync(TimeSpan staleAfter, CancellationToken cancellationToken) =>
+    public Task<IndexCreationClaim> ClaimIndexCreationAsync(TimeSpan staleAfter, CancellationToken cancellationToken) =>
         documents.RunTransactionAsync(async (tx, ct) =>
         {
             var metadata = await tx.GetAsync(paths.Metadata, ct);
             var now = clock.GetUtcNow();
             if (metadata?.GetString("status") is not null)
             {
-                var abandoned = metadata.GetString("status") == IndexStatus.Building
-                    && metadata.GetString("operation") is null
-                    && metadata["indexCreationClaimedAt"] is DateTimeOffset claimedAt
-                    && now - claimedAt > staleAfter;
+                var unrecorded = metadata.GetString("status") == IndexStatus.Building && metadata.GetString("operation") is null;
+                if (!unrecorded)
+                {
+                    return new IndexCreationClaim(IndexCreationClaimOutcome.AlreadyCreated, null);
+                }
+
+                var abandoned = metadata["indexCreationClaimedAt"] is not DateTimeOffset claimedAt || now - claimedAt > staleAfter;
                 if (!abandoned)
                 {
-                    return false;
+                    return new IndexCreationClaim(IndexCreationClaimOutcome.HeldByAnother, null);
                 }
+            }
+
+            var token = Guid.NewGuid().ToString("N");
+            tx.Set(paths.Metadata, new Dictionary<string, object?>
+            {
+                ["status"] = IndexStatus.Building,
+                ["indexCreationClaimedAt"] = now,
+                ["indexCreationClaim"] = token,
+            }, SetMode.Merge);
+            return new IndexCreationClaim(IndexCreationClaimOutcome.Claimed, token);
+        }, cancellationToken);
+
+    /// <summary>
+    /// Records the operation of the index creation <paramref name="claim"/> started: {status: INDEX_BUILDING,
+    /// operation}. False, recording nothing, when the claim was taken over meanwhile (this holder was too slow
+    /// and another delivery created the index): the later holder's index is the one used.
+    /// </summary>
+    public Task<bool> RecordIndexCreationAsync(string claim, string operation, CancellationToken cancellationToken) =>
+        documents.RunTransactionAsync(async (tx, ct) =>
+        {
+            var metadata = await tx.GetAsync(paths.Metadata, ct);
+            if (metadata?.GetString("indexCreationClaim") != claim || metadata.GetString("operation") is not null)
+            {
+                return false;
             }
 
             tx.Set(paths.Metadata, new Dictionary<string, object?>
             {
                 ["status"] = IndexStatus.Building,
-                ["indexCreationClaimedAt"] = now,
+                ["operation"] = operation,
             }, SetMode.Merge);
             return true;
         }, cancellationToken);
@@ -103,6 +131,25 @@ public sealed class CoordinationState(IDocumentStore documents, CoordinationDocu
                 ["time"] = clock.GetUtcNow(),
             },
         }, cancellationToken);
+
+    /// <summary>
+    /// Runs <paramref name="call"/> to a service; a <see cref="ServiceException"/> that outlived the transport's retries
+    /// of transient faults (a quota, a permission, an outage) is recorded in the metadata document's "error" as
+    /// "{what} failed: {status and message}" and thrown again, so the delivery is retried while users see why.
+    /// </summary>
+    public async Task<T> RecordingFailureAsync<T>(string functionName, string what, Func<Task<T>> call, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(call);
+        try
+        {
+            return await call();
+        }
+        catch (ServiceException e)
+        {
+            await RecordErrorAsync(functionName, $"{what} failed: {e.Message}. The event is delivered again; fix the cause if it persists.", cancellationToken);
+            throw;
+        }
+    }
 
     public async Task<DatapointRecord?> GetDatapointRecordAsync(string objectName, CancellationToken cancellationToken)
     {
@@ -192,6 +239,13 @@ public sealed class CoordinationState(IDocumentStore documents, CoordinationDocu
         ["reason"] = record.Reason,
     };
 
+    /// <summary>A per-image record read from a listing of <see cref="CoordinationDocuments.Datapoints"/>.</summary>
+    public static DatapointRecord ReadDatapointRecord(DocumentSnapshot doc) =>
+        ToRecord(doc.GetString("path") ?? Uri.UnescapeDataString(doc.Path[(doc.Path.LastIndexOf('/') + 1)..]), doc);
+
+    /// <summary>The status (DONE, FAILED, ...) and error of a backfill chunk read from a listing of <see cref="CoordinationDocuments.Enqueues"/>.</summary>
+    public static (string? Status, string? Error) ReadChunk(DocumentSnapshot doc) => (doc.GetString("status"), doc.GetString("error"));
+
     private static DatapointRecord ToRecord(string objectName, DocumentSnapshot doc) => new(
         objectName,
         doc.GetString("status") ?? DatapointRecord.Skipped,
@@ -211,3 +265,18 @@ public sealed record ChunkOutcome(
     string? FilePath,
     string? Error,
     IReadOnlyList<DatapointRecord> Records);
+
+/// <summary>What <see cref="CoordinationState.ClaimIndexCreationAsync"/> found, and the claim's token when it was taken.</summary>
+public sealed record IndexCreationClaim(IndexCreationClaimOutcome Outcome, string? Token);
+
+public enum IndexCreationClaimOutcome
+{
+    /// <summary>The caller holds the claim and must create the index and record its operation.</summary>
+    Claimed,
+
+    /// <summary>The creation's operation is recorded (or the index is further along): nothing to do.</summary>
+    AlreadyCreated,
+
+    /// <summary>Another delivery claimed it recently and has not recorded an operation yet.</summary>
+    HeldByAnother,
+}

@@ -1,7 +1,6 @@
 using CloudNative.CloudEvents;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
-using ReverseImageSearch.Core.Triggers;
 
 namespace ReverseImageSearch.Gcp.Hosting;
 
@@ -15,8 +14,10 @@ internal sealed record EventRoute(Func<CancellationToken, Task>? Handle, string?
 
 /// <summary>
 /// Eventarc deliveries: the CloudEvent is read and routed (decoded for the function, or ignored), the handler
-/// runs, and the outcome maps to HTTP: 204 acknowledges; 400 for a request that is not a decodable event;
-/// a handler failure answers 500 so a trigger with a retry policy delivers again.
+/// runs, and the outcome maps to HTTP: 204 acknowledges; a handler failure answers 500 so a trigger with a retry
+/// policy delivers again. A request that is not a decodable event can never succeed, however often it comes:
+/// it is logged as an error (with the event's type and id when known) and acknowledged with 204, so --retry does
+/// not redeliver it for a day.
 /// </summary>
 internal sealed partial class CloudEventProtocol(Func<CloudEvent, EventRoute> route, ILogger logger)
 {
@@ -31,8 +32,8 @@ internal sealed partial class CloudEventProtocol(Func<CloudEvent, EventRoute> ro
         }
         catch (FormatException e)
         {
-            await FunctionErrorResponses.WriteFailureAsync(
-                context.Response, new FunctionException(FunctionErrorCode.InvalidArgument, e.Message), logger);
+            LogUndecodable(logger, context.Request.Headers["ce-type"].ToString(), context.Request.Headers["ce-id"].ToString(), e.Message);
+            context.Response.StatusCode = StatusCodes.Status204NoContent;
             return;
         }
 
@@ -55,6 +56,9 @@ internal sealed partial class CloudEventProtocol(Func<CloudEvent, EventRoute> ro
 
         context.Response.StatusCode = StatusCodes.Status204NoContent;
     }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Acknowledged an undecodable CloudEvent {EventType} {EventId} without handling it (redelivery cannot help): {Reason}")]
+    private static partial void LogUndecodable(ILogger logger, string eventType, string eventId, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Acknowledged CloudEvent {EventType} {EventId} without handling it: {Reason}")]
     private static partial void LogIgnored(ILogger logger, string? eventType, string? eventId, string? reason);

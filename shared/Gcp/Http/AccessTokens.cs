@@ -37,11 +37,26 @@ public sealed class ApplicationDefaultAccessTokenSource : IAccessTokenSource
     }
 }
 
-/// <summary>Adds <c>Authorization: Bearer</c> from an <see cref="IAccessTokenSource"/> to every request.</summary>
-public sealed class BearerTokenHandler(IAccessTokenSource tokens) : DelegatingHandler
+/// <summary>A request was about to carry the access token to a host that may not receive it; nothing was sent.</summary>
+public sealed class TokenDestinationException(string message) : InvalidOperationException(message);
+
+/// <summary>
+/// Adds <c>Authorization: Bearer</c> from an <see cref="IAccessTokenSource"/> to every request whose destination
+/// <paramref name="mayReceiveToken"/> allows (<see cref="GcpEndpoints.MayReceiveToken"/>); a request to any other
+/// host is refused with <see cref="TokenDestinationException"/> before a token is fetched or anything is sent.
+/// </summary>
+public sealed class BearerTokenHandler(IAccessTokenSource tokens, Func<Uri, bool> mayReceiveToken) : DelegatingHandler
 {
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.RequestUri is not { } uri || !mayReceiveToken(uri))
+        {
+            throw new TokenDestinationException(
+                $"Refusing to send the service account's access token to {request.RequestUri?.GetLeftPart(UriPartial.Authority) ?? "(no URI)"}: "
+                + "only Google API hosts (*.googleapis.com, *.vdb.vertexai.goog) and the configured endpoints receive it.");
+        }
+
         var token = await tokens.GetAccessTokenAsync(cancellationToken).ConfigureAwait(false);
         request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
         return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);

@@ -40,6 +40,18 @@ public sealed class GcpEndpoints
     /// <summary>Base of the task-queue functions' URLs; {LOCATION} and {PROJECT_ID} are replaced.</summary>
     public string FunctionsBase { get; set; } = "https://{LOCATION}-{PROJECT_ID}.cloudfunctions.net";
 
+    /// <summary>
+    /// FUNCTION_URL_TEMPLATE: the URL tasks are sent to, with {FUNCTION} standing for the deployed function's name in
+    /// lower case (its Cloud Run service), e.g. https://{FUNCTION}-123456789.us-central1.run.app. deploy.sh sets it:
+    /// Cloud Run counts Cloud Tasks deliveries as internal only at the run.app URL. Null = <see cref="FunctionsBase"/>.
+    /// </summary>
+    public string? FunctionUrlTemplate { get; set; }
+
+    public const string FunctionPlaceholder = "{FUNCTION}";
+
+    /// <summary>FUNCTION_URL_TEMPLATE (see <see cref="FunctionUrlTemplate"/>).</summary>
+    public const string FunctionUrlTemplateKey = "FUNCTION_URL_TEMPLATE";
+
     /// <summary>The metadata server (service account email, tokens).</summary>
     public Uri MetadataServerBase { get; set; } = new("http://metadata.google.internal/computeMetadata/v1");
 
@@ -56,11 +68,75 @@ public sealed class GcpEndpoints
             .Replace(ProjectPlaceholder, projectId, StringComparison.Ordinal)
             .TrimEnd('/');
 
-    /// <summary>Base URL of a Vector Search public endpoint (https://{domain}/v1, or the override).</summary>
-    public Uri PublicEndpointBaseFor(string publicEndpointDomainName) =>
-        PublicEndpointOverride is { } o
+    /// <summary>The URL a task for <paramref name="deployedFunctionName"/> is sent to.</summary>
+    public string FunctionUrlFor(string location, string projectId, string deployedFunctionName) =>
+        FunctionUrlTemplate is { } template
+            ? template.Replace(FunctionPlaceholder, deployedFunctionName.ToLowerInvariant(), StringComparison.Ordinal)
+            : $"{FunctionsBaseFor(location, projectId)}/{deployedFunctionName}";
+
+    /// <summary>Domain suffix of Vector Search public endpoints (indexEndpoints.get's publicEndpointDomainName).</summary>
+    public const string VectorSearchDomainSuffix = ".vdb.vertexai.goog";
+
+    /// <summary>Domain suffix of the Google REST APIs.</summary>
+    public const string GoogleApisDomainSuffix = ".googleapis.com";
+
+    /// <summary>
+    /// Base URL of a Vector Search public endpoint (https://{domain}/v1, or the override). The domain comes from
+    /// the metadata document, so it must be a Vector Search endpoint domain (<see cref="IsVectorSearchDomain"/>)
+    /// even when the override redirects the request; anything else throws <see cref="ArgumentException"/>.
+    /// </summary>
+    public Uri PublicEndpointBaseFor(string publicEndpointDomainName)
+    {
+        if (!IsVectorSearchDomain(publicEndpointDomainName))
+        {
+            throw new ArgumentException(
+                $"'{publicEndpointDomainName}' is not a Vector Search endpoint domain (*{VectorSearchDomainSuffix}); no request was sent to it.",
+                nameof(publicEndpointDomainName));
+        }
+
+        return PublicEndpointOverride is { } o
             ? new Uri(o.GetLeftPart(UriPartial.Authority) + "/v1")
             : new Uri($"https://{publicEndpointDomainName}/v1");
+    }
+
+    /// <summary>A bare DNS name (letters, digits, '-' and '.' only) under <see cref="VectorSearchDomainSuffix"/>.</summary>
+    public static bool IsVectorSearchDomain(string? domain) =>
+        !string.IsNullOrEmpty(domain)
+        && domain.Length <= 253
+        && domain.EndsWith(VectorSearchDomainSuffix, StringComparison.OrdinalIgnoreCase)
+        && domain.Length > VectorSearchDomainSuffix.Length
+        && domain.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '.')
+        && !domain.Contains("..", StringComparison.Ordinal)
+        && !domain.StartsWith('.');
+
+    /// <summary>
+    /// Whether a request to <paramref name="uri"/> may carry the service account's access token: https to a Google
+    /// API host (*.googleapis.com) or a Vector Search endpoint (*.vdb.vertexai.goog), or the authority of an endpoint
+    /// configured here (the Firestore emulator, the test servers). Never a host named by data.
+    /// </summary>
+    public bool MayReceiveToken(Uri uri)
+    {
+        ArgumentNullException.ThrowIfNull(uri);
+        if (!uri.IsAbsoluteUri)
+        {
+            return false;
+        }
+
+        if (uri.Scheme == Uri.UriSchemeHttps && uri.IsDefaultPort
+            && (uri.IdnHost.EndsWith(GoogleApisDomainSuffix, StringComparison.OrdinalIgnoreCase) || IsVectorSearchDomain(uri.IdnHost)))
+        {
+            return true;
+        }
+
+        return ConfiguredAuthorities().Contains(uri.GetLeftPart(UriPartial.Authority), StringComparer.OrdinalIgnoreCase);
+    }
+
+    private IEnumerable<string> ConfiguredAuthorities()
+    {
+        Uri?[] configured = [FirestoreBase, EffectiveFirestoreBase, StorageBase, StorageUploadBase, CloudTasksBase, PublicEndpointOverride,
+            Uri.TryCreate(VertexBase, UriKind.Absolute, out var vertex) ? vertex : null];
+        return configured.OfType<Uri>().Select(u => u.GetLeftPart(UriPartial.Authority));
+    }
 
     /// <summary>FIRESTORE_EMULATOR_HOST: host:port of a Firestore emulator (Google's client libraries read the same variable).</summary>
     public const string FirestoreEmulatorHostKey = "FIRESTORE_EMULATOR_HOST";
@@ -136,6 +212,8 @@ public sealed class GcpEndpoints
         {
             endpoints.FunctionsBase = functions;
         }
+
+        endpoints.FunctionUrlTemplate = Value(configuration, FunctionUrlTemplateKey);
 
         if (Value(configuration, MetadataHostKey) is { } metadata)
         {

@@ -7,7 +7,12 @@ namespace ReverseImageSearch.Gcp.Http;
 
 /// <summary>
 /// The one HTTP pipeline of the Google adapters: a retry (exponential backoff with jitter, Retry-After honoured)
-/// on 408/429/500/502/503/504 and connection failures, a per-attempt timeout, then the bearer token.
+/// on 408/429/500/502/503/504, connection failures and attempt timeouts, a per-attempt timeout, then the bearer
+/// token (only to hosts <see cref="GcpEndpoints.MayReceiveToken"/> allows).
+/// Only idempotent calls are retried: reads, named writes (documents, objects, named tasks), upserts and removals
+/// of datapoints. A call that creates a new resource on every send (indexes.create, indexEndpoints.create) is
+/// marked <see cref="SendOnce"/>: after a 5xx or a timeout it may have been applied, and sending it again could
+/// leave a second, billing resource. Its caller looks up what the first send made instead.
 /// </summary>
 public static class GcpHttpPipeline
 {
@@ -30,16 +35,25 @@ public static class GcpHttpPipeline
         HttpStatusCode.GatewayTimeout,
     ];
 
+    /// <summary>Set on a request that must not be sent twice (see the class summary).</summary>
+    public static readonly HttpRequestOptionsKey<bool> SendOnce = new("ris.send-once");
+
     public static bool IsRetried(HttpStatusCode status) => RetriedStatuses.Contains(status);
+
+    /// <summary>Whether the pipeline may send <paramref name="request"/> again after a failed attempt.</summary>
+    public static bool MayResend(HttpRequestMessage? request) =>
+        request is null || !request.Options.TryGetValue(SendOnce, out var once) || !once;
 
     /// <summary>Adds the retry and timeout strategies, then (innermost) the bearer token from <paramref name="tokens"/>.</summary>
     public static IHttpClientBuilder AddGooglePipeline(
         this IHttpClientBuilder builder,
         GcpAdapterOptions options,
+        GcpEndpoints endpoints,
         Func<IServiceProvider, IAccessTokenSource>? tokens)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(endpoints);
         builder.AddResilienceHandler("google-retry", pipeline =>
         {
             pipeline.AddRetry(new HttpRetryStrategyOptions
@@ -50,7 +64,7 @@ public static class GcpHttpPipeline
                 Delay = options.RetryBaseDelay,
                 MaxDelay = options.RetryMaxDelay,
                 ShouldRetryAfterHeader = true,
-                ShouldHandle = args => ValueTask.FromResult(args.Outcome switch
+                ShouldHandle = args => ValueTask.FromResult(MayResend(args.Context.GetRequestMessage()) && args.Outcome switch
                 {
                     { Exception: HttpRequestException } => true,
                     { Exception: TimeoutException } => true,
@@ -63,7 +77,7 @@ public static class GcpHttpPipeline
         });
         if (tokens is not null)
         {
-            builder.AddHttpMessageHandler(sp => new BearerTokenHandler(tokens(sp)));
+            builder.AddHttpMessageHandler(sp => new BearerTokenHandler(tokens(sp), endpoints.MayReceiveToken));
         }
 
         return builder;

@@ -56,6 +56,18 @@ public sealed class GoogleRestClient
         return await ReadJsonAsync<TResponse>(response, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// As <see cref="SendJsonAsync{TResponse}"/>, but the pipeline sends the request once, never again after a 5xx or a
+    /// timeout: for calls that create a new resource on every send (<see cref="GcpHttpPipeline.SendOnce"/>).
+    /// </summary>
+    public async Task<TResponse> SendJsonOnceAsync<TResponse>(HttpMethod method, Uri uri, object? body, CancellationToken cancellationToken)
+    {
+        using var request = CreateJsonRequest(method, uri, body);
+        request.Options.Set(GcpHttpPipeline.SendOnce, true);
+        using var response = await SendAsync(request, cancellationToken).ConfigureAwait(false);
+        return await ReadJsonAsync<TResponse>(response, cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>Sends and discards the answer.</summary>
     public async Task SendJsonAsync(HttpMethod method, Uri uri, object? body, CancellationToken cancellationToken)
     {

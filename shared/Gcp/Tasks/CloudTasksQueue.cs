@@ -22,7 +22,7 @@ public sealed class CloudTasksQueue(
         $"projects/{extension.ProjectId}/locations/{extension.Location}/queues/{extension.DeployedFunctionName(functionName)}";
 
     public string FunctionUrl(string functionName) =>
-        $"{endpoints.FunctionsBaseFor(extension.Location, extension.ProjectId)}/{extension.DeployedFunctionName(functionName)}";
+        endpoints.FunctionUrlFor(extension.Location, extension.ProjectId, extension.DeployedFunctionName(functionName));
 
     public async Task<bool> EnqueueAsync(string functionName, JsonElement payload, TaskOptions? options = null, CancellationToken cancellationToken = default)
     {

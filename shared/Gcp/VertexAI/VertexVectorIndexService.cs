@@ -24,6 +24,14 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
             throw new ArgumentException($"AlgorithmConfig must be treeAhConfig or bruteForceConfig, not '{definition.AlgorithmConfig}'.", nameof(definition));
         }
 
+        // Creates are sent once (GcpHttpPipeline.SendOnce) and looked up first: a send whose answer was lost (a 5xx
+        // or timeout after Vertex AI accepted it, an instance that died before recording the operation) made an
+        // index already, and a second one would bill unseen. The display name is the extension instance's own.
+        if (await FindByDisplayNameAsync("indexes", definition.DisplayName, cancellationToken).ConfigureAwait(false) is { } existing)
+        {
+            return await CreationOperationAsync(existing, definition.DisplayName, cancellationToken).ConfigureAwait(false);
+        }
+
         var index = new JsonObject
         {
             ["displayName"] = definition.DisplayName,
@@ -44,18 +52,81 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
                 },
             },
         };
-        return await OperationCallAsync(HttpMethod.Post, $"{LocationPath}/indexes", index, cancellationToken).ConfigureAwait(false);
+        return await OperationCallAsync(HttpMethod.Post, $"{LocationPath}/indexes", index, cancellationToken, sendOnce: true).ConfigureAwait(false);
+    }
+
+    /// <summary>Full names of this location's resources (indexes or indexEndpoints) with <paramref name="displayName"/>, oldest listing first.</summary>
+    private async Task<IReadOnlyList<string>> ListByDisplayNameAsync(string collection, string displayName, CancellationToken cancellationToken = default)
+    {
+        var names = new List<string>();
+        string? pageToken = null;
+        do
+        {
+            var filter = Uri.EscapeDataString($"display_name=\"{displayName}\"");
+            var page = pageToken is null ? "" : "&pageToken=" + Uri.EscapeDataString(pageToken);
+            var url = new Uri($"{apiBase}/{LocationPath}/{collection}?filter={filter}{page}");
+            using var answer = await client.SendJsonAsync<JsonDocument>(HttpMethod.Get, url, null, cancellationToken).ConfigureAwait(false);
+            var root = answer.RootElement;
+            if (root.TryGetProperty(collection, out var items) && items.ValueKind == JsonValueKind.Array)
+            {
+                names.AddRange(items.EnumerateArray()
+                    .Where(i => i.TryGetProperty("displayName", out var d) && d.GetString() == displayName)
+                    .Select(i => i.TryGetProperty("name", out var n) ? n.GetString() : null)
+                    .OfType<string>());
+            }
+
+            pageToken = root.TryGetProperty("nextPageToken", out var next) && next.GetString() is { Length: > 0 } t ? t : null;
+        }
+        while (pageToken is not null);
+
+        return names;
+    }
+
+    private async Task<string?> FindByDisplayNameAsync(string collection, string displayName, CancellationToken cancellationToken) =>
+        (await ListByDisplayNameAsync(collection, displayName, cancellationToken).ConfigureAwait(false)).FirstOrDefault();
+
+    // The CreateIndex operation of an index that exists already, so the caller records and follows it as its own.
+    private async Task<LongRunningOperation> CreationOperationAsync(string index, string displayName, CancellationToken cancellationToken)
+    {
+        using var answer = await client.SendJsonAsync<JsonDocument>(HttpMethod.Get, Url(Resource(index) + "/operations"), null, cancellationToken)
+            .ConfigureAwait(false);
+        if (answer.RootElement.TryGetProperty("operations", out var operations) && operations.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var operation in operations.EnumerateArray())
+            {
+                if (operation.TryGetProperty("metadata", out var metadata)
+                    && metadata.TryGetProperty("@type", out var type)
+                    && type.GetString()?.EndsWith(".CreateIndexOperationMetadata", StringComparison.Ordinal) == true)
+                {
+                    return ToOperation(operation.Deserialize<OperationResource>(GcpJson.Options)!);
+                }
+            }
+        }
+
+        throw new ServiceException(409, "ALREADY_EXISTS",
+            $"An index named '{displayName}' already exists ({index}) and its creation is no longer listed: it is left from an earlier "
+            + "installation. Run ./deploy.sh uninstall, or delete it with gcloud ai indexes delete, then reinstall.");
     }
 
     public Task<LongRunningOperation> GetOperationAsync(string operationName, CancellationToken cancellationToken = default) =>
         OperationCallAsync(HttpMethod.Get, Resource(operationName), null, cancellationToken);
 
-    public Task<LongRunningOperation> CreateIndexEndpointAsync(string displayName, CancellationToken cancellationToken = default) =>
-        OperationCallAsync(
+    public async Task<LongRunningOperation> CreateIndexEndpointAsync(string displayName, CancellationToken cancellationToken = default)
+    {
+        // Sent once and looked up first, as CreateIndexAsync: an endpoint made by a send whose answer was lost is reused.
+        if (await FindByDisplayNameAsync("indexEndpoints", displayName, cancellationToken).ConfigureAwait(false) is { } existing)
+        {
+            using var resource = JsonDocument.Parse(new JsonObject { ["name"] = existing }.ToJsonString());
+            return new LongRunningOperation(existing, Done: true, Response: resource.RootElement.Clone());
+        }
+
+        return await OperationCallAsync(
             HttpMethod.Post,
             $"{LocationPath}/indexEndpoints",
             new JsonObject { ["displayName"] = displayName, ["publicEndpointEnabled"] = true },
-            cancellationToken);
+            cancellationToken,
+            sendOnce: true).ConfigureAwait(false);
+    }
 
     public Task<LongRunningOperation> DeployIndexAsync(string indexEndpoint, DeployedIndexSpec deployedIndex, CancellationToken cancellationToken = default)
     {
@@ -125,6 +196,14 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
     {
         ArgumentException.ThrowIfNullOrEmpty(publicEndpointDomainName);
         ArgumentNullException.ThrowIfNull(queries);
+        if (!GcpEndpoints.IsVectorSearchDomain(publicEndpointDomainName))
+        {
+            // The domain is read from the metadata document: whoever can write it must not receive our token.
+            throw new ServiceException(400, "FAILED_PRECONDITION",
+                $"The metadata document names the query host '{publicEndpointDomainName}', which is not a Vector Search endpoint domain "
+                + $"(*{GcpEndpoints.VectorSearchDomainSuffix}); no request was sent. Re-deploy the index or correct publicEndpointDomainName.");
+        }
+
         var body = new FindNeighborsRequest(
             deployedIndexId,
             queries.Select(q => new FindNeighborsQuery(new DatapointBody(q.DatapointId, q.FeatureVector), neighborCount)).ToArray());
@@ -148,15 +227,21 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
     public Task<LongRunningOperation> DeleteIndexAsync(string index, CancellationToken cancellationToken = default) =>
         OperationCallAsync(HttpMethod.Delete, Resource(index), null, cancellationToken);
 
-    private async Task<LongRunningOperation> OperationCallAsync(HttpMethod method, string resourcePath, JsonObject? body, CancellationToken cancellationToken)
+    private async Task<LongRunningOperation> OperationCallAsync(
+        HttpMethod method, string resourcePath, JsonObject? body, CancellationToken cancellationToken, bool sendOnce = false)
     {
-        var op = await client.SendJsonAsync<OperationResource>(method, Url(resourcePath), body, cancellationToken).ConfigureAwait(false);
-        return new LongRunningOperation(
+        var op = sendOnce
+            ? await client.SendJsonOnceAsync<OperationResource>(method, Url(resourcePath), body, cancellationToken).ConfigureAwait(false)
+            : await client.SendJsonAsync<OperationResource>(method, Url(resourcePath), body, cancellationToken).ConfigureAwait(false);
+        return ToOperation(op);
+    }
+
+    private static LongRunningOperation ToOperation(OperationResource op) =>
+        new(
             op.Name ?? "",
             op.Done ?? false,
             op.Error is { } e ? new OperationError(e.Code ?? 0, e.Message ?? "") : null,
             op.Response is { ValueKind: JsonValueKind.Object } r ? r.Clone() : null);
-    }
 
     private Uri Url(string resourcePath) => new($"{apiBase}/{resourcePath}");
 

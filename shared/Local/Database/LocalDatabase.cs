@@ -155,6 +155,16 @@ public sealed partial class LocalDatabase : IDisposable
         command.Transaction = transaction;
         command.CommandText = Schema.Sql + $"PRAGMA user_version = {SchemaVersion};";
         command.ExecuteNonQuery();
+        foreach (var (table, column, definition) in Schema.AddedColumns)
+        {
+            command.CommandText = $"SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = '{column}'";
+            if ((long)command.ExecuteScalar()! == 0)
+            {
+                command.CommandText = $"ALTER TABLE {table} ADD COLUMN {column} {definition}";
+                command.ExecuteNonQuery();
+            }
+        }
+
         transaction.Commit();
     }
 

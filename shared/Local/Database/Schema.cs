@@ -31,7 +31,8 @@ internal static class Schema
             last_error TEXT NULL,
             state TEXT NOT NULL CHECK (state IN ('pending', 'leased', 'dead')),
             lease_until INTEGER NULL,
-            lease_token TEXT NULL
+            lease_token TEXT NULL,
+            lease_owner TEXT NULL
         );
         CREATE INDEX IF NOT EXISTS tasks_by_queue_state_time ON tasks (queue, state, schedule_time);
         CREATE UNIQUE INDEX IF NOT EXISTS tasks_by_dedup_id ON tasks (queue, dedup_id) WHERE dedup_id IS NOT NULL;
@@ -46,4 +47,11 @@ internal static class Schema
         CREATE INDEX IF NOT EXISTS task_dedup_ids_by_expiry ON task_dedup_ids (remember_until);
 
         """;
+
+    /// <summary>Columns added after a file may have been created without them: (table, column, definition).</summary>
+    public static readonly (string Table, string Column, string Definition)[] AddedColumns =
+    [
+        // The process holding a lease (LeaseOwner), so a later process can take back the leases of a dead one.
+        ("tasks", "lease_owner", "TEXT NULL"),
+    ];
 }

@@ -42,6 +42,32 @@ public sealed class SqliteDocumentStore : IDocumentStore
         return database.ReadAsync(connection => Load(connection, transaction: null, path)?.ToSnapshot(), cancellationToken);
     }
 
+    /// <summary>The documents directly in a collection (not in its sub-collections), ordered by path.</summary>
+    public Task<IReadOnlyList<DocumentSnapshot>> ListAsync(string collectionPath, CancellationToken cancellationToken = default)
+    {
+        ValidatePath(collectionPath + "/document");
+        return database.ReadAsync<IReadOnlyList<DocumentSnapshot>>(connection =>
+        {
+            using var command = connection.CreateCommand();
+            // Paths between "collection/" and "collection0" ('0' follows '/'), without a further '/'.
+            command.CommandText = """
+                SELECT path, fields, create_time, update_time FROM documents
+                WHERE path > $prefix AND path < $end AND instr(substr(path, length($prefix) + 1), '/') = 0
+                ORDER BY path
+                """;
+            command.Parameters.AddWithValue("$prefix", collectionPath + "/");
+            command.Parameters.AddWithValue("$end", collectionPath + "0");
+            using var reader = command.ExecuteReader();
+            var documents = new List<DocumentSnapshot>();
+            while (reader.Read())
+            {
+                documents.Add(new StoredDocument(reader.GetString(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3)).ToSnapshot());
+            }
+
+            return documents;
+        }, cancellationToken);
+    }
+
     public Task SetAsync(string path, IReadOnlyDictionary<string, object?> fields, SetMode mode, CancellationToken cancellationToken = default)
     {
         var set = DocumentWrite.ForSet(path, fields, mode);

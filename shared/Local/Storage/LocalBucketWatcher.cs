@@ -17,6 +17,12 @@ public sealed record LocalBucketWatcherOptions
 
     /// <summary>Time between the two looks at a changed file; it is announced only if both looks agree.</summary>
     public TimeSpan StabilityInterval { get; init; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>
+    /// How long a changed file must go unwritten before it is announced: a slow copy pauses between its
+    /// writes, and each pause would otherwise announce (and embed) a truncated file.
+    /// </summary>
+    public TimeSpan QuietPeriod { get; init; } = TimeSpan.FromSeconds(2);
 }
 
 /// <summary>
@@ -135,8 +141,13 @@ public sealed class LocalBucketWatcher : IAsyncDisposable
                 hashed.Add((file, await Task.Run(() => _store.Fingerprint(file.FullPath), cancellationToken)));
             }
 
-            await (WaitBetweenLooks?.Invoke(cancellationToken) ?? Task.Delay(_options.StabilityInterval, cancellationToken));
+            // The second look waits until the youngest change has been quiet for the quiet period.
+            var youngest = changed.Max(file => file.LastWriteTimeUtc);
+            var untilQuiet = _options.QuietPeriod - Age(youngest);
+            var wait = untilQuiet > _options.StabilityInterval && untilQuiet <= _options.QuietPeriod ? untilQuiet : _options.StabilityInterval;
+            await (WaitBetweenLooks?.Invoke(cancellationToken) ?? Task.Delay(wait, cancellationToken));
             var unstable = 0;
+            var lookAgainIn = TimeSpan.Zero;
             foreach (var (entry, fingerprint) in hashed)
             {
                 var secondLook = new FileInfo(entry.FullPath);
@@ -152,13 +163,22 @@ public sealed class LocalBucketWatcher : IAsyncDisposable
                     continue;
                 }
 
+                // A time in the future (a skewed clock) cannot be waited out; two agreeing looks must do.
+                var age = Age(secondLook.LastWriteTimeUtc);
+                if (age >= TimeSpan.Zero && age < _options.QuietPeriod)
+                {
+                    unstable++;
+                    lookAgainIn = TimeSpan.FromTicks(Math.Max(lookAgainIn.Ticks, (_options.QuietPeriod - age).Ticks));
+                    continue;
+                }
+
                 finalized.Add((entry.Name, fingerprint));
             }
 
             if (unstable > 0)
             {
                 _logger.LogDebug("{Count} file(s) in bucket {Bucket} are still changing; looking again later", unstable, _bucket);
-                _hints.Writer.TryWrite(true);
+                HintAfter(lookAgainIn);
             }
         }
 
@@ -200,6 +220,31 @@ public sealed class LocalBucketWatcher : IAsyncDisposable
 
         _logger.LogInformation("Bucket {Bucket}: announced {Finalized} finalized and {Deleted} deleted object(s)", _bucket, finalized.Count, deleted.Count);
         return finalized.Count + deleted.Count;
+    }
+
+    private static TimeSpan Age(DateTime lastWriteTimeUtc) => DateTime.UtcNow - lastWriteTimeUtc;
+
+    /// <summary>Asks for a scan once <paramref name="delay"/> has passed (at once when it is zero).</summary>
+    private void HintAfter(TimeSpan delay)
+    {
+        if (delay <= TimeSpan.Zero || _disposed == 1)
+        {
+            _hints.Writer.TryWrite(true);
+            return;
+        }
+
+        try
+        {
+            _ = Task.Delay(delay, _stopping.Token).ContinueWith(
+                _ => _hints.Writer.TryWrite(true),
+                CancellationToken.None,
+                TaskContinuationOptions.OnlyOnRanToCompletion,
+                TaskScheduler.Default);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Disposed meanwhile: no more scans.
+        }
     }
 
     private Task PublishAsync(StorageObjectEvent storageEvent, CancellationToken cancellationToken)

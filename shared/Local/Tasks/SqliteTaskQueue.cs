@@ -145,13 +145,15 @@ public sealed class SqliteTaskQueue : ITaskQueue
         }, cancellationToken);
 
     /// <summary>
-    /// Leases up to <paramref name="limit"/> due tasks of <paramref name="queue"/> (including tasks whose lease
-    /// expired) and counts the attempt. An expired task with no attempts left is marked dead instead.
+    /// Leases up to <paramref name="limit"/> due tasks of <paramref name="queue"/> for <paramref name="owner"/>
+    /// (including tasks whose lease expired, or whose holder process has ended) and counts the attempt. An
+    /// abandoned task with no attempts left is marked dead instead.
     /// </summary>
-    internal Task<LeaseBatch> LeaseDueAsync(string queue, int limit, TimeSpan leaseDuration, RetryPolicy policy, CancellationToken cancellationToken) =>
+    internal Task<LeaseBatch> LeaseDueAsync(string queue, int limit, TimeSpan leaseDuration, RetryPolicy policy, string owner, CancellationToken cancellationToken) =>
         database.WriteAsync(write =>
         {
             var now = timeProvider.GetUtcNow().UtcTicks;
+            ExpireLeasesOfEndedProcesses(write, queue, owner, now);
             var candidates = new List<(long Id, string Name, string Payload, int Attempts)>();
             using (var select = write.Command("""
                 SELECT id, name, payload, attempts FROM tasks
@@ -176,16 +178,17 @@ public sealed class SqliteTaskQueue : ITaskQueue
                 if (policy.IsExhausted(candidate.Attempts))
                 {
                     // Only a delivery that never reported back leaves a task here with no attempts left.
-                    MarkDead(write, candidate.Id, $"Attempt {candidate.Attempts} did not finish within its lease (the dispatcher stopped or the handler ran too long).");
+                    MarkDead(write, candidate.Id, $"Attempt {candidate.Attempts} did not finish within its lease (its process ended or the handler ran too long).");
                     expired.Add(new ExpiredTask(candidate.Id, queue, candidate.Name, candidate.Attempts));
                     continue;
                 }
 
                 var token = Guid.NewGuid().ToString("N");
                 using var lease = write.Command("""
-                    UPDATE tasks SET state = 'leased', attempts = attempts + 1, lease_until = $leaseUntil, lease_token = $token
+                    UPDATE tasks SET state = 'leased', attempts = attempts + 1, lease_until = $leaseUntil, lease_token = $token, lease_owner = $owner
                     WHERE id = $id
                     """);
+                lease.Parameters.AddWithValue("$owner", owner);
                 lease.Parameters.AddWithValue("$leaseUntil", now + leaseDuration.Ticks);
                 lease.Parameters.AddWithValue("$token", token);
                 lease.Parameters.AddWithValue("$id", candidate.Id);
@@ -296,6 +299,38 @@ public sealed class SqliteTaskQueue : ITaskQueue
             command.Parameters.AddWithValue("$now", now);
             return (long)command.ExecuteScalar()! == 1;
         }, cancellationToken);
+    }
+
+    /// <summary>
+    /// A lease held by a process that has ended (killed, crashed) would otherwise keep its task for the whole
+    /// lease; it ends now, so the task is due at once and the restarted process finishes the work.
+    /// </summary>
+    private static void ExpireLeasesOfEndedProcesses(LocalWrite write, string queue, string owner, long now)
+    {
+        var others = new List<string>();
+        using (var select = write.Command("""
+            SELECT DISTINCT lease_owner FROM tasks
+            WHERE queue = $queue AND state = 'leased' AND lease_until > $now AND lease_owner IS NOT NULL AND lease_owner <> $owner
+            """))
+        {
+            select.Parameters.AddWithValue("$queue", queue);
+            select.Parameters.AddWithValue("$now", now);
+            select.Parameters.AddWithValue("$owner", owner);
+            using var reader = select.ExecuteReader();
+            while (reader.Read())
+            {
+                others.Add(reader.GetString(0));
+            }
+        }
+
+        foreach (var ended in others.Where(LeaseOwner.IsGone))
+        {
+            using var expire = write.Command("UPDATE tasks SET lease_until = $now WHERE queue = $queue AND state = 'leased' AND lease_owner = $ended");
+            expire.Parameters.AddWithValue("$now", now);
+            expire.Parameters.AddWithValue("$queue", queue);
+            expire.Parameters.AddWithValue("$ended", ended);
+            expire.ExecuteNonQuery();
+        }
     }
 
     private bool RememberDedupId(LocalWrite write, string queue, string dedupId, long now)

@@ -8,8 +8,8 @@ namespace ReverseImageSearch.Local.Tasks;
 /// Delivers due tasks of the <see cref="SqliteTaskQueue"/> to the handlers of their queues, at least once:
 /// a task is leased before delivery, removed when its handler returns, and scheduled again with backoff
 /// when it throws, until its queue's <see cref="RetryPolicy"/> gives up and marks it dead. A lease that
-/// expires (the process died mid-delivery) makes the task due again, also for a later dispatcher on the
-/// same file. Tasks of queues without a handler stay where they are.
+/// expires, or whose holder process has ended (killed mid-delivery, see <see cref="LeaseOwner"/>), makes
+/// the task due again, also for a later dispatcher on the same file. Tasks of queues without a handler stay where they are.
 /// Run it as a hosted service, or call StartAsync / StopAsync directly.
 /// </summary>
 public sealed partial class TaskQueueDispatcher : BackgroundService
@@ -137,7 +137,7 @@ public sealed partial class TaskQueueDispatcher : BackgroundService
                 continue;
             }
 
-            var batch = await queue.LeaseDueAsync(worker.Queue, freeSlots, options.LeaseDuration, worker.Settings.Retry, stoppingToken);
+            var batch = await queue.LeaseDueAsync(worker.Queue, freeSlots, options.LeaseDuration, worker.Settings.Retry, LeaseOwner.Current, stoppingToken);
             foreach (var expired in batch.Expired)
             {
                 LogTaskDead(logger, expired.Queue, expired.TaskName, expired.Attempts, "its last delivery never reported back before the lease expired");

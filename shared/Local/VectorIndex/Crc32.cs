@@ -1,13 +1,14 @@
 namespace ReverseImageSearch.Local.VectorIndex;
 
-/// <summary>CRC-32 (IEEE, reflected): detects a journal record torn by a crash mid-append.</summary>
+/// <summary>CRC-32 (IEEE, reflected): detects a journal record torn by a crash mid-append and a damaged snapshot.</summary>
 internal static class Crc32
 {
     private static readonly uint[] Table = BuildTable();
 
-    public static uint Compute(ReadOnlySpan<byte> data)
+    /// <summary>The CRC of <paramref name="data"/>; pass the CRC of what came before to continue it (Compute(b, Compute(a)) is the CRC of a then b).</summary>
+    public static uint Compute(ReadOnlySpan<byte> data, uint previous = 0)
     {
-        var crc = 0xFFFFFFFFu;
+        var crc = ~previous;
         foreach (var b in data)
         {
             crc = Table[(crc ^ b) & 0xFF] ^ (crc >> 8);

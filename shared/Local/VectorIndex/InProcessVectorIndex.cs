@@ -156,10 +156,14 @@ public sealed class InProcessVectorIndex : IDisposable
     /// <summary>The log grows until it passes this size (or the size of the vectors, if larger), then is compacted.</summary>
     internal long CompactionThresholdBytes { get; set; } = 64L << 20;
 
-    /// <summary>Opens (or creates) a durable index whose files live in <paramref name="directory"/>.</summary>
+    /// <summary>
+    /// Opens (or creates) a durable index whose files live in <paramref name="directory"/>. When its snapshot
+    /// is damaged, <paramref name="rebuildFrom"/> supplies the rows the index was built from, the journal is
+    /// replayed over them and a sound snapshot written; without it, opening fails naming the damaged file.
+    /// </summary>
     public static InProcessVectorIndex Open(
         string directory, int dimensions, DistanceMeasure measure, bool normalizeToUnitLength, ILogger logger,
-        VectorSearchMode searchMode = VectorSearchMode.Exact)
+        VectorSearchMode searchMode = VectorSearchMode.Exact, Func<IReadOnlyList<IndexDatapoint>>? rebuildFrom = null)
     {
         var journal = new VectorIndexJournal(directory, dimensions, logger);
         var index = new InProcessVectorIndex(dimensions, measure, normalizeToUnitLength, journal, searchMode);
@@ -167,15 +171,40 @@ public sealed class InProcessVectorIndex : IDisposable
         {
             // Stored vectors are already normalised; replay them as they are.
             index._filterDeferred = true;
-            journal.Load(index.ApplyUpsert, id => index.ApplyRemove(id));
+            Action? rebuildBase = rebuildFrom is null ? null : () =>
+            {
+                foreach (var datapoint in rebuildFrom())
+                {
+                    index.ApplyUpsert(datapoint.DatapointId, index.Prepare(datapoint.FeatureVector, $"datapoint '{datapoint.DatapointId}'"));
+                }
+            };
+            var rebuilt = journal.Load(index.ApplyUpsert, id => index.ApplyRemove(id), rebuildBase);
             index._filterDeferred = false;
             index._filter?.Rebuild(index._slab, index._count);
+            if (rebuilt)
+            {
+                TryCompact(index, logger);
+            }
+
             return index;
         }
         catch
         {
             index.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>Writes the rebuilt rows as the new snapshot; a read-only folder keeps the damaged one (rebuilt again next time).</summary>
+    private static void TryCompact(InProcessVectorIndex index, ILogger logger)
+    {
+        try
+        {
+            index.Compact();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            logger.LogWarning("The rebuilt vector index could not be saved ({Message}); it is rebuilt again at the next start", e.Message);
         }
     }
 

@@ -28,6 +28,9 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
     private const int InternalCode = 13;
     private const int BuildBatchSize = 1024;
 
+    private static readonly TimeSpan StorageRetryFirstDelay = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan StorageRetryMaxDelay = TimeSpan.FromMinutes(1);
+
     private readonly string _parent;
     private readonly string _dataDirectory;
     private readonly string _statePath;
@@ -336,32 +339,49 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
 
         OperationError? error = null;
         InProcessVectorIndex? vectors = null;
-        try
+        var retryDelay = StorageRetryFirstDelay;
+        while (true)
         {
-            var datapoints = await DatapointFiles.ReadAllAsync(_objectStore, index.Definition.ContentsDeltaUri, index.Definition.Dimensions, cancellationToken);
-            DeleteIndexFiles(index.Name); // Anything there is a build interrupted by a restart.
-            vectors = OpenIndex(index);
-            foreach (var batch in datapoints.Chunk(BuildBatchSize))
+            try
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                vectors.Upsert(batch);
-            }
+                var datapoints = await DatapointFiles.ReadAllAsync(_objectStore, index.Definition.ContentsDeltaUri, index.Definition.Dimensions, cancellationToken);
+                DeleteIndexFiles(index.Name); // Anything there is a build interrupted by a restart or a failed attempt.
+                vectors = OpenIndex(index);
+                foreach (var batch in datapoints.Chunk(BuildBatchSize))
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    vectors.Upsert(batch);
+                }
 
-            vectors.Compact();
-        }
-        catch (Exception e) when (e is InvalidDatapointFileException or ArgumentException)
-        {
-            error = new OperationError(InvalidArgumentCode, e.Message);
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            _logger.LogError(e, "Building index {Index} failed", index.Name);
-            error = new OperationError(InternalCode, $"Building the index failed: {e.Message}");
-        }
-        catch (OperationCanceledException)
-        {
-            vectors?.Dispose();
-            throw;
+                vectors.Compact();
+                break;
+            }
+            catch (Exception e) when (e is InvalidDatapointFileException or ArgumentException)
+            {
+                error = new OperationError(InvalidArgumentCode, e.Message);
+                break;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // A full disk, a permission or a file in the way: the user can clear it, so the build waits
+                // and tries again rather than failing the installation for good.
+                vectors?.Dispose();
+                vectors = null;
+                _logger.LogWarning("Building index {Index} failed on storage ({Message}); trying again in {Delay}", index.Name, e.Message, retryDelay);
+                await Task.Delay(retryDelay, cancellationToken);
+                retryDelay = TimeSpan.FromTicks(Math.Min(retryDelay.Ticks * 2, StorageRetryMaxDelay.Ticks));
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                _logger.LogError(e, "Building index {Index} failed", index.Name);
+                error = new OperationError(InternalCode, $"Building the index failed: {e.Message}");
+                break;
+            }
+            catch (OperationCanceledException)
+            {
+                vectors?.Dispose();
+                throw;
+            }
         }
 
         lock (_gate)
@@ -562,8 +582,11 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
         var searchMode = string.Equals(index.Definition.AlgorithmConfig, "treeAhConfig", StringComparison.Ordinal)
             ? VectorSearchMode.Quantized
             : VectorSearchMode.Exact;
+        // A damaged snapshot is rebuilt from what the index was built from (the journal then adds the changes
+        // since). Read synchronously: this runs while the service opens, on local files.
         return InProcessVectorIndex.Open(
-            IndexDirectory(index.Name), index.Definition.Dimensions, measure, NormalizesToUnitLength(index.Definition), _logger, searchMode);
+            IndexDirectory(index.Name), index.Definition.Dimensions, measure, NormalizesToUnitLength(index.Definition), _logger, searchMode,
+            rebuildFrom: () => DatapointFiles.ReadAllAsync(_objectStore, index.Definition.ContentsDeltaUri, index.Definition.Dimensions, CancellationToken.None).GetAwaiter().GetResult());
     }
 
     private void DeleteIndexFiles(string index)

@@ -17,7 +17,9 @@ internal sealed class VectorIndexJournal : IDisposable
 {
     private const string SnapshotFileName = "vectors.snapshot";
     private const string LogFileName = "vectors.log";
-    private const ulong SnapshotMagic = 0x3158444956534952; // "RISVIDX1" little-endian
+    private const ulong SnapshotMagicV1 = 0x3158444956534952; // "RISVIDX1" little-endian: no checksum
+    private const ulong SnapshotMagic = 0x3258444956534952; // "RISVIDX2": CRC-32 of everything before it at the end
+    private const int MaxIdBytes = 1 << 16;
     private const byte UpsertRecord = 1;
     private const byte RemoveRecord = 2;
     private const int RecordHeaderSize = 8; // payload length + CRC
@@ -37,10 +39,33 @@ internal sealed class VectorIndexJournal : IDisposable
 
     public long LogLength => _log?.Length ?? 0;
 
-    /// <summary>Replays the snapshot and then the log into the callbacks, and opens the log for appending.</summary>
-    public void Load(Action<string, ReadOnlySpan<float>> upsert, Action<string> remove)
+    /// <summary>
+    /// Replays the snapshot and then the log into the callbacks, and opens the log for appending. A damaged
+    /// snapshot (checksum or structure) is replaced by <paramref name="rebuildBase"/>, which supplies the rows
+    /// the snapshot should have held, and the log is replayed over them; without it, loading fails naming the file.
+    /// </summary>
+    /// <returns>True when the snapshot was damaged and the base was rebuilt instead: compact to write a good one.</returns>
+    public bool Load(Action<string, ReadOnlySpan<float>> upsert, Action<string> remove, Action? rebuildBase = null)
     {
-        LoadSnapshot(upsert);
+        var snapshotPath = Path.Combine(_directory, SnapshotFileName);
+        var damage = File.Exists(snapshotPath) ? VerifySnapshot(snapshotPath) : null;
+        if (damage is null)
+        {
+            LoadSnapshot(upsert);
+        }
+        else if (rebuildBase is null)
+        {
+            throw new InvalidDataException($"The vector index snapshot {snapshotPath} is damaged: {damage}.");
+        }
+        else
+        {
+            _logger.LogError(
+                "The vector index snapshot {Snapshot} is damaged ({Damage}); rebuilding the index from its datapoint files and the journal {Log}",
+                snapshotPath, damage, Path.Combine(_directory, LogFileName));
+            TryKeepCopy(snapshotPath, snapshotPath + ".damaged");
+            rebuildBase();
+        }
+
         var validLength = ReplayLog(upsert, remove);
         _log = new FileStream(Path.Combine(_directory, LogFileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read);
         if (_log.Length != validLength)
@@ -51,6 +76,7 @@ internal sealed class VectorIndexJournal : IDisposable
         }
 
         _log.Seek(0, SeekOrigin.End);
+        return damage is not null;
     }
 
     public void AppendUpserts(IReadOnlyList<(string Id, float[] Vector)> batch)
@@ -95,16 +121,21 @@ internal sealed class VectorIndexJournal : IDisposable
             BinaryPrimitives.WriteInt32LittleEndian(header[8..], _dimensions);
             BinaryPrimitives.WriteInt32LittleEndian(header[12..], count);
             stream.Write(header);
+            var crc = Crc32.Compute(header);
             Span<byte> length = stackalloc byte[4];
             for (var row = 0; row < count; row++)
             {
                 var id = Encoding.UTF8.GetBytes(idOfRow(row));
+                var vector = MemoryMarshal.AsBytes(slab.Span.Slice(row * _dimensions, _dimensions));
                 BinaryPrimitives.WriteInt32LittleEndian(length, id.Length);
                 stream.Write(length);
                 stream.Write(id);
-                stream.Write(MemoryMarshal.AsBytes(slab.Span.Slice(row * _dimensions, _dimensions)));
+                stream.Write(vector);
+                crc = Crc32.Compute(vector, Crc32.Compute(id, Crc32.Compute(length, crc)));
             }
 
+            BinaryPrimitives.WriteUInt32LittleEndian(length, crc);
+            stream.Write(length);
             stream.Flush(flushToDisk: true);
         }
 
@@ -147,20 +178,10 @@ internal sealed class VectorIndexJournal : IDisposable
             return;
         }
 
+        // Verified before this: only the rows are read.
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16);
         Span<byte> header = stackalloc byte[16];
         stream.ReadExactly(header);
-        if (BinaryPrimitives.ReadUInt64LittleEndian(header) != SnapshotMagic)
-        {
-            throw new InvalidDataException($"{path} is not a vector index snapshot.");
-        }
-
-        var dimensions = BinaryPrimitives.ReadInt32LittleEndian(header[8..]);
-        if (dimensions != _dimensions)
-        {
-            throw new InvalidDataException($"{path} holds {dimensions}-dimensional vectors, not {_dimensions}.");
-        }
-
         var count = BinaryPrimitives.ReadInt32LittleEndian(header[12..]);
         var vector = new float[_dimensions];
         Span<byte> length = stackalloc byte[4];
@@ -171,6 +192,82 @@ internal sealed class VectorIndexJournal : IDisposable
             stream.ReadExactly(id);
             stream.ReadExactly(MemoryMarshal.AsBytes(vector.AsSpan()));
             upsert(Encoding.UTF8.GetString(id), vector);
+        }
+    }
+
+    /// <summary>Checks the snapshot's structure and checksum without applying it; null when it is sound, otherwise what is wrong.</summary>
+    private string? VerifySnapshot(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16);
+        var header = new byte[16];
+        if (stream.ReadAtLeast(header, header.Length, throwOnEndOfStream: false) < header.Length)
+        {
+            return "shorter than its header";
+        }
+
+        var magic = BinaryPrimitives.ReadUInt64LittleEndian(header);
+        if (magic != SnapshotMagic && magic != SnapshotMagicV1)
+        {
+            return "not a vector index snapshot";
+        }
+
+        var dimensions = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(8));
+        if (dimensions != _dimensions)
+        {
+            return $"it holds {dimensions}-dimensional vectors, not {_dimensions}";
+        }
+
+        var count = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(12));
+        var vectorBytes = _dimensions * sizeof(float);
+        var trailer = magic == SnapshotMagic ? 4 : 0;
+        if (count < 0 || (long)count * (4 + vectorBytes) > stream.Length - header.Length - trailer)
+        {
+            return $"its row count {count} does not fit its length";
+        }
+
+        var crc = Crc32.Compute(header);
+        var length = new byte[4];
+        var row = new byte[MaxIdBytes + vectorBytes];
+        for (var i = 0; i < count; i++)
+        {
+            if (stream.ReadAtLeast(length, 4, throwOnEndOfStream: false) < 4)
+            {
+                return $"row {i} is cut off";
+            }
+
+            var idLength = BinaryPrimitives.ReadInt32LittleEndian(length);
+            if (idLength is <= 0 or > MaxIdBytes || idLength + vectorBytes > stream.Length - stream.Position - trailer)
+            {
+                return $"row {i} has an impossible id length {idLength}";
+            }
+
+            var rowBytes = row.AsSpan(0, idLength + vectorBytes);
+            stream.ReadExactly(rowBytes);
+            crc = Crc32.Compute(rowBytes, Crc32.Compute(length, crc));
+        }
+
+        if (trailer == 0)
+        {
+            return stream.Position == stream.Length ? null : "it has bytes after its last row";
+        }
+
+        if (stream.ReadAtLeast(length, 4, throwOnEndOfStream: false) < 4 || stream.Position != stream.Length)
+        {
+            return "its checksum is missing or not at its end";
+        }
+
+        return BinaryPrimitives.ReadUInt32LittleEndian(length) == crc ? null : "its checksum does not match its contents";
+    }
+
+    private void TryKeepCopy(string path, string copyPath)
+    {
+        try
+        {
+            File.Copy(path, copyPath, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _logger.LogWarning("Could not keep a copy of the damaged {Snapshot}: {Message}", path, e.Message);
         }
     }
 

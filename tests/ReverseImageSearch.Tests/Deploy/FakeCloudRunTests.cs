@@ -24,6 +24,7 @@ public class FakeCloudRunTests
           *" storage buckets describe gs://my-project.appspot.com "*) echo US-CENTRAL1 ;;
           *" firestore databases describe "*) echo nam5 ;;
           *" storage service-agent "*) echo service-42@gs-project-accounts.iam.gserviceaccount.com ;;
+          *" projects describe my-project "*) echo 42 ;;
           *" get-iam-policy "*) printf 'allServices,ADMIN_READ\naiplatform.googleapis.com,DATA_READ\n' ;;
           *" auth print-access-token "*) echo secret-token-123 ;;
           *" index-endpoints list "*) echo projects/42/locations/us-central1/indexEndpoints/999 ;;
@@ -95,7 +96,7 @@ public class FakeCloudRunTests
         var expected = dry.Plan.Select(c => Normalize(c.Words)
             .Replace("<img-bucket-location>", "us-central1", StringComparison.Ordinal)
             .Replace("<firestore-location>", "nam5", StringComparison.Ordinal)
-            .Replace("service-<project-number>@", "service-42@", StringComparison.Ordinal)).ToList();
+            .Replace("<project-number>", "42", StringComparison.Ordinal)).ToList();
         var ran = Calls().Select(Normalize).ToList();
         Assert.That(ran, Is.EqualTo(expected), "the real run runs exactly the dry-run plan, in order");
 

@@ -6,6 +6,7 @@ public class InstallPlanTests
     private const string Project = "my-project";
     private const string Instance = "reverse-image-search";
     private const string Sa = $"ext-{Instance}@{Project}.iam.gserviceaccount.com";
+    private const string QuerySa = $"exq-{Instance}@{Project}.iam.gserviceaccount.com";
 
     /// <summary>functionName, trigger words every deploy of it must carry, memory.</summary>
     private static readonly (string Name, string[] Trigger, string Memory)[] Functions =
@@ -92,10 +93,11 @@ public class InstallPlanTests
             .Where(c => c.Value("--member") == $"serviceAccount:{Sa}")
             .Select(c => c.Value("--role"))
             .ToList();
-        Assert.That(projectRoles, Is.EquivalentTo(new[]
-        {
-            "roles/datastore.user", "roles/storage.admin", "roles/aiplatform.user", "roles/cloudtasks.enqueuer", "roles/eventarc.eventReceiver",
-        }));
+        // Storage and Cloud Tasks are granted per bucket and per queue (below), never project-wide.
+        Assert.That(projectRoles, Is.EquivalentTo(new[] { "roles/datastore.user", "roles/aiplatform.user", "roles/eventarc.eventReceiver" }));
+        Assert.That(plan.Where(c => c.Value("--role") is { } role && (role.StartsWith("roles/storage.", StringComparison.Ordinal) || role == "roles/cloudtasks.enqueuer"))
+            .Where(c => c.Is("gcloud", "projects")), Is.Empty, "no project-wide storage or enqueuer role");
+        Assert.That(plan.Any(c => c.Value("--role") == "roles/storage.admin"), Is.False, "no storage admin anywhere");
         Assert.That(All("gcloud", "projects", "add-iam-policy-binding"), Has.All.Matches<PlannedCommand>(c => c.Has("--condition=None")));
 
         var self = All("gcloud", "iam", "service-accounts", "add-iam-policy-binding", Sa);
@@ -116,6 +118,69 @@ public class InstallPlanTests
     }
 
     [Test]
+    public void QueryIndexRunsAsItsOwnReadOnlyAccount()
+    {
+        var create = IndexOf(c => c.Is("gcloud", "iam", "service-accounts", "create", $"exq-{Instance}"));
+        Assert.That(create, Is.GreaterThanOrEqualTo(0), "service account exq-<instance> is created");
+        Assert.That(IndexOf(c => c.Is("gcloud", "iam", "service-accounts", "describe", QuerySa)), Is.InRange(0, create - 1));
+        Assert.That(plan.Where(c => c.Value("--member") == $"serviceAccount:{QuerySa}").Select(c => (c.Words[1], c.Value("--role"))), Is.EquivalentTo(new[]
+        {
+            ("projects", "roles/datastore.viewer"), ("projects", "roles/aiplatform.viewer"),
+        }), "it may read the metadata document and query the endpoint, nothing else");
+        var query = All("gcloud", "functions", "deploy", $"ext-{Instance}-queryIndex").Single();
+        Assert.That(query.Value("--service-account"), Is.EqualTo(QuerySa));
+    }
+
+    [Test]
+    public void StorageRolesAreScopedToTheTwoBuckets()
+    {
+        var bindings = All("gcloud", "storage", "buckets", "add-iam-policy-binding");
+        Assert.That(bindings.Select(c => (c.Words[4], c.Value("--member"), c.Value("--role"))), Is.EquivalentTo(new[]
+        {
+            ("gs://my-project.appspot.com", $"serviceAccount:{Sa}", "roles/storage.objectViewer"),
+            ($"gs://{Project}-ext-{Instance}", $"serviceAccount:{Sa}", "roles/storage.objectAdmin"),
+        }), "read on the images bucket, read and write on the embeddings bucket");
+        var createBucket = IndexOf(c => c.Is("gcloud", "storage", "buckets", "create"));
+        Assert.That(IndexOf(c => c == bindings[1]), Is.GreaterThan(createBucket), "the embeddings bucket exists before its binding");
+    }
+
+    [Test]
+    public void TheEnqueuerRoleIsGrantedOnEachQueueOnly()
+    {
+        var bindings = All("gcloud", "tasks", "queues", "add-iam-policy-binding");
+        Assert.That(bindings.Select(c => c.Words[4]), Is.EquivalentTo(new[]
+        {
+            $"ext-{Instance}-backfillTrigger", $"ext-{Instance}-backfillTask", $"ext-{Instance}-datapointWriteTask",
+        }));
+        Assert.That(bindings, Has.All.Matches<PlannedCommand>(c =>
+            c.Value("--role") == "roles/cloudtasks.enqueuer" && c.Value("--member") == $"serviceAccount:{Sa}" && c.Value("--location") == "us-central1"));
+    }
+
+    [Test]
+    public void TheEightNonCallableFunctionsAcceptInternalTrafficOnly()
+    {
+        var deploys = All("gcloud", "functions", "deploy");
+        Assert.That(deploys.Where(c => c.Value("--ingress-settings") == "internal-only").Select(c => c.Words[3]), Is.EquivalentTo(
+            Functions.Where(f => f.Name != "queryIndex").Select(f => $"ext-{Instance}-{f.Name}")));
+        Assert.That(deploys.Single(c => c.Words[3] == $"ext-{Instance}-queryIndex").Value("--ingress-settings"), Is.EqualTo("all"),
+            "the callable is called by apps from anywhere");
+    }
+
+    [Test]
+    public void QueuesLimitDispatchAndConcurrency()
+    {
+        var limits = All("gcloud", "tasks", "queues", "create").ToDictionary(
+            c => c.Words[4][$"ext-{Instance}-".Length..],
+            c => (c.Value("--max-dispatches-per-second"), c.Value("--max-concurrent-dispatches")));
+        Assert.That(limits, Is.EquivalentTo(new Dictionary<string, (string?, string?)>
+        {
+            ["backfillTrigger"] = ("1", "1"),
+            ["backfillTask"] = ("5", "10"),
+            ["datapointWriteTask"] = ("10", "20"),
+        }));
+    }
+
+    [Test]
     public void CreatesTheEmbeddingsBucketInTheFunctionsRegion()
     {
         var create = All("gcloud", "storage", "buckets", "create", $"gs://{Project}-ext-{Instance}");
@@ -123,7 +188,9 @@ public class InstallPlanTests
         Assert.That(create[0].Value("--location"), Is.EqualTo("us-central1"));
         Assert.That(plan.Any(c => c.Is("gcloud", "storage", "buckets", "describe", $"gs://{Project}-ext-{Instance}")), Is.True);
         Assert.That(plan.Any(c => c.Line.Contains("gs://my-project.appspot.com", StringComparison.Ordinal)
-            && !c.Is("gcloud", "storage", "buckets", "describe")), Is.False, "the images bucket is only described, never changed");
+            && !c.Is("gcloud", "storage", "buckets", "describe")
+            && !(c.Is("gcloud", "storage", "buckets", "add-iam-policy-binding") && c.Value("--role") == "roles/storage.objectViewer")),
+            Is.False, "the images bucket is only described and made readable to the functions, never changed");
     }
 
     [Test]
@@ -160,7 +227,7 @@ public class InstallPlanTests
                 Assert.That(deploy.Value("--set-build-env-vars"), Is.EqualTo($"GOOGLE_BUILDABLE=functions/{project}"), name);
                 Assert.That(Directory.Exists(Path.Combine(TestPaths.RepoRoot, "functions", project)), Is.True, $"functions/{project} exists");
                 Assert.That(deploy.Value("--entry-point"), Is.EqualTo($"ReverseImageSearch.Functions.{project}"), name);
-                Assert.That(deploy.Value("--service-account"), Is.EqualTo(Sa), name);
+                Assert.That(deploy.Value("--service-account"), Is.EqualTo(name == "queryIndex" ? QuerySa : Sa), name);
                 Assert.That(deploy.Value("--memory"), Is.EqualTo(memory), name);
                 Assert.That(deploy.Value("--env-vars-file"), Is.Not.Null, name);
                 Assert.That(deploy.Words, Is.SupersetOf(trigger), name);
@@ -186,13 +253,15 @@ public class InstallPlanTests
         [
             "IMG_BUCKET", "IMG_PATH", "DO_BACKFILL", "MODEL_URL", "MODEL_FROM_TF_HUB", "INPUT_SHAPE", "DISTANCE_MEASURE", "ALGORITHM_CONFIG",
             "N_COUNT", "BATCH_SIZE", "SHARD_SIZE", "MACHINE_TYPE", "ACCELERATOR_TYPE", "ACCELERATOR_COUNT", "MIN_REPLICA_COUNT",
-            "MAX_REPLICA_COUNT", "LOCATION", "PROJECT_ID", "EXT_INSTANCE_ID", "SERVICE_ACCOUNT_EMAIL",
+            "MAX_REPLICA_COUNT", "LOCATION", "PROJECT_ID", "EXT_INSTANCE_ID", "SERVICE_ACCOUNT_EMAIL", "FUNCTION_URL_TEMPLATE",
         ];
         Assert.That(entries.Keys, Is.SupersetOf(keys));
         Assert.That(entries["INPUT_SHAPE"], Is.EqualTo("'224,224'"), "a value with a comma survives as one YAML string");
         Assert.That(entries["IMG_PATH"], Is.EqualTo("'products/photos'"));
         Assert.That(entries["SERVICE_ACCOUNT_EMAIL"], Is.EqualTo($"'{Sa}'"));
         Assert.That(entries["BACKFILL_MAX_ATTEMPTS"], Is.EqualTo("'50'"));
+        Assert.That(entries["FUNCTION_URL_TEMPLATE"], Is.EqualTo("'https://{FUNCTION}-<project-number>.us-central1.run.app'"),
+            "tasks go to the run.app URL, where Cloud Run counts Cloud Tasks as internal");
     }
 
     [Test]
@@ -212,7 +281,8 @@ public class InstallPlanTests
         Assert.That(last.Is("gcloud", "tasks", "create-http-task"), Is.True, last.Line);
         Assert.That(last.Value("--queue"), Is.EqualTo($"ext-{Instance}-backfillTrigger"));
         Assert.That(last.Value("--location"), Is.EqualTo("us-central1"));
-        Assert.That(last.Value("--url"), Is.EqualTo($"https://us-central1-{Project}.cloudfunctions.net/ext-{Instance}-backfillTrigger"));
+        Assert.That(last.Value("--url"), Is.EqualTo($"https://ext-{Instance}-backfilltrigger-<project-number>.us-central1.run.app"),
+            "the run.app URL: the function accepts internal traffic only");
         Assert.That(last.Value("--body-content"), Is.EqualTo("""{"data":{}}"""));
         Assert.That(last.Value("--header"), Is.EqualTo("Content-Type: application/json"));
         Assert.That(last.Value("--oidc-service-account-email"), Is.EqualTo(Sa));

@@ -45,8 +45,30 @@ public class UninstallPlanTests
         Assert.That(plan.Where(c => c.IsGcloud && c.Has("delete")), Has.All.Matches<PlannedCommand>(c => c.Has("--quiet")),
             "deletions never prompt");
         Assert.That(plan.Any(c => c.Is("gcloud", "storage", "rm")), Is.False, "the embeddings bucket stays without --delete-data");
-        Assert.That(plan.Any(c => c.Line.Contains("my-project.appspot.com", StringComparison.Ordinal)), Is.False, "the images bucket is never touched");
+        Assert.That(plan.Where(c => c.Line.Contains("my-project.appspot.com", StringComparison.Ordinal)).Select(c => c.Line), Is.EqualTo(new[]
+        {
+            $"gcloud storage buckets remove-iam-policy-binding gs://my-project.appspot.com --project=my-project --member=serviceAccount:ext-{Instance}@my-project.iam.gserviceaccount.com --role=roles/storage.objectViewer '--format=value(etag)'",
+        }), "the images bucket is never touched, except for taking back the functions' read access");
         Assert.That(result.StandardOutput, Does.Not.Contain("Bearer ey"), "no real token in the plan");
+    }
+
+    [Test]
+    public async Task FindsEveryIndexAndEndpointByTheInstancesDisplayNamesAndRemovesBothAccounts()
+    {
+        var result = await DeployScript.RunAsync(temp.Path, null, "uninstall", "--env-file", DeployScript.SampleEnv, "--dry-run");
+        Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
+        var plan = result.Plan.ToList();
+        Assert.That(plan.Single(c => c.Is("gcloud", "ai", "indexes", "list")).Value("--filter"), Is.EqualTo($"displayName=ext-{Instance}-index"));
+        Assert.That(plan.Where(c => c.Is("gcloud", "ai", "index-endpoints", "list")).Select(c => c.Value("--filter")),
+            Does.Contain($"displayName=ext-{Instance}-endpoint"));
+        Assert.That(plan.Where(c => c.Is("gcloud", "iam", "service-accounts", "delete")).Select(c => c.Words[4]), Is.EquivalentTo(new[]
+        {
+            $"ext-{Instance}@my-project.iam.gserviceaccount.com", $"exq-{Instance}@my-project.iam.gserviceaccount.com",
+        }));
+        Assert.That(plan.Where(c => c.Is("gcloud", "projects", "remove-iam-policy-binding")).Select(c => c.Value("--role")), Is.EquivalentTo(new[]
+        {
+            "roles/datastore.user", "roles/aiplatform.user", "roles/eventarc.eventReceiver", "roles/datastore.viewer", "roles/aiplatform.viewer",
+        }));
     }
 
     [Test]

@@ -66,11 +66,19 @@ public class EmulatorProcessTests
         var query = await EmulatorProcess.RunAsync(["query", "--data", data, "--format", "tsv", "--neighbors", "3", images]);
         Assert.That(query.ExitCode, Is.Zero, query.Output);
         var lines = query.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.That(lines, Has.Length.EqualTo(Directory.GetFiles(images).Length));
-        foreach (var columns in lines.Select(line => line.Split('\t')))
+        Assert.That(lines[0], Is.EqualTo("query\trank\tneighbor\tdistance"));
+        var rows = lines.Skip(1).Select(line => line.Split('\t')).ToArray();
+        Assert.That(rows, Has.Length.EqualTo(3 * Directory.GetFiles(images).Length));
+        foreach (var perQuery in rows.GroupBy(columns => columns[0]))
         {
-            Assert.That(columns, Has.Length.EqualTo(4), string.Join(" | ", columns));
-            Assert.That(columns[1], Is.EqualTo(columns[0]), "an unmodified image is its own nearest neighbour");
+            var neighbours = perQuery.ToArray();
+            Assert.That(neighbours.Select(columns => columns[1]), Is.EqualTo(new[] { "1", "2", "3" }), perQuery.Key);
+            Assert.That(neighbours[0][2], Is.EqualTo(perQuery.Key), "an unmodified image is its own nearest neighbour");
+
+            // DOT_PRODUCT_DISTANCE: the dot product of unit vectors, 1 for the image itself and falling with rank.
+            var distances = neighbours.Select(columns => double.Parse(columns[3], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+            Assert.That(distances[0], Is.EqualTo(1).Within(1e-4), perQuery.Key);
+            Assert.That(distances, Is.Ordered.Descending, perQuery.Key);
         }
     }
 

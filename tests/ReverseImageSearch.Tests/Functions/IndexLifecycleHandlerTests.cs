@@ -79,16 +79,93 @@ public class IndexLifecycleHandlerTests
         Assert.That((string)error["message"]!, Does.StartWith("Index creation failed:").And.Contain("broken.json"));
     }
 
+    // A fault that outlives the pipeline's retries (a quota, a missing permission, a long outage) must not leave the
+    // installation silently at INDEX_BUILDING: its reason is in the metadata document and the delivery fails so it is retried.
+    [Test]
+    public async Task AnIndexCreationThatKeepsFailingIsRecordedWithItsReasonAndRetried()
+    {
+        await using var stack = await LocalStackHarness.Create(imageCount: 0).StartAsync(run: false);
+        await stack.Documents.SetAsync(stack.State.Paths.Metadata, new Dictionary<string, object?> { ["outputShape"] = 1280L }, SetMode.Overwrite);
+        var failing = new UnavailableVectorIndex(new ServiceException(429, "RESOURCE_EXHAUSTED", "Quota exceeded for aiplatform.googleapis.com/index_count"));
+        var trigger = new CreateIndexTrigger(failing, stack.State, stack.Options, Microsoft.Extensions.Logging.Abstractions.NullLogger<CreateIndexTrigger>.Instance);
+        var tasks = stack.State.Paths.Tasks;
+        var change = new DocumentChange(tasks,
+            new DocumentSnapshot(tasks, new Dictionary<string, object?> { ["status"] = BackfillStatus.Processing }),
+            new DocumentSnapshot(tasks, new Dictionary<string, object?> { ["status"] = BackfillStatus.Done, ["outputShape"] = 1280L }));
+
+        Assert.ThrowsAsync<ServiceException>(() => trigger.HandleAsync(change, CancellationToken.None));
+
+        var metadata = await stack.State.GetMetadataAsync(CancellationToken.None);
+        var error = (IReadOnlyDictionary<string, object?>)metadata!["error"]!;
+        Assert.That(error["function"], Is.EqualTo("createIndexTrigger"));
+        Assert.That((string)error["message"]!, Does.StartWith("Creating the index failed: RESOURCE_EXHAUSTED (429): Quota exceeded"));
+    }
+
+    private sealed class UnavailableVectorIndex(ServiceException failure) : IVectorIndexService
+    {
+        public Task<LongRunningOperation> CreateIndexAsync(IndexDefinition definition, CancellationToken cancellationToken = default) => throw failure;
+
+        public Task<LongRunningOperation> GetOperationAsync(string operationName, CancellationToken cancellationToken = default) => throw failure;
+
+        public Task<LongRunningOperation> CreateIndexEndpointAsync(string displayName, CancellationToken cancellationToken = default) => throw failure;
+
+        public Task<LongRunningOperation> DeployIndexAsync(string indexEndpoint, DeployedIndexSpec deployedIndex, CancellationToken cancellationToken = default) => throw failure;
+
+        public Task<IndexEndpointInfo> GetIndexEndpointAsync(string indexEndpoint, CancellationToken cancellationToken = default) => throw failure;
+
+        public Task UpsertDatapointsAsync(string index, IReadOnlyList<IndexDatapoint> datapoints, CancellationToken cancellationToken = default) => throw failure;
+
+        public Task RemoveDatapointsAsync(string index, IReadOnlyList<string> datapointIds, CancellationToken cancellationToken = default) => throw failure;
+
+        public Task<IReadOnlyList<QueryNeighbors>> FindNeighborsAsync(string publicEndpointDomainName, string indexEndpoint, string deployedIndexId, IReadOnlyList<NeighborQuery> queries, int neighborCount, CancellationToken cancellationToken = default) => throw failure;
+
+        public Task<LongRunningOperation> UndeployIndexAsync(string indexEndpoint, string deployedIndexId, CancellationToken cancellationToken = default) => throw failure;
+
+        public Task<LongRunningOperation> DeleteIndexEndpointAsync(string indexEndpoint, CancellationToken cancellationToken = default) => throw failure;
+
+        public Task<LongRunningOperation> DeleteIndexAsync(string index, CancellationToken cancellationToken = default) => throw failure;
+    }
+
     [Test]
     public async Task AnEntryArrivingBeforeTheOperationIsRecordedFailsSoItIsDeliveredAgain()
     {
         await using var stack = await LocalStackHarness.Create(imageCount: 0).StartAsync(run: false);
-        Assert.That(await stack.State.TryClaimIndexCreationAsync(TimeSpan.FromMinutes(10), CancellationToken.None), Is.True);
+        Assert.That(await stack.State.ClaimIndexCreationAsync(TimeSpan.FromMinutes(10), CancellationToken.None), Has.Property("Outcome").EqualTo(IndexCreationClaimOutcome.Claimed));
         var operation = "projects/demo-reverse-image-search/locations/us-central1/indexes/1/operations/9";
 
         Assert.ThrowsAsync<InvalidOperationException>(() => stack.Services.GetRequiredService<OnIndexCreated>().HandleAsync(
             new AuditLogEvent("aiplatform.googleapis.com", CreateIndexMethod, ResourceNames.OwnerOfOperation(operation), operation, false, true),
             CancellationToken.None));
+    }
+
+    [Test]
+    public async Task ADoneEventFindingAClaimWithoutAnOperationFailsSoItIsDeliveredAgainUntilTheIndexIsCreated()
+    {
+        // The holder of the claim died between claiming and recording the operation (a kill, a lost instance).
+        await using var stack = await LocalStackHarness.Create(imageCount: 0).StartAsync(run: false);
+        var tasksPath = stack.State.Paths.Tasks;
+        await stack.Documents.SetAsync(stack.State.Paths.Metadata, new Dictionary<string, object?> { ["outputShape"] = 1280L }, SetMode.Merge);
+        await stack.Documents.SetAsync(tasksPath, new Dictionary<string, object?> { ["status"] = BackfillStatus.Done }, SetMode.Overwrite);
+        var deadHolder = await stack.State.ClaimIndexCreationAsync(TimeSpan.FromMinutes(10), CancellationToken.None);
+        Assert.That(deadHolder.Outcome, Is.EqualTo(IndexCreationClaimOutcome.Claimed));
+        var done = await stack.Documents.GetAsync(tasksPath);
+        var change = new DocumentChange(tasksPath, new DocumentSnapshot(tasksPath, new Dictionary<string, object?> { ["status"] = BackfillStatus.Processing }), done);
+        var trigger = stack.Services.GetRequiredService<CreateIndexTrigger>();
+
+        // A redelivery while the claim is young must not succeed silently: nothing would send the event again.
+        Assert.ThrowsAsync<InvalidOperationException>(() => trigger.HandleAsync(change, CancellationToken.None));
+        Assert.That((await stack.State.GetMetadataAsync(CancellationToken.None))!.GetString("operation"), Is.Null);
+
+        // A later delivery, once the claim is abandoned, takes it over and creates the index.
+        await stack.Documents.SetAsync(stack.State.Paths.Metadata, new Dictionary<string, object?> { ["indexCreationClaimedAt"] = DateTimeOffset.UtcNow.AddHours(-1) }, SetMode.Merge);
+        await trigger.HandleAsync(change, CancellationToken.None);
+        var metadata = await stack.State.GetMetadataAsync(CancellationToken.None);
+        Assert.That(metadata!.GetString("operation"), Does.Contain("/operations/"));
+        Assert.That(metadata.GetString("status"), Is.EqualTo(IndexStatus.Building));
+
+        // Had the first holder only been slow, its late record must not replace the operation now in use.
+        Assert.That(await stack.State.RecordIndexCreationAsync(deadHolder.Token!, "projects/p/locations/l/indexes/9/operations/1", CancellationToken.None), Is.False);
+        Assert.That((await stack.State.GetMetadataAsync(CancellationToken.None))!.GetString("operation"), Is.EqualTo(metadata.GetString("operation")));
     }
 
     [Test]

@@ -103,6 +103,7 @@ internal sealed class LocalStackHarness : IAsyncDisposable
                 DebounceInterval = TimeSpan.FromMilliseconds(100),
                 SafetyScanInterval = TimeSpan.FromSeconds(2),
                 StabilityInterval = TimeSpan.FromMilliseconds(50),
+                QuietPeriod = TimeSpan.FromMilliseconds(300),
             },
             _buildDelay,
             new TaskQueueDispatcherOptions { PollInterval = TimeSpan.FromMilliseconds(200) }));

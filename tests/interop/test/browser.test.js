@@ -72,9 +72,11 @@ describe('headless Chromium', { skip: !local && 'local only' }, () => {
     });
     try {
       await page.goto(`${plainOrigin}/`);
-      await page.waitForFunction(() => document.getElementById('status').textContent.includes('INDEX_DEPLOYED'));
+      await page.waitForFunction(() => document.getElementById('status').textContent.startsWith('Ready — '));
       const statusLine = await page.textContent('#status');
       assert.doesNotMatch(statusLine, /undefined|null|NaN/, `status line: ${statusLine}`);
+      assert.equal(statusLine, `Ready — ${t.stored.length} images`, 'the human status counts the stored images');
+      assert.equal(await page.textContent('#count-line'), `${t.stored.length} indexed · 0 skipped · 0 failed`);
 
       const picked = t.stored.find((s) => s.id.startsWith('rings-')) ?? t.stored[0];
       await page.setInputFiles('#file', picked.file);
@@ -91,7 +93,9 @@ describe('headless Chromium', { skip: !local && 'local only' }, () => {
       })));
       assert.equal(shown[0].name, picked.id, 'the picked image\'s stored copy is ranked first');
       assert.equal(shown[0].src, `/images/${encodeURIComponent(picked.id)}`);
-      const distances = shown.map((s) => Number(/^distance (-?[\d.]+)$/.exec(s.distance)?.[1]));
+      // DOT_PRODUCT_DISTANCE is shown as a similarity (larger is nearer), the other measures as a distance.
+      const label = process.env.RIS_PLAIN_DISTANCE_MEASURE === 'DOT_PRODUCT_DISTANCE' || !process.env.RIS_PLAIN_DISTANCE_MEASURE ? 'similarity' : 'distance';
+      const distances = shown.map((s) => Number(new RegExp(`^${label} (-?[\\d.]+)$`).exec(s.distance)?.[1]));
       assert.ok(distances.every(Number.isFinite), `distances shown: ${shown.map((s) => s.distance).join(', ')}`);
       assert.ok(isIdentical(distances[0], process.env.RIS_PLAIN_DISTANCE_MEASURE), `first distance ${distances[0]}`);
       for (let i = 1; i < distances.length; i++) {
@@ -99,6 +103,7 @@ describe('headless Chromium', { skip: !local && 'local only' }, () => {
       }
       assert.equal(new Set(shown.map((s) => s.name)).size, shown.length, 'no image twice');
       assert.equal(await page.textContent('#error'), '', 'no error shown');
+      assert.match(await page.textContent('#measure'), label === 'similarity' ? /1 is the same picture, larger is closer/ : /0 is the same picture, smaller is closer/);
       assert.equal(await page.$eval('#query img', (img) => img.complete && img.naturalWidth > 0), true, 'the query preview shows');
       await page.screenshot({ path: path.join(artifacts, 'search-page.png'), fullPage: true });
       assert.deepEqual(pageErrors, [], 'no script errors on the page');

@@ -30,7 +30,19 @@ public sealed record RecordedRequest(
 /// <summary>An answer of the contract server.</summary>
 public sealed record Reply(int Status, string? Json = null, IReadOnlyDictionary<string, string>? Headers = null, byte[]? Bytes = null, string? BytesContentType = null)
 {
+    /// <summary>Wait this long before answering (an attempt timeout on the client's side).</summary>
+    public TimeSpan Delay { get; init; }
+
+    /// <summary>Abort the connection instead of answering (a connection reset).</summary>
+    public bool ResetConnection { get; init; }
+
     public static Reply Ok(object body) => new(200, body as string ?? JsonSerializer.Serialize(body));
+
+    /// <summary>The connection is reset: no status, no body.</summary>
+    public static Reply Reset() => new(0) { ResetConnection = true };
+
+    /// <summary><paramref name="reply"/>, sent after <paramref name="delay"/>.</summary>
+    public static Reply After(TimeSpan delay, Reply reply) => reply with { Delay = delay };
 
     public static Reply Error(int status, string statusName, string message) =>
         new(status, JsonSerializer.Serialize(new { error = new { code = status, message, status = statusName } }));
@@ -186,6 +198,24 @@ public sealed class ContractServer : IAsyncDisposable
                 Violations.Enqueue($"{verb} {raw}: no answer scripted for {methodId}");
                 reply = Reply.Error(501, "UNIMPLEMENTED", "not scripted: " + methodId);
             }
+        }
+
+        if (reply.Delay > TimeSpan.Zero)
+        {
+            try
+            {
+                await Task.Delay(reply.Delay, context.RequestAborted).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+
+        if (reply.ResetConnection)
+        {
+            context.Abort();
+            return;
         }
 
         context.Response.StatusCode = reply.Status;

@@ -45,8 +45,65 @@ public sealed class GcpHttpPipelineTests : ContractTestBase
     {
         Server.FailNext(Get, new Reply(429, """{"error":{"code":429,"message":"slow down","status":"RESOURCE_EXHAUSTED"}}""",
             new Dictionary<string, string> { ["Retry-After"] = "1" }));
+        var watch = System.Diagnostics.Stopwatch.StartNew();
         Assert.That(await store.GetMetadataAsync("images", "a.jpg"), Is.Not.Null);
         Assert.That(Server.RequestsOf(Get), Has.Count.EqualTo(2));
+        // The base delay here is 1 ms: a second between the attempts is the server's Retry-After.
+        Assert.That(watch.Elapsed, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(900)));
+    }
+
+    [Test]
+    public async Task AResetConnectionIsRetried()
+    {
+        Server.FailNext(Get, Reply.Reset());
+        Server.FailNext(Get, Reply.Reset());
+        var meta = await store.GetMetadataAsync("images", "a.jpg");
+        Assert.That(meta?.Size, Is.EqualTo(2));
+        Assert.That(Server.RequestsOf(Get), Has.Count.EqualTo(3));
+    }
+
+    [Test]
+    public async Task AnAttemptThatTimesOutIsRetried()
+    {
+        await using var quick = GcpTestHost.Build(Server, a => (a.MaxRetries, a.AttemptTimeout) = (3, TimeSpan.FromMilliseconds(300)));
+        Server.FailNext(Get, Reply.After(TimeSpan.FromSeconds(5), Reply.Error(503, "UNAVAILABLE", "too late")));
+        var meta = await quick.GetRequiredService<IObjectStore>().GetMetadataAsync("images", "a.jpg");
+        Assert.That(meta?.Size, Is.EqualTo(2));
+        Assert.That(Server.RequestsOf(Get), Has.Count.EqualTo(2));
+    }
+
+    [Test]
+    public void RetriesBackOffWithJitter()
+    {
+        // Exponential from RetryBaseDelay with jitter: with a 100 ms base, four retries wait about 0.1+0.2+0.4+0.8 s
+        // in all (the jitter spreads each wait; without backoff they would follow each other at once).
+        using var slow = GcpTestHost.Build(Server, a => (a.MaxRetries, a.RetryBaseDelay) = (4, TimeSpan.FromMilliseconds(100)));
+        var times = new System.Collections.Concurrent.ConcurrentQueue<DateTimeOffset>();
+        Server.Handle(Get, _ =>
+        {
+            times.Enqueue(DateTimeOffset.UtcNow);
+            return Reply.Error(503, "UNAVAILABLE", "down");
+        });
+        Assert.ThrowsAsync<ServiceException>(() => slow.GetRequiredService<IObjectStore>().GetMetadataAsync("images", "a.jpg"));
+        var at = times.ToArray();
+        Assert.That(at, Has.Length.EqualTo(5));
+        var gaps = at.Zip(at.Skip(1), (a, b) => (b - a).TotalMilliseconds).ToArray();
+        Assert.That(gaps.Sum(), Is.GreaterThan(300), string.Join(", ", gaps));
+    }
+
+    [TestCase(503)]
+    [TestCase(500)]
+    [TestCase(0)]
+    public void ARequestMarkedSendOnceIsNeverResent(int status)
+    {
+        Server.FailNext(Get, status == 0 ? Reply.Reset() : Reply.Error(status, GoogleApiErrors.StatusForHttp(status), "maybe applied"));
+        var client = new GoogleRestClient(services.GetRequiredService<IHttpClientFactory>().CreateClient(GcpHttpPipeline.GoogleClient));
+        var url = Server.Url("/storage/v1/b/images/o/a.jpg");
+
+        Assert.That(
+            () => client.SendJsonOnceAsync<System.Text.Json.JsonElement>(HttpMethod.Get, url, null, CancellationToken.None),
+            Throws.InstanceOf<Exception>());
+        Assert.That(Server.RequestsOf(Get), Has.Count.EqualTo(1));
     }
 
     [Test]

@@ -114,10 +114,24 @@ public sealed class SimulatedCloudPipelineTests
             .BuildServiceProvider();
         var objects = client.GetRequiredService<IObjectStore>();
 
+        // Transient faults on the way, as Google's APIs give them: a reset connection, 429 with Retry-After, 503.
+        // The pipeline retries each (backoff with jitter); the flow must end exactly as it does without them.
+        string[] faulted =
+        [
+            "storage.objects.list", "cloudtasks.projects.locations.queues.tasks.create",
+            "aiplatform.projects.locations.indexes.upsertDatapoints", "aiplatform.projects.locations.indexEndpoints.findNeighbors",
+        ];
+        server.FailNext(faulted[0], Reply.Reset());
+        server.FailNext(faulted[2], Reply.Error(503, "UNAVAILABLE", "The service is currently unavailable."));
+        server.FailNext(faulted[3], Reply.Error(503, "UNAVAILABLE", "The service is currently unavailable."));
+
         try
         {
             // Install, as deploy.sh does: one task for backfillTrigger with {"data": {}}.
             await InstallAsync();
+            // After the install's own task (which plays gcloud): the functions' first enqueue meets the 429.
+            server.FailNext(faulted[1], new Reply(429, """{"error":{"code":429,"message":"Rate exceeded","status":"RESOURCE_EXHAUSTED"}}""",
+                new Dictionary<string, string> { ["Retry-After"] = "1" }));
             await EventuallyAsync(async () => await DocumentAsync("tasks") is not null, "the backfill to start (tasks document)");
 
             // An upload while the index is not deployed yet waits in datapointWriteTask.
@@ -199,6 +213,7 @@ public sealed class SimulatedCloudPipelineTests
             Assert.Multiple(() =>
             {
                 Assert.That(problems, Is.Empty, "problems the simulated services saw");
+                Assert.That(faulted.Where(m => server.RequestsOf(m).Count < 2), Is.Empty, "faulted calls that were not sent again");
                 Assert.That(eventarc.Deliveries.Where(d => d.Status / 100 != 2), Is.Empty, "event deliveries answered with an error");
                 Assert.That(reached, Is.EquivalentTo(FunctionHosts.Functions.Keys), "functions that handled a delivery");
                 Assert.That(firestore.Announced.Any(mask => mask.Contains("status")), Is.True, "an update event carried the status change");

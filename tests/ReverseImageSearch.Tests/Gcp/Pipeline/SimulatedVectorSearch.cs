@@ -37,6 +37,9 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
             projectId, location, dataDirectory, storage, this, NullLogger<LocalVectorIndexService>.Instance, operationLatency, operationLatency);
         const string p = "aiplatform.projects.locations.";
         Route(server, p + "indexes.create", r => CallAsync(() => CreateIndexAsync(r)));
+        Route(server, p + "indexes.list", r => CallAsync(() => Task.FromResult<object>(List("indexes", r))));
+        Route(server, p + "indexEndpoints.list", r => CallAsync(() => Task.FromResult<object>(List("indexEndpoints", r))));
+        Route(server, p + "indexes.operations.list", r => CallAsync(() => CreationOperationsAsync(Resource(r, "/operations"))));
         Route(server, p + "indexes.operations.get", r => CallAsync(() => OperationAsync(service.GetOperationAsync(Resource(r)))));
         Route(server, p + "indexEndpoints.operations.get", r => CallAsync(() => OperationAsync(service.GetOperationAsync(Resource(r)))));
         Route(server, p + "indexEndpoints.create", r => CallAsync(() => CreateEndpointAsync(r)));
@@ -47,8 +50,8 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
         Route(server, p + "indexEndpoints.findNeighbors", r => CallAsync(() => FindNeighborsAsync(r)));
         Route(server, p + "indexEndpoints.undeployIndex", r => CallAsync(() => OperationAsync(service.UndeployIndexAsync(
             Resource(r, ":undeployIndex"), r.Json.GetProperty("deployedIndexId").GetString()!))));
-        Route(server, p + "indexEndpoints.delete", r => CallAsync(() => OperationAsync(service.DeleteIndexEndpointAsync(Resource(r)))));
-        Route(server, p + "indexes.delete", r => CallAsync(() => OperationAsync(service.DeleteIndexAsync(Resource(r)))));
+        Route(server, p + "indexEndpoints.delete", r => CallAsync(() => Forget(Resource(r), OperationAsync(service.DeleteIndexEndpointAsync(Resource(r))))));
+        Route(server, p + "indexes.delete", r => CallAsync(() => Forget(Resource(r), OperationAsync(service.DeleteIndexAsync(Resource(r))))));
     }
 
     /// <summary>Set once the functions are up: where audit-log entries are delivered.</summary>
@@ -185,6 +188,51 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
         return json;
     }
 
+    /// <summary>What indexes.create and indexEndpoints.create made: resource name -> (collection, displayName, creating operation).</summary>
+    private readonly ConcurrentDictionary<string, (string Collection, string DisplayName, string? Operation)> created = new();
+
+    /// <summary>How many indexes / endpoints were created (orphans show up as more than one).</summary>
+    public int CreatedCount(string collection) => created.Values.Count(c => c.Collection == collection);
+
+    private JsonObject List(string collection, RecordedRequest r)
+    {
+        // The adapter filters by display_name="..." (the only filter it sends).
+        var filter = r.QueryValue("filter") ?? "";
+        var items = created
+            .Where(c => c.Value.Collection == collection && filter == $"display_name=\"{c.Value.DisplayName}\"")
+            .Select(c => (JsonNode)new JsonObject { ["name"] = c.Key, ["displayName"] = c.Value.DisplayName })
+            .ToArray();
+        return new JsonObject { [collection] = new JsonArray(items) };
+    }
+
+    private async Task<object> CreationOperationsAsync(string index)
+    {
+        var operations = new JsonArray();
+        if (created.TryGetValue(index, out var c) && c.Operation is { } name)
+        {
+            var op = (JsonObject)JsonSerializer.SerializeToNode(await OperationAsync(service.GetOperationAsync(name)).ConfigureAwait(false))!;
+            op["metadata"] = new JsonObject { ["@type"] = V1 + "CreateIndexOperationMetadata" };
+            operations.Add(op);
+        }
+
+        return new JsonObject { ["operations"] = operations };
+    }
+
+    private async Task<object> Forget(string resource, Task<object> deletion)
+    {
+        var answer = await deletion.ConfigureAwait(false);
+        created.TryRemove(resource, out _);
+        return answer;
+    }
+
+    private async Task<object> RememberAsync(string collection, string displayName, Task<LongRunningOperation> creation)
+    {
+        var op = await creation.ConfigureAwait(false);
+        var resource = op.ResponseResourceName ?? ReverseImageSearch.Core.Coordination.ResourceNames.OwnerOfOperation(op.Name);
+        created[resource] = (collection, displayName, op.Name);
+        return await OperationAsync(Task.FromResult(op)).ConfigureAwait(false);
+    }
+
     private Task<object> CreateIndexAsync(RecordedRequest r)
     {
         var index = r.Json;
@@ -205,7 +253,7 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
             config.TryGetProperty("featureNormType", out var norm) ? norm.GetString()! : "NONE",
             config.TryGetProperty("shardSize", out var shard) ? shard.GetString()! : "SHARD_SIZE_SMALL",
             algorithm);
-        return OperationAsync(service.CreateIndexAsync(definition));
+        return RememberAsync("indexes", definition.DisplayName, service.CreateIndexAsync(definition));
     }
 
     private Task<object> CreateEndpointAsync(RecordedRequest r)
@@ -216,7 +264,8 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
             Problems.Enqueue("indexEndpoints.create without publicEndpointEnabled: findNeighbors would have no public host");
         }
 
-        return OperationAsync(service.CreateIndexEndpointAsync(body.GetProperty("displayName").GetString()!));
+        var displayName = body.GetProperty("displayName").GetString()!;
+        return RememberAsync("indexEndpoints", displayName, service.CreateIndexEndpointAsync(displayName));
     }
 
     private async Task<object> GetEndpointAsync(RecordedRequest r)

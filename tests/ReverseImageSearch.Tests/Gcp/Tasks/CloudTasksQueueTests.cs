@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using ReverseImageSearch.Core.Ports;
 using ReverseImageSearch.Gcp.Http;
@@ -145,5 +146,21 @@ public sealed class CloudTasksQueueTests : ContractTestBase
         await services.GetRequiredService<ITaskQueue>().EnqueueAsync("backfillTask", new { n = 1 });
         Assert.That(Server.RequestsOf(Create).Single().Json.GetProperty("task").GetProperty("httpRequest").GetProperty("url").GetString(),
             Is.EqualTo("https://fn.example/demo-proj/us-central1/ext-ris-backfillTask"));
+    }
+
+    // deploy.sh sets FUNCTION_URL_TEMPLATE: the task-queue functions accept internal traffic only, and Cloud Run counts
+    // Cloud Tasks deliveries as internal at the service's run.app URL (service = the function's name in lower case).
+    [Test]
+    public async Task TasksGoToTheRunAppUrlOfTheTemplate()
+    {
+        var configured = GcpEndpoints.FromConfiguration(new ConfigurationBuilder()
+            .AddInMemoryCollection([new("FUNCTION_URL_TEMPLATE", "https://{FUNCTION}-123456789.us-central1.run.app")]).Build());
+        Build(a => a.ServiceAccountEmail = "sa@p.iam.gserviceaccount.com");
+        services.Dispose();
+        services = GcpTestHost.Build(Server, a => a.ServiceAccountEmail = "sa@p.iam.gserviceaccount.com",
+            e => e.FunctionUrlTemplate = configured.FunctionUrlTemplate);
+        await services.GetRequiredService<ITaskQueue>().EnqueueAsync("datapointWriteTask", new { n = 1 });
+        Assert.That(Server.RequestsOf(Create).Single().Json.GetProperty("task").GetProperty("httpRequest").GetProperty("url").GetString(),
+            Is.EqualTo("https://ext-ris-datapointwritetask-123456789.us-central1.run.app"));
     }
 }

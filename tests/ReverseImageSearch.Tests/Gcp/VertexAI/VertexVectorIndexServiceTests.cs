@@ -19,7 +19,83 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
     {
         services = GcpTestHost.Build(Server, a => a.UpsertBatchSize = 100);
         vertex = services.GetRequiredService<IVectorIndexService>();
+        // Nothing of this instance exists yet, unless a test says otherwise.
+        Server.Handle(IndexesList, _ => Reply.Ok("{}"));
+        Server.Handle(EndpointsList, _ => Reply.Ok("{}"));
     }
+
+    private const string IndexesList = "aiplatform.projects.locations.indexes.list";
+    private const string EndpointsList = "aiplatform.projects.locations.indexEndpoints.list";
+    private const string IndexesCreate = "aiplatform.projects.locations.indexes.create";
+    private const string EndpointsCreate = "aiplatform.projects.locations.indexEndpoints.create";
+
+    private static IndexDefinition Definition => new("ext-ris-index", "gs://demo-proj-ext-ris/datapoints", 8, 100, "DOT_PRODUCT_DISTANCE", "NONE", "SHARD_SIZE_SMALL", "bruteForceConfig");
+
+    // A 5xx, a reset or a timeout after indexes.create may come after Vertex AI accepted it: sending it again
+    // could leave a second index that bills and that uninstall never finds.
+    [TestCase(503)]
+    [TestCase(500)]
+    [TestCase(0)]
+    public void CreateIndexIsSentOnceWhateverTheFailure(int status)
+    {
+        Server.FailNext(IndexesCreate, status == 0 ? Reply.Reset() : Reply.Error(status, GoogleApiErrorsStatus(status), "backend error"));
+        Server.Handle(IndexesCreate, _ => Reply.Ok(Op));
+
+        Assert.That(() => vertex.CreateIndexAsync(Definition), Throws.InstanceOf<Exception>());
+        Assert.That(Server.RequestsOf(IndexesCreate), Has.Count.EqualTo(1));
+    }
+
+    [Test]
+    public void CreateIndexEndpointIsSentOnce()
+    {
+        Server.FailNext(EndpointsCreate, Reply.Error(503, "UNAVAILABLE", "backend error"));
+        Server.Handle(EndpointsCreate, _ => Reply.Ok(Op));
+
+        Assert.ThrowsAsync<ServiceException>(() => vertex.CreateIndexEndpointAsync("ext-ris-endpoint"));
+        Assert.That(Server.RequestsOf(EndpointsCreate), Has.Count.EqualTo(1));
+    }
+
+    [Test]
+    public async Task CreateIndexFollowsTheIndexAnEarlierSendMadeInsteadOfMakingAnother()
+    {
+        var creating = "{\"name\":\"" + Index + "/operations/77\",\"metadata\":{\"@type\":\"type.googleapis.com/google.cloud.aiplatform.v1.CreateIndexOperationMetadata\"}}";
+        Server.Handle(IndexesList, r => Reply.Ok(r.QueryValue("filter") == "display_name=\"ext-ris-index\""
+            ? "{\"indexes\":[{\"name\":\"" + Index + "\",\"displayName\":\"ext-ris-index\"}]}"
+            : "{}"));
+        Server.Handle("aiplatform.projects.locations.indexes.operations.list", _ => Reply.Ok(
+            "{\"operations\":[{\"name\":\"" + Index + "/operations/76\",\"metadata\":{\"@type\":\"type.googleapis.com/google.cloud.aiplatform.v1.UpdateIndexOperationMetadata\"}}," + creating + "]}"));
+
+        var op = await vertex.CreateIndexAsync(Definition);
+
+        Assert.That(op.Name, Is.EqualTo(Index + "/operations/77"));
+        Assert.That(Server.RequestsOf(IndexesCreate), Is.Empty);
+        Assert.That(Server.RequestsOf("aiplatform.projects.locations.indexes.operations.list").Single().RawPath, Is.EqualTo($"/v1/{Index}/operations"));
+    }
+
+    [Test]
+    public void AnIndexLeftFromAnEarlierInstallationIsReportedNotReused()
+    {
+        Server.Handle(IndexesList, _ => Reply.Ok("{\"indexes\":[{\"name\":\"" + Index + "\",\"displayName\":\"ext-ris-index\"}]}"));
+        Server.Handle("aiplatform.projects.locations.indexes.operations.list", _ => Reply.Ok("{}"));
+
+        var e = Assert.ThrowsAsync<ServiceException>(() => vertex.CreateIndexAsync(Definition));
+
+        Assert.That(e!.ServiceMessage, Does.Contain(Index).And.Contain("uninstall"));
+        Assert.That(Server.RequestsOf(IndexesCreate), Is.Empty);
+    }
+
+    [Test]
+    public async Task CreateIndexEndpointReusesTheEndpointAnEarlierSendMade()
+    {
+        Server.Handle(EndpointsList, _ => Reply.Ok("{\"indexEndpoints\":[{\"name\":\"" + Endpoint + "\",\"displayName\":\"ext-ris-endpoint\"}]}"));
+
+        var op = await vertex.CreateIndexEndpointAsync("ext-ris-endpoint");
+
+        Assert.That((op.Done, op.ResponseResourceName), Is.EqualTo((true, Endpoint)));
+        Assert.That(Server.RequestsOf(EndpointsCreate), Is.Empty);
+    }
+
+    private static string GoogleApiErrorsStatus(int status) => ReverseImageSearch.Gcp.Http.GoogleApiErrors.StatusForHttp(status);
 
     [TearDown]
     public void DisposeServices() => services.Dispose();

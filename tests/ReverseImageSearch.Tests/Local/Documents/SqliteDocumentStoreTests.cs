@@ -38,6 +38,22 @@ public sealed class SqliteDocumentStoreTests
     }
 
     [Test]
+    public async Task ListingACollectionGivesItsOwnDocumentsOnlyInPathOrder()
+    {
+        await store.SetAsync("_ext-demo/metadata/datapoints/b.jpg", Fields(("status", "SKIPPED")), SetMode.Overwrite);
+        await store.SetAsync("_ext-demo/metadata/datapoints/a.jpg", Fields(("status", "INDEXED")), SetMode.Overwrite);
+        await store.SetAsync("_ext-demo/metadata/datapoints/a.jpg/versions/1", Fields(("status", "OLD")), SetMode.Overwrite);
+        await store.SetAsync("_ext-demo/metadata/datapoints0/c.jpg", Fields(("status", "OTHER")), SetMode.Overwrite);
+        await store.SetAsync(MetadataPath, Fields(("status", "INDEX_DEPLOYED")), SetMode.Overwrite);
+
+        var listed = await store.ListAsync("_ext-demo/metadata/datapoints");
+
+        Assert.That(listed.Select(d => d.Path), Is.EqualTo(new[] { "_ext-demo/metadata/datapoints/a.jpg", "_ext-demo/metadata/datapoints/b.jpg" }));
+        Assert.That(listed.Select(d => d.GetString("status")), Is.EqualTo(new[] { "INDEXED", "SKIPPED" }));
+        Assert.That(await store.ListAsync("_ext-demo/metadata/none"), Is.Empty);
+    }
+
+    [Test]
     public async Task OverwriteReplacesTheWholeDocument()
     {
         await store.SetAsync(TasksPath, Fields(("status", "PENDING"), ("totalLength", 3L)), SetMode.Overwrite);
@@ -378,7 +394,7 @@ public sealed class SqliteDocumentStoreTests
     /// <summary>Leases every queued change event (no dispatcher needed) and decodes it.</summary>
     private async Task<IReadOnlyList<DocumentChange>> TakeChangesAsync()
     {
-        var batch = await queue.LeaseDueAsync(LocalEventQueues.DocumentUpdated, 100, TimeSpan.FromMinutes(1), RetryPolicy.Default, CancellationToken.None);
+        var batch = await queue.LeaseDueAsync(LocalEventQueues.DocumentUpdated, 100, TimeSpan.FromMinutes(1), RetryPolicy.Default, LeaseOwner.Current, CancellationToken.None);
         return batch.Leased.Select(lease => SqliteDocumentStore.DecodeChange(lease.Task.Payload)).ToArray();
     }
 

@@ -13,12 +13,13 @@ public class LocalBucketWatcherTests
 {
     private const string Bucket = "images";
 
-    /// <summary>Periodic scans are pushed far out so that only the scans a test causes happen.</summary>
+    /// <summary>Periodic scans are pushed far out so that only the scans a test causes happen; files count as quiet at once.</summary>
     private static readonly LocalBucketWatcherOptions Options = new()
     {
         DebounceInterval = TimeSpan.FromMilliseconds(100),
         SafetyScanInterval = TimeSpan.FromMinutes(10),
         StabilityInterval = TimeSpan.FromMilliseconds(50),
+        QuietPeriod = TimeSpan.Zero,
     };
 
     private TempDirectory _temp = null!;
@@ -136,6 +137,32 @@ public class LocalBucketWatcherTests
         var announced = Events().Single();
         Assert.That(announced.Size, Is.EqualTo(complete.Length));
         Assert.That(announced.Md5Hash, Is.EqualTo(Convert.ToBase64String(MD5.HashData(complete))));
+    }
+
+    [Test]
+    public async Task AFileWrittenInChunksWithPausesIsAnnouncedOnceWhenComplete()
+    {
+        // A slow copy: ten chunks, each pause longer than the scan's two looks and its debounce.
+        await using var watcher = new LocalBucketWatcher(_store, Bucket, _queue, _temp.Sub("data"), Options with { QuietPeriod = TimeSpan.FromSeconds(1) }, NullLogger<LocalBucketWatcher>.Instance);
+        await watcher.StartAsync();
+        var path = Path.Combine(_store.GetBucketRoot(Bucket), "slow.jpg");
+        var chunk = new byte[64 * 1024];
+        await using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.ReadWrite))
+        {
+            for (var i = 0; i < 10; i++)
+            {
+                Random.Shared.NextBytes(chunk);
+                await file.WriteAsync(chunk);
+                await file.FlushAsync();
+                await Task.Delay(TimeSpan.FromMilliseconds(300));
+            }
+        }
+
+        await WaitForEventsAsync(1);
+        await Task.Delay(TimeSpan.FromSeconds(2)); // Any later announcement would have come by now.
+        var announced = Events();
+        Assert.That(announced.Select(e => e.Size), Is.EqualTo(new[] { 10L * chunk.Length }), "announced once, with the whole file");
+        Assert.That(announced[0].Md5Hash, Is.EqualTo(Convert.ToBase64String(MD5.HashData(await File.ReadAllBytesAsync(path)))));
     }
 
     [Test]

@@ -375,8 +375,38 @@ public sealed class SqliteTaskQueueTests
 
         await dispatcher.StopAsync(Guard);
 
-        var leased = await queue.LeaseDueAsync(Queue, 10, TimeSpan.FromMinutes(1), RetryPolicy.Default, Guard);
+        var leased = await queue.LeaseDueAsync(Queue, 10, TimeSpan.FromMinutes(1), RetryPolicy.Default, LeaseOwner.Current, Guard);
         Assert.That(leased.Leased.Select(lease => lease.Task.RetryCount), Is.EqualTo(new[] { 0 }));
+    }
+
+    [Test]
+    public async Task ATaskLeasedByAProcessThatHasEndedIsDeliveredAtOnceAndOneHeldByALiveProcessIsNot()
+    {
+        var queue = files.NewQueue();
+        await queue.EnqueueAsync(Queue, new { chunk = 1 });
+        await queue.EnqueueAsync(Queue, new { chunk = 2 });
+        // No process has this id (Linux ids stay below 2^22): its holder was killed.
+        var ended = LeaseOwner.Describe(Environment.MachineName, int.MaxValue, DateTime.UtcNow.Ticks);
+        using var init = System.Diagnostics.Process.GetProcessById(1);
+        var alive = LeaseOwner.Describe(Environment.MachineName, 1, LeaseOwner.StartTicks(init));
+        Assert.That((await queue.LeaseDueAsync(Queue, 1, TimeSpan.FromMinutes(30), RetryPolicy.Default, alive, Guard)).Leased, Has.Count.EqualTo(1));
+        Assert.That((await queue.LeaseDueAsync(Queue, 1, TimeSpan.FromMinutes(30), RetryPolicy.Default, ended, Guard)).Leased, Has.Count.EqualTo(1));
+
+        var delivered = new ConcurrentQueue<QueuedTask>();
+        await StartDispatcherAsync(queue, new TaskQueueHandler(Queue, (task, _) =>
+        {
+            delivered.Enqueue(task);
+            return Task.CompletedTask;
+        }));
+        while (delivered.IsEmpty)
+        {
+            await Task.Delay(10, Guard);
+        }
+
+        await Task.Delay(200); // The live holder's task must stay with it.
+
+        Assert.That(delivered.Select(task => (task.Payload.GetProperty("chunk").GetInt32(), task.RetryCount)), Is.EqualTo(new[] { (2, 1) }));
+        Assert.That((await queue.GetStatsAsync(Guard)).Outstanding, Is.EqualTo(1), "the live holder's lease stands");
     }
 
     private Task<TaskQueueDispatcher> StartDispatcherAsync(SqliteTaskQueue queue, TaskQueueHandler handler, TimeSpan? leaseDuration = null) =>

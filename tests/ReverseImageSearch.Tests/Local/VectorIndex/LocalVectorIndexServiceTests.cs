@@ -7,6 +7,7 @@ using ReverseImageSearch.Local;
 using ReverseImageSearch.Local.Storage;
 using ReverseImageSearch.Local.VectorIndex;
 using ReverseImageSearch.Tests.Local.Fakes;
+using ReverseImageSearch.Tests.Local.Tasks;
 
 namespace ReverseImageSearch.Tests.Local.VectorIndex;
 
@@ -186,6 +187,55 @@ public class LocalVectorIndexServiceTests
 
         Assert.That(done.Error, Is.Null);
         await _queue.WaitUntilAsync(tasks => tasks.Any(t => t.Queue == LocalEventQueues.AuditLogWritten && Audit(t).Last));
+    }
+
+    [Test]
+    public async Task AStorageFailureDuringTheBuildIsRetriedAndTheBuildFinishesOnceItIsGone()
+    {
+        await WriteDatapointsAsync("datapoints/1.json", ("a.jpg", [1, 0, 0]), ("b.jpg", [0, 1, 0]));
+        // The index files cannot be written (as on a full disk): a file stands where their folder must go.
+        var blocker = Path.Combine(_temp.Sub("vector-data"), "indexes");
+        Directory.CreateDirectory(Path.GetDirectoryName(blocker)!);
+        await File.WriteAllTextAsync(blocker, "in the way");
+        await using var service = NewService();
+
+        var operation = (await service.CreateIndexAsync(Definition())).Name;
+        await Task.Delay(TimeSpan.FromSeconds(1.5));
+        var whileBlocked = await service.GetOperationAsync(operation);
+        Assert.That(whileBlocked.Done, Is.False, () => $"a transient storage failure must not end the operation: {whileBlocked.Error?.Message}");
+
+        File.Delete(blocker);
+        var done = await WaitForOperationAsync(service, operation);
+        Assert.That(done.Error, Is.Null);
+        var index = done.ResponseResourceName!;
+        var endpoint = (await service.CreateIndexEndpointAsync("ris")).ResponseResourceName!;
+        await WaitForOperationAsync(service, (await service.DeployIndexAsync(endpoint, Spec(index))).Name);
+        var results = await service.FindNeighborsAsync("localhost", endpoint, DeployedId, [new("q", [0, 1, 0])], 10);
+        Assert.That(results[0].Neighbors.Select(n => n.DatapointId), Is.EqualTo(new[] { "b.jpg", "a.jpg" }));
+    }
+
+    [Test]
+    public async Task ADamagedSnapshotIsRebuiltFromTheDatapointFilesAndTheJournalNamingTheBadFile()
+    {
+        await WriteDatapointsAsync("datapoints/1.json", ("a.jpg", [1, 0, 0]), ("b.jpg", [0, 1, 0]));
+        string index, endpoint;
+        await using (var first = NewService())
+        {
+            (index, endpoint) = await DeployAsync(first);
+            await first.UpsertDatapointsAsync(index, [new("z.jpg", [0, 0, 1])]);
+        }
+
+        var snapshot = Directory.GetFiles(_temp.Sub("vector-data"), "vectors.snapshot", SearchOption.AllDirectories).Single();
+        var bytes = await File.ReadAllBytesAsync(snapshot);
+        bytes.AsSpan(16, 4).Fill(0xFF); // The first row's id length, as a bad sector or a torn copy leaves it.
+        await File.WriteAllBytesAsync(snapshot, bytes);
+
+        var logger = new RecordingLogger<LocalVectorIndexService>();
+        await using var second = new LocalVectorIndexService("demo", "us-central1", _temp.Sub("vector-data"), _store, _queue, logger);
+        var results = await second.FindNeighborsAsync("localhost", endpoint, DeployedId, [new("q", [0, 0, 1])], 10);
+
+        Assert.That(results[0].Neighbors.Select(n => n.DatapointId), Is.EqualTo(new[] { "z.jpg", "a.jpg", "b.jpg" }).Or.EqualTo(new[] { "z.jpg", "b.jpg", "a.jpg" }));
+        Assert.That(logger.Entries.Select(e => e.Message), Has.Some.Contains(snapshot));
     }
 
     [Test]

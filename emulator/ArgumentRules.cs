@@ -1,0 +1,104 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+using System.Net;
+
+namespace ReverseImageSearch.Emulator;
+
+/// <summary>
+/// The rules of the command line's values. A broken rule becomes one line naming the argument, the value
+/// and the rule (<see cref="Report"/>), exit code 2, before anything starts.
+/// </summary>
+public static class ArgumentRules
+{
+    public const int UsageError = 2;
+
+    /// <summary>Prints the one line and returns the exit code of a wrong argument.</summary>
+    public static int Report(string problem)
+    {
+        Console.Error.WriteLine("Invalid argument: " + problem);
+        return UsageError;
+    }
+
+    public static string Describe(string argument, string value, string rule) => $"{argument}='{value}' {rule}";
+
+    /// <summary>A whole number within [min, max]; anything else is an error naming the option.</summary>
+    public static Func<ArgumentResult, int> WholeNumber(int min, int max) => result =>
+    {
+        var value = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        if (int.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var number) && number >= min && number <= max)
+        {
+            return number;
+        }
+
+        result.AddError(Describe(NameOf(result), value, $"must be a whole number from {min} to {max}"));
+        return default;
+    };
+
+    /// <summary>An existing folder, relative paths taken from the working directory and a leading ~ as the home folder.</summary>
+    public static DirectoryInfo? ExistingFolder(ArgumentResult result)
+    {
+        var value = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        var folder = new DirectoryInfo(ExpandHome(value));
+        if (!folder.Exists)
+        {
+            result.AddError(Describe(NameOf(result), value, $"must be an existing folder ({folder.FullName} does not exist)"));
+        }
+
+        return folder;
+    }
+
+    /// <summary>A folder that need not exist yet (it is created), resolved as <see cref="ExistingFolder"/> does.</summary>
+    public static DirectoryInfo? Folder(ArgumentResult result) =>
+        new(ExpandHome(result.Tokens.Count > 0 ? result.Tokens[0].Value : ""));
+
+    /// <summary>Files or folders that exist, resolved as <see cref="ExistingFolder"/> does.</summary>
+    public static string[] ExistingPaths(ArgumentResult result)
+    {
+        var paths = result.Tokens.Select(token => ExpandHome(token.Value)).ToArray();
+        foreach (var (token, path) in result.Tokens.Zip(paths))
+        {
+            if (!File.Exists(path) && !Directory.Exists(path))
+            {
+                result.AddError(Describe(NameOf(result), token.Value, $"must be an existing image file or folder ({Path.GetFullPath(path)} does not exist)"));
+                break;
+            }
+        }
+
+        return paths;
+    }
+
+    public static string OneOf(ArgumentResult result, params string[] allowed)
+    {
+        var value = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        if (!allowed.Contains(value, StringComparer.Ordinal))
+        {
+            result.AddError(Describe(NameOf(result), value, "must be one of " + string.Join(", ", allowed)));
+        }
+
+        return value;
+    }
+
+    /// <summary>An IP address or localhost: the address the emulator listens on.</summary>
+    public static string ListenAddress(ArgumentResult result)
+    {
+        var value = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        if (value != "localhost" && !IPAddress.TryParse(value, out _))
+        {
+            result.AddError(Describe(NameOf(result), value, "must be an IP address such as 127.0.0.1, 0.0.0.0 or ::1, or localhost"));
+        }
+
+        return value;
+    }
+
+    private static string ExpandHome(string path) =>
+        path == "~" || path.StartsWith("~/", StringComparison.Ordinal)
+            ? Environment.GetFolderPath(Environment.SpecialFolder.UserProfile) + path[1..]
+            : path;
+
+    private static string NameOf(ArgumentResult result) => result.Parent switch
+    {
+        OptionResult option => option.Option.Name,
+        _ => result.Argument.Name,
+    };
+}
