@@ -29,7 +29,7 @@ never touched; the embeddings bucket is deleted only with --delete-data.
 FILE holds KEY=VALUE lines (blank lines and # comments allowed); see deploy/sample.env. It is read
 as data, never executed. Keys: the extension parameters of extension.yaml plus PROJECT_ID and
 EXT_INSTANCE_ID, the advanced limits (PENDING_WRITE_RETRY_SECONDS, BACKFILL_MAX_ATTEMPTS,
-MAX_IMAGE_PIXELS, MAX_IMAGE_BYTES, MAX_QUERY_IMAGES, MODEL_PRECISION), and IMG_BUCKET_LOCATION / FIRESTORE_LOCATION
+MAX_IMAGE_PIXELS, MAX_IMAGE_BYTES, MAX_QUERY_IMAGES, MODEL_PRECISION, ENFORCE_APP_CHECK), and IMG_BUCKET_LOCATION / FIRESTORE_LOCATION
 to skip looking those locations up.
 
 Options:
@@ -103,7 +103,7 @@ readonly EXTENSION_PARAMS=(
 )
 readonly ADVANCED_PARAMS=(
   PENDING_WRITE_RETRY_SECONDS BACKFILL_MAX_ATTEMPTS MAX_IMAGE_PIXELS MAX_IMAGE_BYTES MAX_QUERY_IMAGES
-  MODEL_PRECISION
+  MODEL_PRECISION ENFORCE_APP_CHECK
 )
 readonly DEPLOY_ONLY_KEYS=(IMG_BUCKET_LOCATION FIRESTORE_LOCATION)
 readonly KNOWN_KEYS=" PROJECT_ID EXT_INSTANCE_ID ${EXTENSION_PARAMS[*]} ${ADVANCED_PARAMS[*]} ${DEPLOY_ONLY_KEYS[*]} "
@@ -251,6 +251,7 @@ validate() {
   check_int MAX_IMAGE_BYTES 33554432 1 2147483647
   check_int MAX_QUERY_IMAGES 16 1 256
   check_one_of MODEL_PRECISION "float32 int8" float32
+  check_bool ENFORCE_APP_CHECK false
   [[ ${CFG[MODEL_PRECISION]} == float32 || -z ${CFG[MODEL_URL]} ]] ||
     bad_param MODEL_PRECISION "chooses between the bundled models, so MODEL_URL must be empty (point MODEL_URL at an int8 model instead)"
   local key
@@ -435,6 +436,7 @@ write_env_vars_file() {
     done
     printf "SERVICE_ACCOUNT_EMAIL: '%s'\n" "$SA_EMAIL"
     printf "FUNCTION_URL_TEMPLATE: '%s'\n" "$(function_url_template "$PROJECT_NUMBER")"
+    printf "PROJECT_NUMBER: '%s'\n" "$PROJECT_NUMBER"
   } >"$file"
 }
 

@@ -15,6 +15,7 @@ using ReverseImageSearch.Core.Triggers;
 using ReverseImageSearch.Functions;
 using ReverseImageSearch.Gcp.Auth;
 using ReverseImageSearch.Gcp.Hosting;
+using ReverseImageSearch.Local.Database;
 using ReverseImageSearch.Local.Tasks;
 using Spectre.Console;
 
@@ -116,6 +117,8 @@ public static class EmulatorCommands
         }
 
         using var host = builder.Build();
+        // Opened before the host starts, so a state file it cannot use ends the command in one line, not a logged stack trace.
+        host.Services.GetRequiredService<LocalDatabase>();
         try
         {
             await host.StartAsync(cancellationToken);
@@ -184,6 +187,20 @@ public static class EmulatorCommands
 
         printer.Flush();
         return failures == 0 ? Success : Failure;
+    }
+
+    /// <summary>Runs a command; local state it cannot use ends it with that one line on stderr, not a stack trace.</summary>
+    public static async Task<int> ReportingUnusableState(Func<Task<int>> command)
+    {
+        try
+        {
+            return await command();
+        }
+        catch (LocalDatabaseUnusableException e)
+        {
+            await Console.Error.WriteLineAsync(e.Message);
+            return Failure;
+        }
     }
 
     public static string CallablePath(ExtensionOptions options) =>

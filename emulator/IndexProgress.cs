@@ -2,6 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using ReverseImageSearch.Core.Configuration;
 using ReverseImageSearch.Core.Coordination;
 using ReverseImageSearch.Local.Tasks;
+using ReverseImageSearch.Local.VectorIndex;
 using Spectre.Console;
 
 namespace ReverseImageSearch.Emulator;
@@ -16,6 +17,7 @@ internal static class IndexProgress
     {
         var state = services.GetRequiredService<CoordinationState>();
         var queue = services.GetRequiredService<SqliteTaskQueue>();
+        var vectorIndex = services.GetRequiredService<LocalVectorIndexService>();
         string? outcome = null;
         await AnsiConsole.Progress()
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
@@ -68,7 +70,8 @@ internal static class IndexProgress
                     }
 
                     // Nothing left to run and still no index: say why instead of waiting forever.
-                    idleSince = outstanding == 0 ? idleSince ?? DateTimeOffset.UtcNow : null;
+                    // A build or deployment resumed after a restart runs in the index service, not as a task.
+                    idleSince = outstanding == 0 && !vectorIndex.HasPendingOperations ? idleSince ?? DateTimeOffset.UtcNow : null;
                     if (idleSince is { } since && DateTimeOffset.UtcNow - since > TimeSpan.FromSeconds(1))
                     {
                         outcome = tasks is null

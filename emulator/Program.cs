@@ -55,14 +55,14 @@ var allowOrigins = new Option<string[]>("--allow-origin")
 };
 
 var serve = new Command("serve", "Index a folder, keep it current and serve the queryIndex callable and a search page.") { images, data, port, host, allowOrigins };
-serve.SetAction((result, ct) => EmulatorCommands.ServeAsync(
-    result.GetValue(images), result.GetValue(data)!, result.GetValue(host)!, result.GetValue(port), result.GetValue(allowOrigins) ?? [], ct));
+serve.SetAction((result, ct) => EmulatorCommands.ReportingUnusableState(() => EmulatorCommands.ServeAsync(
+    result.GetValue(images), result.GetValue(data)!, result.GetValue(host)!, result.GetValue(port), result.GetValue(allowOrigins) ?? [], ct)));
 
 var index = new Command("index", "Backfill a folder with a progress bar; exit 0 once the index is deployed.") { indexImages, data };
-index.SetAction((result, ct) => EmulatorCommands.IndexAsync(result.GetValue(indexImages)!, result.GetValue(data)!, ct));
+index.SetAction((result, ct) => EmulatorCommands.ReportingUnusableState(() => EmulatorCommands.IndexAsync(result.GetValue(indexImages)!, result.GetValue(data)!, ct)));
 
 var query = new Command("query", "Print the nearest stored images of each query image.") { data, neighbors, format, paths };
-query.SetAction((result, ct) => EmulatorCommands.QueryAsync(result.GetValue(data)!, result.GetValue(neighbors), result.GetValue(format)!, result.GetValue(paths)!, ct));
+query.SetAction((result, ct) => EmulatorCommands.ReportingUnusableState(() => EmulatorCommands.QueryAsync(result.GetValue(data)!, result.GetValue(neighbors), result.GetValue(format)!, result.GetValue(paths)!, ct)));
 
 var root = new RootCommand("Reverse image search for Firebase: the nine functions on one machine.") { serve, index, query };
 var parsed = root.Parse(args);

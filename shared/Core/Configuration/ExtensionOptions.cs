@@ -71,6 +71,15 @@ public sealed class ExtensionOptions
     /// <summary>Most images one queryIndex call may carry.</summary>
     public int MaxQueryImages { get; init; } = 16;
 
+    /// <summary>
+    /// ENFORCE_APP_CHECK: queryIndex answers unauthenticated unless the call carries a valid Firebase App Check token
+    /// (firebase-functions' enforceAppCheck). Default false.
+    /// </summary>
+    public bool EnforceAppCheck { get; init; }
+
+    /// <summary>PROJECT_NUMBER (deploy.sh sets it): App Check tokens name the project by number. Required with EnforceAppCheck.</summary>
+    public string? ProjectNumber { get; init; }
+
     /// <summary>Embeddings bucket: {PROJECT_ID}-ext-{EXT_INSTANCE_ID}.</summary>
     public string EmbeddingsBucket => $"{ProjectId}-ext-{InstanceId}";
 

@@ -72,6 +72,19 @@ public static partial class ExtensionOptionsLoader
                 $"must be at least MIN_REPLICA_COUNT ({minReplicas})");
         }
 
+        var enforceAppCheck = reader.Boolean("ENFORCE_APP_CHECK", false);
+        var projectNumber = reader.Optional("PROJECT_NUMBER");
+        if (projectNumber is not null && !ProjectNumberRule().IsMatch(projectNumber))
+        {
+            throw new InvalidConfigurationException("PROJECT_NUMBER", projectNumber, "must be the project's number (digits only)");
+        }
+
+        if (enforceAppCheck && projectNumber is null)
+        {
+            throw new InvalidConfigurationException("PROJECT_NUMBER", null,
+                "is required with ENFORCE_APP_CHECK=true: App Check tokens name the project by number (deploy.sh sets it)");
+        }
+
         return new ExtensionOptions
         {
             ProjectId = reader.Matching("PROJECT_ID", ProjectIdRule(), "must be a Google Cloud project id (6-30 lower-case letters, digits and hyphens)", null)!,
@@ -99,6 +112,8 @@ public static partial class ExtensionOptionsLoader
             MaxImagePixels = reader.Integer("MAX_IMAGE_PIXELS", 50_000_000, min: 1, max: int.MaxValue),
             MaxImageBytes = reader.Integer("MAX_IMAGE_BYTES", 32 * 1024 * 1024, min: 1, max: int.MaxValue),
             MaxQueryImages = reader.Integer("MAX_QUERY_IMAGES", 16, min: 1, max: 256),
+            EnforceAppCheck = enforceAppCheck,
+            ProjectNumber = projectNumber,
         };
     }
 
@@ -184,6 +199,9 @@ public static partial class ExtensionOptionsLoader
                 : throw new InvalidConfigurationException(name, value, $"must be a whole number from {min} to {max}");
         }
     }
+
+    [GeneratedRegex(@"^[0-9]{1,20}$")]
+    private static partial Regex ProjectNumberRule();
 
     [GeneratedRegex(@"^\d+,\d+$")]
     private static partial Regex InputShapeRule();

@@ -33,4 +33,30 @@ public static class AuthServiceCollectionExtensions
             provider.GetService<TimeProvider>() ?? TimeProvider.System));
         return services;
     }
+
+    /// <summary>Configuration key that overrides App Check's JWKS URL (tests).</summary>
+    public const string AppCheckJwksUrlKey = "FIREBASE_APP_CHECK_JWKS_URL";
+
+    /// <summary>
+    /// With ENFORCE_APP_CHECK on, registers the <see cref="AppCheckVerifier"/> the callable protocol then requires a valid
+    /// App Check token from; with it off, registers nothing and calls are not checked (firebase-functions' default).
+    /// </summary>
+    public static IServiceCollection AddAppCheckEnforcement(this IServiceCollection services, IConfiguration configuration, bool enforce, string? projectNumber)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        if (!enforce)
+        {
+            return services;
+        }
+
+        ArgumentException.ThrowIfNullOrEmpty(projectNumber);
+        var jwks = configuration[AppCheckJwksUrlKey] is { Length: > 0 } url ? new Uri(url) : null;
+        services.AddHttpClient(nameof(AppCheckVerifier));
+        services.AddSingleton(provider => new AppCheckVerifier(
+            provider.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(AppCheckVerifier)),
+            projectNumber,
+            jwks,
+            provider.GetService<TimeProvider>() ?? TimeProvider.System));
+        return services;
+    }
 }

@@ -16,7 +16,7 @@ public sealed class FirebaseIdTokenVerifier : ICallerAuthenticator
 
     private readonly FirebaseIdTokenVerifierOptions _options;
     private readonly TimeProvider _timeProvider;
-    private readonly SecureTokenCertificates _certificates;
+    private readonly SigningKeyCache _certificates;
     private readonly JsonWebTokenHandler _handler = new();
     private readonly string _issuer;
 
@@ -27,7 +27,7 @@ public sealed class FirebaseIdTokenVerifier : ICallerAuthenticator
         ArgumentNullException.ThrowIfNull(timeProvider);
         _options = options;
         _timeProvider = timeProvider;
-        _certificates = new SecureTokenCertificates(httpClient, options, timeProvider);
+        _certificates = new SigningKeyCache(httpClient, options.CertificatesUri, SigningKeyCache.ParseCertificateMap, options, timeProvider);
         _issuer = "https://securetoken.google.com/" + options.ProjectId;
     }
 

@@ -11,8 +11,10 @@ namespace ReverseImageSearch.Gcp.Hosting;
 /// <summary>The Firebase callable protocol (https.onCall) in front of an <see cref="ICallableFunction"/>.</summary>
 /// <param name="origins">Browser pages allowed to call (CORS); others are refused before anything runs.</param>
 /// <param name="bodyLimit">The request size accepted, or null for the server's own limit.</param>
+/// <param name="appCheck">With App Check enforced, the verifier every call's X-Firebase-AppCheck token must pass; else null.</param>
 internal sealed partial class CallableProtocol(
-    ICallableFunction function, ICallerAuthenticator authenticator, CallableOrigins origins, CallableBodyLimit? bodyLimit, ILogger logger)
+    ICallableFunction function, ICallerAuthenticator authenticator, CallableOrigins origins, CallableBodyLimit? bodyLimit, ILogger logger,
+    AppCheckVerifier? appCheck = null)
 {
     private const string BearerPrefix = "Bearer ";
 
@@ -82,6 +84,12 @@ internal sealed partial class CallableProtocol(
                 }
             }
 
+            if (appCheck is not null && !await PassesAppCheckAsync(request, context.RequestAborted))
+            {
+                await FunctionErrorResponses.WriteUnauthenticatedAsync(response);
+                return;
+            }
+
             var result = await function.HandleAsync(new CallableRequest(data.Value, caller), context.RequestAborted);
             answer = FunctionErrorResponses.ComposeJson(writer =>
             {
@@ -136,6 +144,23 @@ internal sealed partial class CallableProtocol(
             return null;
         }
     }
+
+    private async Task<bool> PassesAppCheckAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await appCheck!.VerifyAsync(request.Headers[AppCheckVerifier.HeaderName].ToString(), cancellationToken);
+            return true;
+        }
+        catch (CallerAuthenticationException e)
+        {
+            LogRejectedAppCheck(logger, e.Message);
+            return false;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Refused a call without a valid App Check token: {Reason}")]
+    private static partial void LogRejectedAppCheck(ILogger logger, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Refused a call from the web page at {Origin}")]
     private static partial void LogRefusedOrigin(ILogger logger, string origin);

@@ -38,6 +38,7 @@ public static class FunctionEndpointRouteBuilderExtensions
     /// The Firebase callable protocol; tokens are checked by <paramref name="authenticator"/>, or the registered
     /// <see cref="ICallerAuthenticator"/>; browser pages from <paramref name="origins"/> may call (default: any). The
     /// request size follows MAX_IMAGE_BYTES when <see cref="ExtensionOptions"/> are registered (<see cref="CallableBodyLimit"/>).
+    /// With an <see cref="AppCheckVerifier"/> registered (ENFORCE_APP_CHECK), a call needs a valid App Check token.
     /// </summary>
     public static IEndpointConventionBuilder MapCallableFunction(
         this IEndpointRouteBuilder endpoints, string pattern, ICallableFunction function, ICallerAuthenticator? authenticator = null, CallableOrigins? origins = null)
@@ -46,7 +47,8 @@ public static class FunctionEndpointRouteBuilderExtensions
         ArgumentNullException.ThrowIfNull(function);
         authenticator ??= endpoints.ServiceProvider.GetRequiredService<ICallerAuthenticator>();
         var bodyLimit = endpoints.ServiceProvider.GetService<ExtensionOptions>() is { } options ? new CallableBodyLimit(options.MaxImageBytes) : null;
-        var protocol = new CallableProtocol(function, authenticator, origins ?? CallableOrigins.Any, bodyLimit, LoggerFor(endpoints, function));
+        var protocol = new CallableProtocol(function, authenticator, origins ?? CallableOrigins.Any, bodyLimit, LoggerFor(endpoints, function),
+            endpoints.ServiceProvider.GetService<AppCheckVerifier>());
         return endpoints.Map(pattern, (RequestDelegate)protocol.HandleAsync);
     }
 

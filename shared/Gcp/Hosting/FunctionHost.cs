@@ -61,6 +61,7 @@ public static class FunctionHost
             .AddReverseImageSearchCore(options)
             .AddGcpAdapters(options, builder.Configuration)
             .AddFirebaseCallerAuthentication(builder.Configuration, options.ProjectId)
+            .AddAppCheckEnforcement(builder.Configuration, options.EnforceAppCheck, options.ProjectNumber)
             .AddSingleton<TFunction>();
 
         var app = builder.Build();

@@ -46,7 +46,14 @@ public sealed partial class LocalDatabase : IDisposable
             DefaultTimeout = (int)BusyTimeout.TotalSeconds,
         }.ToString();
 
-        CreateSchema();
+        try
+        {
+            CreateSchema();
+        }
+        catch (SqliteException e)
+        {
+            throw new LocalDatabaseUnusableException(FilePath, e);
+        }
     }
 
     public string FilePath { get; }

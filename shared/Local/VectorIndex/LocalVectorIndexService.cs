@@ -96,6 +96,19 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
         return Task.FromResult(operation.ToOperation());
     }
 
+    /// <summary>Whether an index build or deployment still runs here, or its closing audit entry is not out yet.</summary>
+    public bool HasPendingOperations
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _state.Operations.Values.Any(operation => operation.Kind is OperationKind.CreateIndex or OperationKind.DeployIndex
+                    && (!operation.Done || !operation.LastEventPublished));
+            }
+        }
+    }
+
     public Task<LongRunningOperation> GetOperationAsync(string operationName, CancellationToken cancellationToken = default)
     {
         lock (_gate)

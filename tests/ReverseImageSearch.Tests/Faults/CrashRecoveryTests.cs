@@ -34,6 +34,27 @@ public sealed class CrashRecoveryTests
         Assert.That(outcome.IndexedIds.Order(StringComparer.Ordinal), Is.EqualTo(bed.ImageNames()));
     }
 
+    [TestCase("query")]
+    [TestCase("index")]
+    public async Task ADamagedStateFileStopsTheCommandWithOneLineNamingItAndTheCause(string command)
+    {
+        using var bed = new FaultBed();
+        bed.WriteImages(2);
+        Directory.CreateDirectory(bed.Data);
+        await File.WriteAllBytesAsync(bed.StateFile, Enumerable.Repeat((byte)0x5A, 8192).ToArray()); // Not SQLite any more.
+        string[] arguments = command == "query"
+            ? ["query", "--data", bed.Data, bed.Images]
+            : ["index", "--images", bed.Images, "--data", bed.Data];
+
+        using var result = await ReverseImageSearch.Tests.Functions.EmulatorProcess.RunAsync(arguments, timeout: TimeSpan.FromMinutes(2));
+
+        Assert.That(result.ExitCode, Is.EqualTo(1), result.Output);
+        var lines = result.StandardError.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(lines, Has.Length.EqualTo(1), result.Output);
+        Assert.That(lines[0], Does.Contain(bed.StateFile).And.Contain("not a database"));
+        Assert.That(result.Output, Does.Not.Contain("   at "), "no stack trace");
+    }
+
     internal static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout)
     {
         var clock = Stopwatch.StartNew();

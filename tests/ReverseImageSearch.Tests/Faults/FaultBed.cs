@@ -179,8 +179,16 @@ internal sealed class FaultBed : IDisposable
     public IReadOnlyList<string> ImageNames() =>
         Directory.EnumerateFiles(Images).Select(path => Path.GetFileName(path)).Where(name => !name.StartsWith('.')).Order(StringComparer.Ordinal).ToList();
 
+    /// <summary>Leave the folders behind when disposed, to look at a failed run.</summary>
+    public bool Keep { get; set; }
+
     public void Dispose()
     {
+        if (Keep)
+        {
+            return;
+        }
+
         try
         {
             Directory.Delete(Root, recursive: true);

@@ -53,7 +53,7 @@ public sealed class FaultInjectionSuite
                 ? Task.CompletedTask
                 : MutateAsync(bed, new Random(random.Next()), () => nextImage++, count => mutations += count, stopMutating.Token);
             var reached = false;
-            while (!process.HasExited && started.Elapsed < TimeSpan.FromSeconds(120))
+            while (!process.HasExited && started.Elapsed < PointBound)
             {
                 Observe(bed, seen);
                 if (Reached(bed, point, started.Elapsed, moment))
@@ -67,7 +67,11 @@ public sealed class FaultInjectionSuite
 
             await stopMutating.CancelAsync();
             await mutator;
-            if (!reached || process.HasExited)
+            if (!process.HasExited && !reached)
+            {
+                point = $"{point} (not reached within {PointBound.TotalSeconds:0} s)"; // Killed all the same.
+            }
+            else if (process.HasExited)
             {
                 log.Add($"run {attempt + 1}: ended before {point} ({started.Elapsed.TotalSeconds:F1} s, exit {(process.HasExited ? process.ExitCode : -1)})");
                 continue;
@@ -84,7 +88,9 @@ public sealed class FaultInjectionSuite
         var final = await bed.RunIndexAsync(FinalBound);
         var recoverySeconds = recovery.Elapsed.TotalSeconds;
         var summary = $"seed {seed}: {ImageCount} images, {kills} kill(s), {duplicates} duplicate deliveries, {mutations} racing change(s), last start took {recoverySeconds:F1} s; " + string.Join("; ", log);
-        TestContext.Progress.WriteLine(summary);
+        // A failed run keeps its folders for a look at what was left (tasks table, documents, logs).
+        bed.Keep = final is not { Process.ExitCode: 0 };
+        TestContext.Progress.WriteLine(summary + (bed.Keep ? $"; folders kept at {bed.Root}" : ""));
         Assert.That(final, Is.Not.Null, () => $"the last start did not finish within {FinalBound}: {summary}");
         using var finalProcess = final!.Value.Process;
         Assert.That(finalProcess.ExitCode, Is.Zero, () => summary + "\n" + finalProcess.Output);
@@ -104,6 +110,8 @@ public sealed class FaultInjectionSuite
             }
         });
     }
+
+    private static TimeSpan PointBound => TimeSpan.FromSeconds(Math.Max(60, ImageCount / 4.0));
 
     private static TimeSpan FinalBound => TimeSpan.FromSeconds(Math.Max(180, ImageCount / 3.0));
 

@@ -23,10 +23,11 @@ internal sealed class FunctionTestServer : IAsyncDisposable
 
     public RecordingLoggerProvider Logs { get; }
 
-    public static async Task<FunctionTestServer> StartAsync(Action<IEndpointRouteBuilder> map)
+    public static async Task<FunctionTestServer> StartAsync(Action<IEndpointRouteBuilder> map, Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? services = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseTestServer();
+        services?.Invoke(builder.Services);
         var logs = new RecordingLoggerProvider();
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(logs);
