@@ -34,7 +34,7 @@ log() { printf '[bench %4ss] %s\n' "$(( $(date +%s) - started ))" "$*" >&2; }
 
 if [ "$mode" = quick ]; then
   export RIS_BENCH_QUICK=1
-  index_sizes=(10000); seconds=1; backfill_images=24; total_vectors=10000; load_requests=20; load_seconds=5
+  index_sizes=(10000); seconds=1; backfill_images=24; total_vectors=10000; load_requests=64; load_seconds=5
   originals=8; distractors=6; quality_packages="ukui-wallpapers lomiri-wallpapers-20.04 lomiri-wallpapers-16.04"; tfjs_small=2; tfjs_large=0
 else
   unset RIS_BENCH_QUICK
@@ -144,10 +144,13 @@ done
 rm -rf "$cache/data-memory"
 
 # --- 3 + 4. callable latency on a grown index, cold start, peak memory ------------------------------------------------
-log "growing the index to $total_vectors vectors; callable latency at 1 and 8 clients, cold start, memory"
+# The loopback load test (issue 11, item 13): 1, 8 and 32 clients, errors, p50/p99 and the server's RSS at the start
+# and end of each level; any error fails the run (CI runs the quick mode).
+log "growing the index to $total_vectors vectors; callable load at 1, 8 and 32 clients, cold start, memory"
 "$bench" seed-index --data "$data" --total "$total_vectors" --json "$out/seed.json" >/dev/null
 "$bench" load --spawn "$emulator" --spawn-args "serve --images $backfill --data $data --port $port" --url "$url" \
-  --image "$query_image" --clients 1,8 --requests "$load_requests" --seconds "$load_seconds" --json "$out/latency.json" >/dev/null 2>"$out/latency.log"
+  --image "$query_image" --clients 1,8,32 --requests "$load_requests" --seconds "$load_seconds" --fail-on-errors \
+  --json "$out/latency.json" >/dev/null 2>"$out/latency.log"
 # The same with ALGORITHM_CONFIG=treeAhConfig: the local index then answers from its int8 copy (rescored from float16).
 log "callable latency with the quantised local index (ALGORITHM_CONFIG=treeAhConfig)"
 data_ah="$cache/data-$mode-treeah"
@@ -160,6 +163,10 @@ ALGORITHM_CONFIG=treeAhConfig "$bench" load --spawn "$emulator" --spawn-args "se
 rm -rf "$data_ah"
 
 if [ "$mode" = full ]; then
+  log "peak memory per input class (1024 px and 12 MP JPEGs, 49 MP PNG, truncated 20 MB JPEG, a mix), unlimited and with a 1 GiB function's GC heap"
+  bash "$root/benchmarks/memory_classes.sh" "$bench" "$emulator" "$cache" "$out" "$port"
+  mkdir -p "$out/capped"
+  RIS_BENCH_GC_HEAP_LIMIT=0x30000000 bash "$root/benchmarks/memory_classes.sh" "$bench" "$emulator" "$cache" "$out/capped" "$port"
   dotnet publish "$root/emulator" -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -nologo -v q -o "$cache/emulator-r2r" >/dev/null
   for variant in emulator emulator-r2r; do
     for run in 1 2 3; do

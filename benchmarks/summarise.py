@@ -111,13 +111,13 @@ if latency:
                  f"(process start to first answered request), peak RSS {latency['serverPeakRssMiB']} MiB")
     for p in latency["phases"]:
         lines.append(f"- {p['clients']} clients: {p['requests']} requests, p50 {p['p50Ms']} ms, p90 {p['p90Ms']} ms, p99 {p['p99Ms']} ms, "
-                     f"{p['throughputPerSecond']} requests/s, {p['failures']} failures")
+                     f"{p['throughputPerSecond']} requests/s, {p['errors']} errors, RSS {p['rssStartMiB']} -> {p['rssEndMiB']} MiB")
 latency = load("latency-treeah.json")
 if latency:
     lines.append(f"Callable, ALGORITHM_CONFIG=treeAhConfig (int8 local index): cold start {latency['coldStartMs']} ms, peak RSS {latency['serverPeakRssMiB']} MiB")
     for p in latency["phases"]:
         lines.append(f"- {p['clients']} clients: {p['requests']} requests, p50 {p['p50Ms']} ms, p90 {p['p90Ms']} ms, p99 {p['p99Ms']} ms, "
-                     f"{p['throughputPerSecond']} requests/s, {p['failures']} failures")
+                     f"{p['throughputPerSecond']} requests/s, {p['errors']} errors")
 for variant in ("emulator", "emulator-r2r"):
     runs = [load(f"coldstart-{variant}-{i}.json") for i in (1, 2, 3)]
     runs = [r for r in runs if r]
@@ -129,6 +129,12 @@ for gc in ("server", "workstation"):
     if m:
         lines.append(f"Memory, {gc} GC, model loaded, 24-image index: peak RSS {m['serverPeakRssMiB']} MiB, cold start {m['coldStartMs']} ms "
                      f"(fresh install: backfill included), p50 at 1 client {m['phases'][0]['p50Ms']} ms")
+for folder, label in (("", "unlimited"), ("capped/", "GC heap capped at 768 MiB (a 1 GiB function)")):
+    for name in ("jpeg-1024", "jpeg-12mp", "png-49mp", "truncated-jpeg-20mb", "mixed"):
+        m = load(f"{folder}memory-class-{name}.json")
+        if m:
+            lines.append(f"Memory per input class, {label}, {name}: peak RSS {m['serverPeakRssMiB']} MiB; "
+                         + "; ".join(f"{p['clients']} clients {p['requests']} answered {p['errors']} errors p99 {p['p99Ms']} ms" for p in m["phases"]))
 backfill = load("backfill.json")
 if backfill:
     lines.append(f"Backfill: install to first answer {backfill['coldStartMs'] / 1000:.1f} s, peak RSS {backfill['serverPeakRssMiB']} MiB")

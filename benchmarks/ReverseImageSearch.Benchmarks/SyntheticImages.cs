@@ -4,7 +4,8 @@ namespace ReverseImageSearch.Benchmarks;
 
 /// <summary>
 /// Photo-like JPEGs (gradients, many soft shapes, fine grain) of a given size: their entropy, and so their
-/// decoding cost, is close to a camera photo's, unlike flat synthetic scenes.
+/// decoding cost, is close to a camera photo's, unlike flat synthetic scenes. --format png writes PNGs, and
+/// --grain 0 leaves the grain out (a large PNG of a drawing, compressed well below MAX_IMAGE_BYTES).
 /// </summary>
 internal static class SyntheticImages
 {
@@ -16,17 +17,21 @@ internal static class SyntheticImages
         var height = cli.Int("height", 768);
         var seed = cli.Int("seed", 1);
         var prefix = cli.Get("prefix", $"img{width}x{height}");
+        var format = cli.Get("format", "jpg");
+        var encoding = format == "png" ? SKEncodedImageFormat.Png : SKEncodedImageFormat.Jpeg;
+        var grain = cli.Int("grain", 10);
+        var quality = cli.Int("quality", 90);
         Directory.CreateDirectory(folder);
         var written = 0;
         for (var i = 0; i < count; i++)
         {
-            var path = Path.Combine(folder, $"{prefix}-{i:D5}.jpg");
+            var path = Path.Combine(folder, $"{prefix}-{i:D5}.{format}");
             if (File.Exists(path))
             {
                 continue;
             }
 
-            File.WriteAllBytes(path, Create(width, height, seed * 100_003 + i));
+            File.WriteAllBytes(path, Create(width, height, seed * 100_003 + i, quality, grain, encoding));
             written++;
         }
 
@@ -34,7 +39,7 @@ internal static class SyntheticImages
         return 0;
     }
 
-    public static byte[] Create(int width, int height, int seed, int quality = 90)
+    public static byte[] Create(int width, int height, int seed, int quality = 90, int grain = 10, SKEncodedImageFormat format = SKEncodedImageFormat.Jpeg)
     {
         var random = new Random(seed);
         using var bitmap = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Premul));
@@ -73,13 +78,13 @@ internal static class SyntheticImages
         var pixels = bitmap.GetPixelSpan();
         for (var i = 0; i < pixels.Length; i += 4)
         {
-            var noise = random.Next(-10, 11);
+            var noise = grain == 0 ? 0 : random.Next(-grain, grain + 1);
             pixels[i] = (byte)Math.Clamp(pixels[i] + noise, 0, 255);
             pixels[i + 1] = (byte)Math.Clamp(pixels[i + 1] + noise, 0, 255);
             pixels[i + 2] = (byte)Math.Clamp(pixels[i + 2] + noise, 0, 255);
         }
 
-        using var data = bitmap.Encode(SKEncodedImageFormat.Jpeg, quality);
+        using var data = bitmap.Encode(format, quality);
         return data.ToArray();
     }
 

@@ -134,18 +134,19 @@ public sealed partial class QueryIndex(
     }
 
     // Accepts plain base64 and data URLs ("data:image/png;base64,...") as browsers produce them.
-    private static bool TryDecodeBase64(string text, out byte[] bytes)
+    // The decoded bytes stay in the buffer they were decoded into (no second copy of a 32 MiB image).
+    private static bool TryDecodeBase64(string text, out ReadOnlyMemory<byte> bytes)
     {
         var comma = text.StartsWith("data:", StringComparison.Ordinal) ? text.IndexOf(',', StringComparison.Ordinal) : -1;
         var payload = comma >= 0 ? text.AsSpan(comma + 1) : text.AsSpan();
-        bytes = new byte[payload.Length * 3 / 4 + 3];
-        if (Convert.TryFromBase64Chars(payload, bytes, out var written))
+        var buffer = new byte[payload.Length * 3 / 4 + 3];
+        if (Convert.TryFromBase64Chars(payload, buffer, out var written))
         {
-            bytes = bytes[..written];
+            bytes = buffer.AsMemory(0, written);
             return true;
         }
 
-        bytes = [];
+        bytes = default;
         return false;
     }
 

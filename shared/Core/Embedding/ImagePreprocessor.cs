@@ -15,7 +15,9 @@ public readonly record struct PreprocessResult(string? RejectionReason, int Deco
 /// <summary>
 /// Turns encoded image bytes into the model input: upright, centre square crop, resized to
 /// InputHeight x InputWidth, RGB (or its luma in all three channels) as float32 NHWC in [0, 1].
-/// Stateless and safe to call from many threads.
+/// Safe to call from many threads: decoded pixels in flight across all of them are bounded by one
+/// <see cref="MemoryBudget"/> in pixels (a 49-megapixel PNG decodes at full size, 4 bytes a pixel), so
+/// concurrent requests queue for memory instead of each taking it.
 /// </summary>
 public sealed class ImagePreprocessor
 {
@@ -27,8 +29,11 @@ public sealed class ImagePreprocessor
     private static readonly float[] ByteToUnit = CreateByteToUnit();
 
     private readonly long _maxImagePixels;
+    private readonly MemoryBudget _decodedPixels;
 
-    public ImagePreprocessor(int inputHeight, int inputWidth, long maxImagePixels, bool grayscale = false)
+    /// <param name="decodedPixels">Pixels that may be decoded at once across every caller; by default <paramref name="maxImagePixels"/>,
+    /// so the largest legal image decodes alone and smaller ones share.</param>
+    public ImagePreprocessor(int inputHeight, int inputWidth, long maxImagePixels, bool grayscale = false, MemoryBudget? decodedPixels = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(inputHeight);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(inputWidth);
@@ -36,6 +41,7 @@ public sealed class ImagePreprocessor
         InputHeight = inputHeight;
         InputWidth = inputWidth;
         _maxImagePixels = maxImagePixels;
+        _decodedPixels = decodedPixels ?? new MemoryBudget(maxImagePixels);
         Grayscale = grayscale;
     }
 
@@ -85,6 +91,7 @@ public sealed class ImagePreprocessor
         }
 
         var decodeSize = ChooseDecodeSize(codec);
+        using var admitted = _decodedPixels.Acquire((long)decodeSize.Width * decodeSize.Height);
         // Unpremultiplied so that colour survives under any alpha; alpha itself is then ignored (the model takes RGB).
         var decodeInfo = new SKImageInfo(decodeSize.Width, decodeSize.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         using var decoded = new SKBitmap(decodeInfo, SKBitmapAllocFlags.ZeroPixels);

@@ -30,7 +30,8 @@ public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(options.DecodeParallelism);
         _options = options;
         _logger = logger;
-        _preprocessor = new ImagePreprocessor(options.InputHeight, options.InputWidth, options.MaxImagePixels, options.Grayscale);
+        _preprocessor = new ImagePreprocessor(options.InputHeight, options.InputWidth, options.MaxImagePixels, options.Grayscale,
+            decodedPixels: new MemoryBudget(options.MaxImagePixels));
         _session = LoadSession(options);
         try
         {

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using ReverseImageSearch.Core;
 using ReverseImageSearch.Core.Triggers;
 
 namespace ReverseImageSearch.Gcp.Hosting;
@@ -10,21 +11,29 @@ namespace ReverseImageSearch.Gcp.Hosting;
 /// The server's own limit (Kestrel's 30,000,000 bytes) is below a legal 32 MiB image, so the callable sets its own
 /// per request. A larger body is answered in the callable's error shape; bodies up to twice the limit are read and
 /// discarded first, so that a caller still sending receives that answer rather than a broken connection.
+/// Bodies in flight share one <see cref="MemoryBudget"/> of the limit's size (a body is held several times over while
+/// its JSON and base64 are decoded): one call of the largest size at a time, or several smaller ones together.
 /// </summary>
 public sealed class CallableBodyLimit
 {
     public const int JsonAllowance = 64 * 1024;
 
     private readonly long _maxImageBytes;
+    private readonly MemoryBudget _bodiesInFlight;
 
     public CallableBodyLimit(long maxImageBytes)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxImageBytes);
         _maxImageBytes = maxImageBytes;
         MaxBodyBytes = ((maxImageBytes + 2) / 3 * 4) + JsonAllowance;
+        _bodiesInFlight = new MemoryBudget(MaxBodyBytes);
     }
 
     public long MaxBodyBytes { get; }
+
+    /// <summary>Waits until the request's body fits beside those in flight; hold the lease until the answer is written.</summary>
+    internal Task<IDisposable> AdmitAsync(HttpContext context) =>
+        _bodiesInFlight.AcquireAsync(context.Request.ContentLength ?? MaxBodyBytes, context.RequestAborted);
 
     /// <summary>Sets the request's limit; when its declared length is over it, answers and returns true.</summary>
     internal async Task<bool> RefuseOversizeAsync(HttpContext context)

@@ -51,6 +51,8 @@ internal sealed partial class CallableProtocol(
             return;
         }
 
+        using var admitted = bodyLimit is null ? null : await bodyLimit.AdmitAsync(context);
+
         JsonElement? data;
         try
         {

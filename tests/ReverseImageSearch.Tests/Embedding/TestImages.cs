@@ -153,10 +153,11 @@ internal static class TestImages
     }
 
     /// <summary>
-    /// A GIF89a of palette indices. The LZW stream sends every pixel as a literal 9-bit code and a clear code before
-    /// the code table would outgrow 9 bits: valid LZW, just not compressed.
+    /// A GIF89a of palette indices, one frame per index array (more than one makes it animated). The LZW stream
+    /// sends every pixel as a literal 9-bit code and a clear code before the code table would outgrow 9 bits:
+    /// valid LZW, just not compressed.
     /// </summary>
-    public static byte[] EncodeGif(int width, int height, byte[] indices)
+    public static byte[] EncodeGif(int width, int height, byte[] indices, params byte[][] laterFrames)
     {
         const int ClearCode = 256, EndCode = 257, LiteralsPerClear = 250;
         var output = new List<byte>();
@@ -170,35 +171,44 @@ internal static class TestImages
             output.AddRange([color.Red, color.Green, color.Blue]);
         }
 
-        output.Add(0x2C);
-        AddUInt16(output, 0);
-        AddUInt16(output, 0);
-        AddUInt16(output, width);
-        AddUInt16(output, height);
-        output.Add(0x00);
-        output.Add(8); // LZW minimum code size
-
-        var codes = new BitWriter();
-        for (var i = 0; i < indices.Length; i++)
+        foreach (var frame in laterFrames.Prepend(indices))
         {
-            if (i % LiteralsPerClear == 0)
+            if (laterFrames.Length > 0)
             {
-                codes.Write(ClearCode, 9);
+                output.AddRange([0x21, 0xF9, 0x04, 0x00, 0x32, 0x00, 0x00, 0x00]); // graphic control: 0.5 s per frame
             }
 
-            codes.Write(indices[i], 9);
+            output.Add(0x2C);
+            AddUInt16(output, 0);
+            AddUInt16(output, 0);
+            AddUInt16(output, width);
+            AddUInt16(output, height);
+            output.Add(0x00);
+            output.Add(8); // LZW minimum code size
+
+            var codes = new BitWriter();
+            for (var i = 0; i < frame.Length; i++)
+            {
+                if (i % LiteralsPerClear == 0)
+                {
+                    codes.Write(ClearCode, 9);
+                }
+
+                codes.Write(frame[i], 9);
+            }
+
+            codes.Write(EndCode, 9);
+            var stream = codes.ToArray();
+            for (var offset = 0; offset < stream.Length; offset += 255)
+            {
+                var length = Math.Min(255, stream.Length - offset);
+                output.Add((byte)length);
+                output.AddRange(stream.AsSpan(offset, length).ToArray());
+            }
+
+            output.Add(0x00);
         }
 
-        codes.Write(EndCode, 9);
-        var stream = codes.ToArray();
-        for (var offset = 0; offset < stream.Length; offset += 255)
-        {
-            var length = Math.Min(255, stream.Length - offset);
-            output.Add((byte)length);
-            output.AddRange(stream.AsSpan(offset, length).ToArray());
-        }
-
-        output.Add(0x00);
         output.Add(0x3B);
         return [.. output];
     }
