@@ -572,6 +572,20 @@ ensure_vector_index() {
 
 PROJECT_NUMBER=""
 
+# ensure_service_account NAME EMAIL DISPLAY_NAME ROLE...: create the account unless it exists, then grant it each
+# project-level role (bindings are idempotent: a re-run changes nothing).
+ensure_service_account() {
+  local name=$1 email=$2 display_name=$3 role
+  shift 3
+  if ! exists gcloud iam service-accounts describe "$email" --project="$PROJECT_ID"; then
+    run gcloud iam service-accounts create "$name" --project="$PROJECT_ID" "--display-name=$display_name"
+  fi
+  for role in "$@"; do
+    run_retrying gcloud projects add-iam-policy-binding "$PROJECT_ID" --member="serviceAccount:$email" \
+      --role="$role" --condition=None --quiet '--format=value(etag)'
+  done
+}
+
 install() {
   local role
   say "Enabling APIs..."
@@ -608,26 +622,13 @@ install() {
     gcloud storage service-agent --project="$PROJECT_ID"
 
   say "Service account $SA_EMAIL..."
-  if ! exists gcloud iam service-accounts describe "$SA_EMAIL" --project="$PROJECT_ID"; then
-    run gcloud iam service-accounts create "$SA_NAME" --project="$PROJECT_ID" \
-      "--display-name=Reverse image search ($INSTANCE)"
-  fi
-  for role in "${PROJECT_ROLES[@]}"; do
-    run_retrying gcloud projects add-iam-policy-binding "$PROJECT_ID" --member="$SA_MEMBER" \
-      --role="$role" --condition=None --quiet '--format=value(etag)'
-  done
+  ensure_service_account "$SA_NAME" "$SA_EMAIL" "Reverse image search ($INSTANCE)" "${PROJECT_ROLES[@]}"
   run_retrying gcloud storage buckets add-iam-policy-binding "gs://$IMG_BUCKET" --project="$PROJECT_ID" \
     --member="$SA_MEMBER" --role="$IMAGES_BUCKET_ROLE" '--format=value(etag)'
 
   say "Service account $QUERY_SA_EMAIL (queryIndex)..."
-  if ! exists gcloud iam service-accounts describe "$QUERY_SA_EMAIL" --project="$PROJECT_ID"; then
-    run gcloud iam service-accounts create "$QUERY_SA_NAME" --project="$PROJECT_ID" \
-      "--display-name=Reverse image search queries ($INSTANCE)"
-  fi
-  for role in "${QUERY_PROJECT_ROLES[@]}"; do
-    run_retrying gcloud projects add-iam-policy-binding "$PROJECT_ID" --member="$QUERY_SA_MEMBER" \
-      --role="$role" --condition=None --quiet '--format=value(etag)'
-  done
+  ensure_service_account "$QUERY_SA_NAME" "$QUERY_SA_EMAIL" "Reverse image search queries ($INSTANCE)" \
+    "${QUERY_PROJECT_ROLES[@]}"
   # The functions put this account in the OIDC token of the tasks they enqueue; Cloud Tasks requires
   # the enqueuer to be allowed to act as that account (iam.serviceAccounts.actAs).
   run_retrying gcloud iam service-accounts add-iam-policy-binding "$SA_EMAIL" --project="$PROJECT_ID" \
