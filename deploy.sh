@@ -20,11 +20,13 @@ Install (the default) enables the APIs, creates the service accounts ext-<EXT_IN
 internal functions) and exq-<EXT_INSTANCE_ID> (queryIndex, read-only) and their role bindings, the
 embeddings bucket gs://<PROJECT_ID>-ext-<EXT_INSTANCE_ID>, the three Cloud Tasks queues, deploys the
 nine functions and finally enqueues the install task (the backfill). Re-running install updates
-everything in place; the install task resumes or skips a backfill that ran already.
+everything in place; the install task keeps a finished backfill and its index, resumes one under way,
+and starts over only when the index the documents record no longer exists.
 
 Uninstall undeploys the Vector Search index from its endpoint, deletes the endpoint and the index
 (they bill by node hour; found by the metadata document and by the instance's display names), then
-deletes the functions, the queues, the role bindings and both service accounts. The images bucket is
+deletes the functions, the queues, the Firestore documents of _ext-<EXT_INSTANCE_ID> (so a reinstall
+builds a new index), the role bindings and both service accounts. The images bucket is
 never touched; the embeddings bucket is deleted only with --delete-data.
 
 Check only checks FILE against every rule and prints the parameters the functions would get, defaults
@@ -350,8 +352,11 @@ readonly PROJECT_ROLES=(
   "${BACKEND_ROLES[@]}"
   roles/eventarc.eventReceiver # the Eventarc triggers run as this account and must receive events
 )
-# Project-level roles of exq-<instance> (queryIndex): read the metadata document, query the endpoint
-# (roles/aiplatform.viewer includes aiplatform.indexEndpoints.queryVectors, findNeighbors' permission).
+# Project-level roles of exq-<instance> (queryIndex): read the metadata document, query the endpoint.
+# findNeighbors needs aiplatform.indexEndpoints.queryVectors; the least predefined role that has it is Vertex AI
+# Viewer: "Vertex AI roles and permissions" (https://cloud.google.com/iam/docs/roles-permissions/aiplatform) lists
+# it under roles/aiplatform.viewer, beside aiplatform.indexEndpoints.get/list and no write permission on indexes
+# or endpoints (the role's current, GA definition; its earlier Beta definition did not include queryVectors).
 readonly QUERY_PROJECT_ROLES=(
   roles/datastore.viewer # read _ext-<instance>/metadata: is the index deployed, where is it
   "${QUERY_BACKEND_ROLES[@]}"
@@ -849,6 +854,54 @@ uninstall_vector_collection() {
   step gcloud firestore bulk-delete --collection-ids="$VECTOR_COLLECTION_ID" '--database=(default)' --project="$PROJECT_ID" --quiet
 }
 
+# delete_collection PATH: every document of the collection at PATH (a page of names listed, their deletes written in
+# one batchWrite, until none is left) through the Firestore REST API, since `gcloud firestore bulk-delete` takes
+# collection ids across the whole database and another instance has collections named datapoints and enqueues too.
+delete_collection() {
+  local path=$1 token list_url write_url body writes name rest pages=0
+  list_url="https://firestore.googleapis.com/v1/projects/$PROJECT_ID/databases/(default)/documents/$path?pageSize=300"
+  write_url="https://firestore.googleapis.com/v1/projects/$PROJECT_ID/databases/(default)/documents:batchWrite"
+  capture token "<access-token>" gcloud auth print-access-token
+  if ((DRY_RUN)); then
+    announce curl -sS -f -H "Authorization: Bearer $token" "$list_url"
+    announce curl -sS -f -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+      --data-binary '{"writes":[{"delete":"<each listed name>"}]}' "$write_url"
+    return 0
+  fi
+  announce curl -sS -f -H @- "$list_url"
+  while ((pages < 100000)); do
+    # The token is passed on stdin as a header file, so it shows neither in logs nor in `ps`.
+    if ! body=$(printf 'Authorization: Bearer %s\n' "$token" | curl -sS -f -H @- "$list_url"); then
+      LEFTOVERS+=("delete the documents of $path (Firestore console, or: firebase firestore:delete --recursive $path --project $PROJECT_ID)")
+      return 0
+    fi
+    writes=""
+    rest=$body
+    while [[ $rest =~ \"name\"[[:space:]]*:[[:space:]]*\"(projects/[^\"]+)\" ]]; do
+      name=${BASH_REMATCH[1]}
+      writes+="${writes:+,}{\"delete\":\"$name\"}"
+      rest=${rest#*"$name"}
+    done
+    [[ -n $writes ]] || return 0
+    if ! printf 'Authorization: Bearer %s\n' "$token" | curl -sS -f -X POST -H @- -H 'Content-Type: application/json' \
+      --data-binary "{\"writes\":[$writes]}" "$write_url" >/dev/null; then
+      LEFTOVERS+=("delete the documents of $path (Firestore console, or: firebase firestore:delete --recursive $path --project $PROJECT_ID)")
+      return 0
+    fi
+    pages=$((pages + 1))
+  done
+}
+
+# The coordination documents: without them a reinstall starts afresh and builds a new index (a kept metadata document
+# would say INDEX_DEPLOYED for the index deleted above). After the functions, which would write them again.
+uninstall_coordination_documents() {
+  say "Firestore: deleting the coordination documents of _ext-$INSTANCE: metadata and tasks, the per-image records"
+  say "  (_ext-$INSTANCE/metadata/datapoints) and the backfill chunks (_ext-$INSTANCE/tasks/enqueues); a reinstall starts afresh."
+  delete_collection "_ext-$INSTANCE/metadata/datapoints"
+  delete_collection "_ext-$INSTANCE/tasks/enqueues"
+  step gcloud firestore bulk-delete --collection-ids="_ext-$INSTANCE" '--database=(default)' --project="$PROJECT_ID" --quiet
+}
+
 uninstall() {
   local fn
   if [[ $INDEX_BACKEND == firestore ]]; then
@@ -866,6 +919,8 @@ uninstall() {
   for fn in "${TASK_FUNCTIONS[@]}"; do
     step gcloud tasks queues delete "$(function_name "$fn")" --location="$LOCATION" --project="$PROJECT_ID" --quiet
   done
+
+  uninstall_coordination_documents
 
   if ((DELETE_DATA)); then
     say "Embeddings bucket $EMBEDDINGS_BUCKET and its contents..."
@@ -890,8 +945,7 @@ uninstall() {
   step gcloud iam service-accounts delete "$QUERY_SA_EMAIL" --project="$PROJECT_ID" --quiet
 
   say ""
-  say "The images bucket gs://$IMG_BUCKET is untouched. The Firestore collection _ext-$INSTANCE is kept;"
-  say "delete it from the console or with: firebase firestore:delete --recursive _ext-$INSTANCE --project $PROJECT_ID"
+  say "The images bucket gs://$IMG_BUCKET is untouched."
   if ((${#LEFTOVERS[@]} > 0)); then
     say "Some steps failed; run these once the cause is fixed:"
     local left

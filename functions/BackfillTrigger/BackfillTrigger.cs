@@ -9,13 +9,15 @@ using ReverseImageSearch.Core.Triggers;
 namespace ReverseImageSearch.Functions;
 
 /// <summary>
-/// backfillTrigger (task queue; runs once on install): lists the images already in the bucket and
-/// enqueues every chunk of BATCH_SIZE at once for backfillTask. A redelivery of the same task resumes
-/// the same run instead of starting over.
+/// backfillTrigger (task queue; runs on every install): lists the images already in the bucket and
+/// enqueues every chunk of BATCH_SIZE at once for backfillTask. What an earlier install left decides first
+/// (<see cref="InstallationCheck"/>): a finished backfill is kept, one under way (or this task's redelivery) is
+/// resumed, and a recorded index that no longer exists resets the documents so that everything starts over.
 /// </summary>
 public sealed partial class BackfillTrigger(
     IObjectStore objects,
     BackfillCoordinator backfill,
+    InstallationCheck installation,
     ImageScope scope,
     ExtensionOptions options,
     ILogger<BackfillTrigger> logger) : ITaskFunction
@@ -32,6 +34,13 @@ public sealed partial class BackfillTrigger(
             // Only ever the first backfill: a running one or an existing index is left alone.
             var started = await backfill.TryStartFirstIndexAsync(single, runId, cancellationToken);
             LogForcedIndex(logger, single, started);
+            return;
+        }
+
+        var plan = await installation.PlanAsync(cancellationToken);
+        if (plan.Action == InstallAction.Keep)
+        {
+            LogBackfillKept(logger);
             return;
         }
 
@@ -56,8 +65,11 @@ public sealed partial class BackfillTrigger(
             return;
         }
 
-        await backfill.StartAsync(images, runId, cancellationToken);
+        await backfill.StartAsync(images, plan.RunId ?? runId, cancellationToken);
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "The backfill of an earlier install finished; it is kept (new images are indexed as they arrive).")]
+    private static partial void LogBackfillKept(ILogger logger);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Index creation from {ObjectName} requested (started: {Started})")]
     private static partial void LogForcedIndex(ILogger logger, string objectName, bool started);

@@ -21,6 +21,7 @@ public static class CoreServiceCollectionExtensions
         services.AddSingleton<ImageScope>();
         services.AddSingleton<CoordinationState>();
         services.AddSingleton<BackfillCoordinator>();
+        services.AddSingleton<InstallationCheck>();
         services.AddSingleton<IndexGate>();
         services.AddSingleton<DatapointSync>();
         services.AddSingleton<IImageEmbedder>(sp => CreateEmbedder(options, sp.GetRequiredService<ILoggerFactory>()));

@@ -57,6 +57,30 @@ public sealed class CoordinationState(IDocumentStore documents, CoordinationDocu
         return new IndexState(started ? IndexReadiness.Preparing : IndexReadiness.NotCreated, status, index);
     }
 
+    /// <summary>What the tasks and metadata documents record of the installation (nulls when a document or field is missing).</summary>
+    public async Task<RecordedInstallation> ReadInstallationAsync(CancellationToken cancellationToken)
+    {
+        var tasks = await documents.GetAsync(paths.Tasks, cancellationToken);
+        var metadata = await documents.GetAsync(paths.Metadata, cancellationToken);
+        return new RecordedInstallation(
+            tasks?.GetString("runId"),
+            tasks?.GetString("status"),
+            metadata?.GetString("status"),
+            metadata?.GetString("operation"),
+            metadata?.GetString("indexEndpoint"));
+    }
+
+    /// <summary>
+    /// Forgets the installation: deletes the metadata and tasks documents, so the next backfill plans afresh and its
+    /// DONE creates a new index (the claim finds no status). The per-image records and chunk documents below them stay
+    /// (Firestore keeps a deleted document's subcollections): the new backfill overwrites them.
+    /// </summary>
+    public async Task ResetAsync(CancellationToken cancellationToken)
+    {
+        await documents.DeleteAsync(paths.Tasks, cancellationToken);
+        await documents.DeleteAsync(paths.Metadata, cancellationToken);
+    }
+
     public Task<DocumentSnapshot?> GetMetadataAsync(CancellationToken cancellationToken) =>
         documents.GetAsync(paths.Metadata, cancellationToken);
 
@@ -276,6 +300,13 @@ public sealed class CoordinationState(IDocumentStore documents, CoordinationDocu
         doc.GetInt64("generation") ?? 0,
         doc.GetString("reason"));
 }
+
+/// <param name="BackfillRunId">The tasks document's runId: the install task that planned the backfill.</param>
+/// <param name="BackfillStatus">The tasks document's status (PENDING, DONE).</param>
+/// <param name="IndexStatus">The metadata document's status (INDEX_BUILDING, INDEX_DEPLOYING, INDEX_DEPLOYED).</param>
+/// <param name="Operation">The index creation's operation, while the index builds.</param>
+/// <param name="IndexEndpoint">The endpoint the index is deployed (or being deployed) to.</param>
+public sealed record RecordedInstallation(string? BackfillRunId, string? BackfillStatus, string? IndexStatus, string? Operation, string? IndexEndpoint);
 
 /// <param name="Status">DONE, or FAILED when the chunk ran out of attempts.</param>
 /// <param name="ObjectCount">Images in the chunk, embedded or skipped: progress counts images as the original does.</param>

@@ -34,21 +34,38 @@ public class FakeCloudRunTests
         exit 0
         """;
 
+    // Firestore's REST API: the metadata document (-o, the status on stdout); a collection listing answers one page with
+    // two documents, then none (they were deleted); batchWrite records its body.
     private const string FakeCurl = """
         #!/bin/bash
-        out="" header="" url=""
+        out="" header="" url="" data=""
         while (($#)); do
           case $1 in
             -o|-w) [[ $1 == -o ]] && out=$2; shift 2 ;;
-            -H) header=$2; shift 2 ;;
+            -H) [[ $2 == Authorization:* || $2 == @- ]] && header=$2; shift 2 ;;
+            -X) shift 2 ;;
+            --data-binary) data=$2; shift 2 ;;
             -*) shift ;;
             *) url=$1; shift ;;
           esac
         done
         [[ $header == @- ]] && header=$(cat)
-        printf 'curl\x1f%s\x1f%s\n' "$url" "$header" >> "$FAKE_LOG"
-        cat "$FAKE_METADATA" > "$out"
-        printf '%s' "$FAKE_STATUS"
+        printf 'curl\x1f%s\x1f%s\x1f%s\n' "$url" "$header" "$data" >> "$FAKE_LOG"
+        case $url in
+          *pageSize=*)
+            collection=${url#*/documents/}; collection=${collection%%\?*}
+            marker="$FAKE_LOG.${collection//\//_}"
+            if [[ -e $marker ]]; then echo '{}'; exit 0; fi
+            touch "$marker"
+            base="projects/my-project/databases/(default)/documents/$collection"
+            printf '{"documents": [{"name": "%s/a", "fields": {"name": {"stringValue": "x"}}}, {"name": "%s/b%%2Fc"}]}' "$base" "$base"
+            ;;
+          *batchWrite) echo '{}' ;;
+          *)
+            cat "$FAKE_METADATA" > "$out"
+            printf '%s' "$FAKE_STATUS"
+            ;;
+        esac
         """;
 
     [SetUp]
@@ -137,9 +154,17 @@ public class FakeCloudRunTests
         Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
         var calls = Calls();
 
-        var curl = calls.Single(c => c[0] == "curl");
-        Assert.That(curl[1], Does.Contain($"/databases/(default)/documents/_ext-{Instance}/metadata"));
-        Assert.That(curl[2], Is.EqualTo("Authorization: Bearer secret-token-123"), "the token reaches curl on stdin");
+        var curl = calls.First(c => c[0] == "curl");
+        Assert.That(curl[1], Does.Contain($"/databases/(default)/documents/_ext-{Instance}/metadata?"));
+        Assert.That(calls.Where(c => c[0] == "curl").Select(c => c[2]), Has.All.EqualTo("Authorization: Bearer secret-token-123"),
+            "the token reaches curl on stdin");
+        var prefix = $"projects/my-project/databases/(default)/documents/_ext-{Instance}";
+        Assert.That(calls.Where(c => c[0] == "curl" && c[1].EndsWith(":batchWrite", StringComparison.Ordinal)).Select(c => c[3]), Is.EqualTo(new[]
+        {
+            $$"""{"writes":[{"delete":"{{prefix}}/metadata/datapoints/a"},{"delete":"{{prefix}}/metadata/datapoints/b%2Fc"}]}""",
+            $$"""{"writes":[{"delete":"{{prefix}}/tasks/enqueues/a"},{"delete":"{{prefix}}/tasks/enqueues/b%2Fc"}]}""",
+        }), "each record and chunk document, listed until none is left, deleted by its name");
+        Assert.That(Targets("firestore", "bulk-delete"), Is.EqualTo(new[] { $"--collection-ids=_ext-{Instance}" }));
         Assert.That(calls.Where(c => c[0] == "gcloud").SelectMany(c => c), Has.None.Contains("secret-token-123"));
         Assert.That(result.StandardError, Does.Not.Contain("secret-token-123"), "the token is never logged");
 

@@ -71,6 +71,36 @@ public class UninstallPlanTests
         }));
     }
 
+    /// <summary>
+    /// Without its coordination documents a reinstall starts afresh and builds a new index (a kept metadata document
+    /// would say INDEX_DEPLOYED for the deleted one). Deleted after the functions, which would write them again, and
+    /// only the instance's own: bulk-delete takes collection ids database-wide, so the per-image records and chunk
+    /// documents (collection ids datapoints and enqueues, which another instance has too) are deleted by path.
+    /// </summary>
+    [TestCase("vertex")]
+    [TestCase("firestore")]
+    public async Task DeletesTheInstancesCoordinationDocumentsAfterTheFunctionsSayingSoFirst(string backend)
+    {
+        var env = temp.Write("backend.env", DeployScript.SampleWith(new Dictionary<string, string?> { ["INDEX_BACKEND"] = backend }));
+        var result = await DeployScript.RunAsync(temp.Path, null, "uninstall", "--env-file", env, "--dry-run");
+        Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
+        var plan = result.Plan.ToList();
+
+        var lastFunction = plan.FindLastIndex(c => c.Is("gcloud", "functions", "delete"));
+        var bulk = plan.FindIndex(c => c.Is("gcloud", "firestore", "bulk-delete") && c.Value("--collection-ids") == $"_ext-{Instance}");
+        var records = plan.FindIndex(c => c.Is("curl") && c.Line.Contains($"/documents/_ext-{Instance}/metadata/datapoints?", StringComparison.Ordinal));
+        var chunks = plan.FindIndex(c => c.Is("curl") && c.Line.Contains($"/documents/_ext-{Instance}/tasks/enqueues?", StringComparison.Ordinal));
+        var writes = plan.FindIndex(c => c.Is("curl") && c.Line.Contains("/documents:batchWrite", StringComparison.Ordinal));
+        Assert.Multiple(() =>
+        {
+            Assert.That(new[] { bulk, records, chunks, writes }, Has.All.GreaterThan(lastFunction), result.ToString());
+            Assert.That(plan.Where(c => c.Is("gcloud", "firestore", "bulk-delete")).SelectMany(c => c.Value("--collection-ids")!.Split(',')),
+                Has.None.AnyOf("datapoints", "enqueues", "metadata", "tasks"), "no collection id other instances share");
+            Assert.That(result.StandardError, Does.Contain($"deleting the coordination documents of _ext-{Instance}"), "said before it is done");
+            Assert.That(result.StandardError, Does.Not.Contain("is kept"));
+        });
+    }
+
     [Test]
     public async Task DeleteDataAlsoRemovesTheEmbeddingsBucket()
     {

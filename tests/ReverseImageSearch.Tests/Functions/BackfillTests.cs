@@ -48,6 +48,100 @@ public class BackfillTests
         Assert.That(stats.Queues[BackfillCoordinator.BackfillTaskFunction].PendingDue, Is.EqualTo(2), "the de-duplicated tasks are not enqueued twice");
     }
 
+    /// <summary>deploy.sh run again enqueues a new install task (another name): the backfill under way goes on.</summary>
+    [Test]
+    public async Task ASecondInstallResumesTheBackfillUnderWayAndKeepsItsFiles()
+    {
+        await using var stack = await LocalStackHarness.Create(imageCount: 4, new Dictionary<string, string?> { ["BATCH_SIZE"] = "2" }).StartAsync(run: false);
+        var trigger = stack.Services.GetRequiredService<BackfillTrigger>();
+        await trigger.HandleAsync(Trigger, CancellationToken.None);
+        await stack.Services.GetRequiredService<BackfillTask>().HandleAsync(Delivery((await ChunksAsync(stack, 2))[0]), CancellationToken.None);
+        var files = await DatapointFilesAsync(stack);
+        Assert.That(files, Is.Not.Empty);
+
+        await trigger.HandleAsync(Trigger with { TaskName = "second-install-task" }, CancellationToken.None);
+
+        var tasks = await stack.State.GetTasksAsync(CancellationToken.None);
+        var filesAfter = await DatapointFilesAsync(stack);
+        Assert.Multiple(() =>
+        {
+            Assert.That(tasks!.GetString("runId"), Is.EqualTo(Trigger.TaskName), "the first install's run goes on");
+            Assert.That(tasks.GetInt64("processedLength"), Is.EqualTo(2), "progress survives");
+            Assert.That(filesAfter, Is.EqualTo(files), "the datapoint files written so far are kept");
+        });
+    }
+
+    /// <summary>A finished backfill is the index's (or the index build's) input: a second install leaves it alone.</summary>
+    [Test]
+    public async Task ASecondInstallKeepsAFinishedBackfill()
+    {
+        await using var stack = await LocalStackHarness.Create(imageCount: 2, new Dictionary<string, string?> { ["BATCH_SIZE"] = "2" }).StartAsync(run: false);
+        var trigger = stack.Services.GetRequiredService<BackfillTrigger>();
+        await trigger.HandleAsync(Trigger, CancellationToken.None);
+        await stack.Services.GetRequiredService<BackfillTask>().HandleAsync(Delivery((await ChunksAsync(stack, 1))[0]), CancellationToken.None);
+        var before = await stack.State.GetTasksAsync(CancellationToken.None);
+        Assert.That(before!.GetString("status"), Is.EqualTo(BackfillStatus.Done));
+        var files = await DatapointFilesAsync(stack);
+
+        await trigger.HandleAsync(Trigger with { TaskName = "second-install-task" }, CancellationToken.None);
+
+        var after = await stack.State.GetTasksAsync(CancellationToken.None);
+        var filesAfter = await DatapointFilesAsync(stack);
+        Assert.Multiple(() =>
+        {
+            Assert.That(after!.GetString("runId"), Is.EqualTo(Trigger.TaskName));
+            Assert.That(after.GetString("status"), Is.EqualTo(BackfillStatus.Done), "not started again");
+            Assert.That(after.UpdateTime, Is.EqualTo(before.UpdateTime), "not written at all");
+            Assert.That(filesAfter, Is.EqualTo(files));
+        });
+    }
+
+    /// <summary>
+    /// The documents say INDEX_DEPLOYED for an endpoint the index service no longer has (404, as after an uninstall
+    /// that kept the documents): the install resets them and plans a new backfill, whose DONE creates a new index.
+    /// </summary>
+    [Test]
+    public async Task AnInstallFindingTheRecordedIndexGoneStartsOver()
+    {
+        await using var stack = await LocalStackHarness.Create(imageCount: 3, new Dictionary<string, string?> { ["BATCH_SIZE"] = "2" }).StartAsync(run: false);
+        await stack.Documents.SetAsync(stack.State.Paths.Tasks, new Dictionary<string, object?>
+        {
+            ["status"] = BackfillStatus.Done, ["runId"] = "old-install", ["totalLength"] = 3L, ["processedLength"] = 3L,
+        }, SetMode.Overwrite);
+        await stack.Documents.SetAsync(stack.State.Paths.Metadata, new Dictionary<string, object?>
+        {
+            ["status"] = IndexStatus.Deployed,
+            ["index"] = "projects/p/locations/us-central1/indexes/deleted",
+            ["indexEndpoint"] = "projects/p/locations/us-central1/indexEndpoints/deleted",
+            ["publicEndpointDomainName"] = "deleted.vdb.vertexai.goog",
+        }, SetMode.Overwrite);
+
+        await stack.Services.GetRequiredService<BackfillTrigger>().HandleAsync(Trigger, CancellationToken.None);
+
+        var tasks = await stack.State.GetTasksAsync(CancellationToken.None);
+        var metadata = await stack.State.GetMetadataAsync(CancellationToken.None);
+        Assert.Multiple(() =>
+        {
+            Assert.That(metadata, Is.Null, "the stale INDEX_DEPLOYED is gone");
+            Assert.That(tasks!.GetString("runId"), Is.EqualTo(Trigger.TaskName), "a new backfill");
+            Assert.That(tasks.GetString("status"), Is.EqualTo(BackfillStatus.Pending));
+            Assert.That(tasks.GetInt64("processedLength"), Is.Zero);
+        });
+        var readiness = (await stack.State.ReadIndexStateAsync(CancellationToken.None)).Readiness;
+        Assert.That(readiness, Is.EqualTo(IndexReadiness.Preparing), "writes wait for the new index instead of going to the deleted one");
+    }
+
+    private static async Task<List<string>> DatapointFilesAsync(LocalStackHarness stack)
+    {
+        var names = new List<string>();
+        await foreach (var stored in stack.Services.GetRequiredService<IObjectStore>().ListAsync(stack.Options.EmbeddingsBucket, "datapoints/"))
+        {
+            names.Add(stored.Name + "@" + stored.Md5Hash);
+        }
+
+        return names.Order(StringComparer.Ordinal).ToList();
+    }
+
     [Test]
     public async Task ChunksDeliveredTwiceAndConcurrentlyAreCountedExactlyOnceAndDoneIsSetOnce()
     {

@@ -162,6 +162,24 @@ public sealed class SimulatedCloudPipelineTests
                 Assert.That(storage.Names($"{Project}-ext-{Instance}"), Has.Some.StartsWith("datapoints/"), "the backfill wrote datapoint files");
             });
 
+            // Running install again (deploy.sh re-run) keeps the completed backfill, its datapoint files and the index.
+            var embeddings = $"{Project}-ext-{Instance}";
+            var files = storage.Names(embeddings).Where(n => n.StartsWith("datapoints/", StringComparison.Ordinal)).ToDictionary(n => n, n => storage.Content(embeddings, n));
+            int Installs() => tasks.Deliveries.Count(d => d.Function == "backfillTrigger" && d.Status / 100 == 2);
+            var installs = Installs();
+            await InstallAsync();
+            await EventuallyAsync(() => Task.FromResult(Installs() > installs && tasks.Pending == 0), "the second install task");
+            var again = (await DocumentAsync("tasks"))!.Value;
+            Assert.Multiple(() =>
+            {
+                Assert.That(Text(again, "runId"), Is.EqualTo(Text(backfill, "runId")), "the completed backfill is not started again");
+                Assert.That(Text(again, "status"), Is.EqualTo("DONE"));
+                Assert.That(Integer(again, "processedLength"), Is.EqualTo(seeded.Length));
+                Assert.That(storage.Names(embeddings).Where(n => n.StartsWith("datapoints/", StringComparison.Ordinal)).ToDictionary(n => n, n => storage.Content(embeddings, n)),
+                    Is.EquivalentTo(files), "the datapoint files the index was built from are kept");
+                Assert.That(server.RequestsOf("aiplatform.projects.locations.indexes.create"), Has.Count.EqualTo(1), "no second index");
+            });
+
             // Every backfilled image finds its stored copy first.
             foreach (var file in seeded)
             {
@@ -234,6 +252,17 @@ public sealed class SimulatedCloudPipelineTests
             Assert.That((await vectors.UndeployIndexAsync(endpoint, $"ext_{Instance}_index")).Done, Is.True);
             Assert.That((await vectors.DeleteIndexEndpointAsync(endpoint)).Done, Is.True);
             Assert.That((await vectors.DeleteIndexAsync(Text(metadata, "index")!)).Done, Is.True);
+
+            // Reinstall while the metadata document still says INDEX_DEPLOYED for the deleted index (an uninstall that
+            // kept _ext-{instance}): the install finds the index gone (404) and starts over, so a new index is built.
+            await InstallAsync();
+            var rebuilt = await EventuallyAsync<JsonElement>(async () =>
+            {
+                var m = await DocumentAsync("metadata");
+                return m is { } f && Text(f, "status") == "INDEX_DEPLOYED" && Text(f, "index") != Text(metadata, "index") ? m : null;
+            }, "a new index deployed after the reinstall");
+            Assert.That(Text(rebuilt, "indexEndpoint"), Is.Not.EqualTo(endpoint), "a new endpoint too");
+            Assert.That((await QueryAsync(await File.ReadAllBytesAsync(seeded[0])))[0].Id, Is.EqualTo(Path.GetFileName(seeded[0])), "the new index answers");
             server.AssertNoViolations();
         }
         finally
