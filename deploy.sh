@@ -585,10 +585,17 @@ ensure_vector_index() {
     say "  when the backfill ends (searches fail until then). Set VECTOR_DIMENSION to make it now."
     return 0
   fi
+  local vector_field="--field-config=field-path=embedding,vector-config={\"dimension\":\"$VECTOR_DIMENSION\",\"flat\":\"{}\"}"
   say "Firestore vector index on $VECTOR_COLLECTION_ID.embedding ($VECTOR_DIMENSION dimensions, waiting until it is ready)..."
   tolerate 'ALREADY_EXISTS|already exists' gcloud firestore indexes composite create \
+    --collection-group="$VECTOR_COLLECTION_ID" --query-scope=collection "$vector_field" \
+    '--database=(default)' --project="$PROJECT_ID"
+  # A search restricted to a folder prefilters on the array of folders each vector document holds: that needs the
+  # folders field ahead of the vector in an index of its own (an update adds it to an older installation).
+  say "Firestore vector index on $VECTOR_COLLECTION_ID.folders + embedding, for searches within a folder..."
+  tolerate 'ALREADY_EXISTS|already exists' gcloud firestore indexes composite create \
     --collection-group="$VECTOR_COLLECTION_ID" --query-scope=collection \
-    "--field-config=field-path=embedding,vector-config={\"dimension\":\"$VECTOR_DIMENSION\",\"flat\":\"{}\"}" \
+    --field-config=field-path=folders,array-config=contains "$vector_field" \
     '--database=(default)' --project="$PROJECT_ID"
 }
 
