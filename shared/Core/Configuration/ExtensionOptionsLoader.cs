@@ -104,6 +104,7 @@ public static partial class ExtensionOptionsLoader
             DoBackfill = reader.Boolean("DO_BACKFILL", true),
             ModelUrl = modelUrl,
             ModelPrecision = precision,
+            MatchColor = reader.Boolean("MATCH_COLOR", true),
             InputHeight = CheckDimension(dims[0], inputShape),
             InputWidth = CheckDimension(dims[1], inputShape),
             DistanceMeasure = measure,
