@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Net;
+using System.Text;
+using ReverseImageSearch.Core.Coordination;
 
 namespace ReverseImageSearch.Emulator;
 
@@ -68,6 +70,33 @@ public static class ArgumentRules
         return paths;
     }
 
+    /// <summary>Names of stored objects (the callable's "paths"): not empty, at most an object name's 1024 bytes, anything else allowed.</summary>
+    public static string[] StoredObjectNames(ArgumentResult result)
+    {
+        foreach (var token in result.Tokens)
+        {
+            if (token.Value.Length == 0 || Encoding.UTF8.GetByteCount(token.Value) > ImageFolders.MaxFolderBytes)
+            {
+                result.AddError(Describe(NameOf(result), token.Value, $"must be the name of a stored image: 1 to {ImageFolders.MaxFolderBytes} bytes"));
+                break;
+            }
+        }
+
+        return result.Tokens.Select(token => token.Value).ToArray();
+    }
+
+    /// <summary>A folder of the images folder as the callable's "folder" takes it: at most 1024 bytes, slashes around it ignored.</summary>
+    public static string? FolderName(ArgumentResult result)
+    {
+        var value = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        if (Encoding.UTF8.GetByteCount(value) > ImageFolders.MaxFolderBytes)
+        {
+            result.AddError(Describe(NameOf(result), value, $"must be a folder name no longer than {ImageFolders.MaxFolderBytes} bytes"));
+        }
+
+        return value;
+    }
+
     public static string OneOf(ArgumentResult result, params string[] allowed)
     {
         var value = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
@@ -77,6 +106,24 @@ public static class ArgumentRules
         }
 
         return value;
+    }
+
+    /// <summary>Web page origins (scheme://host[:port], http or https, no path), each as a browser sends it in Origin.</summary>
+    public static string[] WebOrigins(ArgumentResult result)
+    {
+        var origins = result.Tokens.Select(token => token.Value).ToArray();
+        foreach (var origin in origins)
+        {
+            var trimmed = origin.EndsWith('/') ? origin[..^1] : origin;
+            if (!Uri.TryCreate(trimmed, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.UserInfo.Length > 0
+                || uri.PathAndQuery != "/" || uri.Fragment.Length > 0 || trimmed.EndsWith('/'))
+            {
+                result.AddError(Describe(NameOf(result), origin, "must be a web origin scheme://host[:port] (http or https, no path), such as https://app.example"));
+                break;
+            }
+        }
+
+        return origins;
     }
 
     /// <summary>An IP address or localhost: the address the emulator listens on.</summary>

@@ -24,10 +24,16 @@ public class EmulatorCommandLineTests
     [TestCase("serve", "--port", "0", "--port='0' must be a whole number from 1 to 65535")]
     [TestCase("serve", "--port", "http", "--port='http' must be a whole number from 1 to 65535")]
     [TestCase("serve", "--host", "example.com", "--host='example.com' must be an IP address such as 127.0.0.1, 0.0.0.0 or ::1, or localhost")]
+    [TestCase("serve", "--allow-origin", "app.example", "--allow-origin='app.example' must be a web origin scheme://host[:port] (http or https, no path), such as https://app.example")]
+    [TestCase("serve", "--allow-origin", "https://app.example/search", "--allow-origin='https://app.example/search' must be a web origin scheme://host[:port] (http or https, no path), such as https://app.example")]
+    [TestCase("serve", "--allow-origin", "*", "--allow-origin='*' must be a web origin scheme://host[:port] (http or https, no path), such as https://app.example")]
+    [TestCase("serve", "--allow-origin", "ftp://app.example", "--allow-origin='ftp://app.example' must be a web origin scheme://host[:port] (http or https, no path), such as https://app.example")]
     [TestCase("query", "--neighbors", "0", "--neighbors='0' must be a whole number from 1 to 1000")]
     [TestCase("query", "--neighbors", "-3", "--neighbors='-3' must be a whole number from 1 to 1000")]
     [TestCase("query", "--neighbors", "abc", "--neighbors='abc' must be a whole number from 1 to 1000")]
     [TestCase("query", "--format", "csv", "--format='csv' must be one of tsv, json")]
+    [TestCase("query", "--path", "", "--path='' must be the name of a stored image: 1 to 1024 bytes")]
+    [TestCase("query", "--folder", "ééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééé", "--folder='éé")]
     public async Task AWrongValueIsOneLineWithExitCodeTwo(string command, string option, string value, string line)
     {
         var data = Path.Combine(_root, "data");
@@ -45,6 +51,13 @@ public class EmulatorCommandLineTests
         AssertUsageError(result, $"Invalid argument: --images='{missing}' must be an existing folder ({missing} does not exist)");
         Assert.That(Directory.Exists(missing), Is.False);
         Assert.That(Directory.Exists(Path.Combine(_root, "data")), Is.False);
+    }
+
+    [Test]
+    public async Task AQueryWithNeitherAnImageNorAStoredPathIsRefused()
+    {
+        var result = await EmulatorProcess.RunAsync(["query", "--data", _root, "--folder", "shop"]);
+        AssertUsageError(result, "Invalid argument: PATH or --path is required: query images (files or folders), or stored images to search from");
     }
 
     [Test]
