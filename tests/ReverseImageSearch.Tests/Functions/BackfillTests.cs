@@ -122,7 +122,8 @@ public class BackfillTests
         var metadata = await stack.State.GetMetadataAsync(CancellationToken.None);
         Assert.Multiple(() =>
         {
-            Assert.That(metadata, Is.Null, "the stale INDEX_DEPLOYED is gone");
+            Assert.That(metadata?.GetString("status"), Is.Null, "the stale INDEX_DEPLOYED is gone");
+            Assert.That(metadata?.GetString("indexEndpoint"), Is.Null, "and the deleted endpoint with it");
             Assert.That(tasks!.GetString("runId"), Is.EqualTo(Trigger.TaskName), "a new backfill");
             Assert.That(tasks.GetString("status"), Is.EqualTo(BackfillStatus.Pending));
             Assert.That(tasks.GetInt64("processedLength"), Is.Zero);
