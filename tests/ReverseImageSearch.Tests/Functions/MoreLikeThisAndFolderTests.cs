@@ -1,5 +1,8 @@
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using ReverseImageSearch.Core.Ports;
 using ReverseImageSearch.Core.Triggers;
 
 namespace ReverseImageSearch.Tests.Functions;
@@ -116,6 +119,34 @@ public sealed class MoreLikeThisAndFolderTests(string backend)
         Assert.That(error.Message, Does.Contain("\"nope/\\u0022odd\\u0022 name.jpg\"").And.Contain("\"shop/dresses\"").And.Not.Contain(_stored[1]));
         var details = JsonSerializer.SerializeToElement(error.Details);
         Assert.That(details.GetProperty("paths").EnumerateArray().Select(p => p.GetString()), Is.EqualTo(new[] { "nope/\"odd\" name.jpg", "shop/dresses" }));
+    }
+
+    // Vertex AI builds its index from the backfill's datapoint files: each line carries the image's folders as restrict
+    // tokens, the same ones upserts write, so folder searches see backfilled images on Vertex AI too. Firestore's
+    // backfill writes the vector documents (with their folders) directly, and no file.
+    [Test]
+    public async Task TheBackfillsDatapointFilesCarryEveryFolderAsRestrictTokens()
+    {
+        var objects = _stack.Services.GetRequiredService<IObjectStore>();
+        var lines = new List<JsonElement>();
+        await foreach (var file in objects.ListAsync(_stack.Options.EmbeddingsBucket, "datapoints/"))
+        {
+            lines.AddRange(Encoding.UTF8.GetString(await objects.ReadAsync(file.Bucket, file.Name)).Split('\n', StringSplitOptions.RemoveEmptyEntries)
+                .Select(line => JsonDocument.Parse(line).RootElement.Clone()));
+        }
+
+        if (backend == "firestore")
+        {
+            Assert.That(lines, Is.Empty);
+            return;
+        }
+
+        var restricts = lines.ToDictionary(
+            l => l.GetProperty("id").GetString()!,
+            l => l.TryGetProperty("restricts", out var r) ? r.GetRawText() : null);
+        Assert.That(restricts.Keys, Is.EquivalentTo(_stored));
+        Assert.That(restricts[_stored[0]], Is.Null, "an image at the top of the bucket has no folder");
+        Assert.That(restricts[_stored[13]], Is.EqualTo("""[{"namespace":"folder","allow":["shop","shop/dresses","shop/dresses/red"]}]"""));
     }
 
     public static IEnumerable<TestCaseData> MalformedRequests()
