@@ -13,6 +13,7 @@ usage() {
 Usage:
   $SCRIPT_NAME --env-file FILE [--dry-run] [--no-install-task]
   $SCRIPT_NAME uninstall --env-file FILE [--dry-run] [--delete-data]
+  $SCRIPT_NAME check --env-file FILE
   $SCRIPT_NAME --help
 
 Install (the default) enables the APIs, creates the service accounts ext-<EXT_INSTANCE_ID> (the eight
@@ -25,6 +26,9 @@ Uninstall undeploys the Vector Search index from its endpoint, deletes the endpo
 (they bill by node hour; found by the metadata document and by the instance's display names), then
 deletes the functions, the queues, the role bindings and both service accounts. The images bucket is
 never touched; the embeddings bucket is deleted only with --delete-data.
+
+Check only checks FILE against every rule and prints the parameters the functions would get, defaults
+filled in, one KEY: 'value' line each; nothing else is run.
 
 FILE holds KEY=VALUE lines (blank lines and # comments allowed); see deploy/sample.env. It is read
 as data, never executed. Keys: the extension parameters of extension.yaml plus PROJECT_ID and
@@ -61,7 +65,7 @@ DRY_RUN=0
 DELETE_DATA=0
 INSTALL_TASK=1
 
-if [[ ${1-} == install || ${1-} == uninstall ]]; then
+if [[ ${1-} == install || ${1-} == uninstall || ${1-} == check ]]; then
   MODE=$1
   shift
 fi
@@ -134,7 +138,8 @@ read_env_file() {
     key=${BASH_REMATCH[1]}
     value=$(trim "${BASH_REMATCH[2]}")
     if [[ $value =~ ^\"(.*)\"$ || $value =~ ^\'(.*)\'$ ]]; then
-      value=${BASH_REMATCH[1]}
+      # Spaces inside the quotes are dropped as well: no parameter's value has any, and the functions trim them.
+      value=$(trim "${BASH_REMATCH[1]}")
     else
       # An unquoted value ends where a " #" comment starts.
       value=$(trim "${value%%[[:space:]]#*}")
@@ -275,6 +280,21 @@ validate() {
 
 read_env_file "$ENV_FILE"
 validate
+
+# print_parameters: the parameters the functions read, as YAML 'KEY: value' lines (single-quoted scalars keep
+# commas, colons and '#').
+print_parameters() {
+  local key value
+  for key in PROJECT_ID EXT_INSTANCE_ID "${EXTENSION_PARAMS[@]}" "${ADVANCED_PARAMS[@]}"; do
+    value=${CFG[$key]}
+    printf "%s: '%s'\n" "$key" "${value//\'/\'\'}"
+  done
+}
+
+if [[ $MODE == check ]]; then
+  print_parameters
+  exit 0
+fi
 
 readonly PROJECT_ID=${CFG[PROJECT_ID]}
 readonly INSTANCE=${CFG[EXT_INSTANCE_ID]}
@@ -454,15 +474,12 @@ fi
 # Install
 # ---------------------------------------------------------------------------------------------
 
-# The functions' environment as a YAML map; single-quoted scalars keep commas, colons and '#'.
+# The functions' environment as a YAML map.
 write_env_vars_file() {
-  local file=$1 key value
+  local file=$1
   {
     printf '# Environment of the functions of extension instance %s (written by %s).\n' "$INSTANCE" "$SCRIPT_NAME"
-    for key in PROJECT_ID EXT_INSTANCE_ID "${EXTENSION_PARAMS[@]}" "${ADVANCED_PARAMS[@]}"; do
-      value=${CFG[$key]}
-      printf "%s: '%s'\n" "$key" "${value//\'/\'\'}"
-    done
+    print_parameters
     printf "SERVICE_ACCOUNT_EMAIL: '%s'\n" "$SA_EMAIL"
     printf "FUNCTION_URL_TEMPLATE: '%s'\n" "$(function_url_template "$PROJECT_NUMBER")"
     printf "PROJECT_NUMBER: '%s'\n" "$PROJECT_NUMBER"
@@ -563,10 +580,17 @@ ensure_vector_index() {
     say "  when the backfill ends (searches fail until then). Set VECTOR_DIMENSION to make it now."
     return 0
   fi
+  local vector_field="--field-config=field-path=embedding,vector-config={\"dimension\":\"$VECTOR_DIMENSION\",\"flat\":\"{}\"}"
   say "Firestore vector index on $VECTOR_COLLECTION_ID.embedding ($VECTOR_DIMENSION dimensions, waiting until it is ready)..."
   tolerate 'ALREADY_EXISTS|already exists' gcloud firestore indexes composite create \
+    --collection-group="$VECTOR_COLLECTION_ID" --query-scope=collection "$vector_field" \
+    '--database=(default)' --project="$PROJECT_ID"
+  # A search restricted to a folder prefilters on the array of folders each vector document holds: that needs the
+  # folders field ahead of the vector in an index of its own (an update adds it to an older installation).
+  say "Firestore vector index on $VECTOR_COLLECTION_ID.folders + embedding, for searches within a folder..."
+  tolerate 'ALREADY_EXISTS|already exists' gcloud firestore indexes composite create \
     --collection-group="$VECTOR_COLLECTION_ID" --query-scope=collection \
-    "--field-config=field-path=embedding,vector-config={\"dimension\":\"$VECTOR_DIMENSION\",\"flat\":\"{}\"}" \
+    --field-config=field-path=folders,array-config=contains "$vector_field" \
     '--database=(default)' --project="$PROJECT_ID"
 }
 

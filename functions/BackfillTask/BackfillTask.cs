@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.Extensions.Logging;
 using ReverseImageSearch.Core;
 using ReverseImageSearch.Core.Configuration;
@@ -92,7 +93,7 @@ public sealed partial class BackfillTask(
             var stored = readable[i].Object;
             if (embeddings[i].Vector is { } vector)
             {
-                datapoints.Add(new IndexDatapoint(stored.Name, vector));
+                datapoints.Add(IndexDatapoint.ForImage(stored.Name, vector));
                 records.Add(new DatapointRecord(stored.Name, DatapointRecord.Indexed, stored.Md5Hash, stored.Generation, null));
             }
             else
@@ -124,7 +125,8 @@ public sealed partial class BackfillTask(
         var lines = new StringBuilder();
         foreach (var datapoint in datapoints)
         {
-            lines.Append(JsonSerializer.Serialize(new DatapointLine(datapoint.DatapointId, datapoint.FeatureVector), CoreJson.Options)).Append('\n');
+            var restricts = datapoint.Folders.Count == 0 ? null : new[] { new DatapointRestrict(ImageFolders.TokenNamespace, datapoint.Folders) };
+            lines.Append(JsonSerializer.Serialize(new DatapointLine(datapoint.DatapointId, datapoint.FeatureVector, restricts), CoreJson.Options)).Append('\n');
         }
 
         var objectName = $"{ExtensionOptions.DatapointsFolder}/{taskId}.json";
@@ -135,8 +137,14 @@ public sealed partial class BackfillTask(
     private static DatapointRecord Skipped(StoredObject stored, string reason) =>
         new(stored.Name, DatapointRecord.Skipped, stored.Md5Hash, stored.Generation, reason);
 
-    /// <summary>One line of a Vector Search datapoints file: {"id": ..., "embedding": [...]}.</summary>
-    private sealed record DatapointLine(string Id, float[] Embedding);
+    /// <summary>One line of a Vector Search datapoints file: {"id": ..., "embedding": [...], "restricts": [{"namespace": "folder", "allow": [...]}]}.</summary>
+    private sealed record DatapointLine(
+        string Id,
+        float[] Embedding,
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        DatapointRestrict[]? Restricts);
+
+    private sealed record DatapointRestrict(string Namespace, IReadOnlyList<string> Allow);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Chunk {TaskId}: {Embedded} of {Total} images embedded (counted now: {Counted})")]
     private static partial void LogChunkDone(ILogger logger, string taskId, int embedded, int total, bool counted);

@@ -21,7 +21,7 @@ public sealed class ExtensionOptions
     /// <summary>IMG_PATH: folder inside the bucket, without slashes at either end; empty for the whole bucket.</summary>
     public string ImagePath { get; init; } = "";
 
-    public bool DoBackfill { get; init; } = true;
+    public bool DoBackfill { get; init; } = ExtensionParameters.DoBackfill.Default;
 
     /// <summary>MODEL_URL: an ONNX model as a file path or https URL; null for the bundled MobileNetV2.</summary>
     public string? ModelUrl { get; init; }
@@ -49,46 +49,46 @@ public sealed class ExtensionOptions
     public bool IndexNeedsBuild => IndexBackend == IndexBackend.Vertex;
 
     /// <summary>ALGORITHM_CONFIG: treeAhConfig or bruteForceConfig.</summary>
-    public string AlgorithmConfig { get; init; } = "bruteForceConfig";
+    public string AlgorithmConfig { get; init; } = ExtensionParameters.AlgorithmConfig.Default!;
 
     /// <summary>N_COUNT: approximate neighbours count of the index.</summary>
-    public int NeighborsCount { get; init; } = 100;
+    public int NeighborsCount { get; init; } = ExtensionParameters.NeighborsCount.Default;
 
     /// <summary>BATCH_SIZE: images per backfill task, 1 to 64.</summary>
-    public int BatchSize { get; init; } = 32;
+    public int BatchSize { get; init; } = ExtensionParameters.BatchSize.Default;
 
-    public string ShardSize { get; init; } = "SHARD_SIZE_SMALL";
+    public string ShardSize { get; init; } = ExtensionParameters.ShardSize.Default!;
 
-    public string MachineType { get; init; } = "e2-standard-2";
+    public string MachineType { get; init; } = ExtensionParameters.MachineType.Default!;
 
-    public string AcceleratorType { get; init; } = "ACCELERATOR_TYPE_UNSPECIFIED";
+    public string AcceleratorType { get; init; } = ExtensionParameters.AcceleratorType.Default!;
 
-    public int AcceleratorCount { get; init; } = 1;
+    public int AcceleratorCount { get; init; } = ExtensionParameters.AcceleratorCount.Default;
 
-    public int MinReplicaCount { get; init; } = 1;
+    public int MinReplicaCount { get; init; } = ExtensionParameters.MinReplicaCount.Default;
 
-    public int MaxReplicaCount { get; init; } = 1;
+    public int MaxReplicaCount { get; init; } = ExtensionParameters.MaxReplicaCount.Default;
 
     /// <summary>How long a datapoint write waits before looking again when the index is not deployed yet.</summary>
-    public TimeSpan PendingWriteRetryDelay { get; init; } = TimeSpan.FromMinutes(5);
+    public TimeSpan PendingWriteRetryDelay { get; init; } = TimeSpan.FromSeconds(ExtensionParameters.PendingWriteRetrySeconds.Default);
 
     /// <summary>Attempts of one backfill chunk before it is recorded as FAILED so the rest can finish (the queue's maxAttempts).</summary>
-    public int BackfillMaxAttempts { get; init; } = 50;
+    public int BackfillMaxAttempts { get; init; } = ExtensionParameters.BackfillMaxAttempts.Default;
 
     /// <summary>Largest image accepted, in pixels (width x height as the header states), checked before decoding.</summary>
-    public long MaxImagePixels { get; init; } = 50_000_000;
+    public long MaxImagePixels { get; init; } = ExtensionParameters.MaxImagePixels.Default;
 
     /// <summary>Largest stored object or query image accepted, in bytes.</summary>
-    public long MaxImageBytes { get; init; } = 32L * 1024 * 1024;
+    public long MaxImageBytes { get; init; } = ExtensionParameters.MaxImageBytes.Default;
 
     /// <summary>Most images one queryIndex call may carry.</summary>
-    public int MaxQueryImages { get; init; } = 16;
+    public int MaxQueryImages { get; init; } = ExtensionParameters.MaxQueryImages.Default;
 
     /// <summary>
     /// ENFORCE_APP_CHECK: queryIndex answers unauthenticated unless the call carries a valid Firebase App Check token
     /// (firebase-functions' enforceAppCheck). Default false.
     /// </summary>
-    public bool EnforceAppCheck { get; init; }
+    public bool EnforceAppCheck { get; init; } = ExtensionParameters.EnforceAppCheck.Default;
 
     /// <summary>PROJECT_NUMBER (deploy.sh sets it): App Check tokens name the project by number. Required with EnforceAppCheck.</summary>
     public string? ProjectNumber { get; init; }

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.RegularExpressions;
 using Microsoft.Extensions.Configuration;
 using ReverseImageSearch.Core.Embedding;
 
@@ -14,221 +13,108 @@ public sealed class InvalidConfigurationException(string variable, string? value
 
 /// <summary>
 /// Reads the extension's parameters from configuration (environment variables in practice) and checks
-/// each against the manifest's rule, stopping at the first that breaks one.
+/// each against its rule in <see cref="ExtensionParameters"/>, stopping at the first that breaks one.
 /// </summary>
-public static partial class ExtensionOptionsLoader
+public static class ExtensionOptionsLoader
 {
-    public static readonly IReadOnlyList<string> Locations =
-    [
-        "us-central1", "us-east1", "us-east4", "us-west1", "us-west2", "northamerica-northeast1",
-        "europe-west1", "europe-west2", "europe-west3", "europe-west6", "asia-east1", "asia-northeast1",
-        "asia-northeast3", "asia-south1", "asia-southeast1", "australia-southeast1",
-    ];
-
-    public static readonly IReadOnlyList<string> ShardSizes = ["SHARD_SIZE_SMALL", "SHARD_SIZE_MEDIUM", "SHARD_SIZE_LARGE"];
-
-    public static readonly IReadOnlyList<string> ModelPrecisions = ["float32", "int8"];
-
-    public static readonly IReadOnlyList<string> IndexBackends = ["firestore", "vertex"];
-
-    public static readonly IReadOnlyList<string> AlgorithmConfigs = ["treeAhConfig", "bruteForceConfig"];
-
-    public static readonly IReadOnlyList<string> AcceleratorTypes =
-    [
-        "ACCELERATOR_TYPE_UNSPECIFIED", "NVIDIA_TESLA_K80", "NVIDIA_TESLA_P100", "NVIDIA_TESLA_V100", "NVIDIA_TESLA_P4",
-        "NVIDIA_TESLA_T4", "NVIDIA_TESLA_A100", "NVIDIA_A100_80GB", "NVIDIA_L4", "TPU_V2", "TPU_V3", "TPU_V4_POD",
-    ];
-
     public static ExtensionOptions Load(IConfiguration configuration)
     {
         var reader = new Reader(configuration);
-        var modelFromHub = reader.Boolean("MODEL_FROM_TF_HUB", false);
-        if (modelFromHub)
+        if (reader.Boolean(ExtensionParameters.ModelFromTfHub))
         {
-            throw new InvalidConfigurationException("MODEL_FROM_TF_HUB", "true",
+            throw new InvalidConfigurationException(ExtensionParameters.ModelFromTfHub.Name, "true",
                 "is not supported: this port runs ONNX models; convert the TF Hub model with tf2onnx and set MODEL_URL to the .onnx file");
         }
 
-        var inputShape = reader.Matching("INPUT_SHAPE", InputShapeRule(), "must be two whole numbers 'H,W', for example 224,224", "224,224")!;
-        var dims = inputShape.Split(',');
-        var distance = reader.Required("DISTANCE_MEASURE", "DOT_PRODUCT_DISTANCE");
-        if (!DistanceMeasureNames.TryParse(distance, out var measure))
-        {
-            throw new InvalidConfigurationException("DISTANCE_MEASURE", distance,
-                "must be one of SQUARED_L2_DISTANCE, L1_DISTANCE, COSINE_DISTANCE, DOT_PRODUCT_DISTANCE");
-        }
+        var (inputHeight, inputWidth) = ExtensionParameters.InputShape.Parse(reader.Value(ExtensionParameters.InputShape)!)!.Value;
+        var distance = reader.Filled(ExtensionParameters.DistanceMeasure);
+        DistanceMeasureNames.TryParse(distance, out var measure);
 
-        var backend = reader.OneOf("INDEX_BACKEND", IndexBackends, "vertex") == "firestore" ? IndexBackend.Firestore : IndexBackend.Vertex;
+        var backend = reader.Filled(ExtensionParameters.IndexBackend) == "firestore" ? IndexBackend.Firestore : IndexBackend.Vertex;
         if (backend == IndexBackend.Firestore && measure == DistanceMeasure.L1)
         {
-            throw new InvalidConfigurationException("DISTANCE_MEASURE", distance,
+            throw new InvalidConfigurationException(ExtensionParameters.DistanceMeasure.Name, distance,
                 "is not available with INDEX_BACKEND=firestore: Firestore vector search measures EUCLIDEAN, COSINE and DOT_PRODUCT only");
         }
 
-        var modelUrl = reader.Optional("MODEL_URL") is { } url ? CheckModelUrl(url) : null;
-        var precision = reader.OneOf("MODEL_PRECISION", ModelPrecisions, "float32") == "int8" ? ModelPrecision.Int8 : ModelPrecision.Float32;
+        var modelUrl = reader.Value(ExtensionParameters.ModelUrl);
+        var precision = reader.Filled(ExtensionParameters.ModelPrecision) == "int8" ? ModelPrecision.Int8 : ModelPrecision.Float32;
         if (precision == ModelPrecision.Int8 && modelUrl is not null)
         {
-            throw new InvalidConfigurationException("MODEL_PRECISION", "int8",
+            throw new InvalidConfigurationException(ExtensionParameters.ModelPrecision.Name, "int8",
                 "chooses between the bundled models, so MODEL_URL must be empty (point MODEL_URL at an int8 model instead)");
         }
 
-        var minReplicas = reader.Integer("MIN_REPLICA_COUNT", 1, min: 1, max: 1000);
-        var maxReplicas = reader.Integer("MAX_REPLICA_COUNT", 1, min: 1, max: 1000);
+        var minReplicas = reader.Integer(ExtensionParameters.MinReplicaCount);
+        var maxReplicas = reader.Integer(ExtensionParameters.MaxReplicaCount);
         if (maxReplicas < minReplicas)
         {
-            throw new InvalidConfigurationException("MAX_REPLICA_COUNT", maxReplicas.ToString(CultureInfo.InvariantCulture),
+            throw new InvalidConfigurationException(ExtensionParameters.MaxReplicaCount.Name, maxReplicas.ToString(CultureInfo.InvariantCulture),
                 $"must be at least MIN_REPLICA_COUNT ({minReplicas})");
         }
 
-        var enforceAppCheck = reader.Boolean("ENFORCE_APP_CHECK", false);
-        var projectNumber = reader.Optional("PROJECT_NUMBER");
-        if (projectNumber is not null && !ProjectNumberRule().IsMatch(projectNumber))
-        {
-            throw new InvalidConfigurationException("PROJECT_NUMBER", projectNumber, "must be the project's number (digits only)");
-        }
-
+        var enforceAppCheck = reader.Boolean(ExtensionParameters.EnforceAppCheck);
+        var projectNumber = reader.Value(ExtensionParameters.ProjectNumber);
         if (enforceAppCheck && projectNumber is null)
         {
-            throw new InvalidConfigurationException("PROJECT_NUMBER", null,
+            throw new InvalidConfigurationException(ExtensionParameters.ProjectNumber.Name, null,
                 "is required with ENFORCE_APP_CHECK=true: App Check tokens name the project by number (deploy.sh sets it)");
         }
 
         return new ExtensionOptions
         {
-            ProjectId = reader.Matching("PROJECT_ID", ProjectIdRule(), "must be a Google Cloud project id (6-30 lower-case letters, digits and hyphens)", null)!,
-            InstanceId = reader.Matching("EXT_INSTANCE_ID", InstanceIdRule(), "must be lower-case letters, digits and hyphens, starting with a letter", null)!,
-            Location = reader.OneOf("LOCATION", Locations, null),
-            ImageBucket = reader.Matching("IMG_BUCKET", BucketRule(), "must be a bucket name: lower-case letters, digits, '_', '.', '-'", null)!,
-            ImagePath = reader.Matching("IMG_PATH", ImagePathRule(), "must be a folder path like 'images' or 'a/b' (letters, digits, '_', '-', no leading or trailing '/'), or empty", "") ?? "",
-            DoBackfill = reader.Boolean("DO_BACKFILL", true),
+            ProjectId = reader.Filled(ExtensionParameters.ProjectId),
+            InstanceId = reader.Filled(ExtensionParameters.InstanceId),
+            Location = reader.Filled(ExtensionParameters.Location),
+            ImageBucket = reader.Filled(ExtensionParameters.ImageBucket),
+            ImagePath = reader.Value(ExtensionParameters.ImagePath) ?? "",
+            DoBackfill = reader.Boolean(ExtensionParameters.DoBackfill),
             ModelUrl = modelUrl,
             ModelPrecision = precision,
-            InputHeight = CheckDimension(dims[0], inputShape),
-            InputWidth = CheckDimension(dims[1], inputShape),
+            InputHeight = inputHeight,
+            InputWidth = inputWidth,
             DistanceMeasure = measure,
             IndexBackend = backend,
-            AlgorithmConfig = reader.OneOf("ALGORITHM_CONFIG", AlgorithmConfigs, "bruteForceConfig"),
-            NeighborsCount = reader.Integer("N_COUNT", 100, min: 1, max: 100_000),
-            BatchSize = reader.Integer("BATCH_SIZE", 32, min: 1, max: 64),
-            ShardSize = reader.OneOf("SHARD_SIZE", ShardSizes, "SHARD_SIZE_SMALL"),
-            MachineType = reader.Matching("MACHINE_TYPE", MachineTypeRule(), "must be a Compute Engine machine type such as e2-standard-2", "e2-standard-2")!,
-            AcceleratorType = reader.OneOf("ACCELERATOR_TYPE", AcceleratorTypes, "ACCELERATOR_TYPE_UNSPECIFIED"),
-            AcceleratorCount = reader.Integer("ACCELERATOR_COUNT", 1, min: 1, max: 16),
+            AlgorithmConfig = reader.Filled(ExtensionParameters.AlgorithmConfig),
+            NeighborsCount = reader.Integer(ExtensionParameters.NeighborsCount),
+            BatchSize = reader.Integer(ExtensionParameters.BatchSize),
+            ShardSize = reader.Filled(ExtensionParameters.ShardSize),
+            MachineType = reader.Filled(ExtensionParameters.MachineType),
+            AcceleratorType = reader.Filled(ExtensionParameters.AcceleratorType),
+            AcceleratorCount = reader.Integer(ExtensionParameters.AcceleratorCount),
             MinReplicaCount = minReplicas,
             MaxReplicaCount = maxReplicas,
-            PendingWriteRetryDelay = TimeSpan.FromSeconds(reader.Integer("PENDING_WRITE_RETRY_SECONDS", 300, min: 1, max: 86_400)),
-            BackfillMaxAttempts = reader.Integer("BACKFILL_MAX_ATTEMPTS", 50, min: 1, max: 1000),
-            MaxImagePixels = reader.Integer("MAX_IMAGE_PIXELS", 50_000_000, min: 1, max: int.MaxValue),
-            MaxImageBytes = reader.Integer("MAX_IMAGE_BYTES", 32 * 1024 * 1024, min: 1, max: int.MaxValue),
-            MaxQueryImages = reader.Integer("MAX_QUERY_IMAGES", 16, min: 1, max: 256),
+            PendingWriteRetryDelay = TimeSpan.FromSeconds(reader.Integer(ExtensionParameters.PendingWriteRetrySeconds)),
+            BackfillMaxAttempts = reader.Integer(ExtensionParameters.BackfillMaxAttempts),
+            MaxImagePixels = reader.Integer(ExtensionParameters.MaxImagePixels),
+            MaxImageBytes = reader.Integer(ExtensionParameters.MaxImageBytes),
+            MaxQueryImages = reader.Integer(ExtensionParameters.MaxQueryImages),
             EnforceAppCheck = enforceAppCheck,
             ProjectNumber = projectNumber,
         };
     }
 
-    private static string CheckModelUrl(string url)
-    {
-        if (url.StartsWith("https://", StringComparison.Ordinal) || url.StartsWith("http://", StringComparison.Ordinal))
-        {
-            return url;
-        }
-
-        if (url.Contains("://", StringComparison.Ordinal))
-        {
-            throw new InvalidConfigurationException("MODEL_URL", url, "must be an https:// URL or a file path of an ONNX model");
-        }
-
-        return url;
-    }
-
-    private static int CheckDimension(string text, string whole)
-    {
-        var value = int.Parse(text, CultureInfo.InvariantCulture);
-        if (value is < 16 or > 4096)
-        {
-            throw new InvalidConfigurationException("INPUT_SHAPE", whole, "must have both sides between 16 and 4096");
-        }
-
-        return value;
-    }
-
+    /// <summary>An empty or missing value is "not set": the parameter's default, or null when it has none.</summary>
     private sealed class Reader(IConfiguration configuration)
     {
-        public string? Optional(string name)
+        /// <summary>The checked value; null only for a parameter that is not required and has no default.</summary>
+        public string? Value(ExtensionParameter parameter)
         {
-            var value = configuration[name]?.Trim();
-            return string.IsNullOrEmpty(value) ? null : value;
-        }
-
-        public string Required(string name, string? fallback) =>
-            Optional(name) ?? fallback ?? throw new InvalidConfigurationException(name, null, "is required");
-
-        public string? Matching(string name, Regex rule, string ruleText, string? fallback)
-        {
-            var value = Optional(name);
-            if (value is null)
+            var value = configuration[parameter.Name]?.Trim();
+            if (string.IsNullOrEmpty(value))
             {
-                return fallback ?? throw new InvalidConfigurationException(name, null, "is required");
+                return parameter.DefaultText
+                    ?? (parameter.IsRequired ? throw new InvalidConfigurationException(parameter.Name, null, "is required") : null);
             }
 
-            return rule.IsMatch(value) ? value : throw new InvalidConfigurationException(name, value, ruleText);
+            return parameter.Accepts(value) ? value : throw new InvalidConfigurationException(parameter.Name, value, parameter.Rule);
         }
 
-        public string OneOf(string name, IReadOnlyList<string> allowed, string? fallback)
-        {
-            var value = Required(name, fallback);
-            return allowed.Contains(value, StringComparer.Ordinal)
-                ? value
-                : throw new InvalidConfigurationException(name, value, $"must be one of {string.Join(", ", allowed)}");
-        }
+        /// <summary>The checked value or default of a parameter that is required or has a default.</summary>
+        public string Filled(ExtensionParameter parameter) => Value(parameter)!;
 
-        public bool Boolean(string name, bool fallback)
-        {
-            var value = Optional(name);
-            if (value is null)
-            {
-                return fallback;
-            }
+        public bool Boolean(BooleanParameter parameter) => Value(parameter) == "true";
 
-            return bool.TryParse(value, out var parsed)
-                ? parsed
-                : throw new InvalidConfigurationException(name, value, "must be true or false");
-        }
-
-        public int Integer(string name, int fallback, int min, int max)
-        {
-            var value = Optional(name);
-            if (value is null)
-            {
-                return fallback;
-            }
-
-            return int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) && parsed >= min && parsed <= max
-                ? parsed
-                : throw new InvalidConfigurationException(name, value, $"must be a whole number from {min} to {max}");
-        }
+        public int Integer(IntegerParameter parameter) => parameter.Parse(Value(parameter)!)!.Value;
     }
-
-    [GeneratedRegex(@"^[0-9]{1,20}$")]
-    private static partial Regex ProjectNumberRule();
-
-    [GeneratedRegex(@"^\d+,\d+$")]
-    private static partial Regex InputShapeRule();
-
-    [GeneratedRegex(@"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]
-    private static partial Regex ProjectIdRule();
-
-    [GeneratedRegex(@"^[a-z][a-z0-9-]{0,62}$")]
-    private static partial Regex InstanceIdRule();
-
-    // The manifest's own rule (^([0-9a-z_.-]*)$) plus non-empty: a bucket is required.
-    [GeneratedRegex(@"^[0-9a-z_.-]+$")]
-    private static partial Regex BucketRule();
-
-    [GeneratedRegex(@"^[\w-]+(\/[\w-]+)*$")]
-    private static partial Regex ImagePathRule();
-
-    [GeneratedRegex(@"^[a-z][a-z0-9]*-[a-z0-9-]+$")]
-    private static partial Regex MachineTypeRule();
 }

@@ -135,7 +135,7 @@ public sealed partial class DatapointSync(
             return;
         }
 
-        await vectorIndex.UpsertDatapointsAsync(index, [new IndexDatapoint(objectName, vector)], cancellationToken);
+        await vectorIndex.UpsertDatapointsAsync(index, [IndexDatapoint.ForImage(objectName, vector)], cancellationToken);
         await state.SaveDatapointRecordAsync(
             new DatapointRecord(objectName, DatapointRecord.Indexed, current.Md5Hash, current.Generation, null), cancellationToken);
         LogUpserted(logger, objectName);

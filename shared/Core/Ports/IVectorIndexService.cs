@@ -24,7 +24,22 @@ public interface IVectorIndexService
 
     Task RemoveDatapointsAsync(string index, IReadOnlyList<string> datapointIds, CancellationToken cancellationToken = default);
 
-    /// <summary>One result per query, in query order, neighbours nearest first.</summary>
+    /// <summary>
+    /// The stored datapoints of <paramref name="datapointIds"/> that the deployed index holds, vectors as stored
+    /// (normalised where the index normalises); an id it does not hold is left out, never an error.
+    /// </summary>
+    Task<IReadOnlyList<IndexDatapoint>> ReadDatapointsAsync(
+        string publicEndpointDomainName,
+        string indexEndpoint,
+        string deployedIndexId,
+        IReadOnlyList<string> datapointIds,
+        CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// One result per query, in query order, neighbours nearest first. A query with a <see cref="NeighborQuery.Folder"/>
+    /// is answered from the datapoints written with that folder among their <see cref="IndexDatapoint.Folders"/> only,
+    /// still <paramref name="neighborCount"/> of them when that many are there.
+    /// </summary>
     Task<IReadOnlyList<QueryNeighbors>> FindNeighborsAsync(
         string publicEndpointDomainName,
         string indexEndpoint,
@@ -75,9 +90,20 @@ public sealed record DeployedIndexSpec(
 
 public sealed record IndexEndpointInfo(string Name, string? PublicEndpointDomainName, IReadOnlyList<string> DeployedIndexIds);
 
-public sealed record IndexDatapoint(string DatapointId, float[] FeatureVector);
+/// <param name="Folders">
+/// The folders the datapoint is under, every ancestor (<see cref="Coordination.ImageFolders.Of"/>): what a query's
+/// <see cref="NeighborQuery.Folder"/> is matched against. Empty for an object at the top of the bucket.
+/// </param>
+public sealed record IndexDatapoint(string DatapointId, float[] FeatureVector, IReadOnlyList<string>? Folders = null)
+{
+    public IReadOnlyList<string> Folders { get; init; } = Folders ?? [];
 
-public sealed record NeighborQuery(string DatapointId, float[] FeatureVector);
+    /// <summary>The datapoint of a stored image: its object name as the id, written with every folder it is under.</summary>
+    public static IndexDatapoint ForImage(string objectName, float[] vector) => new(objectName, vector, Coordination.ImageFolders.Of(objectName));
+}
+
+/// <param name="Folder">Only datapoints under this folder (any depth) answer; null: the whole index.</param>
+public sealed record NeighborQuery(string DatapointId, float[] FeatureVector, string? Folder = null);
 
 /// <param name="Distance">As Vector Search reports it for the index's distance measure.</param>
 public sealed record Neighbor(string DatapointId, string? CrowdingAttribute, double Distance);

@@ -145,6 +145,30 @@ public static class FirestoreValues
         };
     }
 
+    /// <summary>The components of a vector value (<see cref="EncodeVector"/>'s shape); null when the value is not one.</summary>
+    public static float[]? DecodeVector(JsonElement value)
+    {
+        if (!value.TryGetProperty("mapValue", out var map) || !map.TryGetProperty("fields", out var fields)
+            || !fields.TryGetProperty("value", out var inner) || !inner.TryGetProperty("arrayValue", out var array))
+        {
+            return null;
+        }
+
+        if (!array.TryGetProperty("values", out var values) || values.ValueKind != JsonValueKind.Array)
+        {
+            return [];
+        }
+
+        var components = new float[values.GetArrayLength()];
+        var i = 0;
+        foreach (var component in values.EnumerateArray())
+        {
+            components[i++] = Convert.ToSingle(Decode(component), CultureInfo.InvariantCulture);
+        }
+
+        return components;
+    }
+
     /// <summary>A field path segment as Firestore wants it: plain when a simple identifier, else back-quoted.</summary>
     public static string QuoteFieldPath(string field)
     {

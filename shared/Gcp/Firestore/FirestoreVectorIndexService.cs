@@ -25,6 +25,9 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
 
     public const string EmbeddingField = "embedding";
 
+    /// <summary>Every folder the image is under (<see cref="IndexDatapoint.Folders"/>): a search under a folder prefilters on it.</summary>
+    public const string FoldersField = "folders";
+
     // Written by findNearest into each result; never stored.
     private const string DistanceField = "distance";
 
@@ -69,21 +72,33 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
     private string CollectionGroup => $"{adminBase}/{database}/collectionGroups/{paths.VectorCollectionId}/indexes";
 
     /// <summary>
-    /// Creates the vector index of the collection (flat, the given dimension). When it exists already (deploy.sh
-    /// creates it at install) the answer names it instead: done when READY, else pollable by its name.
+    /// Creates the vector indexes of the collection (flat, the given dimension): the plain one every search uses, and
+    /// the one with <see cref="FoldersField"/> as a prefix that a search under a folder needs. The answer is the plain
+    /// one's creation; when it exists already (deploy.sh makes both at install) the answer names it instead: done when
+    /// READY, else pollable by its name. A folder search before its index is READY fails with Firestore's FAILED_PRECONDITION.
     /// </summary>
     public async Task<LongRunningOperation> CreateIndexAsync(IndexDefinition definition, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(definition);
-        var body = new JsonObject
+        var plain = await CreateVectorIndexAsync(definition.Dimensions, withFolders: false, cancellationToken).ConfigureAwait(false);
+        await CreateVectorIndexAsync(definition.Dimensions, withFolders: true, cancellationToken).ConfigureAwait(false);
+        return plain;
+    }
+
+    private async Task<LongRunningOperation> CreateVectorIndexAsync(int dimensions, bool withFolders, CancellationToken cancellationToken)
+    {
+        var fields = new JsonArray();
+        if (withFolders)
         {
-            ["queryScope"] = "COLLECTION",
-            ["fields"] = new JsonArray(new JsonObject
-            {
-                ["fieldPath"] = EmbeddingField,
-                ["vectorConfig"] = new JsonObject { ["dimension"] = definition.Dimensions, ["flat"] = new JsonObject() },
-            }),
-        };
+            fields.Add(new JsonObject { ["fieldPath"] = FoldersField, ["arrayConfig"] = "CONTAINS" });
+        }
+
+        fields.Add(new JsonObject
+        {
+            ["fieldPath"] = EmbeddingField,
+            ["vectorConfig"] = new JsonObject { ["dimension"] = dimensions, ["flat"] = new JsonObject() },
+        });
+        var body = new JsonObject { ["queryScope"] = "COLLECTION", ["fields"] = fields };
         try
         {
             using var operation = await admin.SendJsonAsync<JsonDocument>(HttpMethod.Post, new Uri(CollectionGroup), body, cancellationToken)
@@ -92,8 +107,8 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
         }
         catch (ServiceException e) when (e.IsAlreadyExists)
         {
-            return await FindIndexAsync(definition.Dimensions, cancellationToken).ConfigureAwait(false)
-                ?? throw new InvalidOperationException($"Firestore reports the vector index of {paths.VectorCollectionId} exists, but no index of dimension {definition.Dimensions} is listed.", e);
+            return await FindIndexAsync(dimensions, withFolders, cancellationToken).ConfigureAwait(false)
+                ?? throw new InvalidOperationException($"Firestore reports the vector index of {paths.VectorCollectionId} exists, but no index of dimension {dimensions} is listed.", e);
         }
     }
 
@@ -118,6 +133,7 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
                 {
                     [PathField] = new JsonObject { ["stringValue"] = d.DatapointId },
                     [EmbeddingField] = FirestoreValues.EncodeVector(d.FeatureVector),
+                    [FoldersField] = FirestoreValues.Encode(d.Folders),
                 },
             },
         }), cancellationToken).ConfigureAwait(false);
@@ -144,6 +160,42 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
         ArgumentOutOfRangeException.ThrowIfGreaterThan(neighborCount, 1000);
         var answers = await Task.WhenAll(queries.Select(q => FindNearestAsync(q, neighborCount, cancellationToken))).ConfigureAwait(false);
         return answers;
+    }
+
+    /// <summary>One batchGet of the vector documents; a missing document is left out.</summary>
+    public async Task<IReadOnlyList<IndexDatapoint>> ReadDatapointsAsync(
+        string publicEndpointDomainName,
+        string indexEndpoint,
+        string deployedIndexId,
+        IReadOnlyList<string> datapointIds,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(datapointIds);
+        if (datapointIds.Count == 0)
+        {
+            return [];
+        }
+
+        var body = new JsonObject
+        {
+            ["documents"] = new JsonArray(datapointIds.Distinct(StringComparer.Ordinal).Select(id => (JsonNode)DocumentName(id)).ToArray()),
+            ["mask"] = new JsonObject { ["fieldPaths"] = new JsonArray(PathField, EmbeddingField, FoldersField) },
+        };
+        using var answer = await documents.SendJsonAsync<JsonDocument>(
+            HttpMethod.Post, new Uri($"{documentsBase}/{database}/documents:batchGet"), body, cancellationToken).ConfigureAwait(false);
+        var found = new List<IndexDatapoint>(datapointIds.Count);
+        foreach (var item in answer.RootElement.EnumerateArray())
+        {
+            if (item.TryGetProperty("found", out var document) && document.TryGetProperty("fields", out var fields)
+                && fields.TryGetProperty(PathField, out var path) && FirestoreValues.Decode(path) is string id
+                && fields.TryGetProperty(EmbeddingField, out var embedding) && FirestoreValues.DecodeVector(embedding) is { Length: > 0 } vector)
+            {
+                var folders = fields.TryGetProperty(FoldersField, out var f) && FirestoreValues.Decode(f) is object?[] list ? list.OfType<string>().ToArray() : [];
+                found.Add(new IndexDatapoint(id, vector, folders));
+            }
+        }
+
+        return found;
     }
 
     public Task<LongRunningOperation> CreateIndexEndpointAsync(string displayName, CancellationToken cancellationToken = default) =>
@@ -191,6 +243,20 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
                 },
             },
         };
+        if (query.Folder is { } folder)
+        {
+            // A prefilter: findNearest ranks only the documents under the folder, so the limit is still met.
+            body["structuredQuery"]!["where"] = new JsonObject
+            {
+                ["fieldFilter"] = new JsonObject
+                {
+                    ["field"] = new JsonObject { ["fieldPath"] = FoldersField },
+                    ["op"] = "ARRAY_CONTAINS",
+                    ["value"] = new JsonObject { ["stringValue"] = folder },
+                },
+            };
+        }
+
         var parent = paths.VectorCollection[..paths.VectorCollection.LastIndexOf('/')];
         using var answer = await documents.SendJsonAsync<JsonDocument>(
             HttpMethod.Post, new Uri($"{documentsBase}/{database}/documents/{parent}:runQuery"), body, cancellationToken).ConfigureAwait(false);
@@ -220,7 +286,7 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
         }
     }
 
-    private async Task<LongRunningOperation?> FindIndexAsync(int dimension, CancellationToken cancellationToken)
+    private async Task<LongRunningOperation?> FindIndexAsync(int dimension, bool withFolders, CancellationToken cancellationToken)
     {
         using var list = await admin.SendJsonAsync<JsonDocument>(HttpMethod.Get, new Uri(CollectionGroup), null, cancellationToken).ConfigureAwait(false);
         if (!list.RootElement.TryGetProperty("indexes", out var indexes))
@@ -231,7 +297,8 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
         foreach (var index in indexes.EnumerateArray())
         {
             var fields = index.TryGetProperty("fields", out var f) ? f.EnumerateArray() : default;
-            if (fields.Any(field => field.TryGetProperty("fieldPath", out var p) && p.GetString() == EmbeddingField
+            if (fields.Any(field => field.TryGetProperty("fieldPath", out var p) && p.GetString() == FoldersField) == withFolders
+                && fields.Any(field => field.TryGetProperty("fieldPath", out var p) && p.GetString() == EmbeddingField
                 && field.TryGetProperty("vectorConfig", out var v) && v.TryGetProperty("dimension", out var n) && n.GetInt32() == dimension))
             {
                 return IndexAsOperation(index);

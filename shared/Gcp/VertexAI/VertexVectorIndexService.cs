@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using ReverseImageSearch.Core.Configuration;
+using ReverseImageSearch.Core.Coordination;
 using ReverseImageSearch.Core.Ports;
 using ReverseImageSearch.Gcp.Http;
 
@@ -171,7 +172,7 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
         var url = Url(Resource(index) + ":upsertDatapoints");
         foreach (var batch in datapoints.Chunk(Math.Max(1, options.UpsertBatchSize)))
         {
-            var body = new UpsertRequest(batch.Select(d => new DatapointBody(d.DatapointId, d.FeatureVector)).ToArray());
+            var body = new UpsertRequest(batch.Select(d => new DatapointBody(d.DatapointId, d.FeatureVector, FolderRestricts(d.Folders))).ToArray());
             await client.SendJsonAsync(HttpMethod.Post, url, body, cancellationToken).ConfigureAwait(false);
         }
     }
@@ -194,20 +195,12 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
         int neighborCount,
         CancellationToken cancellationToken = default)
     {
-        ArgumentException.ThrowIfNullOrEmpty(publicEndpointDomainName);
         ArgumentNullException.ThrowIfNull(queries);
-        if (!GcpEndpoints.IsVectorSearchDomain(publicEndpointDomainName))
-        {
-            // The domain is read from the metadata document: whoever can write it must not receive our token.
-            throw new ServiceException(400, "FAILED_PRECONDITION",
-                $"The metadata document names the query host '{publicEndpointDomainName}', which is not a Vector Search endpoint domain "
-                + $"(*{GcpEndpoints.VectorSearchDomainSuffix}); no request was sent. Re-deploy the index or correct publicEndpointDomainName.");
-        }
-
         var body = new FindNeighborsRequest(
             deployedIndexId,
-            queries.Select(q => new FindNeighborsQuery(new DatapointBody(q.DatapointId, q.FeatureVector), neighborCount)).ToArray());
-        var url = new Uri($"{endpoints.PublicEndpointBaseFor(publicEndpointDomainName).ToString().TrimEnd('/')}/{Resource(indexEndpoint)}:findNeighbors");
+            queries.Select(q => new FindNeighborsQuery(
+                new DatapointBody(q.DatapointId, q.FeatureVector, q.Folder is { } folder ? FolderRestricts([folder]) : null), neighborCount)).ToArray());
+        var url = QueryUrl(publicEndpointDomainName, indexEndpoint, "findNeighbors");
         var answer = await client.SendJsonAsync<FindNeighborsResponse>(HttpMethod.Post, url, body, cancellationToken).ConfigureAwait(false);
         return (answer.NearestNeighbors ?? [])
             .Select(n => new QueryNeighbors(
@@ -217,6 +210,47 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
                     .ToArray()))
             .ToArray();
     }
+
+    /// <summary>readIndexDatapoints on the deployed index's public endpoint; Vertex AI leaves out the ids it does not hold.</summary>
+    public async Task<IReadOnlyList<IndexDatapoint>> ReadDatapointsAsync(
+        string publicEndpointDomainName,
+        string indexEndpoint,
+        string deployedIndexId,
+        IReadOnlyList<string> datapointIds,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(datapointIds);
+        var url = QueryUrl(publicEndpointDomainName, indexEndpoint, "readIndexDatapoints");
+        var answer = await client.SendJsonAsync<ReadDatapointsResponse>(HttpMethod.Post, url, new ReadDatapointsRequest(deployedIndexId, datapointIds), cancellationToken)
+            .ConfigureAwait(false);
+        var wanted = datapointIds.ToHashSet(StringComparer.Ordinal);
+        return (answer.Datapoints ?? [])
+            .Where(d => d.DatapointId is { } id && wanted.Contains(id) && d.FeatureVector is { Length: > 0 })
+            .Select(d => new IndexDatapoint(
+                d.DatapointId!,
+                d.FeatureVector!,
+                (d.Restricts ?? []).Where(r => r.Namespace == ImageFolders.TokenNamespace).SelectMany(r => r.AllowList ?? []).ToArray()))
+            .ToArray();
+    }
+
+    /// <summary>A query call on the deployed index's public endpoint, whose domain is checked before any token goes there.</summary>
+    private Uri QueryUrl(string publicEndpointDomainName, string indexEndpoint, string method)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(publicEndpointDomainName);
+        if (!GcpEndpoints.IsVectorSearchDomain(publicEndpointDomainName))
+        {
+            // The domain is read from the metadata document: whoever can write it must not receive our token.
+            throw new ServiceException(400, "FAILED_PRECONDITION",
+                $"The metadata document names the query host '{publicEndpointDomainName}', which is not a Vector Search endpoint domain "
+                + $"(*{GcpEndpoints.VectorSearchDomainSuffix}); no request was sent. Re-deploy the index or correct publicEndpointDomainName.");
+        }
+
+        return new Uri($"{endpoints.PublicEndpointBaseFor(publicEndpointDomainName).ToString().TrimEnd('/')}/{Resource(indexEndpoint)}:{method}");
+    }
+
+    /// <summary>The folder tokens as a restrict of the folder namespace; none at all for an object at the top of the bucket.</summary>
+    private static RestrictBody[]? FolderRestricts(IReadOnlyList<string> folders) =>
+        folders.Count == 0 ? null : [new RestrictBody(ImageFolders.TokenNamespace, folders.ToArray())];
 
     public Task<LongRunningOperation> UndeployIndexAsync(string indexEndpoint, string deployedIndexId, CancellationToken cancellationToken = default) =>
         OperationCallAsync(HttpMethod.Post, Resource(indexEndpoint) + ":undeployIndex", new JsonObject { ["deployedIndexId"] = deployedIndexId }, cancellationToken);
@@ -262,7 +296,17 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
 
     private sealed record DeployedIndexResource(string? Id);
 
-    private sealed record DatapointBody(string DatapointId, float[] FeatureVector);
+    private sealed record DatapointBody(string DatapointId, float[] FeatureVector, RestrictBody[]? Restricts = null);
+
+    private sealed record RestrictBody(string Namespace, string[] AllowList);
+
+    private sealed record ReadDatapointsRequest(string DeployedIndexId, IReadOnlyList<string> Ids);
+
+    private sealed record ReadDatapointsResponse(List<ReadDatapoint>? Datapoints);
+
+    private sealed record ReadDatapoint(string? DatapointId, float[]? FeatureVector, List<ReadRestrict>? Restricts);
+
+    private sealed record ReadRestrict(string? Namespace, List<string>? AllowList);
 
     private sealed record UpsertRequest(DatapointBody[] Datapoints);
 

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Numerics.Tensors;
 using Microsoft.Extensions.Logging;
 using ReverseImageSearch.Core.Configuration;
+using ReverseImageSearch.Core.Coordination;
 using ReverseImageSearch.Core.Ports;
 
 namespace ReverseImageSearch.Local.VectorIndex;
@@ -285,8 +286,45 @@ public sealed class InProcessVectorIndex : IDisposable
 
     public IReadOnlyList<VectorMatch> Search(float[] query, int neighborCount) => SearchBatch([query], neighborCount)[0];
 
-    /// <summary>The <paramref name="neighborCount"/> nearest vectors of each query, nearest first, in query order.</summary>
-    public IReadOnlyList<IReadOnlyList<VectorMatch>> SearchBatch(IReadOnlyList<float[]> queries, int neighborCount)
+    /// <summary>
+    /// The port's queries: each answered as <see cref="SearchBatch"/> does, a query with a folder from the datapoints
+    /// under it only. A datapoint's folders are those of its id, which is the object name (<see cref="IndexDatapoint.ForImage"/>),
+    /// so vectors stored before folders were written are found under their folders too.
+    /// </summary>
+    public IReadOnlyList<IReadOnlyList<VectorMatch>> Search(IReadOnlyList<NeighborQuery> queries, int neighborCount)
+    {
+        ArgumentNullException.ThrowIfNull(queries);
+        var results = new IReadOnlyList<VectorMatch>[queries.Count];
+        foreach (var group in queries.Select((query, i) => (Query: query, Index: i)).GroupBy(q => q.Query.Folder))
+        {
+            var folder = group.Key;
+            var matches = SearchBatch(
+                group.Select(q => q.Query.FeatureVector).ToList(), neighborCount, folder is null ? null : id => ImageFolders.Contains(folder, id));
+            var i = 0;
+            foreach (var (_, index) in group)
+            {
+                results[index] = matches[i++];
+            }
+        }
+
+        return results;
+    }
+
+    /// <summary>The stored datapoints of <paramref name="ids"/> (vectors as stored, folders of their ids); an unknown id is left out.</summary>
+    public IReadOnlyList<IndexDatapoint> Read(IReadOnlyList<string> ids)
+    {
+        ArgumentNullException.ThrowIfNull(ids);
+        return ids.Distinct(StringComparer.Ordinal)
+            .Select(id => GetVector(id) is { } vector ? IndexDatapoint.ForImage(id, vector) : null)
+            .OfType<IndexDatapoint>()
+            .ToArray();
+    }
+
+    /// <summary>
+    /// The <paramref name="neighborCount"/> nearest vectors of each query, nearest first, in query order; with
+    /// <paramref name="include"/>, among the ids it accepts only (a scan of those rows, still exact).
+    /// </summary>
+    public IReadOnlyList<IReadOnlyList<VectorMatch>> SearchBatch(IReadOnlyList<float[]> queries, int neighborCount, Func<string, bool>? include = null)
     {
         ArgumentNullException.ThrowIfNull(queries);
         ArgumentOutOfRangeException.ThrowIfNegative(neighborCount);
@@ -294,6 +332,19 @@ public sealed class InProcessVectorIndex : IDisposable
         _lock.EnterReadLock();
         try
         {
+            if (include is not null)
+            {
+                // The int8 paths bound or rank every row; a subset is scanned in float32, which is exact.
+                return Measure switch
+                {
+                    DistanceMeasure.SquaredL2 => SearchAll<SquaredL2Scorer>(prepared, neighborCount, include),
+                    DistanceMeasure.L1 => SearchAll<L1Scorer>(prepared, neighborCount, include),
+                    DistanceMeasure.Cosine => SearchAll<CosineScorer>(prepared, neighborCount, include),
+                    DistanceMeasure.DotProduct => SearchAll<DotProductScorer>(prepared, neighborCount, include),
+                    _ => throw new InvalidOperationException($"Unknown distance measure {Measure}."),
+                };
+            }
+
             if (_quantized is not null)
             {
                 return SearchQuantized(prepared, neighborCount);
@@ -447,7 +498,7 @@ public sealed class InProcessVectorIndex : IDisposable
                 : matches;
         }).ToArray();
 
-    private IReadOnlyList<VectorMatch>[] SearchAll<TScorer>(float[][] queries, int neighborCount)
+    private IReadOnlyList<VectorMatch>[] SearchAll<TScorer>(float[][] queries, int neighborCount, Func<string, bool>? include = null)
         where TScorer : struct, IDistanceScorer
     {
         var k = Math.Min(neighborCount, _count);
@@ -476,6 +527,11 @@ public sealed class InProcessVectorIndex : IDisposable
             // Rows outer, queries inner: each row is read from memory once for the whole batch.
             for (var row = first; row < end; row++)
             {
+                if (include is not null && !include(_idOfRow[row]))
+                {
+                    continue;
+                }
+
                 var vector = slab.Slice(row * Dimensions, Dimensions);
                 var rowNorm = _norms[row];
                 for (var q = 0; q < queries.Length; q++)

@@ -95,10 +95,27 @@ public sealed class LocalCollectionVectorIndex : IVectorIndexService, IDisposabl
 
         IReadOnlyList<QueryNeighbors> results = current is null
             ? queries.Select(q => new QueryNeighbors(q.DatapointId, [])).ToList()
-            : current.SearchBatch(queries.Select(q => q.FeatureVector).ToList(), neighborCount)
+            : current.Search(queries, neighborCount)
                 .Select((matches, i) => new QueryNeighbors(queries[i].DatapointId, matches.Select(m => new Neighbor(m.Id, null, m.Distance)).ToList()))
                 .ToList();
         return Task.FromResult(results);
+    }
+
+    public Task<IReadOnlyList<IndexDatapoint>> ReadDatapointsAsync(
+        string publicEndpointDomainName,
+        string indexEndpoint,
+        string deployedIndexId,
+        IReadOnlyList<string> datapointIds,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(datapointIds);
+        InProcessVectorIndex? current;
+        lock (gate)
+        {
+            current = vectors;
+        }
+
+        return Task.FromResult(current?.Read(datapointIds) ?? []);
     }
 
     public Task<LongRunningOperation> CreateIndexEndpointAsync(string displayName, CancellationToken cancellationToken = default) => throw NoEndpoint();

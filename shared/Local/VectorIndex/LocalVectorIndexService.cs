@@ -210,19 +210,11 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
             throw InvalidArgument($"neighborCount must be positive, not {neighborCount}.");
         }
 
-        InProcessVectorIndex vectors;
-        lock (_gate)
-        {
-            var endpoint = FindEndpoint(indexEndpoint);
-            var deployment = endpoint.Deployments.FirstOrDefault(d => d.DeployedIndexId == deployedIndexId && d.Ready)
-                ?? throw NotFound($"Deployed index {deployedIndexId} is not deployed to {indexEndpoint}.");
-            vectors = _openIndexes[deployment.Index];
-        }
-
+        var vectors = DeployedIndex(indexEndpoint, deployedIndexId);
         IReadOnlyList<IReadOnlyList<VectorMatch>> matches;
         try
         {
-            matches = vectors.SearchBatch(queries.Select(query => query.FeatureVector).ToList(), neighborCount);
+            matches = vectors.Search(queries, neighborCount);
         }
         catch (ArgumentException e)
         {
@@ -234,6 +226,14 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
             .ToList();
         return Task.FromResult(results);
     }
+
+    public Task<IReadOnlyList<IndexDatapoint>> ReadDatapointsAsync(
+        string publicEndpointDomainName,
+        string indexEndpoint,
+        string deployedIndexId,
+        IReadOnlyList<string> datapointIds,
+        CancellationToken cancellationToken = default) =>
+        Task.FromResult(DeployedIndex(indexEndpoint, deployedIndexId).Read(datapointIds));
 
     public Task<LongRunningOperation> UndeployIndexAsync(string indexEndpoint, string deployedIndexId, CancellationToken cancellationToken = default)
     {
@@ -581,6 +581,17 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
             return record.State == IndexState.Ready
                 ? _openIndexes[index]
                 : throw FailedPrecondition($"Index {index} is still being created.");
+        }
+    }
+
+    private InProcessVectorIndex DeployedIndex(string indexEndpoint, string deployedIndexId)
+    {
+        lock (_gate)
+        {
+            var endpoint = FindEndpoint(indexEndpoint);
+            var deployment = endpoint.Deployments.FirstOrDefault(d => d.DeployedIndexId == deployedIndexId && d.Ready)
+                ?? throw NotFound($"Deployed index {deployedIndexId} is not deployed to {indexEndpoint}.");
+            return _openIndexes[deployment.Index];
         }
     }
 

@@ -33,15 +33,20 @@ public sealed class FirestoreBackendPlanTests
         var result = await PlanAsync("--env-file", DeployScript.SampleEnv, "--dry-run");
         var plan = result.Plan;
 
-        var create = plan.Single(c => c.Is("gcloud", "firestore", "indexes", "composite", "create"));
+        var creates = plan.Where(c => c.Is("gcloud", "firestore", "indexes", "composite", "create")).ToArray();
+        Assert.That(creates, Has.Length.EqualTo(2), "the plain vector index and the one a search within a folder needs");
+        var create = creates[0];
+        const string VectorField = """field-path=embedding,vector-config={"dimension":"1280","flat":"{}"}""";
         Assert.Multiple(() =>
         {
-            Assert.That(create.Value("--collection-group"), Is.EqualTo(Collection));
-            Assert.That(create.Value("--query-scope"), Is.EqualTo("collection"));
-            Assert.That(create.Value("--field-config"), Is.EqualTo("""field-path=embedding,vector-config={"dimension":"1280","flat":"{}"}"""));
-            Assert.That(create.Value("--database"), Is.EqualTo("(default)"));
-            Assert.That(create.Value("--project"), Is.EqualTo(Project));
-            Assert.That(create.Has("--async"), Is.False, "the creation is awaited");
+            Assert.That(creates.Select(c => c.Value("--collection-group")), Has.All.EqualTo(Collection));
+            Assert.That(creates.Select(c => c.Value("--query-scope")), Has.All.EqualTo("collection"));
+            Assert.That(create.Value("--field-config"), Is.EqualTo(VectorField));
+            Assert.That(creates[1].Values("--field-config"), Is.EqualTo(new[] { "field-path=folders,array-config=contains", VectorField }),
+                "the folders prefilter field, then the vector (the Firestore adapter's folder search)");
+            Assert.That(creates.Select(c => c.Value("--database")), Has.All.EqualTo("(default)"));
+            Assert.That(creates.Select(c => c.Value("--project")), Has.All.EqualTo(Project));
+            Assert.That(creates.Where(c => c.Has("--async")), Is.Empty, "the creations are awaited");
         });
 
         var firstDeploy = plan.ToList().FindIndex(c => c.Is("gcloud", "functions", "deploy"));
@@ -78,8 +83,8 @@ public sealed class FirestoreBackendPlanTests
             ["MODEL_URL"] = "https://example.com/model.onnx",
             ["VECTOR_DIMENSION"] = "512",
         }));
-        var create = (await PlanAsync("--env-file", env, "--dry-run")).Plan.Single(c => c.Is("gcloud", "firestore", "indexes", "composite", "create"));
-        Assert.That(create.Value("--field-config"), Does.Contain("\"dimension\":\"512\""));
+        var creates = (await PlanAsync("--env-file", env, "--dry-run")).Plan.Where(c => c.Is("gcloud", "firestore", "indexes", "composite", "create")).ToArray();
+        Assert.That(creates.Select(c => c.Values("--field-config").Last()).ToArray(), Has.Length.EqualTo(2).And.All.Contain("\"dimension\":\"512\""));
 
         var unknown = temp.Write("unknown.env", DeployScript.SampleWith(new Dictionary<string, string?> { ["MODEL_URL"] = "https://example.com/model.onnx" }));
         var result = await PlanAsync("--env-file", unknown, "--dry-run");

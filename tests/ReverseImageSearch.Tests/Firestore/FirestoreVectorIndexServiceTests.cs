@@ -168,8 +168,45 @@ public sealed class FirestoreVectorIndexServiceTests
         Assert.That(server.RequestsOf(RunQueryMethod), Has.Count.EqualTo(2), "one findNearest per query image");
     }
 
+    // The emulator runs the prefilter as Firestore does; it needs no index (the composite index is deploy.sh's, tested there).
     [Test]
-    public async Task CreatingTheIndexAsksForAFlatVectorIndexOfTheDimensionAndWaitsForIt()
+    public async Task AFolderSearchPrefiltersOnTheFoldersAndStillAnswersAsManyAsAsked()
+    {
+        var service = Build();
+        var random = new Random(5);
+        var datapoints = Enumerable.Range(0, 60)
+            .Select(i => IndexDatapoint.ForImage(i % 3 == 0 ? $"shop/dresses/{i}.jpg" : i % 3 == 1 ? $"shop/dresses/red/{i}.jpg" : $"other/{i}.jpg", RandomVector(random, 8)))
+            .Append(IndexDatapoint.ForImage("shop/dressesx.jpg", RandomVector(random, 8)))
+            .ToArray();
+        await service.UpsertDatapointsAsync(Collection, datapoints);
+        var query = RandomVector(random, 8);
+        await service.UpsertDatapointsAsync(Collection, [IndexDatapoint.ForImage("other/nearest.jpg", query)]);
+
+        var answers = await service.FindNeighborsAsync("", "", "", [new NeighborQuery("q", query, "shop/dresses"), new NeighborQuery("all", query)], 15);
+
+        var expected = datapoints.Where(d => d.DatapointId.StartsWith("shop/dresses/", StringComparison.Ordinal))
+            .OrderByDescending(d => d.FeatureVector.Zip(query, (a, b) => (double)a * b).Sum())
+            .Take(15)
+            .Select(d => d.DatapointId);
+        Assert.That(answers[0].Neighbors.Select(n => n.DatapointId), Is.EqualTo(expected));
+        Assert.That(answers[1].Neighbors[0].DatapointId, Is.EqualTo("other/nearest.jpg"));
+        Assert.That(server.RequestsOf(RunQueryMethod).Count(r => r.Json.GetProperty("structuredQuery").TryGetProperty("where", out _)), Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task ReadingStoredVectorsGivesThemBackWithTheirFoldersAndLeavesOutMissingOnes()
+    {
+        var service = Build();
+        await service.UpsertDatapointsAsync(Collection, [IndexDatapoint.ForImage("a/b c/x%2F.jpg", [0.25f, -1, 3]), IndexDatapoint.ForImage("top.jpg", [1, 0, 0])]);
+
+        var read = await service.ReadDatapointsAsync("", "", "", ["a/b c/x%2F.jpg", "missing/y.jpg", "top.jpg"]);
+
+        Assert.That(read.Select(d => (d.DatapointId, string.Join(",", d.FeatureVector), string.Join("|", d.Folders))),
+            Is.EquivalentTo(new[] { ("a/b c/x%2F.jpg", "0.25,-1,3", "a|a/b c"), ("top.jpg", "1,0,0", "") }));
+    }
+
+    [Test]
+    public async Task CreatingTheIndexAsksForFlatVectorIndexesOfTheDimensionPlainAndByFolderAndWaitsForThePlainOne()
     {
         var service = Build();
         var index = $"projects/{Project}/databases/(default)/collectionGroups/vectors-ris/indexes/CICAgOjXh4EK";
@@ -180,17 +217,22 @@ public sealed class FirestoreVectorIndexServiceTests
         var started = await service.CreateIndexAsync(new IndexDefinition("ext-ris-index", "", 1280, 100, "DOT_PRODUCT_DISTANCE", "NONE", "", ""));
         var done = await service.GetOperationAsync(started.Name);
 
-        var body = server.RequestsOf(CreateIndexMethod).Single().Json;
+        var creates = server.RequestsOf(CreateIndexMethod);
+        var body = creates[0].Json;
         Assert.Multiple(() =>
         {
             Assert.That(started.Done, Is.False);
             Assert.That(done.Done, Is.True);
             Assert.That(done.ResponseResourceName, Is.EqualTo(index));
-            Assert.That(server.RequestsOf(CreateIndexMethod).Single().RawPath, Does.EndWith("/collectionGroups/vectors-ris/indexes"));
+            Assert.That(creates, Has.Count.EqualTo(2));
+            Assert.That(creates.Select(c => c.RawPath), Has.All.EndWith("/collectionGroups/vectors-ris/indexes"));
             Assert.That(body.GetProperty("queryScope").GetString(), Is.EqualTo("COLLECTION"));
-            var field = body.GetProperty("fields")[0];
+            var field = body.GetProperty("fields").EnumerateArray().Single();
             Assert.That(field.GetProperty("fieldPath").GetString(), Is.EqualTo("embedding"));
             Assert.That(field.GetProperty("vectorConfig").GetProperty("dimension").GetInt32(), Is.EqualTo(1280));
+            // The folder search's prefilter needs the folders field ahead of the vector in an index of its own.
+            Assert.That(creates[1].Json.GetProperty("fields").GetRawText(), Is.EqualTo(
+                """[{"fieldPath":"folders","arrayConfig":"CONTAINS"},{"fieldPath":"embedding","vectorConfig":{"dimension":1280,"flat":{}}}]"""));
         });
     }
 
@@ -205,6 +247,7 @@ public sealed class FirestoreVectorIndexServiceTests
             indexes = new object[]
             {
                 new { name = index + "x", state = "READY", fields = new object[] { new { fieldPath = "embedding", vectorConfig = new { dimension = 512, flat = new { } } } } },
+                new { name = index + "f", state = "READY", fields = new object[] { new { fieldPath = "folders", arrayConfig = "CONTAINS" }, new { fieldPath = "embedding", vectorConfig = new { dimension = 1280, flat = new { } } } } },
                 new { name = index, state = "READY", fields = new object[] { new { fieldPath = "embedding", vectorConfig = new { dimension = 1280, flat = new { } } } } },
             },
         }));

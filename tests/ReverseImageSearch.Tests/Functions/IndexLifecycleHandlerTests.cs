@@ -117,6 +117,8 @@ public class IndexLifecycleHandlerTests
 
         public Task RemoveDatapointsAsync(string index, IReadOnlyList<string> datapointIds, CancellationToken cancellationToken = default) => throw failure;
 
+        public Task<IReadOnlyList<IndexDatapoint>> ReadDatapointsAsync(string publicEndpointDomainName, string indexEndpoint, string deployedIndexId, IReadOnlyList<string> datapointIds, CancellationToken cancellationToken = default) => throw failure;
+
         public Task<IReadOnlyList<QueryNeighbors>> FindNeighborsAsync(string publicEndpointDomainName, string indexEndpoint, string deployedIndexId, IReadOnlyList<NeighborQuery> queries, int neighborCount, CancellationToken cancellationToken = default) => throw failure;
 
         public Task<LongRunningOperation> UndeployIndexAsync(string indexEndpoint, string deployedIndexId, CancellationToken cancellationToken = default) => throw failure;

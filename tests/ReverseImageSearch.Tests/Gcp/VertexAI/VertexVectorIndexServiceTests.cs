@@ -260,6 +260,54 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
     }
 
     [Test]
+    public async Task AnImageIsWrittenWithEveryFolderItIsUnderAsRestrictTokens()
+    {
+        Server.Handle("aiplatform.projects.locations.indexes.upsertDatapoints", _ => Reply.Ok("{}"));
+        await vertex.UpsertDatapointsAsync(Index, [IndexDatapoint.ForImage("shop/dresses/red.jpg", [1f]), IndexDatapoint.ForImage("top.jpg", [2f])]);
+
+        var body = Server.RequestsOf("aiplatform.projects.locations.indexes.upsertDatapoints").Single().Json;
+        Assert.That(body.GetRawText(), Is.EqualTo(
+            """{"datapoints":[{"datapointId":"shop/dresses/red.jpg","featureVector":[1],"restricts":[{"namespace":"folder","allowList":["shop","shop/dresses"]}]},{"datapointId":"top.jpg","featureVector":[2]}]}"""));
+    }
+
+    [Test]
+    public async Task AFolderSearchSendsTheFolderAsTheQuerysAllowList()
+    {
+        Server.Handle("aiplatform.projects.locations.indexEndpoints.findNeighbors", _ => Reply.Ok("""{"nearestNeighbors":[{"id":"q0"},{"id":"q1"}]}"""));
+        await vertex.FindNeighborsAsync("1.us-central1-2.vdb.vertexai.goog", Endpoint, "ext_ris_index",
+            [new NeighborQuery("q0", [1f], "shop/dresses"), new NeighborQuery("q1", [0f])], 3);
+
+        var request = Server.RequestsOf("aiplatform.projects.locations.indexEndpoints.findNeighbors").Single();
+        Assert.That(request.Json.GetProperty("queries").GetRawText(), Is.EqualTo(
+            """[{"datapoint":{"datapointId":"q0","featureVector":[1],"restricts":[{"namespace":"folder","allowList":["shop/dresses"]}]},"neighborCount":3},{"datapoint":{"datapointId":"q1","featureVector":[0]},"neighborCount":3}]"""));
+    }
+
+    [Test]
+    public async Task ReadDatapointsAsksTheDeployedIndexAndLeavesOutWhatItDoesNotHold()
+    {
+        Server.Handle("aiplatform.projects.locations.indexEndpoints.readIndexDatapoints", _ => Reply.Ok("""
+            {"datapoints":[
+              {"datapointId":"a/b.jpg","featureVector":[0.5,-1],"restricts":[{"namespace":"folder","allowList":["a"]},{"namespace":"other","allowList":["x"]}]},
+              {"datapointId":"c.jpg","featureVector":[1,0]}]}
+            """));
+        var read = await vertex.ReadDatapointsAsync("1.us-central1-2.vdb.vertexai.goog", Endpoint, "ext_ris_index", ["a/b.jpg", "c.jpg", "gone.jpg"]);
+
+        var request = Server.RequestsOf("aiplatform.projects.locations.indexEndpoints.readIndexDatapoints").Single();
+        Assert.That(request.RawPath, Is.EqualTo($"/v1/{Endpoint}:readIndexDatapoints"));
+        Assert.That(request.Json.GetRawText(), Is.EqualTo("""{"deployedIndexId":"ext_ris_index","ids":["a/b.jpg","c.jpg","gone.jpg"]}"""));
+        Assert.That(read.Select(d => (d.DatapointId, string.Join(",", d.FeatureVector), string.Join(",", d.Folders))),
+            Is.EqualTo(new[] { ("a/b.jpg", "0.5,-1", "a"), ("c.jpg", "1,0", "") }));
+    }
+
+    [Test]
+    public void ReadDatapointsSendsNoTokenToAHostThatIsNotVectorSearch()
+    {
+        var e = Assert.ThrowsAsync<ServiceException>(() => vertex.ReadDatapointsAsync("attacker.example", Endpoint, "ext_ris_index", ["a.jpg"]));
+        Assert.That(e!.Status, Is.EqualTo("FAILED_PRECONDITION"));
+        Assert.That(Server.Requests, Is.Empty);
+    }
+
+    [Test]
     public async Task UndeployAndDeleteEndpointAndIndex()
     {
         Server.Handle("aiplatform.projects.locations.indexEndpoints.undeployIndex", _ => Reply.Ok(Op));

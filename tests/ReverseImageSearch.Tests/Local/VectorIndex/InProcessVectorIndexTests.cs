@@ -208,6 +208,57 @@ public class InProcessVectorIndexTests
         Assert.Throws<InvalidDataException>(() => InProcessVectorIndex.Open(temp.Path, 3, DistanceMeasure.L1, false, NullLogger.Instance).Dispose());
     }
 
+    // Every search mode, on a size and dimension where the int8 paths are taken without a folder: a folder search
+    // answers the nearest among the folder's images only, as many as asked for, whatever is nearer elsewhere.
+    [TestCase(VectorSearchMode.Exact, DistanceMeasure.DotProduct)]
+    [TestCase(VectorSearchMode.Quantized, DistanceMeasure.Cosine)]
+    [TestCase(VectorSearchMode.Float32Scan, DistanceMeasure.SquaredL2)]
+    public void AFolderSearchAnswersTheNearestUnderTheFolderOnly(VectorSearchMode mode, DistanceMeasure measure)
+    {
+        const int dimensions = 64;
+        var random = new Random(11);
+        string[] folders = ["shop/dresses", "shop/dresses/red", "shop/shoes", "other"];
+        var stored = Enumerable.Range(0, 3000)
+            .Select(i => IndexDatapoint.ForImage($"{folders[i % folders.Length]}/{i}.jpg", RandomVector(random, dimensions)))
+            .Append(IndexDatapoint.ForImage("shop/dresses.jpg", RandomVector(random, dimensions)))
+            .Append(IndexDatapoint.ForImage("shop/dressesx/1.jpg", RandomVector(random, dimensions)))
+            .ToList();
+        using var index = new InProcessVectorIndex(dimensions, measure, normalizeToUnitLength: measure == DistanceMeasure.Cosine, searchMode: mode);
+        index.Upsert(stored);
+        var query = RandomVector(random, dimensions);
+        // The whole index's nearest is put outside the folder: a filter applied after the search would lose a place.
+        index.Upsert("other/nearest.jpg", query);
+
+        var answers = index.Search([new NeighborQuery("q", query, "shop/dresses"), new NeighborQuery("all", query)], 25);
+
+        Func<float[], double> distance = measure switch
+        {
+            DistanceMeasure.SquaredL2 => v => SquaredL2(query, v),
+            DistanceMeasure.Cosine => v => CosineDistance(query, v),
+            _ => v => -Dot(query, v),
+        };
+        var expected = stored
+            .Where(d => d.DatapointId.StartsWith("shop/dresses/", StringComparison.Ordinal))
+            .OrderBy(d => distance(d.FeatureVector))
+            .Take(25)
+            .Select(d => d.DatapointId);
+        Assert.That(answers[0].Select(m => m.Id), Is.EqualTo(expected), "the 25 nearest of shop/dresses and shop/dresses/red, exactly");
+        Assert.That(answers[1][0].Id, Is.EqualTo("other/nearest.jpg"), "the query without a folder still searches everything");
+    }
+
+    [Test]
+    public void ReadGivesTheStoredVectorWithTheFoldersOfItsIdAndLeavesOutUnknownIds()
+    {
+        using var index = new InProcessVectorIndex(3, DistanceMeasure.Cosine, normalizeToUnitLength: true);
+        index.Upsert("a/b/c.jpg", [3, 0, 4]);
+
+        var read = index.Read(["a/b/c.jpg", "missing.jpg", "a/b/c.jpg"]);
+
+        Assert.That(read, Has.Count.EqualTo(1));
+        Assert.That(read[0].FeatureVector, Is.EqualTo(new[] { 0.6f, 0, 0.8f }), "as stored: normalised");
+        Assert.That(read[0].Folders, Is.EqualTo(new[] { "a", "a/b" }));
+    }
+
     private static float[] RandomVector(Random random, int dimensions = Dimensions) =>
         Enumerable.Range(0, dimensions).Select(_ => (float)((random.NextDouble() * 2) - 1)).ToArray();
 }

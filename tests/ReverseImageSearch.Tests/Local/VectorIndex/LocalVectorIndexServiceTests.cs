@@ -127,6 +127,22 @@ public class LocalVectorIndexServiceTests
     }
 
     [Test]
+    public async Task TheDeployedIndexAnswersFolderSearchesAndReadsStoredVectors()
+    {
+        await WriteDatapointsAsync("datapoints/1.json", ("a/x.jpg", [1, 0, 0]), ("a/b/y.jpg", [0, 1, 0]), ("c/z.jpg", [0.99f, 0.01f, 0]));
+        await using var service = NewService();
+        var (_, endpoint) = await DeployAsync(service);
+
+        var results = await service.FindNeighborsAsync("localhost", endpoint, DeployedId, [new("q", [1, 0, 0], "a"), new("q2", [1, 0, 0], "a/b")], 5);
+        var read = await service.ReadDatapointsAsync("localhost", endpoint, DeployedId, ["a/b/y.jpg", "nope.jpg"]);
+
+        Assert.That(results[0].Neighbors.Select(n => n.DatapointId), Is.EqualTo(new[] { "a/x.jpg", "a/b/y.jpg" }));
+        Assert.That(results[1].Neighbors.Select(n => n.DatapointId), Is.EqualTo(new[] { "a/b/y.jpg" }));
+        Assert.That(read.Select(d => (d.DatapointId, string.Join(",", d.FeatureVector))), Is.EqualTo(new[] { ("a/b/y.jpg", "0,1,0") }));
+        Assert.That(Assert.ThrowsAsync<ServiceException>(() => service.ReadDatapointsAsync("localhost", endpoint, "not_deployed", ["a/x.jpg"]))!.IsNotFound, Is.True);
+    }
+
+    [Test]
     public async Task FindNeighboursReturnsTheStoredVectorFirstAndSeesUpsertsAndRemovals()
     {
         await WriteDatapointsAsync("datapoints/1.json", ("a.jpg", [1, 0, 0]), ("b.jpg", [0.9f, 0.1f, 0]), ("c.jpg", [0, 0, 1]));
