@@ -79,6 +79,24 @@ public static class ArgumentRules
         return value;
     }
 
+    /// <summary>Web page origins (scheme://host[:port], http or https, no path), each as a browser sends it in Origin.</summary>
+    public static string[] WebOrigins(ArgumentResult result)
+    {
+        var origins = result.Tokens.Select(token => token.Value).ToArray();
+        foreach (var origin in origins)
+        {
+            var trimmed = origin.EndsWith('/') ? origin[..^1] : origin;
+            if (!Uri.TryCreate(trimmed, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https") || uri.UserInfo.Length > 0
+                || uri.PathAndQuery != "/" || uri.Fragment.Length > 0 || trimmed.EndsWith('/'))
+            {
+                result.AddError(Describe(NameOf(result), origin, "must be a web origin scheme://host[:port] (http or https, no path), such as https://app.example"));
+                break;
+            }
+        }
+
+        return origins;
+    }
+
     /// <summary>An IP address or localhost: the address the emulator listens on.</summary>
     public static string ListenAddress(ArgumentResult result)
     {

@@ -58,6 +58,7 @@ public static class EmulatorCommands
         // An empty variable means unset, as the token verifier reads it.
         var authEmulator = string.IsNullOrWhiteSpace(builder.Configuration["FIREBASE_AUTH_EMULATOR_HOST"]) ? null : builder.Configuration["FIREBASE_AUTH_EMULATOR_HOST"];
         builder.Services.AddFirebaseCallerAuthentication(builder.Configuration, options.ProjectId);
+        builder.Services.AddFunctionHealth();
         await using var app = builder.Build();
 
         var callablePath = CallablePath(options);
@@ -65,6 +66,7 @@ public static class EmulatorCommands
         var trustsTokenless = authEmulator is null && TrustedLocalCaller.IsLoopbackHost(host);
         app.MapCallableFunction(callablePath, trustsTokenless ? new TrustedLocalCaller(queryIndex) : queryIndex,
             origins: CallableOrigins.LocalPages(allowOrigins, "Start serve with --allow-origin to allow another page."));
+        app.MapFunctionHealth();
         app.MapGet("/", () => Results.Stream(SearchPage(), "text/html; charset=utf-8"));
         app.MapGet("/images/{**name}", (string name, IObjectStore store, CancellationToken ct) => ServeImageAsync(store, options, name, ct));
         app.MapGet("/api/status", (IServiceProvider services, CancellationToken ct) => StatusAsync(services, callablePath, ct));
@@ -148,8 +150,9 @@ public static class EmulatorCommands
         services.AddLogging(logging => logging.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning));
         var configuration = new ConfigurationBuilder().AddEnvironmentVariables().Build();
 
-        // The query reads the index; the images folder only matters to writers.
-        if (!TryAddStack(services, new LocalStackOptions(data.FullName, data.FullName, configuration), out var options))
+        // The query reads the index and writes nothing, so a data folder it may not write serves as well;
+        // the images folder only matters to writers.
+        if (!TryAddStack(services, new LocalStackOptions(data.FullName, data.FullName, configuration, ReadOnly: true), out var options))
         {
             return Failure;
         }
@@ -270,6 +273,20 @@ public static class EmulatorCommands
 
     private static async Task<IResult> StatusAsync(IServiceProvider services, string callablePath, CancellationToken cancellationToken)
     {
+        var health = await FunctionHealth.CheckAsync(services, cancellationToken);
+        try
+        {
+            return await FullStatusAsync(services, callablePath, health, cancellationToken);
+        }
+        catch (LocalDatabaseUnusableException)
+        {
+            // The state cannot be read: the health says why and how to recover.
+            return Results.Json(new { callablePath, health }, CoreJson.Options);
+        }
+    }
+
+    private static async Task<IResult> FullStatusAsync(IServiceProvider services, string callablePath, FunctionHealthSummary health, CancellationToken cancellationToken)
+    {
         var state = services.GetRequiredService<CoordinationState>();
         var tasks = await state.GetTasksAsync(cancellationToken);
         var metadata = await state.GetMetadataAsync(cancellationToken);
@@ -278,6 +295,7 @@ public static class EmulatorCommands
         return Results.Json(new
         {
             callablePath,
+            health,
             indexBackend = services.GetRequiredService<ExtensionOptions>().IndexNeedsBuild ? "vertex" : "firestore",
             indexStatus = metadata?.GetString("status"),
             error = metadata?["error"],

@@ -22,13 +22,15 @@ namespace ReverseImageSearch.Emulator;
 /// <param name="DataDirectory">Where the documents, tasks, datapoint files and the index live.</param>
 /// <param name="Configuration">The extension's parameters (environment variables); local defaults fill the gaps.</param>
 /// <param name="IndexBuildDelay">Artificial time a local index takes to build and to deploy, to exercise the waiting paths.</param>
+/// <param name="ReadOnly">Only read the data folder (a query): the state file is opened read-only and nothing is created.</param>
 public sealed record LocalStackOptions(
     string ImagesDirectory,
     string DataDirectory,
     IConfiguration Configuration,
     LocalBucketWatcherOptions? Watcher = null,
     TimeSpan? IndexBuildDelay = null,
-    TaskQueueDispatcherOptions? Dispatcher = null);
+    TaskQueueDispatcherOptions? Dispatcher = null,
+    bool ReadOnly = false);
 
 /// <summary>
 /// The nine functions on the embedded adapters, wired as Google Cloud wires them: task queues, storage
@@ -60,11 +62,16 @@ public static class LocalStack
     {
         var options = LoadOptions(local.Configuration);
         var dataDirectory = Path.GetFullPath(local.DataDirectory);
-        Directory.CreateDirectory(dataDirectory);
+        if (!local.ReadOnly)
+        {
+            Directory.CreateDirectory(dataDirectory);
+        }
+
         services.AddSingleton(local);
         services.AddReverseImageSearchCore(options);
 
-        services.AddLocalDocumentsAndTasks(Path.Combine(dataDirectory, "state.sqlite"), [new CoordinationDocuments(options).Tasks]);
+        services.AddLocalDocumentsAndTasks(Path.Combine(dataDirectory, "state.sqlite"), [new CoordinationDocuments(options).Tasks], local.ReadOnly);
+        services.AddHealthChecks().AddCheck<LocalDatabaseHealthCheck>(LocalDatabaseHealthCheck.Name);
         if (local.Dispatcher is not null)
         {
             services.AddSingleton(local.Dispatcher);

@@ -52,6 +52,7 @@ var allowOrigins = new Option<string[]>("--allow-origin")
 {
     Description = "Another web page origin (scheme://host[:port]) allowed to call the callable; loopback pages and the server's own page always may. Repeatable.",
     AllowMultipleArgumentsPerToken = false,
+    CustomParser = ArgumentRules.WebOrigins,
 };
 
 var serve = new Command("serve", "Index a folder, keep it current and serve the queryIndex callable and a search page.") { images, data, port, host, allowOrigins };

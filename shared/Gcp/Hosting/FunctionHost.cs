@@ -34,7 +34,7 @@ public static class FunctionHost
 
     /// <summary>
     /// Builds the service: validated options from configuration (environment variables, then <paramref name="args"/>),
-    /// Core and the Google adapters (endpoint overrides from the same configuration: <see cref="Http.GcpEndpoints.FromConfiguration"/>), the Firebase caller authenticator, and <typeparamref name="TFunction"/> at every path.
+    /// Core and the Google adapters (endpoint overrides from the same configuration: <see cref="Http.GcpEndpoints.FromConfiguration"/>), the Firebase caller authenticator, the health check at <see cref="FunctionHealth.Path"/> and <typeparamref name="TFunction"/> at every other path.
     /// Returns null after writing the one-line configuration error to <paramref name="errorOutput"/>.
     /// </summary>
     public static WebApplication? TryBuild<TFunction>(string[] args, TextWriter errorOutput)
@@ -62,9 +62,11 @@ public static class FunctionHost
             .AddGcpAdapters(options, builder.Configuration)
             .AddFirebaseCallerAuthentication(builder.Configuration, options.ProjectId)
             .AddAppCheckEnforcement(builder.Configuration, options.EnforceAppCheck, options.ProjectNumber)
+            .AddFunctionHealth()
             .AddSingleton<TFunction>();
 
         var app = builder.Build();
+        app.MapFunctionHealth();
         app.MapFunction(FunctionEndpointRouteBuilderExtensions.AnyPath, app.Services.GetRequiredService<TFunction>());
         return app;
     }

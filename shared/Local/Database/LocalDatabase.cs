@@ -9,10 +9,15 @@ namespace ReverseImageSearch.Local.Database;
 /// and the change event it causes commit in one SQLite transaction.
 /// SQLite allows one writer at a time, so writes through this instance are serialised here; readers use
 /// their own pooled connections and, in WAL mode, never wait for the writer.
+/// A file found damaged while in use (SQLite says corrupt, or not a database) is recorded in <see cref="Problem"/>,
+/// logged once, and every later failure of the kind is a <see cref="LocalDatabaseUnusableException"/>: the
+/// health check reports it (<see cref="LocalDatabaseHealthCheck"/>) instead of a stack trace every poll.
 /// </summary>
 public sealed partial class LocalDatabase : IDisposable
 {
     private const int SchemaVersion = 1;
+    private const int SqliteReadOnly = 8;
+    private const int SqliteCantOpen = 14;
 
     private static readonly TimeSpan BusyTimeout = TimeSpan.FromSeconds(30);
 
@@ -25,30 +30,37 @@ public sealed partial class LocalDatabase : IDisposable
 
     private readonly string connectionString;
     private readonly ILogger<LocalDatabase> logger;
+    private readonly bool readOnly;
+    private LocalDatabaseUnusableException? problem;
     private bool disposed;
 
-    public LocalDatabase(string filePath, ILogger<LocalDatabase>? logger = null)
+    /// <param name="readOnly">
+    /// Open an existing file for reading only (a query): nothing is created or written, not even a journal,
+    /// so a data folder the process may not write is read as it is. Writes then throw.
+    /// </param>
+    public LocalDatabase(string filePath, ILogger<LocalDatabase>? logger = null, bool readOnly = false)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(filePath);
         FilePath = Path.GetFullPath(filePath);
         this.logger = logger ?? NullLogger<LocalDatabase>.Instance;
+        this.readOnly = readOnly;
         var directory = Path.GetDirectoryName(FilePath);
-        if (!string.IsNullOrEmpty(directory))
+        if (!readOnly && !string.IsNullOrEmpty(directory))
         {
             Directory.CreateDirectory(directory);
         }
 
-        connectionString = new SqliteConnectionStringBuilder
-        {
-            DataSource = FilePath,
-            Mode = SqliteOpenMode.ReadWriteCreate,
-            Pooling = true,
-            DefaultTimeout = (int)BusyTimeout.TotalSeconds,
-        }.ToString();
-
         try
         {
-            CreateSchema();
+            if (readOnly)
+            {
+                connectionString = OpenReadOnly();
+            }
+            else
+            {
+                connectionString = ConnectionString(FilePath, SqliteOpenMode.ReadWriteCreate);
+                CreateSchema();
+            }
         }
         catch (SqliteException e)
         {
@@ -58,13 +70,23 @@ public sealed partial class LocalDatabase : IDisposable
 
     public string FilePath { get; }
 
+    /// <summary>Why the file cannot be used any more (found damaged while in use); null while it is sound.</summary>
+    public LocalDatabaseUnusableException? Problem => Volatile.Read(ref problem);
+
     /// <summary>Runs <paramref name="read"/> on a connection of its own, concurrently with other reads and the writer.</summary>
     internal Task<T> ReadAsync<T>(Func<SqliteConnection, T> read, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(disposed, this);
         cancellationToken.ThrowIfCancellationRequested();
-        using var connection = Open();
-        return Task.FromResult(read(connection));
+        try
+        {
+            using var connection = Open();
+            return Task.FromResult(read(connection));
+        }
+        catch (SqliteException e) when (LocalDatabaseUnusableException.IsDamage(e))
+        {
+            throw Damaged(e);
+        }
     }
 
     /// <summary>
@@ -75,6 +97,11 @@ public sealed partial class LocalDatabase : IDisposable
     internal async Task<T> WriteAsync<T>(Func<LocalWrite, Task<T>> write, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(disposed, this);
+        if (readOnly)
+        {
+            throw new InvalidOperationException($"The local database {FilePath} was opened for reading only.");
+        }
+
         if (insideWrite.Value)
         {
             throw new InvalidOperationException(
@@ -95,6 +122,10 @@ public sealed partial class LocalDatabase : IDisposable
             transaction.Commit();
             scope.MarkCommitted();
             return result;
+        }
+        catch (SqliteException e) when (LocalDatabaseUnusableException.IsDamage(e))
+        {
+            throw Damaged(e);
         }
         finally
         {
@@ -131,7 +162,17 @@ public sealed partial class LocalDatabase : IDisposable
         writeLock.Dispose();
     }
 
-    private SqliteConnection Open()
+    private static string ConnectionString(string dataSource, SqliteOpenMode mode) => new SqliteConnectionStringBuilder
+    {
+        DataSource = dataSource,
+        Mode = mode,
+        Pooling = true,
+        DefaultTimeout = (int)BusyTimeout.TotalSeconds,
+    }.ToString();
+
+    private SqliteConnection Open() => Open(connectionString);
+
+    private static SqliteConnection Open(string connectionString)
     {
         var connection = new SqliteConnection(connectionString);
         connection.Open();
@@ -141,6 +182,48 @@ public sealed partial class LocalDatabase : IDisposable
         pragma.CommandText = $"PRAGMA busy_timeout = {(int)BusyTimeout.TotalMilliseconds}; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
         pragma.ExecuteNonQuery();
         return connection;
+    }
+
+    /// <summary>Records the damage (logged once, in one line) and returns the exception that names it.</summary>
+    private LocalDatabaseUnusableException Damaged(SqliteException cause)
+    {
+        var unusable = new LocalDatabaseUnusableException(FilePath, cause);
+        if (Interlocked.CompareExchange(ref problem, unusable, null) is null)
+        {
+            LogDamaged(logger, unusable.Message);
+        }
+
+        return unusable;
+    }
+
+    /// <summary>
+    /// The connection string of a read-only open that works. A file in WAL mode is read through its -shm file,
+    /// which SQLite cannot create in a folder it may not write (SQLITE_READONLY or SQLITE_CANTOPEN); with no
+    /// -wal file there is no writer and every committed page is in the file itself, so it is read as immutable.
+    /// </summary>
+    private string OpenReadOnly()
+    {
+        var plain = ConnectionString(FilePath, SqliteOpenMode.ReadOnly);
+        try
+        {
+            CheckReadable(plain);
+            return plain;
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode is SqliteReadOnly or SqliteCantOpen && File.Exists(FilePath) && !File.Exists(FilePath + "-wal"))
+        {
+            var immutable = ConnectionString(new Uri(FilePath).AbsoluteUri + "?immutable=1", SqliteOpenMode.ReadOnly);
+            CheckReadable(immutable);
+            return immutable;
+        }
+    }
+
+    /// <summary>Reads the file's header and schema, so a file that is no database or cannot be read fails here.</summary>
+    private static void CheckReadable(string connectionString)
+    {
+        using var connection = Open(connectionString);
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT COUNT(*) FROM sqlite_master";
+        command.ExecuteScalar();
     }
 
     private void CreateSchema()
@@ -177,6 +260,9 @@ public sealed partial class LocalDatabase : IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "SQLite file {FilePath} is not in WAL mode (journal mode {Mode}); readers will wait for writers.")]
     private static partial void LogWalUnavailable(ILogger logger, string filePath, string? mode);
+
+    [LoggerMessage(Level = LogLevel.Critical, Message = "{Problem}")]
+    private static partial void LogDamaged(ILogger logger, string problem);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "A callback after a local database commit failed.")]
     private static partial void LogAfterCommitCallbackFailed(ILogger logger, Exception exception);

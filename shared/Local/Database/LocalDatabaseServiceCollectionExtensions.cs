@@ -10,15 +10,17 @@ public static class LocalDatabaseServiceCollectionExtensions
 {
     /// <summary>
     /// Registers one local database file with the document store and task queue over it (as
-    /// <see cref="IDocumentStore"/> and <see cref="ITaskQueue"/>), and a <see cref="TaskQueueDispatcher"/>
+    /// <see cref="IDocumentStore"/> and <see cref="ITaskQueue"/>), a <see cref="TaskQueueDispatcher"/>
     /// hosted service that delivers to every registered <see cref="TaskQueueHandler"/>.
+    /// <paramref name="readOnly"/> opens an existing file for reading only (<see cref="LocalDatabase"/>); a host
+    /// reports the file's health with <see cref="LocalDatabaseHealthCheck"/>.
     /// Uses the registered <see cref="TimeProvider"/> and, when registered, <see cref="TaskQueueDispatcherOptions"/>
     /// and <see cref="SqliteTaskQueueOptions"/>.
     /// </summary>
-    public static IServiceCollection AddLocalDocumentsAndTasks(this IServiceCollection services, string databasePath, IEnumerable<string> watchedDocumentPaths)
+    public static IServiceCollection AddLocalDocumentsAndTasks(this IServiceCollection services, string databasePath, IEnumerable<string> watchedDocumentPaths, bool readOnly = false)
     {
         var watched = watchedDocumentPaths.ToArray();
-        services.AddSingleton(provider => new LocalDatabase(databasePath, provider.GetRequiredService<ILogger<LocalDatabase>>()));
+        services.AddSingleton(provider => new LocalDatabase(databasePath, provider.GetRequiredService<ILogger<LocalDatabase>>(), readOnly));
         services.AddSingleton(provider => new SqliteTaskQueue(
             provider.GetRequiredService<LocalDatabase>(), Clock(provider), provider.GetService<SqliteTaskQueueOptions>()));
         services.AddSingleton<ITaskQueue>(provider => provider.GetRequiredService<SqliteTaskQueue>());

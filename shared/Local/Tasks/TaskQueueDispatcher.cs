@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using ReverseImageSearch.Local.Database;
 
 namespace ReverseImageSearch.Local.Tasks;
 
@@ -97,6 +98,11 @@ public sealed partial class TaskQueueDispatcher : BackgroundService
                 {
                     await DispatchDueAsync(stoppingToken);
                     await SleepAsync(woken, await NextDueTimeAsync(stoppingToken), stoppingToken);
+                }
+                catch (LocalDatabaseUnusableException)
+                {
+                    // Damaged: the database logged it once and its health check reports it; trying again is harmless.
+                    await SleepAsync(woken, timeProvider.GetUtcNow() + options.PollInterval, stoppingToken);
                 }
                 catch (Exception exception) when (exception is not OperationCanceledException)
                 {

@@ -28,6 +28,7 @@ internal sealed class VectorIndexJournal : IDisposable
     private readonly int _dimensions;
     private readonly ILogger _logger;
     private FileStream? _log;
+    private long? _loadedLength;
 
     public VectorIndexJournal(string directory, int dimensions, ILogger logger)
     {
@@ -37,10 +38,11 @@ internal sealed class VectorIndexJournal : IDisposable
         Directory.CreateDirectory(directory);
     }
 
-    public long LogLength => _log?.Length ?? 0;
+    public long LogLength => _log?.Length ?? _loadedLength ?? 0;
 
     /// <summary>
-    /// Replays the snapshot and then the log into the callbacks, and opens the log for appending. A damaged
+    /// Replays the snapshot and then the log into the callbacks; the log is opened for appending at the first write,
+    /// so loading only reads (a read-only data folder can be queried). A damaged
     /// snapshot (checksum or structure) is replaced by <paramref name="rebuildBase"/>, which supplies the rows
     /// the snapshot should have held, and the log is replayed over them; without it, loading fails naming the file.
     /// </summary>
@@ -66,16 +68,7 @@ internal sealed class VectorIndexJournal : IDisposable
             rebuildBase();
         }
 
-        var validLength = ReplayLog(upsert, remove);
-        _log = new FileStream(Path.Combine(_directory, LogFileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read);
-        if (_log.Length != validLength)
-        {
-            _logger.LogWarning("Dropping {Bytes} byte(s) of an incomplete record at the end of {Log}", _log.Length - validLength, _log.Name);
-            _log.SetLength(validLength);
-            _log.Flush(flushToDisk: true);
-        }
-
-        _log.Seek(0, SeekOrigin.End);
+        _loadedLength = ReplayLog(upsert, remove);
         return damage is not null;
     }
 
@@ -140,7 +133,7 @@ internal sealed class VectorIndexJournal : IDisposable
         }
 
         File.Move(tempPath, path, overwrite: true);
-        var log = _log ?? throw new InvalidOperationException("The journal is not loaded.");
+        var log = OpenLog();
         log.SetLength(0);
         log.Flush(flushToDisk: true);
         _logger.LogDebug("Compacted {Count} vector(s) into {Snapshot}", count, path);
@@ -148,9 +141,31 @@ internal sealed class VectorIndexJournal : IDisposable
 
     public void Dispose() => _log?.Dispose();
 
+    /// <summary>The log, opened for writing at the first write after loading, without an incomplete record at its end.</summary>
+    private FileStream OpenLog()
+    {
+        if (_log is not null)
+        {
+            return _log;
+        }
+
+        var validLength = _loadedLength ?? throw new InvalidOperationException("The journal is not loaded.");
+        var log = new FileStream(Path.Combine(_directory, LogFileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read);
+        if (log.Length != validLength)
+        {
+            _logger.LogWarning("Dropping {Bytes} byte(s) of an incomplete record at the end of {Log}", log.Length - validLength, log.Name);
+            log.SetLength(validLength);
+            log.Flush(flushToDisk: true);
+        }
+
+        log.Seek(0, SeekOrigin.End);
+        _log = log;
+        return log;
+    }
+
     private void Append(byte[] payload)
     {
-        var log = _log ?? throw new InvalidOperationException("The journal is not loaded.");
+        var log = OpenLog();
         Span<byte> header = stackalloc byte[RecordHeaderSize];
         BinaryPrimitives.WriteInt32LittleEndian(header, payload.Length);
         BinaryPrimitives.WriteUInt32LittleEndian(header[4..], Crc32.Compute(payload));
