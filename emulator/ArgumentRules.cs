@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Net;
+using System.Text;
+using ReverseImageSearch.Core.Coordination;
 
 namespace ReverseImageSearch.Emulator;
 
@@ -66,6 +68,33 @@ public static class ArgumentRules
         }
 
         return paths;
+    }
+
+    /// <summary>Names of stored objects (the callable's "paths"): not empty, at most an object name's 1024 bytes, anything else allowed.</summary>
+    public static string[] StoredObjectNames(ArgumentResult result)
+    {
+        foreach (var token in result.Tokens)
+        {
+            if (token.Value.Length == 0 || Encoding.UTF8.GetByteCount(token.Value) > ImageFolders.MaxFolderBytes)
+            {
+                result.AddError(Describe(NameOf(result), token.Value, $"must be the name of a stored image: 1 to {ImageFolders.MaxFolderBytes} bytes"));
+                break;
+            }
+        }
+
+        return result.Tokens.Select(token => token.Value).ToArray();
+    }
+
+    /// <summary>A folder of the images folder as the callable's "folder" takes it: at most 1024 bytes, slashes around it ignored.</summary>
+    public static string? FolderName(ArgumentResult result)
+    {
+        var value = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        if (Encoding.UTF8.GetByteCount(value) > ImageFolders.MaxFolderBytes)
+        {
+            result.AddError(Describe(NameOf(result), value, $"must be a folder name no longer than {ImageFolders.MaxFolderBytes} bytes"));
+        }
+
+        return value;
     }
 
     public static string OneOf(ArgumentResult result, params string[] allowed)

@@ -139,7 +139,7 @@ public static class EmulatorCommands
         }
     }
 
-    public static async Task<int> QueryAsync(DirectoryInfo data, int neighbors, string format, string[] paths, CancellationToken cancellationToken)
+    public static async Task<int> QueryAsync(DirectoryInfo data, QueryRequest request, string format, CancellationToken cancellationToken)
     {
         if (!data.Exists)
         {
@@ -165,28 +165,36 @@ public static class EmulatorCommands
             return Fail($"The index in {data.FullName} cannot answer queries: {state.Describe()}. Run 'index' first.");
         }
 
-        var queries = QueryFiles.Expand(paths);
-        if (queries.Count == 0)
+        var queries = QueryFiles.Expand(request.Files);
+        if (queries.Count == 0 && request.StoredPaths.Count == 0)
         {
-            return Fail("No query images found in " + string.Join(", ", paths));
+            return Fail("No query images found in " + string.Join(", ", request.Files));
         }
 
         var search = new LocalSearch(provider.GetRequiredService<QueryIndex>(), options);
         var printer = new QueryPrinter(format, Console.Out);
         var failures = 0;
+        var outcomes = new List<(string DisplayName, QueryOutcome Result)>();
         foreach (var batch in queries.Chunk(options.MaxQueryImages))
         {
-            foreach (var (query, result) in await search.RunAsync(batch, neighbors, cancellationToken))
-            {
-                if (result.Error is { } error)
-                {
-                    failures++;
-                    await Console.Error.WriteLineAsync($"{query.DisplayName}: {error}");
-                    continue;
-                }
+            outcomes.AddRange((await search.RunAsync(batch, request.Neighbors, request.Folder, cancellationToken)).Select(r => (r.Query.DisplayName, r.Result)));
+        }
 
-                printer.Add(query.DisplayName, result.Neighbors!);
+        foreach (var batch in request.StoredPaths.Chunk(options.MaxQueryImages))
+        {
+            outcomes.AddRange(await search.RunStoredAsync(batch, request.Neighbors, request.Folder, cancellationToken));
+        }
+
+        foreach (var (query, result) in outcomes)
+        {
+            if (result.Error is { } error)
+            {
+                failures++;
+                await Console.Error.WriteLineAsync($"{query}: {error}");
+                continue;
             }
+
+            printer.Add(query, result.Neighbors!);
         }
 
         printer.Flush();

@@ -16,6 +16,9 @@ public sealed record FoundNeighbor(string Id, double Distance);
 
 public sealed record QueryOutcome(IReadOnlyList<FoundNeighbor>? Neighbors, string? Error);
 
+/// <summary>What the query command asks: image files or folders, stored images to search from, and an optional folder to answer from.</summary>
+public sealed record QueryRequest(IReadOnlyList<string> Files, IReadOnlyList<string> StoredPaths, string? Folder, int Neighbors);
+
 /// <summary>The query command's inputs: files as given, folders expanded to their images (relative names).</summary>
 public static class QueryFiles
 {
@@ -45,7 +48,7 @@ public static class QueryFiles
 public sealed class LocalSearch(QueryIndex queryIndex, ExtensionOptions options)
 {
     public async Task<IReadOnlyList<(QueryFile Query, QueryOutcome Result)>> RunAsync(
-        IReadOnlyList<QueryFile> batch, int neighbors, CancellationToken cancellationToken)
+        IReadOnlyList<QueryFile> batch, int neighbors, string? folder, CancellationToken cancellationToken)
     {
         var images = new List<(QueryFile Query, byte[] Bytes)>();
         var results = new List<(QueryFile, QueryOutcome)>();
@@ -67,7 +70,7 @@ public sealed class LocalSearch(QueryIndex queryIndex, ExtensionOptions options)
 
         try
         {
-            var answers = await CallAsync(images.Select(i => i.Bytes).ToArray(), neighbors, cancellationToken);
+            var answers = await CallAsync(images.Select(i => i.Bytes).ToArray(), [], neighbors, folder, cancellationToken);
             results.AddRange(images.Select((image, i) => (image.Query, new QueryOutcome(answers[i], null))));
         }
         catch (FunctionException) when (images.Count > 1)
@@ -75,7 +78,7 @@ public sealed class LocalSearch(QueryIndex queryIndex, ExtensionOptions options)
             // One unusable image fails the whole call; ask again one by one to name it.
             foreach (var (query, bytes) in images)
             {
-                results.Add((query, await RunOneAsync(bytes, neighbors, cancellationToken)));
+                results.Add((query, await RunOneAsync([bytes], [], neighbors, folder, cancellationToken)));
             }
         }
         catch (FunctionException ex)
@@ -87,11 +90,36 @@ public sealed class LocalSearch(QueryIndex queryIndex, ExtensionOptions options)
         return results.OrderBy(r => order[r.Item1]).ToArray();
     }
 
-    private async Task<QueryOutcome> RunOneAsync(byte[] bytes, int neighbors, CancellationToken cancellationToken)
+    /// <summary>"More like this": each stored image's neighbours, itself left out; one unknown name is reported on its own.</summary>
+    public async Task<IReadOnlyList<(string Path, QueryOutcome Result)>> RunStoredAsync(
+        IReadOnlyList<string> paths, int neighbors, string? folder, CancellationToken cancellationToken)
     {
         try
         {
-            return new QueryOutcome((await CallAsync([bytes], neighbors, cancellationToken))[0], null);
+            var answers = await CallAsync([], paths, neighbors, folder, cancellationToken);
+            return paths.Select((path, i) => (path, new QueryOutcome(answers[i], null))).ToArray();
+        }
+        catch (FunctionException) when (paths.Count > 1)
+        {
+            var results = new List<(string, QueryOutcome)>();
+            foreach (var path in paths)
+            {
+                results.Add((path, await RunOneAsync([], [path], neighbors, folder, cancellationToken)));
+            }
+
+            return results;
+        }
+        catch (FunctionException ex)
+        {
+            return paths.Select(path => (path, new QueryOutcome(null, ex.Message))).ToArray();
+        }
+    }
+
+    private async Task<QueryOutcome> RunOneAsync(byte[][] images, string[] paths, int neighbors, string? folder, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return new QueryOutcome((await CallAsync(images, paths, neighbors, folder, cancellationToken))[0], null);
         }
         catch (FunctionException ex)
         {
@@ -99,13 +127,20 @@ public sealed class LocalSearch(QueryIndex queryIndex, ExtensionOptions options)
         }
     }
 
-    private async Task<IReadOnlyList<FoundNeighbor>[]> CallAsync(byte[][] images, int neighbors, CancellationToken cancellationToken)
+    private async Task<IReadOnlyList<FoundNeighbor>[]> CallAsync(
+        IReadOnlyList<byte[]> images, IReadOnlyList<string> paths, int neighbors, string? folder, CancellationToken cancellationToken)
     {
         var data = new JsonObject
         {
             ["query"] = new JsonArray(images.Select(b => (JsonNode)Convert.ToBase64String(b)).ToArray()),
+            ["paths"] = new JsonArray(paths.Select(p => (JsonNode)p).ToArray()),
             ["neighbours"] = neighbors,
         };
+        if (folder is not null)
+        {
+            data["folder"] = folder;
+        }
+
         var request = new CallableRequest(JsonSerializer.SerializeToElement(data, CoreJson.Options), TrustedLocalCaller.LocalUser);
         var result = (JsonElement)(await queryIndex.HandleAsync(request, cancellationToken))!;
         return result.GetProperty("data").GetProperty("nearestNeighbors").EnumerateArray()

@@ -39,8 +39,19 @@ var format = new Option<string>("--format")
 var paths = new Argument<string[]>("PATH")
 {
     Description = "Query images, or folders of them.",
-    Arity = ArgumentArity.OneOrMore,
+    Arity = ArgumentArity.ZeroOrMore,
     CustomParser = ArgumentRules.ExistingPaths,
+};
+var storedPaths = new Option<string[]>("--path")
+{
+    Description = "A stored image (its name in the images folder, such as shop/dresses/red.jpg) to search from: more like it, itself left out. Repeatable.",
+    AllowMultipleArgumentsPerToken = false,
+    CustomParser = ArgumentRules.StoredObjectNames,
+};
+var folder = new Option<string?>("--folder")
+{
+    Description = "Answer only with stored images under this folder of the images folder (any depth).",
+    CustomParser = ArgumentRules.FolderName,
 };
 var indexImages = new Option<DirectoryInfo>("--images")
 {
@@ -62,8 +73,23 @@ serve.SetAction((result, ct) => EmulatorCommands.ReportingUnusableState(() => Em
 var index = new Command("index", "Backfill a folder with a progress bar; exit 0 once the index is deployed.") { indexImages, data };
 index.SetAction((result, ct) => EmulatorCommands.ReportingUnusableState(() => EmulatorCommands.IndexAsync(result.GetValue(indexImages)!, result.GetValue(data)!, ct)));
 
-var query = new Command("query", "Print the nearest stored images of each query image.") { data, neighbors, format, paths };
-query.SetAction((result, ct) => EmulatorCommands.ReportingUnusableState(() => EmulatorCommands.QueryAsync(result.GetValue(data)!, result.GetValue(neighbors), result.GetValue(format)!, result.GetValue(paths)!, ct)));
+var query = new Command("query", "Print the nearest stored images of each query image and of each stored image named with --path.")
+{
+    data, neighbors, format, storedPaths, folder, paths,
+};
+query.Validators.Add(result =>
+{
+    // Tokens, not values: a value whose own rule failed must be reported by that rule, not thrown here.
+    if ((result.GetResult(paths)?.Tokens.Count ?? 0) == 0 && (result.GetResult(storedPaths)?.Tokens.Count ?? 0) == 0)
+    {
+        result.AddError("PATH or --path is required: query images (files or folders), or stored images to search from");
+    }
+});
+query.SetAction((result, ct) => EmulatorCommands.ReportingUnusableState(() => EmulatorCommands.QueryAsync(
+    result.GetValue(data)!,
+    new QueryRequest(result.GetValue(paths) ?? [], result.GetValue(storedPaths) ?? [], result.GetValue(folder), result.GetValue(neighbors)),
+    result.GetValue(format)!,
+    ct)));
 
 var root = new RootCommand("Reverse image search for Firebase: the nine functions on one machine.") { serve, index, query };
 var parsed = root.Parse(args);

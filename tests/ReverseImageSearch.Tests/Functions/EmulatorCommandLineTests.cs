@@ -32,6 +32,8 @@ public class EmulatorCommandLineTests
     [TestCase("query", "--neighbors", "-3", "--neighbors='-3' must be a whole number from 1 to 1000")]
     [TestCase("query", "--neighbors", "abc", "--neighbors='abc' must be a whole number from 1 to 1000")]
     [TestCase("query", "--format", "csv", "--format='csv' must be one of tsv, json")]
+    [TestCase("query", "--path", "", "--path='' must be the name of a stored image: 1 to 1024 bytes")]
+    [TestCase("query", "--folder", "ééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééééé", "--folder='éé")]
     public async Task AWrongValueIsOneLineWithExitCodeTwo(string command, string option, string value, string line)
     {
         var data = Path.Combine(_root, "data");
@@ -49,6 +51,13 @@ public class EmulatorCommandLineTests
         AssertUsageError(result, $"Invalid argument: --images='{missing}' must be an existing folder ({missing} does not exist)");
         Assert.That(Directory.Exists(missing), Is.False);
         Assert.That(Directory.Exists(Path.Combine(_root, "data")), Is.False);
+    }
+
+    [Test]
+    public async Task AQueryWithNeitherAnImageNorAStoredPathIsRefused()
+    {
+        var result = await EmulatorProcess.RunAsync(["query", "--data", _root, "--folder", "shop"]);
+        AssertUsageError(result, "Invalid argument: PATH or --path is required: query images (files or folders), or stored images to search from");
     }
 
     [Test]

@@ -80,6 +80,14 @@ public class EmulatorProcessTests
             Assert.That(distances[0], Is.EqualTo(1).Within(1e-4), perQuery.Key);
             Assert.That(distances, Is.Ordered.Descending, perQuery.Key);
         }
+
+        // More like a stored image: its stored vector, itself left out, so the image's own ranks 2 and 3 come first.
+        var stored = rows[0][0];
+        var byPath = await EmulatorProcess.RunAsync(["query", "--data", data, "--neighbors", "2", "--path", stored, "--path", "no/such.jpg"]);
+        Assert.That(byPath.ExitCode, Is.EqualTo(1), "one of the stored names is unknown");
+        Assert.That(byPath.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(line => string.Join('\t', line.Split('\t')[..3])),
+            Is.EqualTo(rows.Where(r => r[0] == stored).Skip(1).Select(r => string.Join('\t', stored, int.Parse(r[1], System.Globalization.CultureInfo.InvariantCulture) - 1, r[2]))));
+        Assert.That(byPath.StandardError, Does.Contain("no/such.jpg: Not in the index"));
     }
 
     [Test]

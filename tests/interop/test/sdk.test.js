@@ -127,6 +127,22 @@ describe(`queryIndex through the Firebase JS SDK (${local ? 'local emulators' : 
     assert.equal(result.data.nearestNeighbors[0].neighbors.length, 10);
   });
 
+  test('more like this: paths answers from the stored image, itself left out; an unknown path is functions/not-found', { skip: !local && 'local only' }, async () => {
+    const image = t.stored[3];
+    const { data: byImage } = await queryIndex({ query: [base64Of(image.file)], neighbours: 4 });
+    const { data: byPath } = await queryIndex({ paths: [image.id], neighbours: 3 });
+    assertEnvelope(byPath, 1);
+    assert.equal(byPath.data.nearestNeighbors[0].id, image.id, 'the entry is named by its path');
+    assert.deepEqual(byPath.data.nearestNeighbors[0].neighbors.map((n) => n.datapoint.datapointId),
+      byImage.data.nearestNeighbors[0].neighbors.slice(1).map((n) => n.datapoint.datapointId), 'its neighbours, less itself');
+    await assert.rejects(queryIndex({ paths: ['no/such image.jpg'] }), (error) => {
+      assert.equal(error.code, 'functions/not-found');
+      assert.match(error.message, /no\/such image\.jpg/);
+      assert.deepEqual(error.details?.paths, ['no/such image.jpg']);
+      return true;
+    });
+  });
+
   test('bad queries reject with functions/invalid-argument', async () => {
     const bad = [
       undefined,

@@ -171,6 +171,12 @@ public sealed class SimulatedCloudPipelineTests
                 Assert.That(neighbours[0].Distance, Is.GreaterThan(0.99), "dot product of identical unit vectors");
             }
 
+            // More like a stored image: Vertex AI's readIndexDatapoints gives its vector, findNeighbors the rest, itself left out.
+            var stored = Path.GetFileName(seeded[0]);
+            var byImage = await QueryAsync(new { query = new[] { Convert.ToBase64String(await File.ReadAllBytesAsync(seeded[0])) }, neighbours = 4 });
+            var byPath = await QueryAsync(new { paths = new[] { stored }, neighbours = 3 });
+            Assert.That(byPath.Select(n => n.Id), Is.EqualTo(byImage.Skip(1).Select(n => n.Id)), "the image's own neighbours, less itself");
+
             // The upload that waited is indexed once the index is deployed.
             await EventuallyAsync(async () => (await QueryAsync(await File.ReadAllBytesAsync(late)))[0].Id == Path.GetFileName(late), "the image uploaded while deploying to be found");
 
@@ -428,9 +434,12 @@ public sealed class SimulatedCloudPipelineTests
     }
 
     /// <summary>Calls queryIndex as the Firebase JS SDK does, signed in on the Auth emulator.</summary>
-    private async Task<List<(string Id, double Distance)>> QueryAsync(byte[] image)
+    private Task<List<(string Id, double Distance)>> QueryAsync(byte[] image) =>
+        QueryAsync(new { query = new[] { Convert.ToBase64String(image) }, neighbours = 3 });
+
+    private async Task<List<(string Id, double Distance)>> QueryAsync(object data)
     {
-        var body = JsonSerializer.Serialize(new { data = new { query = new[] { Convert.ToBase64String(image) }, neighbours = 3 } });
+        var body = JsonSerializer.Serialize(new { data });
         using var request = new HttpRequestMessage(HttpMethod.Post, functions.Url("queryIndex"))
         {
             Content = new StringContent(body, Encoding.UTF8, "application/json"),
@@ -443,7 +452,7 @@ public sealed class SimulatedCloudPipelineTests
         var result = json.RootElement.GetProperty("result");
         Assert.That(result.GetProperty("status").GetString(), Is.EqualTo("ok"));
         var entries = result.GetProperty("data").GetProperty("nearestNeighbors");
-        Assert.That(entries.GetArrayLength(), Is.EqualTo(1), "one entry per query image");
+        Assert.That(entries.GetArrayLength(), Is.EqualTo(1), "one entry per query image or path");
         return entries[0].GetProperty("neighbors").EnumerateArray()
             .Select(n => (n.GetProperty("datapoint").GetProperty("datapointId").GetString()!, n.TryGetProperty("distance", out var d) ? d.GetDouble() : 0))
             .ToList();

@@ -48,6 +48,7 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
         Route(server, p + "indexes.upsertDatapoints", r => CallAsync(() => UpsertAsync(r)));
         Route(server, p + "indexes.removeDatapoints", r => CallAsync(() => RemoveAsync(r)));
         Route(server, p + "indexEndpoints.findNeighbors", r => CallAsync(() => FindNeighborsAsync(r)));
+        Route(server, p + "indexEndpoints.readIndexDatapoints", r => CallAsync(() => ReadDatapointsAsync(r)));
         Route(server, p + "indexEndpoints.undeployIndex", r => CallAsync(() => OperationAsync(service.UndeployIndexAsync(
             Resource(r, ":undeployIndex"), r.Json.GetProperty("deployedIndexId").GetString()!))));
         Route(server, p + "indexEndpoints.delete", r => CallAsync(() => Forget(Resource(r), OperationAsync(service.DeleteIndexEndpointAsync(Resource(r))))));
@@ -312,6 +313,32 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
         return new JsonObject();
     }
 
+    // The in-process index takes an image's folders from its name; a query's folder is its allow list in namespace "folder".
+    private static string? FolderAllowed(JsonElement datapoint) =>
+        datapoint.TryGetProperty("restricts", out var restricts)
+            ? restricts.EnumerateArray()
+                .Where(x => x.GetProperty("namespace").GetString() == "folder")
+                .Select(x => x.GetProperty("allowList")[0].GetString())
+                .FirstOrDefault()
+            : null;
+
+    private async Task<object> ReadDatapointsAsync(RecordedRequest r)
+    {
+        var read = await service.ReadDatapointsAsync(
+            PublicDomain,
+            Resource(r, ":readIndexDatapoints"),
+            r.Json.GetProperty("deployedIndexId").GetString()!,
+            r.Json.GetProperty("ids").EnumerateArray().Select(i => i.GetString()!).ToArray()).ConfigureAwait(false);
+        return new JsonObject
+        {
+            ["datapoints"] = new JsonArray(read.Select(d => (JsonNode)new JsonObject
+            {
+                ["datapointId"] = d.DatapointId,
+                ["featureVector"] = new JsonArray(d.FeatureVector.Select(v => (JsonNode)v).ToArray()),
+            }).ToArray()),
+        };
+    }
+
     private async Task<object> RemoveAsync(RecordedRequest r)
     {
         var ids = r.Json.GetProperty("datapointIds").EnumerateArray().Select(d => d.GetString()!).ToArray();
@@ -330,7 +357,8 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
             body.GetProperty("deployedIndexId").GetString()!,
             queries.Select(q => q.GetProperty("datapoint")).Select(d => new NeighborQuery(
                 d.TryGetProperty("datapointId", out var id) ? id.GetString()! : "",
-                d.GetProperty("featureVector").EnumerateArray().Select(v => v.GetSingle()).ToArray())).ToArray(),
+                d.GetProperty("featureVector").EnumerateArray().Select(v => v.GetSingle()).ToArray(),
+                FolderAllowed(d))).ToArray(),
             neighborCount).ConfigureAwait(false);
         return new JsonObject
         {
