@@ -52,6 +52,11 @@ public sealed partial class QueryIndex(
         var folder = ReadFolder(request.Data);
 
         var index = await state.ReadIndexStateAsync(cancellationToken);
+        if (index.EmbeddingMismatch is { } mismatch)
+        {
+            throw new FunctionException(FunctionErrorCode.FailedPrecondition, mismatch, new { status = index.Status });
+        }
+
         if (index.Deployed is not { } deployed)
         {
             throw new FunctionException(FunctionErrorCode.FailedPrecondition,

@@ -7,7 +7,7 @@ using ReverseImageSearch.Core.Ports;
 
 namespace ReverseImageSearch.Core;
 
-public static class CoreServiceCollectionExtensions
+public static partial class CoreServiceCollectionExtensions
 {
     /// <summary>
     /// Registers the validated options and the Core services the functions use. Adapters of the ports
@@ -35,8 +35,15 @@ public static class CoreServiceCollectionExtensions
         var modelPath = ModelLocator.ResolveAsync(
             options.ModelUrl, options.ModelPrecision, http, Path.Combine(Path.GetTempPath(), "reverse-image-search-models"),
             loggers.CreateLogger(typeof(ModelLocator)), CancellationToken.None).GetAwaiter().GetResult();
+        LogEmbeddingSettings(loggers.CreateLogger(typeof(CoreServiceCollectionExtensions)), EmbeddingSettings.Of(options).ToString());
         return new OnnxImageEmbedder(
-            new EmbedderOptions(modelPath, options.InputHeight, options.InputWidth, options.MaxImagePixels),
+            new EmbedderOptions(modelPath, options.InputHeight, options.InputWidth, options.MaxImagePixels, Grayscale: !options.MatchColor),
             loggers.CreateLogger<OnnxImageEmbedder>());
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Embedding with {Settings} (MATCH_COLOR=true: colour input, colours "
+        + "matter; false: luma input, grayscale and recoloured copies match). The index records the settings its vectors "
+        + "were made with: after changing MATCH_COLOR or the model on an existing installation, queries are refused and "
+        + "uploads wait until every image is embedded again (a new installation) or the settings are set back.")]
+    private static partial void LogEmbeddingSettings(ILogger logger, string settings);
 }

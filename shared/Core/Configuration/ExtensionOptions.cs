@@ -29,6 +29,14 @@ public sealed class ExtensionOptions
     /// <summary>MODEL_PRECISION: float32 or int8, which bundled model embeds when MODEL_URL is empty.</summary>
     public ModelPrecision ModelPrecision { get; init; } = ModelPrecision.Float32;
 
+    /// <summary>
+    /// MATCH_COLOR: true (default) feeds the model the image in colour, so colours matter ("similar products": a red
+    /// dress finds red dresses); false feeds it the image's luma, so grayscale and recoloured copies find their
+    /// original (copy detection). Power normalisation is applied either way. The vectors of an index are made with one
+    /// setting: <see cref="Coordination.EmbeddingSettings"/> records it, and a query against vectors made with the other is refused.
+    /// </summary>
+    public bool MatchColor { get; init; } = true;
+
     public int InputHeight { get; init; } = 224;
 
     public int InputWidth { get; init; } = 224;

@@ -71,6 +71,7 @@ public static class ExtensionOptionsLoader
             DoBackfill = reader.Boolean(ExtensionParameters.DoBackfill),
             ModelUrl = modelUrl,
             ModelPrecision = precision,
+            MatchColor = reader.Boolean(ExtensionParameters.MatchColor),
             InputHeight = inputHeight,
             InputWidth = inputWidth,
             DistanceMeasure = measure,

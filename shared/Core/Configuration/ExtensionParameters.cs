@@ -192,13 +192,16 @@ public static partial class ExtensionParameters
 
     public static readonly BooleanParameter EnforceAppCheck = new("ENFORCE_APP_CHECK", false);
 
+    /// <summary>MATCH_COLOR: colour input (true) or luma input (false); belongs to the index (EmbeddingSettings).</summary>
+    public static readonly BooleanParameter MatchColor = new("MATCH_COLOR", true);
+
     /// <summary>Every parameter, in the order the loader reads them.</summary>
     public static IReadOnlyList<ExtensionParameter> All { get; } =
     [
         ProjectId, InstanceId, ProjectNumber, Location, ImageBucket, ImagePath, DoBackfill, ModelUrl, ModelFromTfHub,
         InputShape, DistanceMeasure, IndexBackend, AlgorithmConfig, NeighborsCount, BatchSize, ShardSize, MachineType,
         AcceleratorType, AcceleratorCount, MinReplicaCount, MaxReplicaCount, PendingWriteRetrySeconds, BackfillMaxAttempts,
-        MaxImagePixels, MaxImageBytes, MaxQueryImages, ModelPrecision, EnforceAppCheck,
+        MaxImagePixels, MaxImageBytes, MaxQueryImages, ModelPrecision, EnforceAppCheck, MatchColor,
     ];
 
     [GeneratedRegex(@"^[0-9]{1,20}$")]

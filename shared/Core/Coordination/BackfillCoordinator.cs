@@ -15,6 +15,7 @@ public sealed record BackfillChunk(string Id, string Bucket, IReadOnlyList<strin
 /// </summary>
 public sealed partial class BackfillCoordinator(
     IDocumentStore documents,
+    CoordinationState state,
     IObjectStore objects,
     ITaskQueue queue,
     CoordinationDocuments paths,
@@ -61,6 +62,8 @@ public sealed partial class BackfillCoordinator(
         var chunks = objectNames.Chunk(options.BatchSize)
             .Select((objects, i) => new BackfillChunk(paths.BackfillTaskId(i + 1), options.ImageBucket, objects))
             .ToList();
+        // Every image is embedded again with the running settings: the index records them first.
+        await state.RecordEmbeddingSettingsAsync(cancellationToken);
         await DeleteLeftoverDatapointsAsync(cancellationToken);
         await documents.SetAsync(paths.Tasks, NewTasksDocument(objectNames.Count, runId), SetMode.Overwrite, cancellationToken);
         foreach (var batch in chunks.Chunk(WritesPerCommit))
@@ -116,6 +119,9 @@ public sealed partial class BackfillCoordinator(
     /// </summary>
     public async Task<bool> TryStartFirstIndexAsync(string objectName, string runId, CancellationToken cancellationToken)
     {
+        // Before the tasks document exists, so no reader finds a started index without its settings (a loser of the
+        // race writes the same settings again).
+        await state.RecordEmbeddingSettingsAsync(cancellationToken);
         if (!await documents.CreateAsync(paths.Tasks, NewTasksDocument(1, runId), cancellationToken))
         {
             return false;

@@ -11,9 +11,46 @@ public sealed class CoordinationState(IDocumentStore documents, CoordinationDocu
 {
     public CoordinationDocuments Paths => paths;
 
+    /// <summary>The index's readiness, and whether its vectors were made with the running embedding settings.</summary>
     public async Task<IndexState> ReadIndexStateAsync(CancellationToken cancellationToken)
     {
         var metadata = await documents.GetAsync(paths.Metadata, cancellationToken);
+        var state = await ReadReadinessAsync(metadata, cancellationToken);
+        if (state.Readiness == IndexReadiness.NotCreated)
+        {
+            return state;
+        }
+
+        var mismatch = EmbeddingSettings.Of(options).MismatchWith(ReadEmbeddingSettings(metadata));
+        return mismatch is null ? state : state with { EmbeddingMismatch = mismatch };
+    }
+
+    /// <summary>
+    /// Records in the metadata document what the vectors about to be written are made with (a backfill starts:
+    /// every image is embedded with the running settings), so a later change of them is noticed.
+    /// </summary>
+    public Task RecordEmbeddingSettingsAsync(CancellationToken cancellationToken)
+    {
+        var settings = EmbeddingSettings.Of(options);
+        return MergeMetadataAsync(new Dictionary<string, object?>
+        {
+            [EmbeddingModelField] = settings.Model,
+            [MatchColorField] = settings.MatchColor,
+        }, cancellationToken);
+    }
+
+    // The metadata document's record of the embedding settings (the fields, named here only).
+    public const string EmbeddingModelField = "embeddingModel";
+    public const string MatchColorField = "matchColor";
+
+    // No record: the index was made before the settings were recorded, when the model was always fed luma.
+    private static EmbeddingSettings ReadEmbeddingSettings(DocumentSnapshot? metadata) =>
+        metadata?[MatchColorField] is bool matchColor
+            ? new EmbeddingSettings(metadata.GetString(EmbeddingModelField), matchColor)
+            : EmbeddingSettings.BeforeMatchColor;
+
+    private async Task<IndexState> ReadReadinessAsync(DocumentSnapshot? metadata, CancellationToken cancellationToken)
+    {
         var status = metadata?.GetString("status");
         if (!options.IndexNeedsBuild)
         {

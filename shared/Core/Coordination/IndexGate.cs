@@ -27,6 +27,12 @@ public sealed partial class IndexGate(
         var index = await state.ReadIndexStateAsync(cancellationToken);
         switch (index.Readiness)
         {
+            case var _ when index.EmbeddingMismatch is { } mismatch:
+                // A vector made with other settings than the index's would be nonsense beside them: the write waits
+                // until the settings agree again (set back, or a new installation's backfill).
+                LogMismatch(logger, write.Operation, write.ImagePath, mismatch);
+                break;
+
             case IndexReadiness.Deployed:
                 return index.Deployed;
 
@@ -58,6 +64,9 @@ public sealed partial class IndexGate(
         LogDeferred(logger, write.Operation, write.ImagePath, index.Describe(), options.PendingWriteRetryDelay, enqueued);
         return null;
     }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "{Operation} of {ObjectName} waits: {Mismatch}")]
+    private static partial void LogMismatch(ILogger logger, string operation, string objectName, string mismatch);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "No index yet: {ObjectName} starts the backfill that creates it")]
     private static partial void LogFirstIndex(ILogger logger, string objectName);

@@ -22,9 +22,12 @@ public sealed record DeployedIndex(string Index, string IndexEndpoint, string Pu
 /// What the tasks and metadata documents say about the index. <see cref="Deployed"/> is set when the index takes
 /// writes and answers queries: once INDEX_DEPLOYED with Vertex AI, always with Firestore.
 /// </summary>
-public sealed record IndexState(IndexReadiness Readiness, string? Status, DeployedIndex? Deployed)
+/// <param name="EmbeddingMismatch">Set when the index's vectors were made with other <see cref="EmbeddingSettings"/>
+/// than the running ones (MATCH_COLOR or the model changed on an existing installation): what differs and what to do.
+/// Neither queries nor writes may use the index then.</param>
+public sealed record IndexState(IndexReadiness Readiness, string? Status, DeployedIndex? Deployed, string? EmbeddingMismatch = null)
 {
-    public string Describe() => Readiness switch
+    public string Describe() => EmbeddingMismatch ?? Readiness switch
     {
         IndexReadiness.NotCreated => "no index has been created yet",
         IndexReadiness.Preparing => Status is null ? "the backfill is still running" : $"the index is not deployed yet (status {Status})",

@@ -14,7 +14,8 @@ namespace ReverseImageSearch.Core.Embedding;
 /// normalising), so a mirrored copy gets the same vector. Costs a second inference per image.</param>
 /// <param name="Grayscale">Feed the model the image's luma in all three channels, so recoloured, colour-jittered and
 /// grayscale copies of a picture get nearly the vector of the original. Copy detection (BENCHMARKS.md section 6):
-/// grayscale copies go from 0.69 to 0.99 recall@1, and nothing else loses; free at run time.</param>
+/// grayscale copies go from 0.69 to 0.99 recall@1, and nothing else loses; free at run time. Pictures that differ only
+/// in colour then look alike: the product sets this from MATCH_COLOR (false: luma), whose default is colour input.</param>
 /// <param name="PowerNormalize">Take the square root of every feature before normalising, so a few strong
 /// activations do not dominate the angle between images (power normalisation); about +0.01 to +0.03 recall@1.</param>
 public sealed record EmbedderOptions(

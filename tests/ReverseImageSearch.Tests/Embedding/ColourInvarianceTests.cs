@@ -1,10 +1,18 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
+using ReverseImageSearch.Core;
+using ReverseImageSearch.Core.Configuration;
 using ReverseImageSearch.Core.Embedding;
+using ReverseImageSearch.Core.Ports;
 using SkiaSharp;
 
 namespace ReverseImageSearch.Tests.Embedding;
 
-/// <summary>The default embedding looks at luma only: grayscale and recoloured copies of a picture get nearly its vector.</summary>
+/// <summary>
+/// Luma input (EmbedderOptions' default, MATCH_COLOR=false): grayscale and recoloured copies of a picture get nearly its
+/// vector; colour input (MATCH_COLOR=true, the product's default) keeps them apart.
+/// </summary>
 public sealed class ColourInvarianceTests
 {
     private static readonly float[] GrayscaleMatrix =
@@ -50,6 +58,41 @@ public sealed class ColourInvarianceTests
         var grayscale = await embedder.EmbedOneAsync(Picture(GrayscaleMatrix));
         var recoloured = await embedder.EmbedOneAsync(Picture(SwapRedBlueMatrix));
         return (EmbeddingTestSupport.Cosine(original, grayscale), EmbeddingTestSupport.Cosine(original, recoloured));
+    }
+
+    /// <summary>The product's embedder, as the functions get it, for MATCH_COLOR=<paramref name="matchColor"/>.</summary>
+    private static async Task<(double Grayscale, double Recoloured)> ProductCosinesAsync(bool? matchColor)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["PROJECT_ID"] = "demo-project", ["EXT_INSTANCE_ID"] = "ris", ["LOCATION"] = "us-central1", ["IMG_BUCKET"] = "photos",
+        };
+        if (matchColor is { } value)
+        {
+            settings["MATCH_COLOR"] = value ? "true" : "false";
+        }
+
+        var options = ExtensionOptionsLoader.Load(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
+        await using var services = new ServiceCollection().AddLogging().AddReverseImageSearchCore(options).BuildServiceProvider();
+        var embedder = services.GetRequiredService<IImageEmbedder>();
+        var vectors = await embedder.EmbedAsync([Picture(null), Picture(GrayscaleMatrix), Picture(SwapRedBlueMatrix)]);
+        return (EmbeddingTestSupport.Cosine(vectors[0].Vector!, vectors[1].Vector!), EmbeddingTestSupport.Cosine(vectors[0].Vector!, vectors[2].Vector!));
+    }
+
+    [Test]
+    public async Task MatchColorChoosesWhetherTheProductsEmbedderSeesColour()
+    {
+        var luma = await ProductCosinesAsync(matchColor: false);
+        var colour = await ProductCosinesAsync(matchColor: true);
+        var byDefault = await ProductCosinesAsync(matchColor: null);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(luma.Grayscale, Is.GreaterThan(0.995), "MATCH_COLOR=false: a grayscale copy gets its original's vector");
+            Assert.That(colour.Grayscale, Is.LessThan(luma.Grayscale - 0.01), "MATCH_COLOR=true: a grayscale copy is told apart");
+            Assert.That(colour.Recoloured, Is.LessThan(luma.Recoloured - 0.01), "MATCH_COLOR=true: a recoloured copy is told apart");
+            Assert.That(byDefault, Is.EqualTo(colour), "MATCH_COLOR defaults to true");
+        });
     }
 
     [Test]

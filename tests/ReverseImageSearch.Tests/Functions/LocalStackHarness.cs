@@ -41,6 +41,9 @@ internal sealed class LocalStackHarness : IAsyncDisposable
 
     public string Root { get; }
 
+    /// <summary>The parameters the stack starts with; a change takes effect at the next <see cref="RestartAsync"/>.</summary>
+    public IDictionary<string, string?> Settings => _settings;
+
     public string ImagesFolder => Path.Combine(Root, "images");
 
     public string DataFolder => Path.Combine(Root, "data");
