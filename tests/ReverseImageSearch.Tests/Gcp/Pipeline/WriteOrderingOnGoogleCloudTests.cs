@@ -54,6 +54,8 @@ public sealed class WriteOrderingOnGoogleCloudTests
             });
         Assert.That(services.GetRequiredService<IVectorIndexService>(), Is.InstanceOf<FirestoreVectorIndexService>());
         var state = services.GetRequiredService<CoordinationState>();
+        // As an installation leaves it: the running embedding settings recorded, the index deployed.
+        await state.RecordEmbeddingSettingsAsync(CancellationToken.None);
         await state.MergeMetadataAsync(new Dictionary<string, object?> { ["status"] = IndexStatus.Deployed }, CancellationToken.None);
 
         const string name = "race/finalized-then-deleted.jpg";
@@ -66,7 +68,8 @@ public sealed class WriteOrderingOnGoogleCloudTests
 
         var held = paused!.PauseAfterRead(name);
         var finalize = Task.Run(() => services.GetRequiredService<StreamUpdateDatapoint>().HandleAsync(finalized, CancellationToken.None));
-        await held.WaitUntilReachedAsync();
+        await Task.WhenAny(held.WaitUntilReachedAsync(), finalize);
+        Assert.That(held.Reached.Task.IsCompleted, Is.True, () => $"the finalize ended before its write: {finalize.Exception}");
         await storage.DeleteAsync(Bucket, name);
         await services.GetRequiredService<StreamRemoveDatapoint>().HandleAsync(finalized with { Kind = StorageEventKind.Deleted }, CancellationToken.None);
         held.Release();
