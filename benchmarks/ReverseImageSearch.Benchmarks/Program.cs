@@ -5,7 +5,7 @@ using ReverseImageSearch.Benchmarks;
 // (or to --json FILE). "bdn" hands the rest of the arguments to BenchmarkDotNet.
 if (args.Length == 0)
 {
-    Console.Error.WriteLine("usage: ris-bench bdn|gen-images|peak-flops|vectors|index-search|seed-index|load|quality|calibrate|infer|agree|firestore-query [--option value ...]");
+    Console.Error.WriteLine("usage: ris-bench bdn|gen-images|peak-flops|vectors|index-search|seed-index|load|quality|colour-regions|calibrate|infer|agree|firestore-query [--option value ...]");
     return 2;
 }
 
@@ -29,6 +29,8 @@ switch (args[0])
         return await LoadTool.RunAsync(options);
     case "quality":
         return await RetrievalQuality.RunAsync(options);
+    case "colour-regions":
+        return await ColourAndRegions.RunAsync(options);
     case "calibrate":
         return Calibration.Run(options);
     case "infer":
