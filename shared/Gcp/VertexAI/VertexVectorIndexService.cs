@@ -211,7 +211,11 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
             .ToArray();
     }
 
-    /// <summary>readIndexDatapoints on the deployed index's public endpoint; Vertex AI leaves out the ids it does not hold.</summary>
+    /// <summary>
+    /// readIndexDatapoints on the deployed index's public endpoint. An id the index does not hold is left out: Vertex AI
+    /// may leave it out of its answer, or answer the whole call NOT_FOUND, in which case each id is read alone and the
+    /// ones still NOT_FOUND are left out.
+    /// </summary>
     public async Task<IReadOnlyList<IndexDatapoint>> ReadDatapointsAsync(
         string publicEndpointDomainName,
         string indexEndpoint,
@@ -221,9 +225,37 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
     {
         ArgumentNullException.ThrowIfNull(datapointIds);
         var url = QueryUrl(publicEndpointDomainName, indexEndpoint, "readIndexDatapoints");
-        var answer = await client.SendJsonAsync<ReadDatapointsResponse>(HttpMethod.Post, url, new ReadDatapointsRequest(deployedIndexId, datapointIds), cancellationToken)
+        try
+        {
+            return await ReadAsync(url, deployedIndexId, datapointIds, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ServiceException e) when (e.IsNotFound && datapointIds.Count > 1)
+        {
+            var found = new List<IndexDatapoint>();
+            foreach (var id in datapointIds.Distinct(StringComparer.Ordinal))
+            {
+                try
+                {
+                    found.AddRange(await ReadAsync(url, deployedIndexId, [id], cancellationToken).ConfigureAwait(false));
+                }
+                catch (ServiceException one) when (one.IsNotFound)
+                {
+                }
+            }
+
+            return found;
+        }
+        catch (ServiceException e) when (e.IsNotFound)
+        {
+            return [];
+        }
+    }
+
+    private async Task<IReadOnlyList<IndexDatapoint>> ReadAsync(Uri url, string deployedIndexId, IReadOnlyList<string> ids, CancellationToken cancellationToken)
+    {
+        var answer = await client.SendJsonAsync<ReadDatapointsResponse>(HttpMethod.Post, url, new ReadDatapointsRequest(deployedIndexId, ids), cancellationToken)
             .ConfigureAwait(false);
-        var wanted = datapointIds.ToHashSet(StringComparer.Ordinal);
+        var wanted = ids.ToHashSet(StringComparer.Ordinal);
         return (answer.Datapoints ?? [])
             .Where(d => d.DatapointId is { } id && wanted.Contains(id) && d.FeatureVector is { Length: > 0 })
             .Select(d => new IndexDatapoint(

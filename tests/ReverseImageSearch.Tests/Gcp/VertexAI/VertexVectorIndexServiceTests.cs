@@ -299,6 +299,26 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
             Is.EqualTo(new[] { ("a/b.jpg", "0.5,-1", "a"), ("c.jpg", "1,0", "") }));
     }
 
+    // Should Vertex AI answer a read with an unknown id NOT_FOUND as a whole, the known ids are still read, one by one.
+    [Test]
+    public async Task ANotFoundReadIsRetriedIdByIdAndTheUnknownIdsLeftOut()
+    {
+        const string Method = "aiplatform.projects.locations.indexEndpoints.readIndexDatapoints";
+        Server.Handle(Method, r =>
+        {
+            var ids = r.Json.GetProperty("ids").EnumerateArray().Select(i => i.GetString()).ToArray();
+            return ids is ["a.jpg"]
+                ? Reply.Ok("""{"datapoints":[{"datapointId":"a.jpg","featureVector":[1,2]}]}""")
+                : Reply.Error(404, "NOT_FOUND", "Datapoint not found");
+        });
+
+        var read = await vertex.ReadDatapointsAsync("1.us-central1-2.vdb.vertexai.goog", Endpoint, "ext_ris_index", ["a.jpg", "gone.jpg"]);
+
+        Assert.That(read.Select(d => d.DatapointId), Is.EqualTo(new[] { "a.jpg" }));
+        Assert.That(Server.RequestsOf(Method).Select(r => r.Json.GetProperty("ids").GetRawText()),
+            Is.EqualTo(new[] { """["a.jpg","gone.jpg"]""", """["a.jpg"]""", """["gone.jpg"]""" }));
+    }
+
     [Test]
     public void ReadDatapointsSendsNoTokenToAHostThatIsNotVectorSearch()
     {
