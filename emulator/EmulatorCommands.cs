@@ -17,6 +17,7 @@ using ReverseImageSearch.Gcp.Auth;
 using ReverseImageSearch.Gcp.Hosting;
 using ReverseImageSearch.Local.Database;
 using ReverseImageSearch.Local.Tasks;
+using OpenTelemetry.Metrics;
 using Spectre.Console;
 
 namespace ReverseImageSearch.Emulator;
@@ -31,7 +32,7 @@ public static class EmulatorCommands
     public const int StatusSkippedListed = 500;
 
     public static async Task<int> ServeAsync(
-        DirectoryInfo? images, DirectoryInfo data, string host, int port, IReadOnlyList<string> allowOrigins, CancellationToken cancellationToken)
+        DirectoryInfo? images, DirectoryInfo data, string host, int port, IReadOnlyList<string> allowOrigins, bool metrics, CancellationToken cancellationToken)
     {
         // Checked before anything starts: a taken port or data folder is a wrong argument, not a crash.
         if (ProcessNames.PortProblem(host, port) is { } portProblem)
@@ -59,7 +60,9 @@ public static class EmulatorCommands
         var authEmulator = string.IsNullOrWhiteSpace(builder.Configuration["FIREBASE_AUTH_EMULATOR_HOST"]) ? null : builder.Configuration["FIREBASE_AUTH_EMULATOR_HOST"];
         builder.Services.AddFirebaseCallerAuthentication(builder.Configuration, options.ProjectId);
         builder.Services.AddFunctionHealth();
+        builder.Services.AddFunctionTelemetry(builder.Configuration, metrics ? exporter => exporter.AddPrometheusExporter() : null);
         await using var app = builder.Build();
+        LocalMetrics.Observe(app.Services);
 
         var callablePath = CallablePath(options);
         var queryIndex = app.Services.GetRequiredService<QueryIndex>();
@@ -67,6 +70,11 @@ public static class EmulatorCommands
         app.MapCallableFunction(callablePath, trustsTokenless ? new TrustedLocalCaller(queryIndex) : queryIndex,
             origins: CallableOrigins.LocalPages(allowOrigins, "Start serve with --allow-origin to allow another page."));
         app.MapFunctionHealth();
+        if (metrics)
+        {
+            app.MapPrometheusScrapingEndpoint();
+        }
+
         app.MapGet("/", () => Results.Stream(SearchPage(), "text/html; charset=utf-8"));
         app.MapGet("/images/{**name}", (string name, IObjectStore store, CancellationToken ct) => ServeImageAsync(store, options, name, ct));
         app.MapGet("/api/status", (IServiceProvider services, CancellationToken ct) => StatusAsync(services, callablePath, ct));
@@ -94,6 +102,11 @@ public static class EmulatorCommands
         AnsiConsole.MarkupLineInterpolated($"  callers    {(authEmulator is not null ? $"Firebase ID tokens from the Auth emulator at {authEmulator}"
             : trustsTokenless ? "trusted without a token (loopback only); tokens that are sent must be valid Firebase ID tokens"
             : $"must send a Firebase ID token ({host} is not a loopback address)")}");
+        if (metrics)
+        {
+            AnsiConsole.MarkupLineInterpolated($"  metrics    GET http://{host}:{port}/metrics (Prometheus)");
+        }
+
         AnsiConsole.MarkupLineInterpolated($"  web pages  loopback pages and this one{(allowOrigins.Count > 0 ? ", " + string.Join(", ", allowOrigins) : "")}");
 
         // Returns once the signal came and the host stopped: deliveries in flight gave their tasks back.

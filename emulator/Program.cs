@@ -66,9 +66,14 @@ var allowOrigins = new Option<string[]>("--allow-origin")
     CustomParser = ArgumentRules.WebOrigins,
 };
 
-var serve = new Command("serve", "Index a folder, keep it current and serve the queryIndex callable and a search page.") { images, data, port, host, allowOrigins };
+var metrics = new Option<bool>("--metrics")
+{
+    Description = "Serve the metrics (README, Operations) for Prometheus at /metrics.",
+};
+
+var serve = new Command("serve", "Index a folder, keep it current and serve the queryIndex callable and a search page.") { images, data, port, host, allowOrigins, metrics };
 serve.SetAction((result, ct) => EmulatorCommands.ReportingUnusableState(() => EmulatorCommands.ServeAsync(
-    result.GetValue(images), result.GetValue(data)!, result.GetValue(host)!, result.GetValue(port), result.GetValue(allowOrigins) ?? [], ct)));
+    result.GetValue(images), result.GetValue(data)!, result.GetValue(host)!, result.GetValue(port), result.GetValue(allowOrigins) ?? [], result.GetValue(metrics), ct)));
 
 var index = new Command("index", "Backfill a folder with a progress bar; exit 0 once the index is deployed.") { indexImages, data };
 index.SetAction((result, ct) => EmulatorCommands.ReportingUnusableState(() => EmulatorCommands.IndexAsync(result.GetValue(indexImages)!, result.GetValue(data)!, ct)));

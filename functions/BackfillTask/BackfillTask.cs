@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using ReverseImageSearch.Core;
 using ReverseImageSearch.Core.Configuration;
 using ReverseImageSearch.Core.Coordination;
+using ReverseImageSearch.Core.Embedding;
 using ReverseImageSearch.Core.Ports;
 using ReverseImageSearch.Core.Triggers;
 
@@ -45,6 +46,15 @@ public sealed partial class BackfillTask(
         {
             var outcome = await EmbedChunkAsync(chunk, cancellationToken);
             var counted = await state.CompleteChunkAsync(outcome, cancellationToken);
+            if (counted)
+            {
+                // Once per chunk, as the progress counts it: a redelivered chunk is not counted again.
+                foreach (var record in outcome.Records)
+                {
+                    Telemetry.CountImage(record);
+                }
+            }
+
             LogChunkDone(logger, chunk.Id, outcome.Records.Count(r => r.Status == DatapointRecord.Indexed), chunk.Objects.Count, counted);
             if (!options.IndexNeedsBuild)
             {
@@ -74,11 +84,11 @@ public sealed partial class BackfillTask(
             var stored = await objects.GetMetadataAsync(bucket, name, cancellationToken);
             if (stored is null)
             {
-                records.Add(new DatapointRecord(name, DatapointRecord.Skipped, null, 0, "deleted before the backfill reached it"));
+                records.Add(new DatapointRecord(name, DatapointRecord.Skipped, null, 0, ImageRejections.Deleted));
             }
             else if (stored.Size > options.MaxImageBytes)
             {
-                records.Add(Skipped(stored, $"object is {stored.Size} bytes, more than the limit of {options.MaxImageBytes}"));
+                records.Add(Skipped(stored, ImageRejections.TooManyBytes(stored.Size, options.MaxImageBytes)));
             }
             else
             {

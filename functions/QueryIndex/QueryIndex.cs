@@ -31,6 +31,7 @@ public sealed partial class QueryIndex(
 
     public async Task<object?> HandleAsync(CallableRequest request, CancellationToken cancellationToken)
     {
+        using var timing = Telemetry.TimeQuery();
         if (request.Auth is null)
         {
             throw new FunctionException(FunctionErrorCode.Unauthenticated, "The function must be called while signed in with Firebase Auth.");

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using ReverseImageSearch.Core.Configuration;
+using ReverseImageSearch.Core.Embedding;
 using ReverseImageSearch.Core.Ports;
 
 namespace ReverseImageSearch.Core.Coordination;
@@ -105,7 +106,7 @@ public sealed partial class DatapointSync(
         }
 
         var rejection = current.Size > options.MaxImageBytes
-            ? $"object is {current.Size} bytes, more than the limit of {options.MaxImageBytes}"
+            ? ImageRejections.TooManyBytes(current.Size, options.MaxImageBytes)
             : null;
         float[]? vector = null;
         if (rejection is null)
@@ -129,15 +130,17 @@ public sealed partial class DatapointSync(
         {
             // An unusable file must not linger in the index under a name whose content changed.
             await vectorIndex.RemoveDatapointsAsync(index, [objectName], cancellationToken);
-            await state.SaveDatapointRecordAsync(
-                new DatapointRecord(objectName, DatapointRecord.Skipped, current.Md5Hash, current.Generation, rejection), cancellationToken);
+            var skipped = new DatapointRecord(objectName, DatapointRecord.Skipped, current.Md5Hash, current.Generation, rejection);
+            await state.SaveDatapointRecordAsync(skipped, cancellationToken);
+            Telemetry.CountImage(skipped);
             LogSkipped(logger, objectName, rejection!);
             return;
         }
 
         await vectorIndex.UpsertDatapointsAsync(index, [IndexDatapoint.ForImage(objectName, vector)], cancellationToken);
-        await state.SaveDatapointRecordAsync(
-            new DatapointRecord(objectName, DatapointRecord.Indexed, current.Md5Hash, current.Generation, null), cancellationToken);
+        var indexed = new DatapointRecord(objectName, DatapointRecord.Indexed, current.Md5Hash, current.Generation, null);
+        await state.SaveDatapointRecordAsync(indexed, cancellationToken);
+        Telemetry.CountImage(indexed);
         LogUpserted(logger, objectName);
     }
 

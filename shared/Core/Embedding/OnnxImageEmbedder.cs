@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
 using ReverseImageSearch.Core.Ports;
@@ -63,6 +64,9 @@ public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
             return Task.FromResult<IReadOnlyList<EmbeddingResult>>([]);
         }
 
+        using var activity = Telemetry.Source.StartActivity("embed images");
+        activity?.SetTag("ris.images", images.Count);
+        var started = Stopwatch.GetTimestamp();
         var results = new EmbeddingResult[images.Count];
         var tensorLength = _preprocessor.TensorLength;
         var batchCapacity = Math.Min(images.Count, _maxBatchSize);
@@ -102,6 +106,12 @@ public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
         finally
         {
             ArrayPool<float>.Shared.Return(input);
+        }
+
+        var perImage = Stopwatch.GetElapsedTime(started).TotalSeconds / images.Count;
+        for (var i = 0; i < images.Count; i++)
+        {
+            Telemetry.EmbeddingDuration.Record(perImage);
         }
 
         return Task.FromResult<IReadOnlyList<EmbeddingResult>>(results);

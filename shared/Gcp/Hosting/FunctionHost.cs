@@ -63,9 +63,11 @@ public static class FunctionHost
             .AddFirebaseCallerAuthentication(builder.Configuration, options.ProjectId)
             .AddAppCheckEnforcement(builder.Configuration, options.EnforceAppCheck, options.ProjectNumber)
             .AddFunctionHealth()
+            .AddFunctionTelemetry(builder.Configuration)
             .AddSingleton<TFunction>();
 
         var app = builder.Build();
+        app.UseCloudTraceLogging(options.ProjectId);
         app.MapFunctionHealth();
         app.MapFunction(FunctionEndpointRouteBuilderExtensions.AnyPath, app.Services.GetRequiredService<TFunction>());
         return app;

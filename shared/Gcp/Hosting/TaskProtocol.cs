@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
+using ReverseImageSearch.Core;
 using ReverseImageSearch.Core.Triggers;
 
 namespace ReverseImageSearch.Gcp.Hosting;
@@ -27,6 +28,7 @@ internal sealed class TaskProtocol(ITaskFunction function, ILogger logger)
         var retryCount = int.TryParse(request.Headers[RetryCountHeader].ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out var count)
             ? count
             : 0;
+        Telemetry.CountDelivery(function.GetType().Name, retryCount);
         try
         {
             await function.HandleAsync(new TaskDelivery(data, taskName.Length > 0 ? taskName : null, retryCount), context.RequestAborted);

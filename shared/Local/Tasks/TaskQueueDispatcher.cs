@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using ReverseImageSearch.Core;
 using ReverseImageSearch.Local.Database;
 
 namespace ReverseImageSearch.Local.Tasks;
@@ -212,6 +213,8 @@ public sealed partial class TaskQueueDispatcher : BackgroundService
             Exception? failure = null;
             try
             {
+                Telemetry.CountDelivery(task.Queue, task.RetryCount);
+
                 // Off the dispatch loop: a handler that blocks before its first await must not stall other queues.
                 await Task.Run(() => worker.Handler.Handle(task, stoppingToken), CancellationToken.None);
             }
