@@ -23,6 +23,7 @@ public sealed partial class BackfillTask(
     IImageEmbedder embedder,
     IVectorIndexService vectorIndex,
     CoordinationState state,
+    DatapointSync sync,
     ExtensionOptions options,
     ILogger<BackfillTask> logger) : ITaskFunction
 {
@@ -55,6 +56,15 @@ public sealed partial class BackfillTask(
             }
 
             LogChunkDone(logger, chunk.Id, outcome.Records.Count(r => r.Status == DatapointRecord.Indexed), chunk.Objects.Count, counted);
+            if (!options.IndexNeedsBuild)
+            {
+                // Searchable at once, so events for these images are handled while the chunk runs: one that changed
+                // since the chunk read it may have had its event's write before ours, and is written again (DatapointSync).
+                foreach (var record in outcome.Records)
+                {
+                    await sync.RecheckAsync(state.Paths.VectorCollection, record.ObjectName, record.Generation, cancellationToken);
+                }
+            }
         }
         catch (Exception ex) when (ex is not OperationCanceledException && task.RetryCount + 1 >= options.BackfillMaxAttempts)
         {

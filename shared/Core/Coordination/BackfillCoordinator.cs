@@ -24,37 +24,49 @@ public sealed partial class BackfillCoordinator(
 {
     public const string BackfillTaskFunction = "backfillTask";
 
+    // Set on the tasks document once every chunk of the plan is recorded.
+    private const string ChunkCountField = "chunkCount";
+
     // Firestore commits at most 500 writes; leave room.
     private const int WritesPerCommit = 400;
 
-    /// <summary>Plans and enqueues the backfill of <paramref name="objectNames"/> under run <paramref name="runId"/>.</summary>
+    /// <summary>
+    /// Plans and enqueues the backfill of <paramref name="objectNames"/> under run <paramref name="runId"/>. A run whose
+    /// plan is recorded keeps it: a redelivered trigger lists a folder that may have changed since, and chunks re-made
+    /// from that listing would not add up to the recorded totalLength (counting past it, or never reaching DONE).
+    /// Images added or removed since are the storage events' work.
+    /// </summary>
     public async Task StartAsync(IReadOnlyList<string> objectNames, string runId, CancellationToken cancellationToken)
     {
-        var chunks = objectNames.Chunk(options.BatchSize).ToArray();
         var tasks = await documents.GetAsync(paths.Tasks, cancellationToken);
-        var resuming = tasks?.GetString("runId") == runId;
-        if (!resuming)
-        {
-            // Every image is embedded again with the running settings: the index records them first.
-            await state.RecordEmbeddingSettingsAsync(cancellationToken);
-            await DeleteLeftoverDatapointsAsync(cancellationToken);
-            await documents.SetAsync(paths.Tasks, NewTasksDocument(objectNames.Count, runId), SetMode.Overwrite, cancellationToken);
-        }
+        var recorded = tasks?.GetString("runId") == runId ? await RecordedPlanAsync(tasks, cancellationToken) : null;
+        var plan = recorded ?? await RecordPlanAsync(objectNames, runId, cancellationToken);
+        LogPlanned(logger, plan.Sum(c => c.Chunk.Objects.Count), plan.Count, recorded is not null);
 
-        LogPlanned(logger, objectNames.Count, chunks.Length, resuming);
-        var pending = new List<BackfillChunk>(chunks.Length);
-        for (var i = 0; i < chunks.Length; i++)
+        foreach (var (chunk, counted) in plan)
         {
-            var chunk = new BackfillChunk(paths.BackfillTaskId(i + 1), options.ImageBucket, chunks[i]);
-            if (resuming && await IsCountedAsync(chunk.Id, cancellationToken))
+            if (!counted)
             {
-                continue;
+                await queue.EnqueueAsync(BackfillTaskFunction, chunk, new TaskOptions(Id: DeduplicationId(runId, chunk.Id)), cancellationToken);
             }
-
-            pending.Add(chunk);
         }
+    }
 
-        foreach (var batch in pending.Chunk(WritesPerCommit))
+    /// <summary>
+    /// Records the tasks document, then every chunk's enqueue document, then the chunk count that marks the plan
+    /// complete. No chunk is enqueued before that mark, so a run that died while planning has counted nothing and is
+    /// planned again from a new listing.
+    /// </summary>
+    private async Task<List<(BackfillChunk Chunk, bool Counted)>> RecordPlanAsync(IReadOnlyList<string> objectNames, string runId, CancellationToken cancellationToken)
+    {
+        var chunks = objectNames.Chunk(options.BatchSize)
+            .Select((objects, i) => new BackfillChunk(paths.BackfillTaskId(i + 1), options.ImageBucket, objects))
+            .ToList();
+        // Every image is embedded again with the running settings: the index records them first.
+        await state.RecordEmbeddingSettingsAsync(cancellationToken);
+        await DeleteLeftoverDatapointsAsync(cancellationToken);
+        await documents.SetAsync(paths.Tasks, NewTasksDocument(objectNames.Count, runId), SetMode.Overwrite, cancellationToken);
+        foreach (var batch in chunks.Chunk(WritesPerCommit))
         {
             await documents.RunTransactionAsync((tx, _) =>
             {
@@ -72,10 +84,33 @@ public sealed partial class BackfillCoordinator(
             }, cancellationToken);
         }
 
-        foreach (var chunk in pending)
+        await documents.SetAsync(paths.Tasks, new Dictionary<string, object?> { [ChunkCountField] = (long)chunks.Count }, SetMode.Merge, cancellationToken);
+        return chunks.Select(c => (c, false)).ToList();
+    }
+
+    /// <summary>The chunks a complete recorded plan holds, each with whether it is counted; null when the plan is incomplete.</summary>
+    private async Task<List<(BackfillChunk Chunk, bool Counted)>?> RecordedPlanAsync(DocumentSnapshot tasks, CancellationToken cancellationToken)
+    {
+        if (tasks.GetInt64(ChunkCountField) is not { } count)
         {
-            await queue.EnqueueAsync(BackfillTaskFunction, chunk, new TaskOptions(Id: DeduplicationId(runId, chunk.Id)), cancellationToken);
+            return null;
         }
+
+        var plan = new List<(BackfillChunk, bool)>((int)count);
+        for (var n = 1; n <= count; n++)
+        {
+            var id = paths.BackfillTaskId(n);
+            var chunk = await documents.GetAsync(paths.Enqueue(id), cancellationToken);
+            if (chunk is null)
+            {
+                return null;
+            }
+
+            plan.Add((new BackfillChunk(id, options.ImageBucket, chunk.GetStrings("objects")),
+                chunk.GetString("status") is BackfillStatus.Done or BackfillStatus.Failed));
+        }
+
+        return plan;
     }
 
     /// <summary>
@@ -92,7 +127,6 @@ public sealed partial class BackfillCoordinator(
             return false;
         }
 
-        await DeleteLeftoverDatapointsAsync(cancellationToken);
         await StartAsync([objectName], runId, cancellationToken);
         return true;
     }
@@ -104,12 +138,6 @@ public sealed partial class BackfillCoordinator(
         ["status"] = BackfillStatus.Pending,
         ["runId"] = runId,
     };
-
-    private async Task<bool> IsCountedAsync(string taskId, CancellationToken cancellationToken)
-    {
-        var chunk = await documents.GetAsync(paths.Enqueue(taskId), cancellationToken);
-        return chunk?.GetString("status") is BackfillStatus.Done or BackfillStatus.Failed;
-    }
 
     // A previous installation may have left datapoint files; the new index must be built from this run's only.
     private async Task DeleteLeftoverDatapointsAsync(CancellationToken cancellationToken)

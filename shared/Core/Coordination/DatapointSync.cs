@@ -19,6 +19,14 @@ public sealed record DatapointWrite(string Operation, string ImagePath, int Atte
 /// from the current object rather than from the event makes duplicate, late and out-of-order events harmless:
 /// an overwrite's "deleted" event for the old generation finds the new one and leaves it indexed.
 /// </summary>
+/// <remarks>
+/// The one rule that orders writes to the index: a writer reads the object again after its write, and when the
+/// object is no longer the generation it wrote from (replaced, deleted or created meanwhile), it writes again from
+/// what is there now. Another handler of the same object may have run completely between this writer's read and its
+/// write (a finalize racing a delete, a backfill chunk racing an overwrite); its write then came first and this
+/// writer's older one must not be the last. A change after the second look has an event of its own, whose handler
+/// reads after the change and so writes after this writer.
+/// </remarks>
 public sealed partial class DatapointSync(
     IObjectStore objects,
     IImageEmbedder embedder,
@@ -27,6 +35,9 @@ public sealed partial class DatapointSync(
     ExtensionOptions options,
     ILogger<DatapointSync> logger)
 {
+    // An object rewritten this often while being indexed is left to the event's redelivery.
+    private const int MaxRounds = 5;
+
     /// <summary>True when the image's content (by MD5) is the one already indexed: nothing to embed again.</summary>
     public async Task<bool> IsAlreadyIndexedAsync(string objectName, string? md5Hash, CancellationToken cancellationToken)
     {
@@ -37,16 +48,58 @@ public sealed partial class DatapointSync(
     public async Task SyncAsync(DeployedIndex index, string objectName, CancellationToken cancellationToken)
     {
         var current = await objects.GetMetadataAsync(options.ImageBucket, objectName, cancellationToken);
+        await WriteUntilSettledAsync(index.Index, objectName, current, trustRecord: true, cancellationToken);
+    }
+
+    /// <summary>
+    /// After another writer (a backfill chunk) wrote <paramref name="objectName"/>'s datapoint and record from the
+    /// generation <paramref name="writtenGeneration"/> (0: written as absent; no object has generation 0), reads the
+    /// object again and, when it changed meanwhile, writes it again from what is there now.
+    /// </summary>
+    public async Task RecheckAsync(string index, string objectName, long writtenGeneration, CancellationToken cancellationToken)
+    {
+        var current = await objects.GetMetadataAsync(options.ImageBucket, objectName, cancellationToken);
+        if ((current?.Generation ?? 0) != writtenGeneration)
+        {
+            LogChangedWhileWriting(logger, objectName);
+            await WriteUntilSettledAsync(index, objectName, current, trustRecord: false, cancellationToken);
+        }
+    }
+
+    private async Task WriteUntilSettledAsync(string index, string objectName, StoredObject? current, bool trustRecord, CancellationToken cancellationToken)
+    {
+        for (var round = 1; ; round++)
+        {
+            await WriteAsync(index, objectName, current, trustRecord, cancellationToken);
+            var now = await objects.GetMetadataAsync(options.ImageBucket, objectName, cancellationToken);
+            if (now?.Generation == current?.Generation)
+            {
+                return;
+            }
+
+            if (round == MaxRounds)
+            {
+                throw new InvalidOperationException($"{objectName} changed {MaxRounds} times while it was being indexed; the event is delivered again.");
+            }
+
+            // The record may describe the racing writer's write while the index holds ours: write regardless of it.
+            LogChangedWhileWriting(logger, objectName);
+            current = now;
+            trustRecord = false;
+        }
+    }
+
+    private async Task WriteAsync(string index, string objectName, StoredObject? current, bool trustRecord, CancellationToken cancellationToken)
+    {
         if (current is null)
         {
-            await vectorIndex.RemoveDatapointsAsync(index.Index, [objectName], cancellationToken);
+            await vectorIndex.RemoveDatapointsAsync(index, [objectName], cancellationToken);
             await state.DeleteDatapointRecordAsync(objectName, cancellationToken);
             LogRemoved(logger, objectName);
             return;
         }
 
-        var record = await state.GetDatapointRecordAsync(objectName, cancellationToken);
-        if (record is not null && record.IsCurrentFor(current.Md5Hash))
+        if (trustRecord && await state.GetDatapointRecordAsync(objectName, cancellationToken) is { } record && record.IsCurrentFor(current.Md5Hash))
         {
             LogUnchanged(logger, objectName);
             return;
@@ -58,7 +111,16 @@ public sealed partial class DatapointSync(
         float[]? vector = null;
         if (rejection is null)
         {
-            var bytes = await objects.ReadAsync(options.ImageBucket, objectName, cancellationToken);
+            byte[] bytes;
+            try
+            {
+                bytes = await objects.ReadAsync(options.ImageBucket, objectName, cancellationToken);
+            }
+            catch (ObjectNotFoundException)
+            {
+                return; // Deleted since its metadata was read: the second look finds it gone and removes it.
+            }
+
             var result = (await embedder.EmbedAsync([bytes], cancellationToken))[0];
             vector = result.Vector;
             rejection = result.RejectionReason;
@@ -67,7 +129,7 @@ public sealed partial class DatapointSync(
         if (vector is null)
         {
             // An unusable file must not linger in the index under a name whose content changed.
-            await vectorIndex.RemoveDatapointsAsync(index.Index, [objectName], cancellationToken);
+            await vectorIndex.RemoveDatapointsAsync(index, [objectName], cancellationToken);
             var skipped = new DatapointRecord(objectName, DatapointRecord.Skipped, current.Md5Hash, current.Generation, rejection);
             await state.SaveDatapointRecordAsync(skipped, cancellationToken);
             Telemetry.CountImage(skipped);
@@ -75,7 +137,7 @@ public sealed partial class DatapointSync(
             return;
         }
 
-        await vectorIndex.UpsertDatapointsAsync(index.Index, [IndexDatapoint.ForImage(objectName, vector)], cancellationToken);
+        await vectorIndex.UpsertDatapointsAsync(index, [IndexDatapoint.ForImage(objectName, vector)], cancellationToken);
         var indexed = new DatapointRecord(objectName, DatapointRecord.Indexed, current.Md5Hash, current.Generation, null);
         await state.SaveDatapointRecordAsync(indexed, cancellationToken);
         Telemetry.CountImage(indexed);
@@ -93,4 +155,7 @@ public sealed partial class DatapointSync(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Skipped {ObjectName}: {Reason}")]
     private static partial void LogSkipped(ILogger logger, string objectName, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{ObjectName} changed while its datapoint was written; writing it again from the object as it is now")]
+    private static partial void LogChangedWhileWriting(ILogger logger, string objectName);
 }

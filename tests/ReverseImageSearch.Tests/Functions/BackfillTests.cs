@@ -48,6 +48,60 @@ public class BackfillTests
         Assert.That(stats.Queues[BackfillCoordinator.BackfillTaskFunction].PendingDue, Is.EqualTo(2), "the de-duplicated tasks are not enqueued twice");
     }
 
+    /// <summary>
+    /// A redelivered trigger lists the folder again; images added since must not become chunks beyond the recorded plan,
+    /// which would count past totalLength (issue 11: processedLength 121 of 120 with racing uploads).
+    /// </summary>
+    [Test]
+    public async Task ARedeliveredTriggerAfterTheFolderGrewKeepsItsPlanAndCountsExactlyToTheTotal()
+    {
+        await using var stack = await LocalStackHarness.Create(imageCount: 4, new Dictionary<string, string?> { ["BATCH_SIZE"] = "2" }).StartAsync(run: false);
+        var trigger = stack.Services.GetRequiredService<BackfillTrigger>();
+        await trigger.HandleAsync(Trigger, CancellationToken.None);
+        foreach (var name in LocalStackHarness.SampleNames.Skip(4).Take(3))
+        {
+            stack.AddImage(name, LocalStackHarness.SampleBytes(name));
+        }
+
+        await trigger.HandleAsync(Trigger with { RetryCount = 1 }, CancellationToken.None);
+        await RunQueuedChunksAsync(stack);
+
+        var tasks = await stack.State.GetTasksAsync(CancellationToken.None);
+        Assert.That(tasks!.GetInt64("processedLength"), Is.EqualTo(tasks.GetInt64("totalLength")));
+        Assert.That(tasks.GetInt64("totalLength"), Is.EqualTo(4), "the plan of the first delivery");
+        Assert.That(tasks.GetString("status"), Is.EqualTo(BackfillStatus.Done));
+    }
+
+    /// <summary>
+    /// A trigger that died after recording its plan but before enqueueing every chunk resumes that plan when delivered
+    /// again, even if the folder changed meanwhile: chunks re-made from a new listing would not add up to the recorded
+    /// totalLength, and the backfill would never reach DONE (issue 11: stuck with only datapointWriteTasks waiting).
+    /// </summary>
+    [Test]
+    public async Task ATriggerThatDiedBeforeEnqueueingResumesItsRecordedPlanAfterTheFolderShrank()
+    {
+        await using var stack = await LocalStackHarness.Create(
+            imageCount: 6,
+            new Dictionary<string, string?> { ["BATCH_SIZE"] = "2" },
+            services => services.AddSingleton<ITaskQueue>(sp => new FailFirstEnqueue(sp.GetRequiredService<SqliteTaskQueue>(), BackfillCoordinator.BackfillTaskFunction)))
+            .StartAsync(run: false);
+        var trigger = stack.Services.GetRequiredService<BackfillTrigger>();
+        Assert.ThrowsAsync<IOException>(() => trigger.HandleAsync(Trigger, CancellationToken.None), "the first delivery dies while enqueueing");
+        foreach (var name in LocalStackHarness.SampleNames.Take(3))
+        {
+            File.Delete(Path.Combine(stack.ImagesFolder, name));
+        }
+
+        await trigger.HandleAsync(Trigger with { RetryCount = 1 }, CancellationToken.None);
+        await RunQueuedChunksAsync(stack);
+
+        var tasks = await stack.State.GetTasksAsync(CancellationToken.None);
+        Assert.That(tasks!.GetString("status"), Is.EqualTo(BackfillStatus.Done));
+        Assert.That(tasks.GetInt64("processedLength"), Is.EqualTo(tasks.GetInt64("totalLength")));
+        var deleted = await stack.State.GetDatapointRecordAsync(LocalStackHarness.SampleNames[0], CancellationToken.None);
+        Assert.That(deleted?.Status, Is.EqualTo(DatapointRecord.Skipped), "an image of the plan deleted since is skipped, not lost from the count");
+    }
+
     /// <summary>deploy.sh run again enqueues a new install task (another name): the backfill under way goes on.</summary>
     [Test]
     public async Task ASecondInstallResumesTheBackfillUnderWayAndKeepsItsFiles()
@@ -215,6 +269,16 @@ public class BackfillTests
         Assert.That((await stack.State.GetTasksAsync(CancellationToken.None))!.GetInt64("processedLength"), Is.EqualTo(7));
     }
 
+    /// <summary>Delivers every backfillTask the queue holds, once each, as the dispatcher would.</summary>
+    private static async Task RunQueuedChunksAsync(LocalStackHarness stack)
+    {
+        var task = stack.Services.GetRequiredService<BackfillTask>();
+        foreach (var payload in await stack.Services.GetRequiredService<SqliteTaskQueue>().PeekPayloadsAsync(BackfillCoordinator.BackfillTaskFunction))
+        {
+            await task.HandleAsync(new TaskDelivery(payload, "queued", 0), CancellationToken.None);
+        }
+    }
+
     private static TaskDelivery Delivery(BackfillChunk chunk) =>
         new(JsonSerializer.SerializeToElement(chunk, CoreJson.Options), "task-" + chunk.Id, 0);
 
@@ -241,6 +305,17 @@ public class BackfillTests
         {
             yield return ReverseImageSearch.Local.Documents.SqliteDocumentStore.DecodeChange(payload);
         }
+    }
+
+    /// <summary>A task queue that fails the first enqueue for one function, as a process dying at that moment would.</summary>
+    private sealed class FailFirstEnqueue(ITaskQueue inner, string functionName) : ITaskQueue
+    {
+        private int _failed;
+
+        public Task<bool> EnqueueAsync(string function, JsonElement payload, TaskOptions? options = null, CancellationToken cancellationToken = default) =>
+            function == functionName && Interlocked.Exchange(ref _failed, 1) == 0
+                ? throw new IOException("killed while enqueueing")
+                : inner.EnqueueAsync(function, payload, options, cancellationToken);
     }
 
     /// <summary>An object store whose reads of one object fail as a broken disk would.</summary>

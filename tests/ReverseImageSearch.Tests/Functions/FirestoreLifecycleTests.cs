@@ -24,7 +24,11 @@ public class FirestoreLifecycleTests
 
         await LocalStackHarness.WaitUntilAsync(async () => await stack.NearestAsync(LocalStackHarness.SampleBytes(names[0])) == names[0],
             TimeSpan.FromSeconds(60), "the first backfilled image to be found");
+        // The index takes writes and queries from the start (ReadIndexStateAsync says deployed at once); the backfill's
+        // end records INDEX_DEPLOYED, after the first image is found.
         var deployed = await stack.WaitUntilDeployedAsync(TimeSpan.FromSeconds(60));
+        await LocalStackHarness.WaitUntilAsync(async () => (await stack.State.GetMetadataAsync(CancellationToken.None))?.GetString("status") == IndexStatus.Deployed,
+            TimeSpan.FromSeconds(60), "the backfill to record INDEX_DEPLOYED");
         var metadata = await stack.State.GetMetadataAsync(CancellationToken.None);
         Assert.Multiple(() =>
         {

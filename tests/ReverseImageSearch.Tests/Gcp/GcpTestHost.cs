@@ -22,7 +22,8 @@ public static class GcpTestHost
         Action<GcpAdapterOptions>? adapters = null,
         Action<GcpEndpoints>? endpoints = null,
         Action<IServiceCollection>? before = null,
-        ExtensionOptions? extension = null)
+        ExtensionOptions? extension = null,
+        Action<IServiceCollection>? after = null)
     {
         var services = new ServiceCollection();
         before?.Invoke(services);
@@ -49,6 +50,7 @@ public static class GcpTestHost
                 a.ServiceAccountEmail = null;
                 adapters?.Invoke(a);
             });
+        after?.Invoke(services);
         return services.BuildServiceProvider();
     }
 }
