@@ -198,33 +198,7 @@ public sealed class SimulatedCloudPipelineTests
             // The upload that waited is indexed once the index is deployed.
             await EventuallyAsync(async () => (await QueryAsync(await File.ReadAllBytesAsync(late)))[0].Id == Path.GetFileName(late), "the image uploaded while deploying to be found");
 
-            // A new upload is found.
-            var addedName = "uploads-" + Path.GetFileName(added);
-            await objects.WriteAsync(ImagesBucket, addedName, await File.ReadAllBytesAsync(added), "image/jpeg");
-            await EventuallyAsync(async () => (await QueryAsync(await File.ReadAllBytesAsync(added)))[0].Id == addedName, "the new upload to be found");
-
-            // An overwrite: the name now finds the new picture and no longer the old one.
-            var overwritten = Path.GetFileName(seeded[1]);
-            var oldContent = await File.ReadAllBytesAsync(seeded[1]);
-            await objects.WriteAsync(ImagesBucket, overwritten, await File.ReadAllBytesAsync(replacement), "image/jpeg");
-            await EventuallyAsync(async () =>
-            {
-                var byNew = await QueryAsync(await File.ReadAllBytesAsync(replacement));
-                var byOld = await QueryAsync(oldContent);
-                return byNew[0].Id == overwritten && byNew[0].Distance > 0.99
-                    && !byOld.Any(n => n.Id == overwritten && n.Distance > 0.99);
-            }, "the overwritten image to be re-indexed");
-            await storage.DrainEventsAsync();
-            Assert.That((await QueryAsync(await File.ReadAllBytesAsync(replacement)))[0].Id, Is.EqualTo(overwritten),
-                "still indexed after both events of the overwrite (deleted old generation, finalized new one)");
-
-            // A deletion: the image is gone from the results.
-            var deleted = Path.GetFileName(seeded[2]);
-            Assert.That(await objects.DeleteAsync(ImagesBucket, deleted), Is.True);
-            await EventuallyAsync(async () => (await QueryAsync(await File.ReadAllBytesAsync(seeded[2]))).All(n => n.Id != deleted), "the deleted image to disappear");
-
-            await storage.DrainEventsAsync();
-            await EventuallyAsync(() => Task.FromResult(tasks.Pending == 0), "every task to be delivered");
+            await UploadOverwriteAndDeleteAsync(objects, storage, tasks, "uploads-" + Path.GetFileName(added), added, seeded[1], replacement, seeded[2]);
 
             // What reached the functions: every one of the nine ran, every delivery was acknowledged.
             var deliveries = eventarc.Deliveries.Concat(tasks.Deliveries).ToArray();
@@ -388,29 +362,7 @@ public sealed class SimulatedCloudPipelineTests
             var vectorDocument = await DocumentAsync($"metadata/vectors-{Instance}/{Uri.EscapeDataString(Path.GetFileName(seeded[3]))}");
             Assert.That(vectorDocument is { } v ? Text(v, "path") : null, Is.EqualTo(Path.GetFileName(seeded[3])), "one vector document per image, named by it");
 
-            var addedName = "uploads/" + Path.GetFileName(added);
-            await objects.WriteAsync(ImagesBucket, addedName, await File.ReadAllBytesAsync(added), "image/jpeg");
-            await EventuallyAsync(async () => (await QueryAsync(await File.ReadAllBytesAsync(added)))[0].Id == addedName, "the new upload to be found");
-
-            var overwritten = Path.GetFileName(seeded[1]);
-            var oldContent = await File.ReadAllBytesAsync(seeded[1]);
-            await objects.WriteAsync(ImagesBucket, overwritten, await File.ReadAllBytesAsync(replacement), "image/jpeg");
-            await EventuallyAsync(async () =>
-            {
-                var byNew = await QueryAsync(await File.ReadAllBytesAsync(replacement));
-                var byOld = await QueryAsync(oldContent);
-                return byNew[0].Id == overwritten && byNew[0].Distance > 0.99
-                    && !byOld.Any(n => n.Id == overwritten && n.Distance > 0.99);
-            }, "the overwritten image to be re-indexed");
-            await storage.DrainEventsAsync();
-            Assert.That((await QueryAsync(await File.ReadAllBytesAsync(replacement)))[0].Id, Is.EqualTo(overwritten),
-                "still indexed after both events of the overwrite (deleted old generation, finalized new one)");
-
-            var deleted = Path.GetFileName(seeded[2]);
-            Assert.That(await objects.DeleteAsync(ImagesBucket, deleted), Is.True);
-            await EventuallyAsync(async () => (await QueryAsync(await File.ReadAllBytesAsync(seeded[2]))).All(n => n.Id != deleted), "the deleted image to disappear");
-            await storage.DrainEventsAsync();
-            await EventuallyAsync(() => Task.FromResult(tasks.Pending == 0), "every task to be delivered");
+            var deleted = await UploadOverwriteAndDeleteAsync(objects, storage, tasks, "uploads/" + Path.GetFileName(added), added, seeded[1], replacement, seeded[2]);
             Assert.That(await DocumentAsync($"metadata/vectors-{Instance}/{Uri.EscapeDataString(deleted)}"), Is.Null, "its vector document is gone");
 
             var deliveries = eventarc.Deliveries.Concat(tasks.Deliveries).ToArray();
@@ -434,6 +386,40 @@ public sealed class SimulatedCloudPipelineTests
             await tasks.DisposeAsync();
             await storage.DrainEventsAsync();
         }
+    }
+
+    /// <summary>
+    /// The live changes both backends must follow: a new upload is found; an overwrite makes the name find the new
+    /// picture and no longer the old one, also after both of its events; a deleted image leaves the results. Returns
+    /// the deleted object's name once every event and task has been delivered.
+    /// </summary>
+    private async Task<string> UploadOverwriteAndDeleteAsync(
+        IObjectStore objects, SimulatedStorage storage, SimulatedCloudTasks tasks,
+        string addedName, string added, string overwrittenFile, string replacement, string deletedFile)
+    {
+        await objects.WriteAsync(ImagesBucket, addedName, await File.ReadAllBytesAsync(added), "image/jpeg");
+        await EventuallyAsync(async () => (await QueryAsync(await File.ReadAllBytesAsync(added)))[0].Id == addedName, "the new upload to be found");
+
+        var overwritten = Path.GetFileName(overwrittenFile);
+        var oldContent = await File.ReadAllBytesAsync(overwrittenFile);
+        await objects.WriteAsync(ImagesBucket, overwritten, await File.ReadAllBytesAsync(replacement), "image/jpeg");
+        await EventuallyAsync(async () =>
+        {
+            var byNew = await QueryAsync(await File.ReadAllBytesAsync(replacement));
+            var byOld = await QueryAsync(oldContent);
+            return byNew[0].Id == overwritten && byNew[0].Distance > 0.99
+                && !byOld.Any(n => n.Id == overwritten && n.Distance > 0.99);
+        }, "the overwritten image to be re-indexed");
+        await storage.DrainEventsAsync();
+        Assert.That((await QueryAsync(await File.ReadAllBytesAsync(replacement)))[0].Id, Is.EqualTo(overwritten),
+            "still indexed after both events of the overwrite (deleted old generation, finalized new one)");
+
+        var deleted = Path.GetFileName(deletedFile);
+        Assert.That(await objects.DeleteAsync(ImagesBucket, deleted), Is.True);
+        await EventuallyAsync(async () => (await QueryAsync(await File.ReadAllBytesAsync(deletedFile))).All(n => n.Id != deleted), "the deleted image to disappear");
+        await storage.DrainEventsAsync();
+        await EventuallyAsync(() => Task.FromResult(tasks.Pending == 0), "every task to be delivered");
+        return deleted;
     }
 
     private async Task InstallAsync()
