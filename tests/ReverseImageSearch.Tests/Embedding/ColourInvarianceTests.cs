@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using ReverseImageSearch.Core;
@@ -63,16 +62,7 @@ public sealed class ColourInvarianceTests
     /// <summary>The product's embedder, as the functions get it, for MATCH_COLOR=<paramref name="matchColor"/>.</summary>
     private static async Task<(double Grayscale, double Recoloured)> ProductCosinesAsync(bool? matchColor)
     {
-        var settings = new Dictionary<string, string?>
-        {
-            ["PROJECT_ID"] = "demo-project", ["EXT_INSTANCE_ID"] = "ris", ["LOCATION"] = "us-central1", ["IMG_BUCKET"] = "photos",
-        };
-        if (matchColor is { } value)
-        {
-            settings["MATCH_COLOR"] = value ? "true" : "false";
-        }
-
-        var options = ExtensionOptionsLoader.Load(new ConfigurationBuilder().AddInMemoryCollection(settings).Build());
+        var options = matchColor is { } value ? TestOptions.Load(("MATCH_COLOR", value ? "true" : "false")) : TestOptions.Load();
         await using var services = new ServiceCollection().AddLogging().AddReverseImageSearchCore(options).BuildServiceProvider();
         var embedder = services.GetRequiredService<IImageEmbedder>();
         var vectors = await embedder.EmbedAsync([Picture(null), Picture(GrayscaleMatrix), Picture(SwapRedBlueMatrix)]);

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Configuration;
 using ReverseImageSearch.Core.Configuration;
 using ReverseImageSearch.Core.Embedding;
 
@@ -7,22 +6,7 @@ namespace ReverseImageSearch.Tests.Embedding;
 /// <summary>MODEL_PRECISION picks the bundled float32 or int8 model; it cannot be combined with MODEL_URL.</summary>
 public sealed class ModelPrecisionTests
 {
-    private static ExtensionOptions Load(params (string Key, string Value)[] extra)
-    {
-        var values = new Dictionary<string, string?>
-        {
-            ["PROJECT_ID"] = "demo-project",
-            ["EXT_INSTANCE_ID"] = "ris",
-            ["LOCATION"] = "us-central1",
-            ["IMG_BUCKET"] = "photos",
-        };
-        foreach (var (key, value) in extra)
-        {
-            values[key] = value;
-        }
-
-        return ExtensionOptionsLoader.Load(new ConfigurationBuilder().AddInMemoryCollection(values).Build());
-    }
+    private static ExtensionOptions Load(params (string Key, string Value)[] extra) => TestOptions.Load(extra);
 
     [Test]
     public void DefaultIsFloat32()

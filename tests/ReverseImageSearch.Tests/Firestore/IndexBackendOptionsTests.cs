@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Configuration;
 using ReverseImageSearch.Core.Configuration;
 
 namespace ReverseImageSearch.Tests.Firestore;
@@ -6,22 +5,7 @@ namespace ReverseImageSearch.Tests.Firestore;
 /// <summary>INDEX_BACKEND picks the vector engine; the combinations Firestore cannot serve stop the start.</summary>
 public sealed class IndexBackendOptionsTests
 {
-    private static ExtensionOptions Load(params (string Key, string Value)[] extra)
-    {
-        var values = new Dictionary<string, string?>
-        {
-            ["PROJECT_ID"] = "demo-project",
-            ["EXT_INSTANCE_ID"] = "ris",
-            ["LOCATION"] = "us-central1",
-            ["IMG_BUCKET"] = "photos",
-        };
-        foreach (var (key, value) in extra)
-        {
-            values[key] = value;
-        }
-
-        return ExtensionOptionsLoader.Load(new ConfigurationBuilder().AddInMemoryCollection(values).Build());
-    }
+    private static ExtensionOptions Load(params (string Key, string Value)[] extra) => TestOptions.Load(extra);
 
     [Test]
     public void UnsetMeansVertexSoAnOlderInstallationKeepsItsIndex()

@@ -5,7 +5,6 @@ using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
@@ -160,12 +159,7 @@ public sealed class AppCheckVerifierTests : IDisposable
     [Test]
     public void EnforcementIsOffByDefaultAndNeedsTheProjectNumber()
     {
-        static ReverseImageSearch.Core.Configuration.ExtensionOptions Load(params (string Key, string Value)[] extra) =>
-            ReverseImageSearch.Core.Configuration.ExtensionOptionsLoader.Load(new ConfigurationBuilder()
-                .AddInMemoryCollection(new Dictionary<string, string?>
-                {
-                    ["PROJECT_ID"] = "demo-project", ["EXT_INSTANCE_ID"] = "ris", ["LOCATION"] = "us-central1", ["IMG_BUCKET"] = "photos",
-                }.Concat(extra.Select(e => new KeyValuePair<string, string?>(e.Key, e.Value)))).Build());
+        static ReverseImageSearch.Core.Configuration.ExtensionOptions Load(params (string Key, string Value)[] extra) => TestOptions.Load(extra);
 
         Assert.That(Load().EnforceAppCheck, Is.False);
         var on = Load(("ENFORCE_APP_CHECK", "true"), ("PROJECT_NUMBER", ProjectNumber));
