@@ -8,7 +8,7 @@ using ReverseImageSearch.Core.Ports;
 using ReverseImageSearch.Core.Triggers;
 using ReverseImageSearch.Functions;
 using ReverseImageSearch.Local.Storage;
-using ReverseImageSearch.Local.Tasks;
+using ReverseImageSearch.Tests.Local.Tasks;
 
 namespace ReverseImageSearch.Tests.Functions;
 
@@ -112,7 +112,7 @@ public class WriteOrderingTests
         await removal;
 
         Assert.That(await stack.NearestAsync(recreatedContent), Is.Not.EqualTo(name), "the removal took the vector out and did not embed");
-        var handedOver = (await services.GetRequiredService<SqliteTaskQueue>().PeekPayloadsAsync(IndexGate.DatapointWriteTaskFunction))
+        var handedOver = (await QueuedPayloads.ReadAsync(services, IndexGate.DatapointWriteTaskFunction))
             .Where(p => p.Deserialize<DatapointWrite>(CoreJson.Options)?.ImagePath == name).ToList();
         Assert.That(handedOver, Has.Count.EqualTo(1), "one datapointWriteTask for the new image");
         Assert.That(handedOver[0].Deserialize<DatapointWrite>(CoreJson.Options)!.Operation, Is.EqualTo(DatapointWrite.Update));
