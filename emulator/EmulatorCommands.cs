@@ -320,7 +320,7 @@ public static class EmulatorCommands
             indexBackend = services.GetRequiredService<ExtensionOptions>().IndexNeedsBuild ? "vertex" : "firestore",
             indexStatus = metadata?.GetString("status"),
             error = metadata?["error"],
-            distanceMeasure = services.GetRequiredService<ExtensionOptions>().DistanceMeasure.ToWireName(),
+            distanceMeasure = services.GetRequiredService<ExtensionOptions>().DistanceMeasure.ToParameterValue(),
             tasks = tasks is null ? null : new
             {
                 totalLength = tasks.GetInt64("totalLength"),
