@@ -400,27 +400,6 @@ internal static class SecondPassViews
             return tensor;
         }
 
-        private float[][] Run(float[][] tensors)
-        {
-            var length = Side * Side * 3;
-            var input = new float[tensors.Length * length];
-            for (var i = 0; i < tensors.Length; i++)
-            {
-                tensors[i].CopyTo(input, i * length);
-            }
-
-            using var value = OrtValue.CreateTensorValueFromMemory(input, [tensors.Length, Side, Side, 3]);
-            using var runOptions = new RunOptions();
-            using var outputs = session.Run(runOptions, ["images"], [value], ["embedding"]);
-            var flat = outputs[0].GetTensorDataAsSpan<float>();
-            var dims = flat.Length / tensors.Length;
-            var raw = new float[tensors.Length][];
-            for (var i = 0; i < raw.Length; i++)
-            {
-                raw[i] = flat.Slice(i * dims, dims).ToArray();
-            }
-
-            return raw;
-        }
+        private float[][] Run(float[][] tensors) => RetrievalQuality.Run(session, tensors);
     }
 }
