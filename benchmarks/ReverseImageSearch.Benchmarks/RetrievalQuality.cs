@@ -157,7 +157,8 @@ internal static class RetrievalQuality
         return (Shift(index), Shift(queries));
     }
 
-    private static float[][] Run(InferenceSession session, float[][] tensors)
+    /// <summary>The model's raw <c>embedding</c> output for 224x224 NHWC tensors, one inference.</summary>
+    internal static float[][] Run(InferenceSession session, float[][] tensors)
     {
         var input = new float[tensors.Length * Length];
         for (var i = 0; i < tensors.Length; i++)
