@@ -6,8 +6,9 @@ using ReverseImageSearch.Local.Storage;
 
 namespace ReverseImageSearch.Local.VectorIndex;
 
-[JsonConverter(typeof(JsonStringEnumConverter<IndexState>))]
-internal enum IndexState
+/// <summary>Where a local index is: its vectors being loaded from the datapoint files, or ready for queries.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<IndexBuildPhase>))]
+internal enum IndexBuildPhase
 {
     Building,
     Ready,
@@ -24,7 +25,7 @@ internal enum OperationKind
     DeleteIndex,
 }
 
-internal sealed record IndexRecord(string Name, IndexDefinition Definition, IndexState State);
+internal sealed record IndexRecord(string Name, IndexDefinition Definition, IndexBuildPhase State);
 
 /// <param name="Ready">False while the deployment's operation runs.</param>
 internal sealed record DeploymentRecord(string DeployedIndexId, string Index, bool Ready);
