@@ -52,7 +52,7 @@ public sealed partial class QueryIndex(
         var neighbours = ReadNeighbours(request.Data);
         var folder = ReadFolder(request.Data);
 
-        var index = await state.ReadIndexStateAsync(cancellationToken);
+        var index = await state.ReadIndexAvailabilityAsync(cancellationToken);
         if (index.EmbeddingMismatch is { } mismatch)
         {
             throw new FunctionException(FunctionErrorCode.FailedPrecondition, mismatch, new { status = index.Status });
