@@ -320,7 +320,7 @@ public static class EmulatorCommands
             indexBackend = services.GetRequiredService<ExtensionOptions>().IndexNeedsBuild ? "vertex" : "firestore",
             indexStatus = metadata?.Status,
             error = metadata?.Error,
-            distanceMeasure = services.GetRequiredService<ExtensionOptions>().DistanceMeasure.ToWireName(),
+            distanceMeasure = services.GetRequiredService<ExtensionOptions>().DistanceMeasure.ToParameterValue(),
             tasks = run is null ? null : new { totalLength = run.TotalLength, processedLength = run.ProcessedLength, status = run.Status },
             pendingTasks = stats.Outstanding,
             deadTasks = stats.Dead,

@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Runtime.InteropServices;
+using ReverseImageSearch.Core;
 using ReverseImageSearch.Core.Configuration;
 using ReverseImageSearch.Core.Ports;
 using ReverseImageSearch.Local.VectorIndex;
@@ -80,7 +82,20 @@ internal static class IndexSearchMeasurement
         }
 
         var latencies = new List<double>();
-        var statisticsBefore = index?.ExactSearchStatistics;
+        // The exact search's own metric (Telemetry.IndexRowsScored): one value per timed query, recorded on this thread.
+        var (filteredQueries, filteredRows) = (0L, 0L);
+        using var rowsScoredListener = new MeterListener
+        {
+            InstrumentPublished = (instrument, listener) =>
+            {
+                if (ReferenceEquals(instrument, Telemetry.IndexRowsScored))
+                {
+                    listener.EnableMeasurementEvents(instrument);
+                }
+            },
+        };
+        rowsScoredListener.SetMeasurementEventCallback<long>((_, value, _, _) => (filteredQueries, filteredRows) = (filteredQueries + 1, filteredRows + value));
+        rowsScoredListener.Start();
         var total = Stopwatch.StartNew();
         var i = 0;
         while ((total.Elapsed.TotalSeconds < seconds || i < 20) && i < 100_000)
@@ -93,10 +108,8 @@ internal static class IndexSearchMeasurement
         }
 
         var elapsed = total.Elapsed.TotalSeconds;
-        var statisticsAfter = index?.ExactSearchStatistics;
-        double? rowsScored = mode == "exact" && statisticsBefore is { } first && statisticsAfter is { } last
-            ? Math.Round((last.RowsScored - first.RowsScored) / (double)Math.Max(1, last.Queries - first.Queries), 1)
-            : null;
+        rowsScoredListener.Dispose();
+        double? rowsScored = mode == "exact" ? Math.Round(filteredRows / (double)Math.Max(1, filteredQueries), 1) : null;
         for (var q = 0; q < queryCount; q++)
         {
             results[q] ??= search(queries[q]);
@@ -129,7 +142,7 @@ internal static class IndexSearchMeasurement
             count,
             dimensions,
             threads = Environment.ProcessorCount,
-            vnni = QuantizedVectorSearch.UsesVnni,
+            vnni = System.Runtime.Intrinsics.X86.AvxVnni.IsSupported, // the int8 scans use it where the CPU has it
             queries = i,
             qps = Math.Round(i / elapsed, 1),
             p50Ms = Math.Round(Timing.Percentile(latencies, 50), 3),

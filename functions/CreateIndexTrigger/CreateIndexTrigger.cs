@@ -64,10 +64,10 @@ public sealed partial class CreateIndexTrigger(
                 ContentsDeltaUri: options.DatapointsUri,
                 Dimensions: (int)dimensions,
                 ApproximateNeighborsCount: options.NeighborsCount,
-                DistanceMeasureType: options.DistanceMeasure.ToWireName(),
-                FeatureNormType: options.FeatureNormType,
+                DistanceMeasure: options.DistanceMeasure,
+                NormalizeToUnitLength: options.NormalizeToUnitLength,
                 ShardSize: options.ShardSize,
-                AlgorithmConfig: options.AlgorithmConfig),
+                Algorithm: options.Algorithm),
             cancellationToken), cancellationToken);
 
         if (!await state.RecordIndexCreationAsync(claim.Token!, operation.Name, cancellationToken))

@@ -38,6 +38,14 @@ public static class Telemetry
     public static readonly Histogram<double> QueryDuration = Meter.CreateHistogram<double>(
         "ris.query.duration", "s", "Time queryIndex took to answer a call (answers and errors alike).");
 
+    /// <summary>
+    /// Per query of an exact search of the local index (InProcessVectorIndex, VectorSearchMode.Exact): the float32
+    /// rows it scored, the int8 filter having left out the rest; against the index's size it shows how much of the
+    /// scan the filter saved.
+    /// </summary>
+    public static readonly Histogram<long> IndexRowsScored = Meter.CreateHistogram<long>(
+        "ris.index.rows_scored", "{row}", "Float32 rows an exact search of the local index scored for one query.");
+
     /// <summary>Times one query until disposed, in <see cref="QueryDuration"/> and a "query index" span.</summary>
     public static QueryTiming TimeQuery() => new(Source.StartActivity("query index"), Stopwatch.GetTimestamp());
 

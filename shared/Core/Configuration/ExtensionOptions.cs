@@ -56,8 +56,8 @@ public sealed class ExtensionOptions
     /// </summary>
     public bool IndexNeedsBuild => IndexBackend == IndexBackend.Vertex;
 
-    /// <summary>ALGORITHM_CONFIG: treeAhConfig or bruteForceConfig.</summary>
-    public string AlgorithmConfig { get; init; } = ExtensionParameters.AlgorithmConfig.Default!;
+    /// <summary>ALGORITHM_CONFIG (treeAhConfig or bruteForceConfig).</summary>
+    public IndexAlgorithm Algorithm { get; init; } = IndexAlgorithm.BruteForce;
 
     /// <summary>N_COUNT: approximate neighbours count of the index.</summary>
     public int NeighborsCount { get; init; } = ExtensionParameters.NeighborsCount.Default;
@@ -65,7 +65,8 @@ public sealed class ExtensionOptions
     /// <summary>BATCH_SIZE: images per backfill task, 1 to 64.</summary>
     public int BatchSize { get; init; } = ExtensionParameters.BatchSize.Default;
 
-    public string ShardSize { get; init; } = ExtensionParameters.ShardSize.Default!;
+    /// <summary>SHARD_SIZE.</summary>
+    public IndexShardSize ShardSize { get; init; } = IndexShardSize.Small;
 
     public string MachineType { get; init; } = ExtensionParameters.MachineType.Default!;
 
@@ -109,7 +110,8 @@ public sealed class ExtensionOptions
 
     public const string DatapointsFolder = "datapoints";
 
-    public string FeatureNormType => DistanceMeasure == DistanceMeasure.Cosine ? "UNIT_L2_NORM" : "NONE";
+    /// <summary>Cosine distance compares directions only: the index scales vectors and queries to length 1.</summary>
+    public bool NormalizeToUnitLength => DistanceMeasure == DistanceMeasure.Cosine;
 
     /// <summary>Deployed index id: ext_{instance id with '-' replaced by '_'}_index.</summary>
     public string DeployedIndexId => $"ext_{InstanceId.Replace('-', '_')}_index";
@@ -136,9 +138,31 @@ public enum DistanceMeasure
     DotProduct,
 }
 
-public static class DistanceMeasureNames
+/// <summary>The index's search algorithm (ALGORITHM_CONFIG).</summary>
+public enum IndexAlgorithm
 {
-    public static string ToWireName(this DistanceMeasure measure) => measure switch
+    /// <summary>Exact search over every vector.</summary>
+    BruteForce,
+
+    /// <summary>Vertex AI's tree-AH: approximate, quantised and rescored (locally: the int8 search).</summary>
+    TreeAh,
+}
+
+/// <summary>The size of each shard of a Vertex AI index (SHARD_SIZE), which sets the machine types it can be deployed to.</summary>
+public enum IndexShardSize
+{
+    Small,
+    Medium,
+    Large,
+}
+
+/// <summary>
+/// The typed values as the extension's parameters spell them (DISTANCE_MEASURE, ALGORITHM_CONFIG, SHARD_SIZE: the
+/// original's values). Configuration text only: what an API is sent is spelled by its adapter.
+/// </summary>
+public static class ParameterValues
+{
+    public static string ToParameterValue(this DistanceMeasure measure) => measure switch
     {
         DistanceMeasure.SquaredL2 => "SQUARED_L2_DISTANCE",
         DistanceMeasure.L1 => "L1_DISTANCE",
@@ -147,18 +171,40 @@ public static class DistanceMeasureNames
         _ => throw new ArgumentOutOfRangeException(nameof(measure), measure, null),
     };
 
-    public static bool TryParse(string value, out DistanceMeasure measure)
+    public static string ToParameterValue(this IndexAlgorithm algorithm) => algorithm switch
     {
-        foreach (var candidate in Enum.GetValues<DistanceMeasure>())
+        IndexAlgorithm.BruteForce => "bruteForceConfig",
+        IndexAlgorithm.TreeAh => "treeAhConfig",
+        _ => throw new ArgumentOutOfRangeException(nameof(algorithm), algorithm, null),
+    };
+
+    public static string ToParameterValue(this IndexShardSize size) => size switch
+    {
+        IndexShardSize.Small => "SHARD_SIZE_SMALL",
+        IndexShardSize.Medium => "SHARD_SIZE_MEDIUM",
+        IndexShardSize.Large => "SHARD_SIZE_LARGE",
+        _ => throw new ArgumentOutOfRangeException(nameof(size), size, null),
+    };
+
+    public static bool TryParse(string value, out DistanceMeasure measure) => TryParse(value, ToParameterValue, out measure);
+
+    public static bool TryParse(string value, out IndexAlgorithm algorithm) => TryParse(value, ToParameterValue, out algorithm);
+
+    public static bool TryParse(string value, out IndexShardSize size) => TryParse(value, ToParameterValue, out size);
+
+    private static bool TryParse<T>(string value, Func<T, string> spell, out T parsed)
+        where T : struct, Enum
+    {
+        foreach (var candidate in Enum.GetValues<T>())
         {
-            if (candidate.ToWireName() == value)
+            if (spell(candidate) == value)
             {
-                measure = candidate;
+                parsed = candidate;
                 return true;
             }
         }
 
-        measure = default;
+        parsed = default;
         return false;
     }
 }

@@ -28,7 +28,7 @@ public static class ExtensionOptionsLoader
 
         var (inputHeight, inputWidth) = ExtensionParameters.InputShape.Parse(reader.Value(ExtensionParameters.InputShape)!)!.Value;
         var distance = reader.Filled(ExtensionParameters.DistanceMeasure);
-        DistanceMeasureNames.TryParse(distance, out var measure);
+        ParameterValues.TryParse(distance, out DistanceMeasure measure);
 
         var backend = reader.Filled(ExtensionParameters.IndexBackend) == "firestore" ? IndexBackend.Firestore : IndexBackend.Vertex;
         if (backend == IndexBackend.Firestore && measure == DistanceMeasure.L1)
@@ -76,10 +76,10 @@ public static class ExtensionOptionsLoader
             InputWidth = inputWidth,
             DistanceMeasure = measure,
             IndexBackend = backend,
-            AlgorithmConfig = reader.Filled(ExtensionParameters.AlgorithmConfig),
+            Algorithm = ParameterValues.TryParse(reader.Filled(ExtensionParameters.AlgorithmConfig), out IndexAlgorithm algorithm) ? algorithm : default,
             NeighborsCount = reader.Integer(ExtensionParameters.NeighborsCount),
             BatchSize = reader.Integer(ExtensionParameters.BatchSize),
-            ShardSize = reader.Filled(ExtensionParameters.ShardSize),
+            ShardSize = ParameterValues.TryParse(reader.Filled(ExtensionParameters.ShardSize), out IndexShardSize shardSize) ? shardSize : default,
             MachineType = reader.Filled(ExtensionParameters.MachineType),
             AcceleratorType = reader.Filled(ExtensionParameters.AcceleratorType),
             AcceleratorCount = reader.Integer(ExtensionParameters.AcceleratorCount),

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using ReverseImageSearch.Core.Configuration;
 
 namespace ReverseImageSearch.Core.Ports;
 
@@ -47,27 +48,20 @@ public interface IVectorIndexService
         IReadOnlyList<NeighborQuery> queries,
         int neighborCount,
         CancellationToken cancellationToken = default);
-
-    Task<LongRunningOperation> UndeployIndexAsync(string indexEndpoint, string deployedIndexId, CancellationToken cancellationToken = default);
-
-    Task<LongRunningOperation> DeleteIndexEndpointAsync(string indexEndpoint, CancellationToken cancellationToken = default);
-
-    Task<LongRunningOperation> DeleteIndexAsync(string index, CancellationToken cancellationToken = default);
 }
 
+/// <summary>What an index is built as; each adapter writes it in its API's own terms.</summary>
 /// <param name="ContentsDeltaUri">gs:// folder of JSON-lines datapoint files the index is built from.</param>
-/// <param name="DistanceMeasureType">SQUARED_L2_DISTANCE, L1_DISTANCE, COSINE_DISTANCE or DOT_PRODUCT_DISTANCE.</param>
-/// <param name="FeatureNormType">UNIT_L2_NORM or NONE.</param>
-/// <param name="AlgorithmConfig">treeAhConfig or bruteForceConfig.</param>
+/// <param name="NormalizeToUnitLength">Vectors and queries are scaled to length 1 before they are compared.</param>
 public sealed record IndexDefinition(
     string DisplayName,
     string ContentsDeltaUri,
     int Dimensions,
     int ApproximateNeighborsCount,
-    string DistanceMeasureType,
-    string FeatureNormType,
-    string ShardSize,
-    string AlgorithmConfig);
+    DistanceMeasure DistanceMeasure,
+    bool NormalizeToUnitLength,
+    IndexShardSize ShardSize,
+    IndexAlgorithm Algorithm);
 
 /// <param name="Response">The finished operation's resource (for example the created Index), when done.</param>
 public sealed record LongRunningOperation(string Name, bool Done, OperationError? Error = null, JsonElement? Response = null)

@@ -41,7 +41,7 @@ public sealed class FirestoreDocumentStore : IDocumentStore
         if (mode == SetMode.Merge && write.Mask!.Count == 0)
         {
             // Nothing to write: an empty merge still creates the document, which PATCH without a mask cannot express.
-            await CommitAsync([write.ToJson()], transaction: null, cancellationToken).ConfigureAwait(false);
+            await CommitAsync([write.ToJson()], transaction: null, cancellationToken);
             return;
         }
 
@@ -54,8 +54,7 @@ public sealed class FirestoreDocumentStore : IDocumentStore
             }
         }
 
-        await client.SendJsonAsync(HttpMethod.Patch, DocumentUri(path, query), new JsonObject { ["fields"] = write.Fields }, cancellationToken)
-            .ConfigureAwait(false);
+        await client.SendJsonAsync(HttpMethod.Patch, DocumentUri(path, query), new JsonObject { ["fields"] = write.Fields }, cancellationToken);
     }
 
     public async Task<bool> CreateAsync(string path, IReadOnlyDictionary<string, object?> fields, CancellationToken cancellationToken = default)
@@ -65,8 +64,7 @@ public sealed class FirestoreDocumentStore : IDocumentStore
         AppendQuery(query, "currentDocument.exists", "false");
         try
         {
-            await client.SendJsonAsync(HttpMethod.Patch, DocumentUri(path, query), new JsonObject { ["fields"] = FirestoreValues.EncodeFields(fields) }, cancellationToken)
-                .ConfigureAwait(false);
+            await client.SendJsonAsync(HttpMethod.Patch, DocumentUri(path, query), new JsonObject { ["fields"] = FirestoreValues.EncodeFields(fields) }, cancellationToken);
             return true;
         }
         catch (ServiceException e) when (IsPreconditionFailure(e))
@@ -79,7 +77,7 @@ public sealed class FirestoreDocumentStore : IDocumentStore
     {
         try
         {
-            await client.SendJsonAsync(HttpMethod.Delete, DocumentUri(path, null), null, cancellationToken).ConfigureAwait(false);
+            await client.SendJsonAsync(HttpMethod.Delete, DocumentUri(path, null), null, cancellationToken);
         }
         catch (ServiceException e) when (e.IsNotFound)
         {
@@ -103,28 +101,28 @@ public sealed class FirestoreDocumentStore : IDocumentStore
                 HttpMethod.Post,
                 new Uri($"{baseUrl}/{DocumentsRoot}:beginTransaction"),
                 new JsonObject { ["options"] = new JsonObject { ["readWrite"] = readWrite } },
-                cancellationToken).ConfigureAwait(false);
+                cancellationToken);
             var transaction = new Transaction(this, begun.Transaction);
             T result;
             try
             {
-                result = await body(transaction, cancellationToken).ConfigureAwait(false);
-                await CommitAsync(transaction.Writes, begun.Transaction, cancellationToken).ConfigureAwait(false);
+                result = await body(transaction, cancellationToken);
+                await CommitAsync(transaction.Writes, begun.Transaction, cancellationToken);
                 return result;
             }
             catch (ServiceException e) when (IsContention(e) && attempt < options.TransactionMaxAttempts)
             {
                 // Release whatever the aborted attempt still holds (the emulator keeps its locks until then).
-                await RollbackQuietlyAsync(begun.Transaction).ConfigureAwait(false);
+                await RollbackQuietlyAsync(begun.Transaction);
                 previous = begun.Transaction;
             }
             catch (Exception)
             {
-                await RollbackQuietlyAsync(begun.Transaction).ConfigureAwait(false);
+                await RollbackQuietlyAsync(begun.Transaction);
                 throw;
             }
 
-            await Task.Delay(Backoff(attempt), cancellationToken).ConfigureAwait(false);
+            await Task.Delay(Backoff(attempt), cancellationToken);
         }
     }
 
@@ -143,12 +141,12 @@ public sealed class FirestoreDocumentStore : IDocumentStore
     {
         if (transaction is not null)
         {
-            return await GetInTransactionAsync(path, transaction, cancellationToken).ConfigureAwait(false);
+            return await GetInTransactionAsync(path, transaction, cancellationToken);
         }
 
         try
         {
-            using var doc = await client.SendJsonAsync<JsonDocument>(HttpMethod.Get, DocumentUri(path, null), null, cancellationToken).ConfigureAwait(false);
+            using var doc = await client.SendJsonAsync<JsonDocument>(HttpMethod.Get, DocumentUri(path, null), null, cancellationToken);
             return ToSnapshot(path, doc.RootElement);
         }
         catch (ServiceException e) when (e.IsNotFound)
@@ -168,8 +166,7 @@ public sealed class FirestoreDocumentStore : IDocumentStore
             ["documents"] = new JsonArray(DocumentName(path)),
             ["transaction"] = transaction,
         };
-        using var answer = await client.SendJsonAsync<JsonDocument>(HttpMethod.Post, new Uri($"{baseUrl}/{DocumentsRoot}:batchGet"), body, cancellationToken)
-            .ConfigureAwait(false);
+        using var answer = await client.SendJsonAsync<JsonDocument>(HttpMethod.Post, new Uri($"{baseUrl}/{DocumentsRoot}:batchGet"), body, cancellationToken);
         foreach (var item in answer.RootElement.EnumerateArray())
         {
             if (item.TryGetProperty("found", out var found))
@@ -198,7 +195,7 @@ public sealed class FirestoreDocumentStore : IDocumentStore
             body["transaction"] = transaction;
         }
 
-        await client.SendJsonAsync(HttpMethod.Post, new Uri($"{baseUrl}/{DocumentsRoot}:commit"), body, cancellationToken).ConfigureAwait(false);
+        await client.SendJsonAsync(HttpMethod.Post, new Uri($"{baseUrl}/{DocumentsRoot}:commit"), body, cancellationToken);
     }
 
     private async Task RollbackQuietlyAsync(string transaction)
@@ -209,7 +206,7 @@ public sealed class FirestoreDocumentStore : IDocumentStore
                 HttpMethod.Post,
                 new Uri($"{baseUrl}/{DocumentsRoot}:rollback"),
                 new JsonObject { ["transaction"] = transaction },
-                CancellationToken.None).ConfigureAwait(false);
+                CancellationToken.None);
         }
         catch (ServiceException)
         {

@@ -65,7 +65,7 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
             DistanceMeasure.SquaredL2 => ("EUCLIDEAN", true),
             DistanceMeasure.Cosine => ("COSINE", false),
             DistanceMeasure.DotProduct => ("DOT_PRODUCT", false),
-            _ => throw new NotSupportedException($"Firestore vector search has no {extension.DistanceMeasure.ToWireName()}."),
+            _ => throw new NotSupportedException($"Firestore vector search has no {extension.DistanceMeasure.ToParameterValue()}."),
         };
     }
 
@@ -206,20 +206,6 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
 
     public Task<IndexEndpointInfo> GetIndexEndpointAsync(string indexEndpoint, CancellationToken cancellationToken = default) =>
         throw NoEndpoint();
-
-    public Task<LongRunningOperation> UndeployIndexAsync(string indexEndpoint, string deployedIndexId, CancellationToken cancellationToken = default) =>
-        throw NoEndpoint();
-
-    public Task<LongRunningOperation> DeleteIndexEndpointAsync(string indexEndpoint, CancellationToken cancellationToken = default) =>
-        throw NoEndpoint();
-
-    /// <summary>Deletes the vector index by its name (projects/…/indexes/…); the documents stay.</summary>
-    public async Task<LongRunningOperation> DeleteIndexAsync(string index, CancellationToken cancellationToken = default)
-    {
-        ArgumentException.ThrowIfNullOrEmpty(index);
-        await admin.SendJsonAsync(HttpMethod.Delete, new Uri($"{adminBase}/{index}"), null, cancellationToken).ConfigureAwait(false);
-        return new LongRunningOperation(index, Done: true);
-    }
 
     private async Task<QueryNeighbors> FindNearestAsync(NeighborQuery query, int neighborCount, CancellationToken cancellationToken)
     {

@@ -26,13 +26,13 @@ public sealed class ApplicationDefaultAccessTokenSource : IAccessTokenSource
 
     public async ValueTask<string> GetAccessTokenAsync(CancellationToken cancellationToken)
     {
-        var access = await credential.Value.ConfigureAwait(false);
-        return await access.GetAccessTokenForRequestAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+        var access = await credential.Value;
+        return await access.GetAccessTokenForRequestAsync(cancellationToken: cancellationToken);
     }
 
     private static async Task<ITokenAccess> LoadAsync()
     {
-        var adc = await GoogleCredential.GetApplicationDefaultAsync().ConfigureAwait(false);
+        var adc = await GoogleCredential.GetApplicationDefaultAsync();
         return adc.IsCreateScopedRequired ? adc.CreateScoped(CloudPlatformScope) : adc;
     }
 }
@@ -57,8 +57,8 @@ public sealed class BearerTokenHandler(IAccessTokenSource tokens, Func<Uri, bool
                 + "only Google API hosts (*.googleapis.com, *.vdb.vertexai.goog) and the configured endpoints receive it.");
         }
 
-        var token = await tokens.GetAccessTokenAsync(cancellationToken).ConfigureAwait(false);
+        var token = await tokens.GetAccessTokenAsync(cancellationToken);
         request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
-        return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        return await base.SendAsync(request, cancellationToken);
     }
 }

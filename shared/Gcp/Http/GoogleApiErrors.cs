@@ -13,7 +13,7 @@ public static class GoogleApiErrors
     public static async Task<ServiceException> ToExceptionAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(response);
-        var body = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+        var body = await response.Content.ReadAsStringAsync(cancellationToken);
         return FromBody((int)response.StatusCode, body, response.ReasonPhrase);
     }
 

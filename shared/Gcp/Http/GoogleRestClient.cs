@@ -36,7 +36,7 @@ public sealed class GoogleRestClient
     public async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
-        var response = await Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+        var response = await Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         if (response.IsSuccessStatusCode)
         {
             return response;
@@ -44,7 +44,7 @@ public sealed class GoogleRestClient
 
         using (response)
         {
-            throw await GoogleApiErrors.ToExceptionAsync(response, cancellationToken).ConfigureAwait(false);
+            throw await GoogleApiErrors.ToExceptionAsync(response, cancellationToken);
         }
     }
 
@@ -52,8 +52,8 @@ public sealed class GoogleRestClient
     public async Task<TResponse> SendJsonAsync<TResponse>(HttpMethod method, Uri uri, object? body, CancellationToken cancellationToken)
     {
         using var request = CreateJsonRequest(method, uri, body);
-        using var response = await SendAsync(request, cancellationToken).ConfigureAwait(false);
-        return await ReadJsonAsync<TResponse>(response, cancellationToken).ConfigureAwait(false);
+        using var response = await SendAsync(request, cancellationToken);
+        return await ReadJsonAsync<TResponse>(response, cancellationToken);
     }
 
     /// <summary>
@@ -64,15 +64,15 @@ public sealed class GoogleRestClient
     {
         using var request = CreateJsonRequest(method, uri, body);
         request.Options.Set(GcpHttpPipeline.SendOnce, true);
-        using var response = await SendAsync(request, cancellationToken).ConfigureAwait(false);
-        return await ReadJsonAsync<TResponse>(response, cancellationToken).ConfigureAwait(false);
+        using var response = await SendAsync(request, cancellationToken);
+        return await ReadJsonAsync<TResponse>(response, cancellationToken);
     }
 
     /// <summary>Sends and discards the answer.</summary>
     public async Task SendJsonAsync(HttpMethod method, Uri uri, object? body, CancellationToken cancellationToken)
     {
         using var request = CreateJsonRequest(method, uri, body);
-        using var response = await SendAsync(request, cancellationToken).ConfigureAwait(false);
+        using var response = await SendAsync(request, cancellationToken);
     }
 
     public static HttpRequestMessage CreateJsonRequest(HttpMethod method, Uri uri, object? body)
@@ -90,7 +90,7 @@ public sealed class GoogleRestClient
     public static async Task<T> ReadJsonAsync<T>(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(response);
-        var text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+        var text = await response.Content.ReadAsStringAsync(cancellationToken);
         if (string.IsNullOrWhiteSpace(text))
         {
             text = "{}";

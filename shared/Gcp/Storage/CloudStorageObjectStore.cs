@@ -34,8 +34,7 @@ public sealed class CloudStorageObjectStore(GoogleRestClient client, GcpEndpoint
             }
 
             Append(query, "fields", $"items({ObjectFields}),nextPageToken");
-            var page = await client.SendJsonAsync<ObjectsPage>(HttpMethod.Get, new Uri($"{BucketUrl(bucket)}/o{query}"), null, cancellationToken)
-                .ConfigureAwait(false);
+            var page = await client.SendJsonAsync<ObjectsPage>(HttpMethod.Get, new Uri($"{BucketUrl(bucket)}/o{query}"), null, cancellationToken);
             foreach (var item in page.Items ?? [])
             {
                 yield return item.ToStoredObject(bucket);
@@ -50,7 +49,7 @@ public sealed class CloudStorageObjectStore(GoogleRestClient client, GcpEndpoint
     {
         try
         {
-            var resource = await client.SendJsonAsync<ObjectResource>(HttpMethod.Get, ObjectUri(bucket, name, null), null, cancellationToken).ConfigureAwait(false);
+            var resource = await client.SendJsonAsync<ObjectResource>(HttpMethod.Get, ObjectUri(bucket, name, null), null, cancellationToken);
             return resource.ToStoredObject(bucket);
         }
         catch (ServiceException e) when (e.IsNotFound)
@@ -64,8 +63,8 @@ public sealed class CloudStorageObjectStore(GoogleRestClient client, GcpEndpoint
         try
         {
             using var request = new HttpRequestMessage(HttpMethod.Get, ObjectUri(bucket, name, "?alt=media"));
-            using var response = await client.SendAsync(request, cancellationToken).ConfigureAwait(false);
-            return await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+            using var response = await client.SendAsync(request, cancellationToken);
+            return await response.Content.ReadAsByteArrayAsync(cancellationToken);
         }
         catch (ServiceException e) when (e.IsNotFound)
         {
@@ -78,8 +77,8 @@ public sealed class CloudStorageObjectStore(GoogleRestClient client, GcpEndpoint
         ArgumentException.ThrowIfNullOrEmpty(name);
         ArgumentException.ThrowIfNullOrEmpty(contentType);
         var resource = content.Length > options.ResumableUploadThreshold
-            ? await ResumableUploadAsync(bucket, name, content, contentType, cancellationToken).ConfigureAwait(false)
-            : await MediaUploadAsync(bucket, name, content, contentType, cancellationToken).ConfigureAwait(false);
+            ? await ResumableUploadAsync(bucket, name, content, contentType, cancellationToken)
+            : await MediaUploadAsync(bucket, name, content, contentType, cancellationToken);
         return resource.ToStoredObject(bucket);
     }
 
@@ -87,7 +86,7 @@ public sealed class CloudStorageObjectStore(GoogleRestClient client, GcpEndpoint
     {
         try
         {
-            await client.SendJsonAsync(HttpMethod.Delete, ObjectUri(bucket, name, null), null, cancellationToken).ConfigureAwait(false);
+            await client.SendJsonAsync(HttpMethod.Delete, ObjectUri(bucket, name, null), null, cancellationToken);
             return true;
         }
         catch (ServiceException e) when (e.IsNotFound)
@@ -105,8 +104,8 @@ public sealed class CloudStorageObjectStore(GoogleRestClient client, GcpEndpoint
         {
             Content = Bytes(content, contentType),
         };
-        using var response = await client.SendAsync(request, cancellationToken).ConfigureAwait(false);
-        return await GoogleRestClient.ReadJsonAsync<ObjectResource>(response, cancellationToken).ConfigureAwait(false);
+        using var response = await client.SendAsync(request, cancellationToken);
+        return await GoogleRestClient.ReadJsonAsync<ObjectResource>(response, cancellationToken);
     }
 
     private async Task<ObjectResource> ResumableUploadAsync(string bucket, string name, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken)
@@ -121,15 +120,15 @@ public sealed class CloudStorageObjectStore(GoogleRestClient client, GcpEndpoint
         {
             start.Headers.Add("X-Upload-Content-Type", contentType);
             start.Headers.Add("X-Upload-Content-Length", content.Length.ToString(CultureInfo.InvariantCulture));
-            using var started = await client.SendAsync(start, cancellationToken).ConfigureAwait(false);
+            using var started = await client.SendAsync(start, cancellationToken);
             session = started.Headers.Location
                 ?? throw new ServiceException((int)started.StatusCode, "INTERNAL", "Resumable upload answered without a Location session URI.");
         }
 
         // One PUT of the whole content: the session keeps the upload restartable without our own chunking.
         using var put = new HttpRequestMessage(HttpMethod.Put, session) { Content = Bytes(content, contentType) };
-        using var response = await client.SendAsync(put, cancellationToken).ConfigureAwait(false);
-        return await GoogleRestClient.ReadJsonAsync<ObjectResource>(response, cancellationToken).ConfigureAwait(false);
+        using var response = await client.SendAsync(put, cancellationToken);
+        return await GoogleRestClient.ReadJsonAsync<ObjectResource>(response, cancellationToken);
     }
 
     private static ReadOnlyMemoryContent Bytes(ReadOnlyMemory<byte> content, string contentType)

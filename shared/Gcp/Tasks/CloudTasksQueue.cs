@@ -53,14 +53,14 @@ public sealed class CloudTasksQueue(
                 Url: FunctionUrl(functionName),
                 Headers: new Dictionary<string, string> { ["Content-Type"] = "application/json" },
                 Body: Convert.ToBase64String(body),
-                OidcToken: new OidcTokenResource(await serviceAccount.GetEmailAsync(cancellationToken).ConfigureAwait(false))));
+                OidcToken: new OidcTokenResource(await serviceAccount.GetEmailAsync(cancellationToken))));
         try
         {
             await client.SendJsonAsync(
                 HttpMethod.Post,
                 new Uri($"{endpoints.CloudTasksBase.ToString().TrimEnd('/')}/{queue}/tasks"),
                 new CreateTaskRequest(task),
-                cancellationToken).ConfigureAwait(false);
+                cancellationToken);
             return true;
         }
         catch (ServiceException e) when (e.IsAlreadyExists && name is not null)

@@ -21,7 +21,7 @@ public sealed class ServiceAccountEmailSource(GcpAdapterOptions options, IHttpCl
             return cached;
         }
 
-        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await gate.WaitAsync(cancellationToken);
         try
         {
             if (cached is null)
@@ -31,8 +31,8 @@ public sealed class ServiceAccountEmailSource(GcpAdapterOptions options, IHttpCl
                     HttpMethod.Get,
                     new Uri(endpoints.MetadataServerBase.ToString().TrimEnd('/') + "/instance/service-accounts/default/email"));
                 request.Headers.Add("Metadata-Flavor", "Google");
-                using var response = await client.SendAsync(request, cancellationToken).ConfigureAwait(false);
-                var email = (await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false)).Trim();
+                using var response = await client.SendAsync(request, cancellationToken);
+                var email = (await response.Content.ReadAsStringAsync(cancellationToken)).Trim();
                 cached = email.Length > 0
                     ? email
                     : throw new InvalidOperationException("The metadata server gave no default service account email; set SERVICE_ACCOUNT_EMAIL.");

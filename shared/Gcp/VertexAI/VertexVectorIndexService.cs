@@ -20,11 +20,6 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
     public async Task<LongRunningOperation> CreateIndexAsync(IndexDefinition definition, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(definition);
-        if (definition.AlgorithmConfig is not ("treeAhConfig" or "bruteForceConfig"))
-        {
-            throw new ArgumentException($"AlgorithmConfig must be treeAhConfig or bruteForceConfig, not '{definition.AlgorithmConfig}'.", nameof(definition));
-        }
-
         // Creates are sent once (GcpHttpPipeline.SendOnce) and looked up first: a send whose answer was lost (a 5xx
         // or timeout after Vertex AI accepted it, an instance that died before recording the operation) made an
         // index already, and a second one would bill unseen. The display name is the extension instance's own.
@@ -46,15 +41,40 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
                 {
                     ["dimensions"] = definition.Dimensions,
                     ["approximateNeighborsCount"] = definition.ApproximateNeighborsCount,
-                    ["distanceMeasureType"] = definition.DistanceMeasureType,
-                    ["featureNormType"] = definition.FeatureNormType,
-                    ["shardSize"] = definition.ShardSize,
-                    ["algorithmConfig"] = new JsonObject { [definition.AlgorithmConfig] = new JsonObject() },
+                    ["distanceMeasureType"] = WireName(definition.DistanceMeasure),
+                    ["featureNormType"] = definition.NormalizeToUnitLength ? "UNIT_L2_NORM" : "NONE",
+                    ["shardSize"] = WireName(definition.ShardSize),
+                    ["algorithmConfig"] = new JsonObject { [AlgorithmConfigName(definition.Algorithm)] = new JsonObject() },
                 },
             },
         };
         return await OperationCallAsync(HttpMethod.Post, $"{LocationPath}/indexes", index, cancellationToken, sendOnce: true).ConfigureAwait(false);
     }
+
+    private static string WireName(DistanceMeasure measure) => measure switch
+    {
+        DistanceMeasure.SquaredL2 => "SQUARED_L2_DISTANCE",
+        DistanceMeasure.L1 => "L1_DISTANCE",
+        DistanceMeasure.Cosine => "COSINE_DISTANCE",
+        DistanceMeasure.DotProduct => "DOT_PRODUCT_DISTANCE",
+        _ => throw new ArgumentOutOfRangeException(nameof(measure), measure, null),
+    };
+
+    private static string WireName(IndexShardSize size) => size switch
+    {
+        IndexShardSize.Small => "SHARD_SIZE_SMALL",
+        IndexShardSize.Medium => "SHARD_SIZE_MEDIUM",
+        IndexShardSize.Large => "SHARD_SIZE_LARGE",
+        _ => throw new ArgumentOutOfRangeException(nameof(size), size, null),
+    };
+
+    // The one member of config.algorithmConfig; tree-AH's tuning fields are left to Vertex AI's defaults, as the original did.
+    private static string AlgorithmConfigName(IndexAlgorithm algorithm) => algorithm switch
+    {
+        IndexAlgorithm.TreeAh => "treeAhConfig",
+        IndexAlgorithm.BruteForce => "bruteForceConfig",
+        _ => throw new ArgumentOutOfRangeException(nameof(algorithm), algorithm, null),
+    };
 
     /// <summary>Full names of this location's resources (indexes or indexEndpoints) with <paramref name="displayName"/>, oldest listing first.</summary>
     private async Task<IReadOnlyList<string>> ListByDisplayNameAsync(string collection, string displayName, CancellationToken cancellationToken = default)
@@ -283,15 +303,6 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
     /// <summary>The folder tokens as a restrict of the folder namespace; none at all for an object at the top of the bucket.</summary>
     private static RestrictBody[]? FolderRestricts(IReadOnlyList<string> folders) =>
         folders.Count == 0 ? null : [new RestrictBody(ImageFolders.TokenNamespace, folders.ToArray())];
-
-    public Task<LongRunningOperation> UndeployIndexAsync(string indexEndpoint, string deployedIndexId, CancellationToken cancellationToken = default) =>
-        OperationCallAsync(HttpMethod.Post, Resource(indexEndpoint) + ":undeployIndex", new JsonObject { ["deployedIndexId"] = deployedIndexId }, cancellationToken);
-
-    public Task<LongRunningOperation> DeleteIndexEndpointAsync(string indexEndpoint, CancellationToken cancellationToken = default) =>
-        OperationCallAsync(HttpMethod.Delete, Resource(indexEndpoint), null, cancellationToken);
-
-    public Task<LongRunningOperation> DeleteIndexAsync(string index, CancellationToken cancellationToken = default) =>
-        OperationCallAsync(HttpMethod.Delete, Resource(index), null, cancellationToken);
 
     private async Task<LongRunningOperation> OperationCallAsync(
         HttpMethod method, string resourcePath, JsonObject? body, CancellationToken cancellationToken, bool sendOnce = false)

@@ -31,7 +31,7 @@ public sealed record LocalBucketWatcherOptions
 /// notifications only hint that a scan is due. Events are enqueued before the snapshot is saved, so a
 /// crash repeats events rather than losing them (handlers are idempotent).
 /// </summary>
-public sealed class LocalBucketWatcher : IAsyncDisposable
+public sealed partial class LocalBucketWatcher : IAsyncDisposable
 {
     private readonly LocalObjectStore _store;
     private readonly string _bucket;
@@ -177,7 +177,7 @@ public sealed class LocalBucketWatcher : IAsyncDisposable
 
             if (unstable > 0)
             {
-                _logger.LogDebug("{Count} file(s) in bucket {Bucket} are still changing; looking again later", unstable, _bucket);
+                LogStillChanging(_logger, unstable, _bucket);
                 HintAfter(lookAgainIn);
             }
         }
@@ -214,11 +214,11 @@ public sealed class LocalBucketWatcher : IAsyncDisposable
         _snapshot = next;
         if (!announce)
         {
-            _logger.LogInformation("Bucket {Bucket}: recorded {Count} object(s) as already present", _bucket, next.Count);
+            LogRecordedPresent(_logger, _bucket, next.Count);
             return 0;
         }
 
-        _logger.LogInformation("Bucket {Bucket}: announced {Finalized} finalized and {Deleted} deleted object(s)", _bucket, finalized.Count, deleted.Count);
+        LogAnnounced(_logger, _bucket, finalized.Count, deleted.Count);
         return finalized.Count + deleted.Count;
     }
 
@@ -276,7 +276,7 @@ public sealed class LocalBucketWatcher : IAsyncDisposable
             catch (Exception e)
             {
                 // Nothing is lost: the snapshot was not saved, so the next scan finds the same differences.
-                _logger.LogError(e, "Scanning bucket {Bucket} failed; the next scan retries", _bucket);
+                LogScanFailed(_logger, e, _bucket);
             }
         }
     }
@@ -312,7 +312,7 @@ public sealed class LocalBucketWatcher : IAsyncDisposable
             watcher.Renamed += (_, _) => _hints.Writer.TryWrite(true);
             watcher.Error += (_, args) =>
             {
-                _logger.LogWarning(args.GetException(), "File notifications for bucket {Bucket} overflowed; scanning", _bucket);
+                LogNotificationsOverflowed(_logger, args.GetException(), _bucket);
                 _hints.Writer.TryWrite(true);
             };
             watcher.EnableRaisingEvents = true;
@@ -321,8 +321,26 @@ public sealed class LocalBucketWatcher : IAsyncDisposable
         catch (Exception e) when (e is IOException or ArgumentException or PlatformNotSupportedException)
         {
             // inotify limits can be exhausted; the periodic scan still finds every change, only later.
-            _logger.LogWarning(e, "Cannot watch {Root}; relying on scans every {Interval}", root, _options.SafetyScanInterval);
+            LogCannotWatch(_logger, e, root, _options.SafetyScanInterval);
             return null;
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "{Count} file(s) in bucket {Bucket} are still changing; looking again later")]
+    private static partial void LogStillChanging(ILogger logger, int count, string bucket);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Bucket {Bucket}: recorded {Count} object(s) as already present")]
+    private static partial void LogRecordedPresent(ILogger logger, string bucket, int count);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Bucket {Bucket}: announced {Finalized} finalized and {Deleted} deleted object(s)")]
+    private static partial void LogAnnounced(ILogger logger, string bucket, int finalized, int deleted);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Scanning bucket {Bucket} failed; the next scan retries")]
+    private static partial void LogScanFailed(ILogger logger, Exception exception, string bucket);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "File notifications for bucket {Bucket} overflowed; scanning")]
+    private static partial void LogNotificationsOverflowed(ILogger logger, Exception exception, string bucket);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Cannot watch {Root}; relying on scans every {Interval}")]
+    private static partial void LogCannotWatch(ILogger logger, Exception exception, string root, TimeSpan interval);
 }

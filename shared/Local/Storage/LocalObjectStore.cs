@@ -17,7 +17,7 @@ internal sealed record LocalFileEntry(string Name, string FullPath, long Size, D
 /// Symbolic links are followed only while they stay inside the folder: a linked file is an object when its target
 /// is in the folder, linked folders are never entered, and no read, write or listing reaches a file outside.
 /// </summary>
-public sealed class LocalObjectStore : IObjectStore
+public sealed partial class LocalObjectStore : IObjectStore
 {
     private readonly IReadOnlyDictionary<string, string> _bucketRoots;
     private readonly string _defaultParentDirectory;
@@ -88,7 +88,7 @@ public sealed class LocalObjectStore : IObjectStore
             () =>
             {
                 AtomicFile.WriteAllBytes(path, content.Span, NextLastWriteTime(path));
-                _logger.LogDebug("Wrote gs://{Bucket}/{Name} ({Size} bytes)", bucket, name, content.Length);
+                LogWrote(_logger, bucket, name, content.Length);
                 return Describe(bucket, name) ?? throw new IOException($"gs://{bucket}/{name} vanished right after it was written.");
             },
             cancellationToken);
@@ -112,7 +112,7 @@ public sealed class LocalObjectStore : IObjectStore
         }
 
         _md5Cache.TryRemove(path, out _);
-        _logger.LogDebug("Deleted gs://{Bucket}/{Name}", bucket, name);
+        LogDeleted(_logger, bucket, name);
         return Task.FromResult(true);
     }
 
@@ -272,6 +272,12 @@ public sealed class LocalObjectStore : IObjectStore
     }
 
     private sealed record CachedHash(long Size, DateTime LastWriteTimeUtc, string Md5Hash);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Wrote gs://{Bucket}/{Name} ({Size} bytes)")]
+    private static partial void LogWrote(ILogger logger, string bucket, string name, int size);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Deleted gs://{Bucket}/{Name}")]
+    private static partial void LogDeleted(ILogger logger, string bucket, string name);
 }
 
 internal sealed record FileFingerprint(long Size, DateTime LastWriteTimeUtc, string Md5Hash);

@@ -127,23 +127,6 @@ public sealed class SqliteTaskQueue : ITaskQueue
             return dead;
         }, cancellationToken);
 
-    /// <summary>The payloads of <paramref name="queue"/>'s tasks still waiting or running, oldest first (for diagnostics and tests).</summary>
-    public Task<IReadOnlyList<JsonElement>> PeekPayloadsAsync(string queue, CancellationToken cancellationToken = default) =>
-        database.ReadAsync<IReadOnlyList<JsonElement>>(connection =>
-        {
-            using var command = connection.CreateCommand();
-            command.CommandText = "SELECT payload FROM tasks WHERE state <> 'dead' AND queue = $queue ORDER BY id";
-            command.Parameters.AddWithValue("$queue", queue);
-            var payloads = new List<JsonElement>();
-            using var reader = command.ExecuteReader();
-            while (reader.Read())
-            {
-                payloads.Add(ParsePayload(reader.GetString(0)));
-            }
-
-            return payloads;
-        }, cancellationToken);
-
     /// <summary>
     /// Leases up to <paramref name="limit"/> due tasks of <paramref name="queue"/> for <paramref name="owner"/>
     /// (including tasks whose lease expired, or whose holder process has ended) and counts the attempt. An
@@ -278,28 +261,6 @@ public sealed class SqliteTaskQueue : ITaskQueue
                 var result = command.ExecuteScalar();
                 return result is long ticks ? new DateTimeOffset(ticks, TimeSpan.Zero) : (DateTimeOffset?)null;
             }, cancellationToken);
-
-    /// <summary>Whether any task of these queues is running or due now (tasks scheduled later do not count).</summary>
-    internal Task<bool> HasRunningOrDueAsync(IReadOnlyCollection<string> queues, CancellationToken cancellationToken)
-    {
-        if (queues.Count == 0)
-        {
-            return Task.FromResult(false);
-        }
-
-        var now = timeProvider.GetUtcNow().UtcTicks;
-        return database.ReadAsync(connection =>
-        {
-            using var command = connection.CreateCommand();
-            command.CommandText = $"""
-                SELECT EXISTS (SELECT 1 FROM tasks
-                WHERE queue IN ({AddQueueParameters(command, queues)})
-                    AND (state = 'leased' OR (state = 'pending' AND schedule_time <= $now)))
-                """;
-            command.Parameters.AddWithValue("$now", now);
-            return (long)command.ExecuteScalar()! == 1;
-        }, cancellationToken);
-    }
 
     /// <summary>
     /// A lease held by a process that has ended (killed, crashed) would otherwise keep its task for the whole

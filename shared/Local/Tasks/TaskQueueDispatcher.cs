@@ -21,13 +21,9 @@ public sealed partial class TaskQueueDispatcher : BackgroundService
     private readonly ILogger<TaskQueueDispatcher> logger;
     private readonly TaskQueueDispatcherOptions options;
     private readonly Dictionary<string, QueueWorker> workers;
-    private readonly string[] handledQueues;
 
     // Wakes the dispatch loop: a task was enqueued or a delivery slot came free.
     private readonly Pulse wake = new();
-
-    // Wakes idle waiters: some task changed state.
-    private readonly Pulse changed = new();
 
     private readonly ConcurrentDictionary<string, Task> deliveries = new(StringComparer.Ordinal);
     private readonly Lock jitterGate = new();
@@ -62,28 +58,6 @@ public sealed partial class TaskQueueDispatcher : BackgroundService
             {
                 throw new ArgumentException($"Queue {handler.Queue} has more than one handler.", nameof(handlers));
             }
-        }
-
-        handledQueues = [.. workers.Keys];
-    }
-
-    public IReadOnlyCollection<string> HandledQueues => handledQueues;
-
-    /// <summary>
-    /// Completes when no task of a handled queue is running or due now; tasks scheduled for later do not
-    /// count. Only a running dispatcher (this one or another on the same file) makes progress towards idle.
-    /// </summary>
-    public async Task WaitUntilIdleAsync(CancellationToken cancellationToken)
-    {
-        while (true)
-        {
-            var nextChange = changed.NextAsync();
-            if (!await queue.HasRunningOrDueAsync(handledQueues, cancellationToken))
-            {
-                return;
-            }
-
-            await nextChange.WaitAsync(cancellationToken);
         }
     }
 
@@ -127,7 +101,6 @@ public sealed partial class TaskQueueDispatcher : BackgroundService
 
     private void OnTaskEnqueued(string queueName)
     {
-        changed.Fire();
         if (workers.ContainsKey(queueName))
         {
             wake.Fire();
@@ -160,11 +133,6 @@ public sealed partial class TaskQueueDispatcher : BackgroundService
                     // It finished before it was tracked; its own clean-up already ran.
                     deliveries.TryRemove(lease.Token, out _);
                 }
-            }
-
-            if (batch.Leased.Count > 0 || batch.Expired.Count > 0)
-            {
-                changed.Fire();
             }
         }
     }
@@ -247,7 +215,6 @@ public sealed partial class TaskQueueDispatcher : BackgroundService
             Interlocked.Decrement(ref worker.Running);
             deliveries.TryRemove(lease.Token, out _);
             wake.Fire();
-            changed.Fire();
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Numerics.Tensors;
 using Microsoft.Extensions.Logging;
+using ReverseImageSearch.Core;
 using ReverseImageSearch.Core.Configuration;
 using ReverseImageSearch.Core.Coordination;
 using ReverseImageSearch.Core.Ports;
@@ -32,12 +33,6 @@ public enum VectorSearchMode
     Quantized,
 }
 
-/// <summary>How many exact searches went through the int8 filter and how many float32 rows they scored.</summary>
-public readonly record struct ExactSearchStatistics(long Queries, long RowsScored)
-{
-    public double MeanRowsScored => Queries == 0 ? 0 : RowsScored / (double)Queries;
-}
-
 /// <summary>
 /// k-nearest-neighbour search over vectors held in one contiguous float slab (row i at i*dimensions),
 /// with id-to-row maps and swap-remove so the slab stays dense; exact unless built <see cref="VectorSearchMode.Quantized"/>.
@@ -47,7 +42,7 @@ public readonly record struct ExactSearchStatistics(long Queries, long RowsScore
 /// Thread-safe: many concurrent searches, one writer at a time. Opened over a directory it is durable:
 /// every acknowledged upsert or remove survives a crash.
 /// </summary>
-public sealed class InProcessVectorIndex : IDisposable
+public sealed partial class InProcessVectorIndex : IDisposable
 {
     /// <summary>Below this many multiply-adds a query batch runs on one thread: forking costs more than it saves.</summary>
     private const long ParallelWorkThreshold = 1L << 21;
@@ -67,11 +62,9 @@ public sealed class InProcessVectorIndex : IDisposable
     private float[] _norms;
     private string[] _idOfRow;
     private int _count;
-    private long _filteredQueries;
 
     /// <summary>While a journal is replayed the int8 codes wait, and are built once, in parallel, at the end.</summary>
     private bool _filterDeferred;
-    private long _filteredRowsScored;
 
     /// <param name="searchMode">Asked for; <see cref="SearchMode"/> tells what applies to this measure on this CPU.</param>
     public InProcessVectorIndex(
@@ -124,12 +117,6 @@ public sealed class InProcessVectorIndex : IDisposable
             }
         }
     }
-
-    /// <summary>
-    /// Searches answered in <see cref="VectorSearchMode.Exact"/> mode and the float32 rows they scored, since the
-    /// index was made: against <see cref="Count"/> per query it shows how much of the scan the int8 filter saved.
-    /// </summary>
-    public ExactSearchStatistics ExactSearchStatistics => new(Interlocked.Read(ref _filteredQueries), Interlocked.Read(ref _filteredRowsScored));
 
     public int Dimensions { get; }
 
@@ -205,7 +192,7 @@ public sealed class InProcessVectorIndex : IDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            logger.LogWarning("The rebuilt vector index could not be saved ({Message}); it is rebuilt again at the next start", e.Message);
+            LogRebuiltIndexNotSaved(logger, e.Message);
         }
     }
 
@@ -593,7 +580,11 @@ public sealed class InProcessVectorIndex : IDisposable
         if (filterQueries.Length < queries.Length)
         {
             // Every row is an answer, or a query is too long to bound: nothing to filter.
-            RecordFilteredSearches(queries.Length, (long)queries.Length * _count);
+            for (var q = 0; q < queries.Length; q++)
+            {
+                Telemetry.IndexRowsScored.Record(_count);
+            }
+
             return SearchAll<TScorer>(queries, neighborCount);
         }
 
@@ -703,17 +694,11 @@ public sealed class InProcessVectorIndex : IDisposable
             nearest.Add(Score(candidateRows[next]), candidateRows[next]);
         }
 
-        RecordFilteredSearches(1, scored.Count + next);
+        Telemetry.IndexRowsScored.Record(scored.Count + next);
         return Matches<TScorer>(nearest);
 
         // Exactly the scan's call, so the score is the scan's to the bit.
         float Score(int row) => TScorer.Score(query, queryNorm, _slab.AsSpan(row * Dimensions, Dimensions), _norms[row], []);
-    }
-
-    private void RecordFilteredSearches(int queries, long rowsScored)
-    {
-        Interlocked.Add(ref _filteredQueries, queries);
-        Interlocked.Add(ref _filteredRowsScored, rowsScored);
     }
 
     /// <summary>How many parts the rows are split into for a batch of <paramref name="queries"/>.</summary>
@@ -733,4 +718,7 @@ public sealed class InProcessVectorIndex : IDisposable
             .ThenBy(item => item.Id, StringComparer.Ordinal)
             .Select(item => new VectorMatch(item.Id, TScorer.Reported(item.Score)))
             .ToArray();
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The rebuilt vector index could not be saved ({Message}); it is rebuilt again at the next start")]
+    private static partial void LogRebuiltIndexNotSaved(ILogger logger, string message);
 }

@@ -125,13 +125,6 @@ public sealed class LocalCollectionVectorIndex : IVectorIndexService, IDisposabl
 
     public Task<IndexEndpointInfo> GetIndexEndpointAsync(string indexEndpoint, CancellationToken cancellationToken = default) => throw NoEndpoint();
 
-    public Task<LongRunningOperation> UndeployIndexAsync(string indexEndpoint, string deployedIndexId, CancellationToken cancellationToken = default) =>
-        throw NoEndpoint();
-
-    public Task<LongRunningOperation> DeleteIndexEndpointAsync(string indexEndpoint, CancellationToken cancellationToken = default) => throw NoEndpoint();
-
-    public Task<LongRunningOperation> DeleteIndexAsync(string index, CancellationToken cancellationToken = default) => throw NoEndpoint();
-
     public void Dispose()
     {
         lock (gate)

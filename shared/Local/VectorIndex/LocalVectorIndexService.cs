@@ -235,71 +235,6 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
         CancellationToken cancellationToken = default) =>
         Task.FromResult(DeployedIndex(indexEndpoint, deployedIndexId).Read(datapointIds));
 
-    public Task<LongRunningOperation> UndeployIndexAsync(string indexEndpoint, string deployedIndexId, CancellationToken cancellationToken = default)
-    {
-        lock (_gate)
-        {
-            var endpoint = FindEndpoint(indexEndpoint);
-            if (endpoint.Deployments.All(d => d.DeployedIndexId != deployedIndexId))
-            {
-                throw NotFound($"Deployed index {deployedIndexId} is not deployed to {indexEndpoint}.");
-            }
-
-            _state.Endpoints[endpoint.Name] = endpoint with { Deployments = endpoint.Deployments.Where(d => d.DeployedIndexId != deployedIndexId).ToList() };
-            var operation = AddOperation(OperationKind.UndeployIndex, endpoint.Name, done: true, response: JsonSerializer.SerializeToElement(new { }), deployedIndexId: deployedIndexId);
-            SaveState();
-            _logger.LogInformation("Undeployed {DeployedIndexId} from {Endpoint}", deployedIndexId, indexEndpoint);
-            return Task.FromResult(operation.ToOperation());
-        }
-    }
-
-    public Task<LongRunningOperation> DeleteIndexEndpointAsync(string indexEndpoint, CancellationToken cancellationToken = default)
-    {
-        lock (_gate)
-        {
-            var endpoint = FindEndpoint(indexEndpoint);
-            if (endpoint.Deployments.Count > 0)
-            {
-                throw FailedPrecondition($"Index endpoint {indexEndpoint} still has deployed indexes; undeploy them first.");
-            }
-
-            _state.Endpoints.Remove(endpoint.Name);
-            var operation = AddOperation(OperationKind.DeleteIndexEndpoint, endpoint.Name, done: true, response: JsonSerializer.SerializeToElement(new { }));
-            SaveState();
-            _logger.LogInformation("Deleted index endpoint {Endpoint}", indexEndpoint);
-            return Task.FromResult(operation.ToOperation());
-        }
-    }
-
-    public Task<LongRunningOperation> DeleteIndexAsync(string index, CancellationToken cancellationToken = default)
-    {
-        lock (_gate)
-        {
-            var record = _state.Indexes.TryGetValue(index, out var found) ? found : throw NotFound($"Index {index} does not exist.");
-            if (record.State != IndexBuildPhase.Ready)
-            {
-                throw FailedPrecondition($"Index {index} is still being created.");
-            }
-
-            if (_state.Endpoints.Values.Any(e => e.Deployments.Any(d => d.Index == index)))
-            {
-                throw FailedPrecondition($"Index {index} is deployed; undeploy it first.");
-            }
-
-            _state.Indexes.Remove(index);
-            if (_openIndexes.Remove(index, out var vectors))
-            {
-                vectors.Dispose();
-            }
-
-            var operation = AddOperation(OperationKind.DeleteIndex, index, done: true, response: JsonSerializer.SerializeToElement(new { }));
-            SaveState();
-            DeleteIndexFiles(index);
-            _logger.LogInformation("Deleted index {Index}", index);
-            return Task.FromResult(operation.ToOperation());
-        }
-    }
-
     /// <summary>Stops background operations (they resume when a service is next constructed over the data directory).</summary>
     public async ValueTask DisposeAsync()
     {
@@ -600,17 +535,15 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
 
     private InProcessVectorIndex OpenIndex(IndexRecord index)
     {
-        DistanceMeasureNames.TryParse(index.Definition.DistanceMeasureType, out var measure);
-        // treeAhConfig is Vertex AI's approximate (quantised, rescored) search; locally it is the int8 search.
-        // bruteForceConfig is exact there, and here: int8-filtered, with the float32 scan's very answers.
-        var searchMode = string.Equals(index.Definition.AlgorithmConfig, "treeAhConfig", StringComparison.Ordinal)
-            ? VectorSearchMode.Quantized
-            : VectorSearchMode.Exact;
+        // Tree-AH is Vertex AI's approximate (quantised, rescored) search; locally it is the int8 search.
+        // Brute force is exact there, and here: int8-filtered, with the float32 scan's very answers.
+        var definition = index.Definition;
+        var searchMode = definition.Algorithm == IndexAlgorithm.TreeAh ? VectorSearchMode.Quantized : VectorSearchMode.Exact;
         // A damaged snapshot is rebuilt from what the index was built from (the journal then adds the changes
         // since). Read synchronously: this runs while the service opens, on local files.
         return InProcessVectorIndex.Open(
-            IndexDirectory(index.Name), index.Definition.Dimensions, measure, NormalizesToUnitLength(index.Definition), _logger, searchMode,
-            rebuildFrom: () => DatapointFiles.ReadAllAsync(_objectStore, index.Definition.ContentsDeltaUri, index.Definition.Dimensions, CancellationToken.None).GetAwaiter().GetResult());
+            IndexDirectory(index.Name), definition.Dimensions, definition.DistanceMeasure, definition.NormalizeToUnitLength, _logger, searchMode,
+            rebuildFrom: () => DatapointFiles.ReadAllAsync(_objectStore, definition.ContentsDeltaUri, definition.Dimensions, CancellationToken.None).GetAwaiter().GetResult());
     }
 
     private void DeleteIndexFiles(string index)
@@ -633,23 +566,11 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
 
     private void SaveState() => _state.Save(_statePath);
 
-    private static bool NormalizesToUnitLength(IndexDefinition definition) => definition.FeatureNormType == "UNIT_L2_NORM";
-
     private static void ValidateDefinition(IndexDefinition definition)
     {
         if (definition.Dimensions <= 0)
         {
             throw InvalidArgument($"config.dimensions must be positive, not {definition.Dimensions}.");
-        }
-
-        if (!DistanceMeasureNames.TryParse(definition.DistanceMeasureType, out _))
-        {
-            throw InvalidArgument($"Unknown config.distanceMeasureType '{definition.DistanceMeasureType}'.");
-        }
-
-        if (definition.FeatureNormType is not ("UNIT_L2_NORM" or "NONE" or ""))
-        {
-            throw InvalidArgument($"Unknown config.featureNormType '{definition.FeatureNormType}'.");
         }
 
         try

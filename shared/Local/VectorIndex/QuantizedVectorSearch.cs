@@ -1,5 +1,4 @@
 using System.Numerics.Tensors;
-using System.Runtime.Intrinsics.X86;
 
 namespace ReverseImageSearch.Local.VectorIndex;
 
@@ -35,9 +34,6 @@ public sealed class QuantizedVectorSearch
 
     /// <summary>Bytes held for the vectors (codes, halves, scales, sums), ids excluded.</summary>
     public long VectorBytes => _codes.Bytes + ((long)_halves.Length * 2);
-
-    /// <summary>Whether the integer scan uses AVX-VNNI on this CPU.</summary>
-    public static bool UsesVnni => AvxVnni.IsSupported;
 
     public void Add(string id, ReadOnlySpan<float> vector) => SetRow(Count, id, vector);
 

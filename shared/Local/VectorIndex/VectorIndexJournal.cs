@@ -13,7 +13,7 @@ namespace ReverseImageSearch.Local.VectorIndex;
 /// atomically and then empties the log; a crash between the two only means the log is replayed over a
 /// snapshot that already contains it, which yields the same state because the last operation on each id wins.
 /// </summary>
-internal sealed class VectorIndexJournal : IDisposable
+internal sealed partial class VectorIndexJournal : IDisposable
 {
     private const string SnapshotFileName = "vectors.snapshot";
     private const string LogFileName = "vectors.log";
@@ -61,9 +61,7 @@ internal sealed class VectorIndexJournal : IDisposable
         }
         else
         {
-            _logger.LogError(
-                "The vector index snapshot {Snapshot} is damaged ({Damage}); rebuilding the index from its datapoint files and the journal {Log}",
-                snapshotPath, damage, Path.Combine(_directory, LogFileName));
+            LogRebuildingDamagedSnapshot(_logger, snapshotPath, damage, Path.Combine(_directory, LogFileName));
             TryKeepCopy(snapshotPath, snapshotPath + ".damaged");
             rebuildBase();
         }
@@ -136,7 +134,7 @@ internal sealed class VectorIndexJournal : IDisposable
         var log = OpenLog();
         log.SetLength(0);
         log.Flush(flushToDisk: true);
-        _logger.LogDebug("Compacted {Count} vector(s) into {Snapshot}", count, path);
+        LogCompacted(_logger, count, path);
     }
 
     public void Dispose() => _log?.Dispose();
@@ -153,7 +151,7 @@ internal sealed class VectorIndexJournal : IDisposable
         var log = new FileStream(Path.Combine(_directory, LogFileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.Read);
         if (log.Length != validLength)
         {
-            _logger.LogWarning("Dropping {Bytes} byte(s) of an incomplete record at the end of {Log}", log.Length - validLength, log.Name);
+            LogDroppingIncompleteRecord(_logger, log.Length - validLength, log.Name);
             log.SetLength(validLength);
             log.Flush(flushToDisk: true);
         }
@@ -282,7 +280,7 @@ internal sealed class VectorIndexJournal : IDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            _logger.LogWarning("Could not keep a copy of the damaged {Snapshot}: {Message}", path, e.Message);
+            LogCouldNotKeepCopy(_logger, path, e.Message);
         }
     }
 
@@ -403,4 +401,17 @@ internal sealed class VectorIndexJournal : IDisposable
             return MemoryMarshal.Cast<byte, float>(bytes);
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Error,
+        Message = "The vector index snapshot {Snapshot} is damaged ({Damage}); rebuilding the index from its datapoint files and the journal {Log}")]
+    private static partial void LogRebuildingDamagedSnapshot(ILogger logger, string snapshot, string damage, string log);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Compacted {Count} vector(s) into {Snapshot}")]
+    private static partial void LogCompacted(ILogger logger, int count, string snapshot);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Dropping {Bytes} byte(s) of an incomplete record at the end of {Log}")]
+    private static partial void LogDroppingIncompleteRecord(ILogger logger, long bytes, string log);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not keep a copy of the damaged {Snapshot}: {Message}")]
+    private static partial void LogCouldNotKeepCopy(ILogger logger, string snapshot, string message);
 }

@@ -214,7 +214,7 @@ public sealed class FirestoreVectorIndexServiceTests
         server.Handle(CreateIndexMethod, _ => Reply.Ok(new { name = operation, metadata = new { index } }));
         server.Handle(GetOperationMethod, _ => Reply.Ok(new { name = operation, done = true, response = new { name = index, state = "READY" } }));
 
-        var started = await service.CreateIndexAsync(new IndexDefinition("ext-ris-index", "", 1280, 100, "DOT_PRODUCT_DISTANCE", "NONE", "", ""));
+        var started = await service.CreateIndexAsync(new IndexDefinition("ext-ris-index", "", 1280, 100, DistanceMeasure.DotProduct, false, IndexShardSize.Small, IndexAlgorithm.BruteForce));
         var done = await service.GetOperationAsync(started.Name);
 
         var creates = server.RequestsOf(CreateIndexMethod);
@@ -252,7 +252,7 @@ public sealed class FirestoreVectorIndexServiceTests
             },
         }));
 
-        var found = await service.CreateIndexAsync(new IndexDefinition("ext-ris-index", "", 1280, 100, "DOT_PRODUCT_DISTANCE", "NONE", "", ""));
+        var found = await service.CreateIndexAsync(new IndexDefinition("ext-ris-index", "", 1280, 100, DistanceMeasure.DotProduct, false, IndexShardSize.Small, IndexAlgorithm.BruteForce));
         Assert.That((found.Done, found.Error, found.ResponseResourceName), Is.EqualTo((true, (OperationError?)null, index)));
     }
 

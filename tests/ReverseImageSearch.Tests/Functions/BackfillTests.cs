@@ -6,6 +6,7 @@ using ReverseImageSearch.Core.Ports;
 using ReverseImageSearch.Core.Triggers;
 using ReverseImageSearch.Functions;
 using ReverseImageSearch.Local.Tasks;
+using ReverseImageSearch.Tests.Local.Tasks;
 
 namespace ReverseImageSearch.Tests.Functions;
 
@@ -273,7 +274,7 @@ public class BackfillTests
     private static async Task RunQueuedChunksAsync(LocalStackHarness stack)
     {
         var task = stack.Services.GetRequiredService<BackfillTask>();
-        foreach (var payload in await stack.Services.GetRequiredService<SqliteTaskQueue>().PeekPayloadsAsync(BackfillCoordinator.BackfillTaskFunction))
+        foreach (var payload in await QueuedPayloads.ReadAsync(stack.Services, BackfillCoordinator.BackfillTaskFunction))
         {
             await task.HandleAsync(new TaskDelivery(payload, "queued", 0), CancellationToken.None);
         }
@@ -301,7 +302,7 @@ public class BackfillTests
     /// <summary>The Firestore update events the tasks document produced, as the local store queued them.</summary>
     private static async IAsyncEnumerable<DocumentChange> DocumentEventsAsync(LocalStackHarness stack)
     {
-        foreach (var payload in await stack.Services.GetRequiredService<SqliteTaskQueue>().PeekPayloadsAsync(ReverseImageSearch.Local.LocalEventQueues.DocumentUpdated))
+        foreach (var payload in await QueuedPayloads.ReadAsync(stack.Services, ReverseImageSearch.Local.LocalEventQueues.DocumentUpdated))
         {
             yield return ReverseImageSearch.Local.Documents.SqliteDocumentStore.DecodeChange(payload);
         }

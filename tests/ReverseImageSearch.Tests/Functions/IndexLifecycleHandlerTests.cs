@@ -64,7 +64,7 @@ public class IndexLifecycleHandlerTests
 
         var vectorIndex = stack.Services.GetRequiredService<IVectorIndexService>();
         var operation = await vectorIndex.CreateIndexAsync(new IndexDefinition(
-            "broken", options.DatapointsUri, 1280, 100, options.DistanceMeasure.ToWireName(), options.FeatureNormType, options.ShardSize, options.AlgorithmConfig));
+            "broken", options.DatapointsUri, 1280, 100, options.DistanceMeasure, options.NormalizeToUnitLength, options.ShardSize, options.Algorithm));
         await LocalStackHarness.WaitUntilAsync(async () => (await vectorIndex.GetOperationAsync(operation.Name)).Done, TimeSpan.FromSeconds(30), "the build to fail");
         await stack.Documents.SetAsync(stack.State.Paths.Metadata, new Dictionary<string, object?> { ["status"] = "INDEX_BUILDING", ["operation"] = operation.Name }, SetMode.Overwrite);
 

@@ -226,12 +226,9 @@ public sealed class SimulatedCloudPipelineTests
                 }));
             });
 
-            // Uninstall (deploy.sh uninstall's calls) through the production adapter: undeploy, delete endpoint, delete index.
-            var vectors = client.GetRequiredService<IVectorIndexService>();
+            // Uninstall: deploy.sh undeploys and deletes the endpoint and the index with gcloud.
             var endpoint = Text(metadata, "indexEndpoint")!;
-            Assert.That((await vectors.UndeployIndexAsync(endpoint, $"ext_{Instance}_index")).Done, Is.True);
-            Assert.That((await vectors.DeleteIndexEndpointAsync(endpoint)).Done, Is.True);
-            Assert.That((await vectors.DeleteIndexAsync(Text(metadata, "index")!)).Done, Is.True);
+            await vertex.UninstallAsync();
 
             // Reinstall while the metadata document still says INDEX_DEPLOYED for the deleted index (an uninstall that
             // kept _ext-{instance}): the install finds the index gone (404) and starts over, so a new index is built.

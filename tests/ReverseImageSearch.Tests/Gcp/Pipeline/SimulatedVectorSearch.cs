@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging.Abstractions;
 using ReverseImageSearch.Core;
+using ReverseImageSearch.Core.Configuration;
 using ReverseImageSearch.Core.Ports;
 using ReverseImageSearch.Core.Triggers;
 using ReverseImageSearch.Local;
@@ -25,16 +26,21 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
     public const string PublicDomain = "1234567890.us-central1-987654321098.vdb.vertexai.goog";
 
     private const string V1 = "type.googleapis.com/google.cloud.aiplatform.v1.";
-    private readonly LocalVectorIndexService service;
     private readonly string projectId;
+    private readonly Func<string, LocalVectorIndexService> newService;
+    private readonly string dataDirectory;
+    private LocalVectorIndexService service;
+    private int installations;
 
     public SimulatedVectorSearch(ContractServer server, string projectId, string location, string dataDirectory, IObjectStore storage, TimeSpan operationLatency)
     {
         this.projectId = projectId;
+        this.dataDirectory = dataDirectory;
         // The latency stands for Vertex AI's minutes-long builds: the audit entry must not overtake the function
         // that started the operation and records its name.
-        service = new LocalVectorIndexService(
-            projectId, location, dataDirectory, storage, this, NullLogger<LocalVectorIndexService>.Instance, operationLatency, operationLatency);
+        newService = directory => new LocalVectorIndexService(
+            projectId, location, directory, storage, this, NullLogger<LocalVectorIndexService>.Instance, operationLatency, operationLatency);
+        service = newService(dataDirectory);
         const string p = "aiplatform.projects.locations.";
         Route(server, p + "indexes.create", r => CallAsync(() => CreateIndexAsync(r)));
         Route(server, p + "indexes.list", r => CallAsync(() => Task.FromResult<object>(List("indexes", r))));
@@ -49,10 +55,17 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
         Route(server, p + "indexes.removeDatapoints", r => CallAsync(() => RemoveAsync(r)));
         Route(server, p + "indexEndpoints.findNeighbors", r => CallAsync(() => FindNeighborsAsync(r)));
         Route(server, p + "indexEndpoints.readIndexDatapoints", r => CallAsync(() => ReadDatapointsAsync(r)));
-        Route(server, p + "indexEndpoints.undeployIndex", r => CallAsync(() => OperationAsync(service.UndeployIndexAsync(
-            Resource(r, ":undeployIndex"), r.Json.GetProperty("deployedIndexId").GetString()!))));
-        Route(server, p + "indexEndpoints.delete", r => CallAsync(() => Forget(Resource(r), OperationAsync(service.DeleteIndexEndpointAsync(Resource(r))))));
-        Route(server, p + "indexes.delete", r => CallAsync(() => Forget(Resource(r), OperationAsync(service.DeleteIndexAsync(Resource(r))))));
+    }
+
+    /// <summary>
+    /// What deploy.sh uninstall does with gcloud (undeploy, delete the endpoint, delete the index): every Vector Search
+    /// resource made so far is gone, and a name of one is not found from now on.
+    /// </summary>
+    public async Task UninstallAsync()
+    {
+        await service.DisposeAsync().ConfigureAwait(false);
+        created.Clear();
+        service = newService(Path.Combine(dataDirectory, $"after-uninstall-{++installations}"));
     }
 
     /// <summary>Set once the functions are up: where audit-log entries are delivered.</summary>
@@ -219,13 +232,6 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
         return new JsonObject { ["operations"] = operations };
     }
 
-    private async Task<object> Forget(string resource, Task<object> deletion)
-    {
-        var answer = await deletion.ConfigureAwait(false);
-        created.TryRemove(resource, out _);
-        return answer;
-    }
-
     private async Task<object> RememberAsync(string collection, string displayName, Task<LongRunningOperation> creation)
     {
         var op = await creation.ConfigureAwait(false);
@@ -250,10 +256,19 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
             metadata.GetProperty("contentsDeltaUri").GetString()!,
             config.GetProperty("dimensions").GetInt32(),
             config.GetProperty("approximateNeighborsCount").GetInt32(),
-            config.GetProperty("distanceMeasureType").GetString()!,
-            config.TryGetProperty("featureNormType", out var norm) ? norm.GetString()! : "NONE",
-            config.TryGetProperty("shardSize", out var shard) ? shard.GetString()! : "SHARD_SIZE_SMALL",
-            algorithm);
+            config.GetProperty("distanceMeasureType").GetString() switch
+            {
+                "SQUARED_L2_DISTANCE" => DistanceMeasure.SquaredL2,
+                "L1_DISTANCE" => DistanceMeasure.L1,
+                "COSINE_DISTANCE" => DistanceMeasure.Cosine,
+                "DOT_PRODUCT_DISTANCE" => DistanceMeasure.DotProduct,
+                var other => throw new InvalidDataException($"indexes.create with distanceMeasureType {other}"),
+            },
+            config.TryGetProperty("featureNormType", out var norm) && norm.GetString() == "UNIT_L2_NORM",
+            config.TryGetProperty("shardSize", out var shard) && shard.GetString() is { } size && size != "SHARD_SIZE_SMALL"
+                ? (size == "SHARD_SIZE_MEDIUM" ? IndexShardSize.Medium : IndexShardSize.Large)
+                : IndexShardSize.Small,
+            algorithm == "treeAhConfig" ? IndexAlgorithm.TreeAh : IndexAlgorithm.BruteForce);
         return RememberAsync("indexes", definition.DisplayName, service.CreateIndexAsync(definition));
     }
 

@@ -15,6 +15,7 @@ public sealed class SqliteTaskQueueTests
     private TestDatabase files = null!;
     private CancellationTokenSource hangGuard = null!;
     private readonly List<TaskQueueDispatcher> dispatchers = [];
+    private readonly Dictionary<TaskQueueDispatcher, (SqliteTaskQueue Queue, string Handled)> dispatched = [];
 
     private CancellationToken Guard => hangGuard.Token;
 
@@ -38,6 +39,7 @@ public sealed class SqliteTaskQueueTests
         }
 
         dispatchers.Clear();
+        dispatched.Clear();
         hangGuard.Dispose();
         files.Dispose();
     }
@@ -54,7 +56,7 @@ public sealed class SqliteTaskQueueTests
         }, RetryAtOnce));
 
         Assert.That(await queue.EnqueueAsync(Queue, new { chunk = 7 }), Is.True);
-        await dispatchers[0].WaitUntilIdleAsync(Guard);
+        await WaitUntilIdleAsync(dispatchers[0]);
 
         var delivered = deliveries.ToArray();
         Assert.That(delivered.Select(task => task.RetryCount), Is.EqualTo(new[] { 0, 1, 2 }));
@@ -79,7 +81,7 @@ public sealed class SqliteTaskQueueTests
         var expectedSeconds = new[] { 10, 20, 40, 80, 160, 240, 300, 300 };
         foreach (var (seconds, index) in expectedSeconds.Select((seconds, index) => (seconds, index)))
         {
-            await dispatcher.WaitUntilIdleAsync(Guard);
+            await WaitUntilIdleAsync(dispatcher);
             Assert.That(attempts, Is.EqualTo(index + 1));
             var retryAt = await queue.NextDueTimeAsync([Queue], Guard);
             Assert.That(retryAt - files.Clock.GetUtcNow(), Is.EqualTo(TimeSpan.FromSeconds(seconds)), $"backoff after attempt {index + 1}");
@@ -117,18 +119,18 @@ public sealed class SqliteTaskQueueTests
 
         await queue.EnqueueAsync(Queue, new { name = "later" }, new TaskOptions(Delay: TimeSpan.FromMinutes(1)));
         await queue.EnqueueAsync(Queue, new { name = "now" });
-        await dispatcher.WaitUntilIdleAsync(Guard);
+        await WaitUntilIdleAsync(dispatcher);
 
         Assert.That(delivered, Is.EqualTo(new[] { "now" }));
         Assert.That((await queue.GetStatsAsync()).For(Queue).ScheduledLater, Is.EqualTo(1));
 
         files.Clock.Advance(TimeSpan.FromSeconds(59));
         await queue.EnqueueAsync(Queue, new { name = "now again" });
-        await dispatcher.WaitUntilIdleAsync(Guard);
+        await WaitUntilIdleAsync(dispatcher);
         Assert.That(delivered, Is.EqualTo(new[] { "now", "now again" }));
 
         files.Clock.Advance(TimeSpan.FromSeconds(1));
-        await dispatcher.WaitUntilIdleAsync(Guard);
+        await WaitUntilIdleAsync(dispatcher);
         Assert.That(delivered, Is.EqualTo(new[] { "now", "now again", "later" }));
     }
 
@@ -147,7 +149,7 @@ public sealed class SqliteTaskQueueTests
         Assert.That(await queue.EnqueueAsync(Queue, new { n = 1 }, options), Is.True);
         Assert.That(await queue.EnqueueAsync(Queue, new { n = 2 }, options), Is.False);
         files.Clock.Advance(TimeSpan.FromMinutes(50));
-        await dispatcher.WaitUntilIdleAsync(Guard);
+        await WaitUntilIdleAsync(dispatcher);
         Assert.That(runs, Is.EqualTo(1));
 
         // An hour after the enqueue, but not after the run: still remembered.
@@ -157,7 +159,7 @@ public sealed class SqliteTaskQueueTests
 
         files.Clock.Advance(TimeSpan.FromMinutes(2));
         Assert.That(await queue.EnqueueAsync(Queue, new { n = 4 }, options with { Delay = null }), Is.True, "the retention window has passed");
-        await dispatcher.WaitUntilIdleAsync(Guard);
+        await WaitUntilIdleAsync(dispatcher);
         Assert.That(runs, Is.EqualTo(2));
     }
 
@@ -182,7 +184,7 @@ public sealed class SqliteTaskQueueTests
             throw new InvalidOperationException($"embedding failed on attempt {Interlocked.Increment(ref attempts)}"), settings));
 
         await queue.EnqueueAsync(Queue, new { chunk = 3 });
-        await dispatcher.WaitUntilIdleAsync(Guard);
+        await WaitUntilIdleAsync(dispatcher);
 
         Assert.That(attempts, Is.EqualTo(3));
         var dead = await queue.GetDeadTasksAsync(Queue);
@@ -248,7 +250,7 @@ public sealed class SqliteTaskQueueTests
         Assert.That((await restartedQueue.GetStatsAsync()).For(Queue).Running, Is.EqualTo(1), "still leased to the dead dispatcher");
 
         files.Clock.Advance(leaseDuration);
-        await restarted.WaitUntilIdleAsync(Guard);
+        await WaitUntilIdleAsync(restarted);
 
         Assert.That(redelivered, Has.Count.EqualTo(1));
         Assert.That(redelivered.Single().RetryCount, Is.EqualTo(1));
@@ -295,7 +297,7 @@ public sealed class SqliteTaskQueueTests
 
         Assert.That(whileBlocked.Running, Is.EqualTo(2));
         Assert.That(whileBlocked.PendingDue, Is.EqualTo(4));
-        await dispatcher.WaitUntilIdleAsync(Guard);
+        await WaitUntilIdleAsync(dispatcher);
         Assert.That(mostRunning, Is.EqualTo(2));
         Assert.That((await queue.GetStatsAsync()).For(Queue).Total, Is.Zero);
     }
@@ -316,7 +318,7 @@ public sealed class SqliteTaskQueueTests
 
         await queue.EnqueueAsync(Queue, new { chunk = 1 });
         await started.Task.WaitAsync(Guard);
-        var idle = dispatcher.WaitUntilIdleAsync(Guard);
+        var idle = WaitUntilIdleAsync(dispatcher);
         Assert.That(idle.IsCompleted, Is.False);
 
         gate.SetResult();
@@ -333,7 +335,7 @@ public sealed class SqliteTaskQueueTests
 
         await queue.EnqueueAsync("datapointWriteTask", new { imagePath = "a.jpg" });
         await queue.EnqueueAsync(Queue, new { chunk = 1 });
-        await dispatcher.WaitUntilIdleAsync(Guard);
+        await WaitUntilIdleAsync(dispatcher);
 
         var stats = await queue.GetStatsAsync();
         Assert.That(stats.For("datapointWriteTask").PendingDue, Is.EqualTo(1));
@@ -357,9 +359,9 @@ public sealed class SqliteTaskQueueTests
             delivered.Enqueue(task.Payload.GetProperty("chunk").GetInt32());
             return Task.CompletedTask;
         }));
-        await dispatcher.WaitUntilIdleAsync(Guard);
+        await WaitUntilIdleAsync(dispatcher);
         files.Clock.Advance(TimeSpan.FromHours(1));
-        await dispatcher.WaitUntilIdleAsync(Guard);
+        await WaitUntilIdleAsync(dispatcher);
 
         Assert.That(delivered, Is.EqualTo(new[] { 5, 6 }));
     }
@@ -422,8 +424,22 @@ public sealed class SqliteTaskQueueTests
         var options = new TaskQueueDispatcherOptions { LeaseDuration = leaseDuration ?? TimeSpan.FromMinutes(30) };
         var dispatcher = new TaskQueueDispatcher(queue, [handler], files.Clock, logger, options);
         dispatchers.Add(dispatcher);
+        dispatched[dispatcher] = (queue, handler.Queue);
         await dispatcher.StartAsync(Guard);
         return dispatcher;
+    }
+
+    /// <summary>
+    /// Completes when no task of the dispatcher's queue is running or due now (tasks scheduled for later do not
+    /// count), as the queue's own counts tell. Only a running dispatcher makes progress towards idle.
+    /// </summary>
+    private async Task WaitUntilIdleAsync(TaskQueueDispatcher dispatcher)
+    {
+        var (queue, handled) = dispatched[dispatcher];
+        while ((await queue.GetStatsAsync(Guard)).For(handled) is { PendingDue: > 0 } or { Running: > 0 })
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(10), Guard);
+        }
     }
 
     private static void InterlockedMax(ref int target, int value)

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Logging.Abstractions;
+using ReverseImageSearch.Core.Configuration;
 using ReverseImageSearch.Core.Ports;
 using ReverseImageSearch.Core.Triggers;
 using ReverseImageSearch.Local;
@@ -255,27 +256,40 @@ public class LocalVectorIndexServiceTests
     }
 
     [Test]
-    public async Task UndeployAndDeleteCleanUp()
+    public async Task AnIndexRecordedBeforeDefinitionsWereTypedReopensWithItsMeasure()
     {
-        await WriteDatapointsAsync("datapoints/1.json", ("a.jpg", [1, 0, 0]));
-        await using var service = NewService();
-        var (index, endpoint) = await DeployAsync(service);
+        await WriteDatapointsAsync("datapoints/1.json", ("a.jpg", [1, 0, 0]), ("b.jpg", [0, 2, 0]));
+        string endpoint;
+        await using (var service = NewService())
+        {
+            endpoint = (await DeployAsync(service, Definition() with { DistanceMeasure = DistanceMeasure.L1 })).Endpoint;
+        }
 
-        Assert.That(Assert.ThrowsAsync<ServiceException>(() => service.DeleteIndexAsync(index))!.Status, Is.EqualTo("FAILED_PRECONDITION"));
-        Assert.That((await service.UndeployIndexAsync(endpoint, DeployedId)).Done, Is.True);
-        Assert.That((await service.GetIndexEndpointAsync(endpoint)).DeployedIndexIds, Is.Empty);
-        Assert.That((await service.DeleteIndexEndpointAsync(endpoint)).Done, Is.True);
-        Assert.That((await service.DeleteIndexAsync(index)).Done, Is.True);
+        // The state file as the string-typed definitions wrote it: the parameters' values under Vertex AI's field names.
+        var path = Path.Combine(_temp.Sub("vector-data"), "vector-search-state.json");
+        var state = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(path))!;
+        foreach (var index in state["indexes"]!.AsObject())
+        {
+            index.Value!["definition"] = System.Text.Json.Nodes.JsonNode.Parse($$"""
+                {"displayName":"ris","contentsDeltaUri":"gs://{{Bucket}}/datapoints","dimensions":3,"approximateNeighborsCount":100,
+                 "distanceMeasureType":"L1_DISTANCE","featureNormType":"NONE","shardSize":"SHARD_SIZE_SMALL","algorithmConfig":"bruteForceConfig"}
+                """);
+        }
 
-        Assert.That(Assert.ThrowsAsync<ServiceException>(() => service.GetIndexEndpointAsync(endpoint))!.IsNotFound, Is.True);
-        Assert.That(Assert.ThrowsAsync<ServiceException>(() => service.UpsertDatapointsAsync(index, [new("a", [1, 2, 3])]))!.IsNotFound, Is.True);
+        await File.WriteAllTextAsync(path, state.ToJsonString());
+
+        await using var reopened = NewService();
+        var results = await reopened.FindNeighborsAsync("localhost", endpoint, DeployedId, [new("q", [0, 0, 1])], 10);
+
+        // L1 from (0, 0, 1): 2 to a, 3 to b (squared L2, the enum's default, would give 2 and 5).
+        Assert.That(results[0].Neighbors.Select(n => (n.DatapointId, n.Distance)), Is.EqualTo(new[] { ("a.jpg", 2.0), ("b.jpg", 3.0) }));
     }
 
     private LocalVectorIndexService NewService(TimeSpan? buildDelay = null, TimeSpan? deployDelay = null) =>
         new("demo", "us-central1", _temp.Sub("vector-data"), _store, _queue, NullLogger<LocalVectorIndexService>.Instance, buildDelay, deployDelay);
 
     private static IndexDefinition Definition() =>
-        new("ris", $"gs://{Bucket}/datapoints", 3, 100, "SQUARED_L2_DISTANCE", "NONE", "SHARD_SIZE_SMALL", "bruteForceConfig");
+        new("ris", $"gs://{Bucket}/datapoints", 3, 100, DistanceMeasure.SquaredL2, false, IndexShardSize.Small, IndexAlgorithm.BruteForce);
 
     private static DeployedIndexSpec Spec(string index) => new(DeployedId, index, "e2-standard-2", "ACCELERATOR_TYPE_UNSPECIFIED", 1, 1, 1);
 
@@ -287,16 +301,16 @@ public class LocalVectorIndexServiceTests
         await _store.WriteAsync(Bucket, name, Encoding.UTF8.GetBytes(string.Join('\n', lines) + "\n"), "application/json");
     }
 
-    private async Task<string> CreateReadyIndexAsync(LocalVectorIndexService service)
+    private async Task<string> CreateReadyIndexAsync(LocalVectorIndexService service, IndexDefinition? definition = null)
     {
-        var done = await WaitForOperationAsync(service, (await service.CreateIndexAsync(Definition())).Name);
+        var done = await WaitForOperationAsync(service, (await service.CreateIndexAsync(definition ?? Definition())).Name);
         Assert.That(done.Error, Is.Null);
         return done.ResponseResourceName!;
     }
 
-    private async Task<(string Index, string Endpoint)> DeployAsync(LocalVectorIndexService service)
+    private async Task<(string Index, string Endpoint)> DeployAsync(LocalVectorIndexService service, IndexDefinition? definition = null)
     {
-        var index = await CreateReadyIndexAsync(service);
+        var index = await CreateReadyIndexAsync(service, definition);
         var endpoint = (await service.CreateIndexEndpointAsync("ris")).ResponseResourceName!;
         var deployed = await WaitForOperationAsync(service, (await service.DeployIndexAsync(endpoint, Spec(index))).Name);
         Assert.That(deployed.Error, Is.Null);
