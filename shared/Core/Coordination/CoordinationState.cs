@@ -321,19 +321,17 @@ public sealed partial class CoordinationState(IDocumentStore documents, Coordina
 
     /// <summary>Deployed (Vertex AI): {status: INDEX_DEPLOYED, publicEndpointDomainName}, the operation dropped.</summary>
     public Task RecordDeployedAsync(string publicEndpointDomainName, CancellationToken cancellationToken) =>
-        MergeMetadataAsync(new Dictionary<string, object?>
-        {
-            [StatusField] = StatusName(IndexStatus.Deployed),
-            [PublicEndpointDomainNameField] = publicEndpointDomainName,
-            [OperationField] = FieldDelete.Value,
-        }, cancellationToken);
+        RecordDeployedWithAsync(PublicEndpointDomainNameField, publicEndpointDomainName, cancellationToken);
 
     /// <summary>Deployed (INDEX_BACKEND=firestore, nothing to deploy): {status: INDEX_DEPLOYED, index}, the operation dropped.</summary>
     public Task RecordVectorIndexReadyAsync(string index, CancellationToken cancellationToken) =>
+        RecordDeployedWithAsync(IndexField, index, cancellationToken);
+
+    private Task RecordDeployedWithAsync(string field, string value, CancellationToken cancellationToken) =>
         MergeMetadataAsync(new Dictionary<string, object?>
         {
             [StatusField] = StatusName(IndexStatus.Deployed),
-            [IndexField] = index,
+            [field] = value,
             [OperationField] = FieldDelete.Value,
         }, cancellationToken);
 
