@@ -525,14 +525,29 @@ deploy_function() {
   deploy_as "$SA_EMAIL" internal-only "$@"
 }
 
+# The functions that embed images: only their projects reference shared/Embedding (ONNX Runtime, Skia, the bundled
+# model). The others upload the source without it (.gcloudignore-without-model), so their builds carry none of it.
+readonly EMBEDDING_FUNCTIONS=(backfillTask streamUpdateDatapoint datapointWriteTask queryIndex)
+
+# source_flags NAME: the upload of NAME's build: the repository as .gcloudignore leaves it, without the model unless NAME embeds.
+source_flags() {
+  local embedding
+  printf '%s\n' "--source=$REPO_ROOT"
+  for embedding in "${EMBEDDING_FUNCTIONS[@]}"; do
+    [[ $1 == "$embedding" ]] && return 0
+  done
+  printf '%s\n' "--ignore-file=.gcloudignore-without-model"
+}
+
 # deploy_as ACCOUNT INGRESS NAME MEMORY TIMEOUT TRIGGER-FLAGS...
 deploy_as() {
-  local account=$1 ingress=$2 fn=$3 memory=$4 timeout=$5
+  local account=$1 ingress=$2 fn=$3 memory=$4 timeout=$5 source
   shift 5
+  mapfile -t source < <(source_flags "$fn")
   say "Deploying $(function_name "$fn")..."
   run gcloud functions deploy "$(function_name "$fn")" --gen2 --runtime=dotnet10 \
     --region="$LOCATION" --project="$PROJECT_ID" \
-    --source="$REPO_ROOT" --entry-point="ReverseImageSearch.Functions.$(project_dir "$fn")" \
+    "${source[@]}" --entry-point="ReverseImageSearch.Functions.$(project_dir "$fn")" \
     --set-build-env-vars="GOOGLE_BUILDABLE=functions/$(project_dir "$fn")" \
     --service-account="$account" --ingress-settings="$ingress" --env-vars-file="$ENV_VARS_FILE" \
     --memory="$memory" --timeout="$timeout" "$@" --quiet

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using ReverseImageSearch.Core;
 using ReverseImageSearch.Core.Configuration;
 using ReverseImageSearch.Core.Coordination;
@@ -44,7 +43,7 @@ public static class QueryFiles
     }
 }
 
-/// <summary>Runs queries through the queryIndex function itself, as the callable would.</summary>
+/// <summary>Runs queries through the queryIndex function itself: its typed call, with the checks and answers of the callable.</summary>
 public sealed class LocalSearch(QueryIndex queryIndex, ExtensionOptions options)
 {
     public async Task<IReadOnlyList<(QueryFile Query, QueryOutcome Result)>> RunAsync(
@@ -130,25 +129,10 @@ public sealed class LocalSearch(QueryIndex queryIndex, ExtensionOptions options)
     private async Task<IReadOnlyList<FoundNeighbor>[]> CallAsync(
         IReadOnlyList<byte[]> images, IReadOnlyList<string> paths, int neighbors, string? folder, CancellationToken cancellationToken)
     {
-        var data = new JsonObject
-        {
-            ["query"] = new JsonArray(images.Select(b => (JsonNode)Convert.ToBase64String(b)).ToArray()),
-            ["paths"] = new JsonArray(paths.Select(p => (JsonNode)p).ToArray()),
-            ["neighbours"] = neighbors,
-        };
-        if (folder is not null)
-        {
-            data["folder"] = folder;
-        }
-
-        var request = new CallableRequest(JsonSerializer.SerializeToElement(data, CoreJson.Options), TrustedLocalCaller.LocalUser);
-        var result = (JsonElement)(await queryIndex.HandleAsync(request, cancellationToken))!;
-        return result.GetProperty("data").GetProperty("nearestNeighbors").EnumerateArray()
-            .Select(entry => (IReadOnlyList<FoundNeighbor>)(entry.TryGetProperty("neighbors", out var found)
-                ? found.EnumerateArray().Select(n => new FoundNeighbor(
-                    n.GetProperty("datapoint").GetProperty("datapointId").GetString()!,
-                    n.TryGetProperty("distance", out var d) ? d.GetDouble() : 0)).ToArray()
-                : []))
+        var request = new QueryIndexRequest(images.Select(bytes => (ReadOnlyMemory<byte>)bytes).ToArray(), paths, neighbors, folder);
+        var response = await queryIndex.QueryAsync(request, cancellationToken);
+        return response.Data.NearestNeighbors
+            .Select(entry => (IReadOnlyList<FoundNeighbor>)entry.Neighbors.Select(n => new FoundNeighbor(n.Datapoint.DatapointId, n.Distance)).ToArray())
             .ToArray();
     }
 }

@@ -8,6 +8,7 @@ using ReverseImageSearch.Core.Configuration;
 using ReverseImageSearch.Core.Coordination;
 using ReverseImageSearch.Core.Ports;
 using ReverseImageSearch.Core.Triggers;
+using ReverseImageSearch.Embedding;
 using ReverseImageSearch.Functions;
 using ReverseImageSearch.Local;
 using ReverseImageSearch.Local.Database;
@@ -68,7 +69,7 @@ public static class LocalStack
         }
 
         services.AddSingleton(local);
-        services.AddReverseImageSearchCore(options);
+        services.AddReverseImageSearchCore(options).AddImageEmbedder();
 
         services.AddLocalDocumentsAndTasks(Path.Combine(dataDirectory, "state.sqlite"), [new CoordinationDocuments(options).Tasks], local.ReadOnly);
         services.AddHealthChecks().AddCheck<LocalDatabaseHealthCheck>(LocalDatabaseHealthCheck.Name);

@@ -28,7 +28,7 @@ var neighbors = new Option<int>("--neighbors")
 {
     Description = "Nearest stored images to print per query image.",
     DefaultValueFactory = _ => 10,
-    CustomParser = ArgumentRules.WholeNumber(1, ReverseImageSearch.Functions.QueryIndex.MaxNeighbours),
+    CustomParser = ArgumentRules.WholeNumber(1, ReverseImageSearch.Functions.QueryIndex.MaxNeighbors),
 };
 var format = new Option<string>("--format")
 {

@@ -1,6 +1,6 @@
 using System.Globalization;
 using Microsoft.ML.OnnxRuntime;
-using ReverseImageSearch.Core.Embedding;
+using ReverseImageSearch.Embedding;
 
 namespace ReverseImageSearch.Benchmarks;
 

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.ML.OnnxRuntime;
-using ReverseImageSearch.Core.Embedding;
+using ReverseImageSearch.Embedding;
 
 namespace ReverseImageSearch.Benchmarks;
 

@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
-using ReverseImageSearch.Core.Embedding;
+using ReverseImageSearch.Embedding;
 
 namespace ReverseImageSearch.Benchmarks;
 

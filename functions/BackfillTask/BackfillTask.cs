@@ -5,7 +5,6 @@ using Microsoft.Extensions.Logging;
 using ReverseImageSearch.Core;
 using ReverseImageSearch.Core.Configuration;
 using ReverseImageSearch.Core.Coordination;
-using ReverseImageSearch.Core.Embedding;
 using ReverseImageSearch.Core.Ports;
 using ReverseImageSearch.Core.Triggers;
 

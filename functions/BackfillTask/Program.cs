@@ -1,4 +1,5 @@
+using ReverseImageSearch.Embedding;
 using ReverseImageSearch.Functions;
 using ReverseImageSearch.Gcp.Hosting;
 
-return await FunctionHost.RunAsync<BackfillTask>(args);
+return await FunctionHost.RunAsync<BackfillTask>(args, services => services.AddImageEmbedder());

@@ -17,7 +17,8 @@ namespace ReverseImageSearch.Functions;
 /// of every path ("more like this": nothing is downloaded or embedded again, the image itself is left out of its own
 /// answer), answering the original's shape {status: "ok", message: "Query successful", data: {nearestNeighbors: [one
 /// entry per image, then one per path]}}; an image's entry has its position as id ("0", "1", ...), a path's the path.
-/// With a folder, only images under it (any depth) answer.
+/// With a folder, only images under it (any depth) answer. The callable's data is read into a <see cref="QueryIndexRequest"/>
+/// and answered by <see cref="QueryAsync"/>, which the emulator's command line calls directly.
 /// </summary>
 public sealed partial class QueryIndex(
     IImageEmbedder embedder,
@@ -26,8 +27,8 @@ public sealed partial class QueryIndex(
     ExtensionOptions options,
     ILogger<QueryIndex> logger) : ICallableFunction
 {
-    public const int DefaultNeighbours = 10;
-    public const int MaxNeighbours = 1000;
+    public const int DefaultNeighbors = 10;
+    public const int MaxNeighbors = 1000;
 
     public async Task<object?> HandleAsync(CallableRequest request, CancellationToken cancellationToken)
     {
@@ -37,20 +38,24 @@ public sealed partial class QueryIndex(
             throw new FunctionException(FunctionErrorCode.Unauthenticated, "The function must be called while signed in with Firebase Auth.");
         }
 
-        var images = ReadQueryImages(request.Data);
-        var paths = ReadPaths(request.Data);
-        if (images.Length + paths.Length == 0)
-        {
-            throw Invalid("The function must be called with \"query\" (an array of base64-encoded images), \"paths\" (an array of stored object names), or both.");
-        }
+        return await AnswerAsync(ReadRequest(request.Data), cancellationToken);
+    }
 
-        if (images.Length + paths.Length > options.MaxQueryImages)
-        {
-            throw Invalid($"The call asks for {images.Length + paths.Length} searches (query and paths together); at most {options.MaxQueryImages} are allowed per call.");
-        }
+    /// <summary>The neighbours of every image, then of every stored path, as the callable answers them.</summary>
+    /// <exception cref="FunctionException">The request is refused (invalid-argument, not-found naming the paths,
+    /// failed-precondition while the index is not ready) or the index failed (internal).</exception>
+    public async Task<QueryIndexResponse> QueryAsync(QueryIndexRequest request, CancellationToken cancellationToken)
+    {
+        using var timing = Telemetry.TimeQuery();
+        return await AnswerAsync(request, cancellationToken);
+    }
 
-        var neighbours = ReadNeighbours(request.Data);
-        var folder = ReadFolder(request.Data);
+    private async Task<QueryIndexResponse> AnswerAsync(QueryIndexRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var (images, paths) = (request.Images, request.Paths);
+        Validate(request);
+        var folder = NormalizeFolder(request.Folder);
 
         var index = await state.ReadIndexAvailabilityAsync(cancellationToken);
         if (index.EmbeddingMismatch is { } mismatch)
@@ -64,8 +69,8 @@ public sealed partial class QueryIndex(
                 $"The index is not ready for queries yet: {index.Describe()}.", new { status = index.Status });
         }
 
-        var queries = new List<NeighborQuery>(images.Length + paths.Length);
-        if (images.Length > 0)
+        var queries = new List<NeighborQuery>(images.Count + paths.Count);
+        if (images.Count > 0)
         {
             var embeddings = await embedder.EmbedAsync(images, cancellationToken);
             for (var i = 0; i < embeddings.Count; i++)
@@ -80,7 +85,8 @@ public sealed partial class QueryIndex(
         queries.AddRange(await StoredQueriesAsync(deployed, paths, folder, cancellationToken));
 
         // A path's own image is its nearest: one more is asked for, and the image is taken out of its answer.
-        var asked = paths.Length > 0 ? Math.Min(neighbours + 1, MaxNeighbours) : neighbours;
+        var neighbors = request.Neighbors;
+        var asked = paths.Count > 0 ? Math.Min(neighbors + 1, MaxNeighbors) : neighbors;
         IReadOnlyList<QueryNeighbors> results;
         try
         {
@@ -93,19 +99,18 @@ public sealed partial class QueryIndex(
             throw new FunctionException(FunctionErrorCode.Internal, "Error querying the index", ex.Message);
         }
 
-        var response = new QueryResponse("ok", "Query successful", new NearestNeighborsData(
+        return new QueryIndexResponse("ok", "Query successful", new NearestNeighborsData(
             results.Select((r, i) => new NearestNeighborsEntry(r.Id, r.Neighbors
-                .Where(n => i < images.Length || n.DatapointId != queries[i].DatapointId)
-                .Take(neighbours)
+                .Where(n => i < images.Count || n.DatapointId != queries[i].DatapointId)
+                .Take(neighbors)
                 .Select(n => new NeighborEntry(new DatapointEntry(n.DatapointId, new CrowdingTagEntry(n.CrowdingAttribute)), n.Distance)).ToArray())).ToArray()));
-        return JsonSerializer.SerializeToElement(response, CoreJson.Options);
     }
 
     /// <summary>The stored vector of every path, searched with as it is; a path the index does not hold is not-found, named.</summary>
     private async Task<IReadOnlyList<NeighborQuery>> StoredQueriesAsync(
-        DeployedIndex deployed, string[] paths, string? folder, CancellationToken cancellationToken)
+        DeployedIndex deployed, IReadOnlyList<string> paths, string? folder, CancellationToken cancellationToken)
     {
-        if (paths.Length == 0)
+        if (paths.Count == 0)
         {
             return [];
         }
@@ -134,14 +139,84 @@ public sealed partial class QueryIndex(
         return paths.Select(p => new NeighborQuery(p, vectors[p], folder)).ToArray();
     }
 
-    // "query" may be left out when "paths" is given; the two together must ask for something.
-    private ReadOnlyMemory<byte>[] ReadQueryImages(JsonElement data)
+    // What the callable's data and a direct call must both satisfy; the messages name the callable's arguments.
+    private void Validate(QueryIndexRequest request)
+    {
+        for (var i = 0; i < request.Images.Count; i++)
+        {
+            if (request.Images[i].IsEmpty)
+            {
+                throw Invalid($"query[{i}] is empty: an image of zero bytes.", new { index = i });
+            }
+
+            if (request.Images[i].Length > options.MaxImageBytes)
+            {
+                throw Invalid($"query[{i}] is {request.Images[i].Length} bytes, more than the limit of {options.MaxImageBytes}.", new { index = i });
+            }
+        }
+
+        // Object names as Cloud Storage allows them (1 to 1024 bytes of UTF-8, anything else goes): they are only looked up.
+        for (var i = 0; i < request.Paths.Count; i++)
+        {
+            if (string.IsNullOrEmpty(request.Paths[i]))
+            {
+                throw Invalid($"paths[{i}] must be a non-empty string: the name of a stored image.", new { index = i });
+            }
+
+            if (Encoding.UTF8.GetByteCount(request.Paths[i]) > ImageFolders.MaxFolderBytes)
+            {
+                throw Invalid($"paths[{i}] is longer than an object name can be ({ImageFolders.MaxFolderBytes} bytes).", new { index = i });
+            }
+        }
+
+        var searches = request.Images.Count + request.Paths.Count;
+        if (searches == 0)
+        {
+            throw Invalid("The function must be called with \"query\" (an array of base64-encoded images), \"paths\" (an array of stored object names), or both.");
+        }
+
+        if (searches > options.MaxQueryImages)
+        {
+            throw Invalid($"The call asks for {searches} searches (query and paths together); at most {options.MaxQueryImages} are allowed per call.");
+        }
+
+        if (request.Neighbors > MaxNeighbors)
+        {
+            throw Invalid($"`neighbours` may be at most {MaxNeighbors}.");
+        }
+
+        if (request.Neighbors < 1)
+        {
+            throw Invalid("`neighbours` must be at least 1.");
+        }
+    }
+
+    // A folder of the bucket, slashes around it optional; empty or absent: the whole bucket.
+    private static string? NormalizeFolder(string? requested)
+    {
+        var folder = ImageFolders.Normalize(requested ?? "");
+        if (Encoding.UTF8.GetByteCount(folder) > ImageFolders.MaxFolderBytes)
+        {
+            throw Invalid($"The `folder` argument is longer than an object name can be ({ImageFolders.MaxFolderBytes} bytes).");
+        }
+
+        return folder.Length == 0 ? null : folder;
+    }
+
+    /// <summary>The callable's data as a request: base64 decoded, JSON types checked; the rest is <see cref="Validate"/>'s.</summary>
+    private QueryIndexRequest ReadRequest(JsonElement data)
     {
         if (data.ValueKind != JsonValueKind.Object)
         {
             throw Invalid("The function must be called with an object: {\"query\": [base64 images]} and/or {\"paths\": [stored object names]}.");
         }
 
+        return new QueryIndexRequest(ReadQueryImages(data), ReadPaths(data), ReadNeighbors(data), ReadFolder(data));
+    }
+
+    // "query" may be left out when "paths" is given; the two together must ask for something.
+    private ReadOnlyMemory<byte>[] ReadQueryImages(JsonElement data)
+    {
         if (!data.TryGetProperty("query", out var query) || query.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined)
         {
             return [];
@@ -152,6 +227,7 @@ public sealed partial class QueryIndex(
             throw Invalid("The `query` argument must be an array of Base64 strings.");
         }
 
+        // Counted before anything is decoded.
         if (query.GetArrayLength() > options.MaxQueryImages)
         {
             throw Invalid($"The `query` argument holds {query.GetArrayLength()} images; at most {options.MaxQueryImages} are allowed per call.");
@@ -164,16 +240,6 @@ public sealed partial class QueryIndex(
             images[i] = item.ValueKind == JsonValueKind.String && TryDecodeBase64(item.GetString()!, out var bytes)
                 ? bytes
                 : throw Invalid($"query[{i}] must be a Base64 string.", new { index = i });
-            if (images[i].IsEmpty)
-            {
-                throw Invalid($"query[{i}] is empty: an image of zero bytes.", new { index = i });
-            }
-
-            if (images[i].Length > options.MaxImageBytes)
-            {
-                throw Invalid($"query[{i}] is {images[i].Length} bytes, more than the limit of {options.MaxImageBytes}.", new { index = i });
-            }
-
             i++;
         }
 
@@ -183,7 +249,6 @@ public sealed partial class QueryIndex(
     private static bool HasPaths(JsonElement data) =>
         data.TryGetProperty("paths", out var paths) && paths.ValueKind == JsonValueKind.Array && paths.GetArrayLength() > 0;
 
-    // Object names as Cloud Storage allows them (1 to 1024 bytes of UTF-8, anything else goes): they are only looked up.
     private string[] ReadPaths(JsonElement data)
     {
         if (!data.TryGetProperty("paths", out var value) || value.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined)
@@ -201,25 +266,13 @@ public sealed partial class QueryIndex(
             throw Invalid($"The `paths` argument holds {value.GetArrayLength()} names; at most {options.MaxQueryImages} are allowed per call.");
         }
 
-        var paths = new string[value.GetArrayLength()];
-        var i = 0;
-        foreach (var item in value.EnumerateArray())
-        {
-            paths[i] = item.ValueKind == JsonValueKind.String && item.GetString() is { Length: > 0 } path
-                ? path
-                : throw Invalid($"paths[{i}] must be a non-empty string: the name of a stored image.", new { index = i });
-            if (Encoding.UTF8.GetByteCount(paths[i]) > ImageFolders.MaxFolderBytes)
-            {
-                throw Invalid($"paths[{i}] is longer than an object name can be ({ImageFolders.MaxFolderBytes} bytes).", new { index = i });
-            }
-
-            i++;
-        }
-
-        return paths;
+        return value.EnumerateArray()
+            .Select((item, i) => item.ValueKind == JsonValueKind.String
+                ? item.GetString()!
+                : throw Invalid($"paths[{i}] must be a non-empty string: the name of a stored image.", new { index = i }))
+            .ToArray();
     }
 
-    // A folder of the bucket, slashes around it optional; empty or absent: the whole bucket.
     private static string? ReadFolder(JsonElement data)
     {
         if (!data.TryGetProperty("folder", out var value) || value.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined)
@@ -227,26 +280,17 @@ public sealed partial class QueryIndex(
             return null;
         }
 
-        if (value.ValueKind != JsonValueKind.String)
-        {
-            throw Invalid("The `folder` argument must be a string: a folder of the bucket, for example \"products/dresses\".");
-        }
-
-        var folder = ImageFolders.Normalize(value.GetString()!);
-        if (Encoding.UTF8.GetByteCount(folder) > ImageFolders.MaxFolderBytes)
-        {
-            throw Invalid($"The `folder` argument is longer than an object name can be ({ImageFolders.MaxFolderBytes} bytes).");
-        }
-
-        return folder.Length == 0 ? null : folder;
+        return value.ValueKind == JsonValueKind.String
+            ? value.GetString()
+            : throw Invalid("The `folder` argument must be a string: a folder of the bucket, for example \"products/dresses\".");
     }
 
     // The original took parseInt(neighbours) || 10: a number or numeric string, anything else the default.
-    private static int ReadNeighbours(JsonElement data)
+    private static int ReadNeighbors(JsonElement data)
     {
         if (!data.TryGetProperty("neighbours", out var value))
         {
-            return DefaultNeighbours;
+            return DefaultNeighbors;
         }
 
         long? requested = value.ValueKind switch
@@ -255,12 +299,8 @@ public sealed partial class QueryIndex(
             JsonValueKind.String when long.TryParse(value.GetString(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var l) => l,
             _ => null,
         };
-        return requested switch
-        {
-            null or <= 0 => DefaultNeighbours,
-            > MaxNeighbours => throw Invalid($"`neighbours` may be at most {MaxNeighbours}."),
-            _ => (int)requested,
-        };
+        // Above the maximum is refused with the rest of the request's checks.
+        return requested is null or <= 0 ? DefaultNeighbors : (int)Math.Min(requested.Value, int.MaxValue);
     }
 
     // Accepts plain base64 and data URLs ("data:image/png;base64,...") as browsers produce them.
@@ -285,16 +325,33 @@ public sealed partial class QueryIndex(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Error querying the index")]
     private static partial void LogQueryFailed(ILogger logger, Exception exception);
-
-    private sealed record QueryResponse(string Status, string Message, NearestNeighborsData Data);
-
-    private sealed record NearestNeighborsData(NearestNeighborsEntry[] NearestNeighbors);
-
-    private sealed record NearestNeighborsEntry(string Id, NeighborEntry[] Neighbors);
-
-    private sealed record NeighborEntry(DatapointEntry Datapoint, double Distance);
-
-    private sealed record DatapointEntry(string DatapointId, CrowdingTagEntry CrowdingTag);
-
-    private sealed record CrowdingTagEntry([property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? CrowdingAttribute);
 }
+
+/// <summary>What one queryIndex call asks.</summary>
+/// <param name="Images">Image files' bytes, each searched with its embedding; its answer's id is its position ("0", "1", ...).</param>
+/// <param name="Paths">Stored object names, each searched with its stored vector and left out of its own answer.</param>
+/// <param name="Neighbors">Neighbours per answer, 1 to <see cref="QueryIndex.MaxNeighbors"/>.</param>
+/// <param name="Folder">Only images under this folder of the bucket (any depth) answer; null or empty: the whole bucket.</param>
+public sealed record QueryIndexRequest(
+    IReadOnlyList<ReadOnlyMemory<byte>> Images,
+    IReadOnlyList<string> Paths,
+    int Neighbors = QueryIndex.DefaultNeighbors,
+    string? Folder = null);
+
+/// <summary>The original's answer: {status: "ok", message: "Query successful", data: {nearestNeighbors: [...]}}.</summary>
+public sealed record QueryIndexResponse(string Status, string Message, NearestNeighborsData Data);
+
+/// <param name="NearestNeighbors">One entry per query image, then one per path, in the request's order.</param>
+public sealed record NearestNeighborsData(IReadOnlyList<NearestNeighborsEntry> NearestNeighbors);
+
+/// <param name="Id">The query image's position ("0", "1", ...) or the path.</param>
+/// <param name="Neighbors">Nearest first.</param>
+public sealed record NearestNeighborsEntry(string Id, IReadOnlyList<NeighborEntry> Neighbors);
+
+/// <param name="Distance">As Vector Search reports it for the index's distance measure.</param>
+public sealed record NeighborEntry(DatapointEntry Datapoint, double Distance);
+
+/// <param name="DatapointId">The stored image's object name.</param>
+public sealed record DatapointEntry(string DatapointId, CrowdingTagEntry CrowdingTag);
+
+public sealed record CrowdingTagEntry([property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? CrowdingAttribute);

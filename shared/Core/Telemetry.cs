@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using ReverseImageSearch.Core.Coordination;
-using ReverseImageSearch.Core.Embedding;
+using ReverseImageSearch.Core.Ports;
 
 namespace ReverseImageSearch.Core;
 

@@ -1,4 +1,3 @@
-using ReverseImageSearch.Core.Embedding;
 
 namespace ReverseImageSearch.Core.Configuration;
 

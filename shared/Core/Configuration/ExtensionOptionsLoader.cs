@@ -1,6 +1,5 @@
 using System.Globalization;
 using Microsoft.Extensions.Configuration;
-using ReverseImageSearch.Core.Embedding;
 
 namespace ReverseImageSearch.Core.Configuration;
 

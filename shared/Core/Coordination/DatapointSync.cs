@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Logging;
 using ReverseImageSearch.Core.Configuration;
-using ReverseImageSearch.Core.Embedding;
 using ReverseImageSearch.Core.Ports;
 
 namespace ReverseImageSearch.Core.Coordination;
@@ -27,13 +26,16 @@ public sealed record DatapointWrite(string Operation, string ImagePath, int Atte
 /// writer's older one must not be the last. A change after the second look has an event of its own, whose handler
 /// reads after the change and so writes after this writer.
 /// </remarks>
+/// <param name="embedder">Null in the functions that do not embed (streamRemoveDatapoint): a write that needs a vector is
+/// then handed over to datapointWriteTask (<see cref="IndexGate.HandOverAsync"/>), which reads the object again.</param>
 public sealed partial class DatapointSync(
     IObjectStore objects,
-    IImageEmbedder embedder,
     IVectorIndexService vectorIndex,
     CoordinationState state,
+    IndexGate gate,
     ExtensionOptions options,
-    ILogger<DatapointSync> logger)
+    ILogger<DatapointSync> logger,
+    IImageEmbedder? embedder = null)
 {
     // An object rewritten this often while being indexed is left to the event's redelivery.
     private const int MaxRounds = 5;
@@ -111,6 +113,12 @@ public sealed partial class DatapointSync(
         float[]? vector = null;
         if (rejection is null)
         {
+            if (embedder is null)
+            {
+                await gate.HandOverAsync(new DatapointWrite(DatapointWrite.Update, objectName), current.Generation, cancellationToken);
+                return;
+            }
+
             byte[] bytes;
             try
             {

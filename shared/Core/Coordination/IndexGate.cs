@@ -65,6 +65,23 @@ public sealed partial class IndexGate(
         return null;
     }
 
+    /// <summary>
+    /// A write this function cannot do itself because it needs a vector and only the functions that embed carry the
+    /// embedder: a datapointWriteTask does it now, from the object as it is then. One task per generation.
+    /// </summary>
+    public async Task HandOverAsync(DatapointWrite write, long generation, CancellationToken cancellationToken)
+    {
+        var enqueued = await queue.EnqueueAsync(
+            DatapointWriteTaskFunction,
+            write,
+            new TaskOptions(Id: TaskIds.Hashed("handover-", $"{write.Operation}/{write.ImagePath}/{generation}")),
+            cancellationToken);
+        LogHandedOver(logger, write.Operation, write.ImagePath, enqueued);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Handed the {Operation} of {ObjectName} to datapointWriteTask: it needs the embedder (new task: {Enqueued})")]
+    private static partial void LogHandedOver(ILogger logger, string operation, string objectName, bool enqueued);
+
     [LoggerMessage(Level = LogLevel.Error, Message = "{Operation} of {ObjectName} waits: {Mismatch}")]
     private static partial void LogMismatch(ILogger logger, string operation, string objectName, string mismatch);
 

@@ -11,6 +11,7 @@ namespace ReverseImageSearch.Core.Triggers;
 /// <summary>A Firebase callable function (https.onCall).</summary>
 public interface ICallableFunction
 {
+    /// <summary>The call's result, as a typed value the host serialises (camelCase) as the response's "result".</summary>
     Task<object?> HandleAsync(CallableRequest request, CancellationToken cancellationToken);
 }
 
@@ -45,7 +46,7 @@ public interface IAuditLogFunction
     Task HandleAsync(AuditLogEvent auditEvent, CancellationToken cancellationToken);
 }
 
-/// <param name="Data">The request's "data" value.</param>
+/// <param name="Data">The request's "data" value, readable until the call returns.</param>
 /// <param name="Auth">The verified caller, or null when the request carried no ID token.</param>
 public sealed record CallableRequest(JsonElement Data, CallerIdentity? Auth);
 
@@ -53,7 +54,7 @@ public sealed record CallableRequest(JsonElement Data, CallerIdentity? Auth);
 /// <param name="SignInProvider">firebase.sign_in_provider, for example anonymous or password.</param>
 public sealed record CallerIdentity(string Uid, string? SignInProvider);
 
-/// <param name="Data">The task's "data" payload.</param>
+/// <param name="Data">The task's "data" payload, readable until the call returns.</param>
 /// <param name="TaskName">The queue's name for this task, the same on every delivery of it; null when unknown.</param>
 /// <param name="RetryCount">0 on the first attempt.</param>
 public sealed record TaskDelivery(JsonElement Data, string? TaskName, int RetryCount);

@@ -13,17 +13,17 @@ namespace ReverseImageSearch.Gcp.Firestore;
 /// </summary>
 public sealed class FirestoreDocumentStore : IDocumentStore
 {
-    private readonly GoogleRestClient client;
-    private readonly GcpAdapterOptions options;
-    private readonly string baseUrl;
+    private readonly GoogleRestClient _client;
+    private readonly GcpAdapterOptions _options;
+    private readonly string _baseUrl;
 
     public FirestoreDocumentStore(GoogleRestClient client, GcpEndpoints endpoints, GcpAdapterOptions options, string projectId)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentException.ThrowIfNullOrEmpty(projectId);
-        this.client = client;
-        this.options = options;
-        baseUrl = endpoints.EffectiveFirestoreBase.ToString().TrimEnd('/');
+        _client = client;
+        _options = options;
+        _baseUrl = endpoints.EffectiveFirestoreBase.ToString().TrimEnd('/');
         DatabaseName = $"projects/{projectId}/databases/(default)";
     }
 
@@ -54,7 +54,7 @@ public sealed class FirestoreDocumentStore : IDocumentStore
             }
         }
 
-        await client.SendJsonAsync(HttpMethod.Patch, DocumentUri(path, query), new JsonObject { ["fields"] = write.Fields }, cancellationToken);
+        await _client.SendJsonAsync(HttpMethod.Patch, DocumentUri(path, query), new JsonObject { ["fields"] = write.Fields }, cancellationToken);
     }
 
     public async Task<bool> CreateAsync(string path, IReadOnlyDictionary<string, object?> fields, CancellationToken cancellationToken = default)
@@ -64,7 +64,7 @@ public sealed class FirestoreDocumentStore : IDocumentStore
         AppendQuery(query, "currentDocument.exists", "false");
         try
         {
-            await client.SendJsonAsync(HttpMethod.Patch, DocumentUri(path, query), new JsonObject { ["fields"] = FirestoreValues.EncodeFields(fields) }, cancellationToken);
+            await _client.SendJsonAsync(HttpMethod.Patch, DocumentUri(path, query), new JsonObject { ["fields"] = FirestoreValues.EncodeFields(fields) }, cancellationToken);
             return true;
         }
         catch (ServiceException e) when (IsPreconditionFailure(e))
@@ -77,7 +77,7 @@ public sealed class FirestoreDocumentStore : IDocumentStore
     {
         try
         {
-            await client.SendJsonAsync(HttpMethod.Delete, DocumentUri(path, null), null, cancellationToken);
+            await _client.SendJsonAsync(HttpMethod.Delete, DocumentUri(path, null), null, cancellationToken);
         }
         catch (ServiceException e) when (e.IsNotFound)
         {
@@ -97,9 +97,9 @@ public sealed class FirestoreDocumentStore : IDocumentStore
                 readWrite["retryTransaction"] = previous;
             }
 
-            var begun = await client.SendJsonAsync<BeginTransactionResponse>(
+            var begun = await _client.SendJsonAsync<BeginTransactionResponse>(
                 HttpMethod.Post,
-                new Uri($"{baseUrl}/{DocumentsRoot}:beginTransaction"),
+                new Uri($"{_baseUrl}/{DocumentsRoot}:beginTransaction"),
                 new JsonObject { ["options"] = new JsonObject { ["readWrite"] = readWrite } },
                 cancellationToken);
             var transaction = new Transaction(this, begun.Transaction);
@@ -110,7 +110,7 @@ public sealed class FirestoreDocumentStore : IDocumentStore
                 await CommitAsync(transaction.Writes, begun.Transaction, cancellationToken);
                 return result;
             }
-            catch (ServiceException e) when (IsContention(e) && attempt < options.TransactionMaxAttempts)
+            catch (ServiceException e) when (IsContention(e) && attempt < _options.TransactionMaxAttempts)
             {
                 // Release whatever the aborted attempt still holds (the emulator keeps its locks until then).
                 await RollbackQuietlyAsync(begun.Transaction);
@@ -133,7 +133,7 @@ public sealed class FirestoreDocumentStore : IDocumentStore
 
     private TimeSpan Backoff(int attempt)
     {
-        var ms = options.TransactionBaseDelay.TotalMilliseconds * Math.Pow(2, Math.Min(attempt - 1, 8));
+        var ms = _options.TransactionBaseDelay.TotalMilliseconds * Math.Pow(2, Math.Min(attempt - 1, 8));
         return TimeSpan.FromMilliseconds(Math.Min(ms, 5000) * (0.5 + Random.Shared.NextDouble()));
     }
 
@@ -146,7 +146,7 @@ public sealed class FirestoreDocumentStore : IDocumentStore
 
         try
         {
-            using var doc = await client.SendJsonAsync<JsonDocument>(HttpMethod.Get, DocumentUri(path, null), null, cancellationToken);
+            using var doc = await _client.SendJsonAsync<JsonDocument>(HttpMethod.Get, DocumentUri(path, null), null, cancellationToken);
             return ToSnapshot(path, doc.RootElement);
         }
         catch (ServiceException e) when (e.IsNotFound)
@@ -166,7 +166,7 @@ public sealed class FirestoreDocumentStore : IDocumentStore
             ["documents"] = new JsonArray(DocumentName(path)),
             ["transaction"] = transaction,
         };
-        using var answer = await client.SendJsonAsync<JsonDocument>(HttpMethod.Post, new Uri($"{baseUrl}/{DocumentsRoot}:batchGet"), body, cancellationToken);
+        using var answer = await _client.SendJsonAsync<JsonDocument>(HttpMethod.Post, new Uri($"{_baseUrl}/{DocumentsRoot}:batchGet"), body, cancellationToken);
         foreach (var item in answer.RootElement.EnumerateArray())
         {
             if (item.TryGetProperty("found", out var found))
@@ -195,16 +195,16 @@ public sealed class FirestoreDocumentStore : IDocumentStore
             body["transaction"] = transaction;
         }
 
-        await client.SendJsonAsync(HttpMethod.Post, new Uri($"{baseUrl}/{DocumentsRoot}:commit"), body, cancellationToken);
+        await _client.SendJsonAsync(HttpMethod.Post, new Uri($"{_baseUrl}/{DocumentsRoot}:commit"), body, cancellationToken);
     }
 
     private async Task RollbackQuietlyAsync(string transaction)
     {
         try
         {
-            await client.SendJsonAsync(
+            await _client.SendJsonAsync(
                 HttpMethod.Post,
-                new Uri($"{baseUrl}/{DocumentsRoot}:rollback"),
+                new Uri($"{_baseUrl}/{DocumentsRoot}:rollback"),
                 new JsonObject { ["transaction"] = transaction },
                 CancellationToken.None);
         }
@@ -222,7 +222,7 @@ public sealed class FirestoreDocumentStore : IDocumentStore
     private Uri DocumentUri(string path, StringBuilder? query)
     {
         var escaped = string.Join('/', NormalisePath(path).Split('/').Select(Uri.EscapeDataString));
-        return new Uri($"{baseUrl}/{DocumentsRoot}/{escaped}{query}");
+        return new Uri($"{_baseUrl}/{DocumentsRoot}/{escaped}{query}");
     }
 
     private static string NormalisePath(string path)
@@ -283,13 +283,13 @@ public sealed class FirestoreDocumentStore : IDocumentStore
 
     private sealed class Transaction(FirestoreDocumentStore store, string id) : IDocumentTransaction
     {
-        private readonly List<JsonObject> writes = [];
+        private readonly List<JsonObject> _writes = [];
 
-        public IReadOnlyList<JsonObject> Writes => writes;
+        public IReadOnlyList<JsonObject> Writes => _writes;
 
         public Task<DocumentSnapshot?> GetAsync(string path, CancellationToken cancellationToken = default)
         {
-            if (writes.Count > 0)
+            if (_writes.Count > 0)
             {
                 throw new InvalidOperationException("A transaction must do all its reads before its writes.");
             }
@@ -298,8 +298,8 @@ public sealed class FirestoreDocumentStore : IDocumentStore
         }
 
         public void Set(string path, IReadOnlyDictionary<string, object?> fields, SetMode mode) =>
-            writes.Add(store.BuildWrite(path, fields, mode).ToJson());
+            _writes.Add(store.BuildWrite(path, fields, mode).ToJson());
 
-        public void Delete(string path) => writes.Add(new JsonObject { ["delete"] = store.DocumentName(path) });
+        public void Delete(string path) => _writes.Add(new JsonObject { ["delete"] = store.DocumentName(path) });
     }
 }

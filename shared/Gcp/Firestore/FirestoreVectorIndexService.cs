@@ -31,15 +31,15 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
     // Written by findNearest into each result; never stored.
     private const string DistanceField = "distance";
 
-    private readonly GoogleRestClient documents;
-    private readonly GoogleRestClient admin;
-    private readonly GcpAdapterOptions options;
-    private readonly string documentsBase;
-    private readonly string adminBase;
-    private readonly string database;
-    private readonly CoordinationDocuments paths;
-    private readonly string measure;
-    private readonly bool squareDistance;
+    private readonly GoogleRestClient _documents;
+    private readonly GoogleRestClient _admin;
+    private readonly GcpAdapterOptions _options;
+    private readonly string _documentsBase;
+    private readonly string _adminBase;
+    private readonly string _database;
+    private readonly CoordinationDocuments _paths;
+    private readonly string _measure;
+    private readonly bool _squareDistance;
 
     /// <param name="documents">Client of the documents API (the emulator's, when FIRESTORE_EMULATOR_HOST is set).</param>
     /// <param name="admin">Client of the Admin API (index creation); the emulator has none.</param>
@@ -53,14 +53,14 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentNullException.ThrowIfNull(extension);
-        this.documents = documents;
-        this.admin = admin;
-        this.options = options;
-        this.paths = paths;
-        documentsBase = endpoints.EffectiveFirestoreBase.ToString().TrimEnd('/');
-        adminBase = endpoints.EffectiveFirestoreAdminBase.ToString().TrimEnd('/');
-        database = $"projects/{extension.ProjectId}/databases/(default)";
-        (measure, squareDistance) = extension.DistanceMeasure switch
+        _documents = documents;
+        _admin = admin;
+        _options = options;
+        _paths = paths;
+        _documentsBase = endpoints.EffectiveFirestoreBase.ToString().TrimEnd('/');
+        _adminBase = endpoints.EffectiveFirestoreAdminBase.ToString().TrimEnd('/');
+        _database = $"projects/{extension.ProjectId}/databases/(default)";
+        (_measure, _squareDistance) = extension.DistanceMeasure switch
         {
             DistanceMeasure.SquaredL2 => ("EUCLIDEAN", true),
             DistanceMeasure.Cosine => ("COSINE", false),
@@ -69,7 +69,7 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
         };
     }
 
-    private string CollectionGroup => $"{adminBase}/{database}/collectionGroups/{paths.VectorCollectionId}/indexes";
+    private string CollectionGroup => $"{_adminBase}/{_database}/collectionGroups/{_paths.VectorCollectionId}/indexes";
 
     /// <summary>
     /// Creates the vector indexes of the collection (flat, the given dimension): the plain one every search uses, and
@@ -101,14 +101,14 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
         var body = new JsonObject { ["queryScope"] = "COLLECTION", ["fields"] = fields };
         try
         {
-            using var operation = await admin.SendJsonAsync<JsonDocument>(HttpMethod.Post, new Uri(CollectionGroup), body, cancellationToken)
+            using var operation = await _admin.SendJsonAsync<JsonDocument>(HttpMethod.Post, new Uri(CollectionGroup), body, cancellationToken)
                 .ConfigureAwait(false);
             return ToOperation(operation.RootElement);
         }
         catch (ServiceException e) when (e.IsAlreadyExists)
         {
             return await FindIndexAsync(dimensions, withFolders, cancellationToken).ConfigureAwait(false)
-                ?? throw new InvalidOperationException($"Firestore reports the vector index of {paths.VectorCollectionId} exists, but no index of dimension {dimensions} is listed.", e);
+                ?? throw new InvalidOperationException($"Firestore reports the vector index of {_paths.VectorCollectionId} exists, but no index of dimension {dimensions} is listed.", e);
         }
     }
 
@@ -116,7 +116,7 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
     public async Task<LongRunningOperation> GetOperationAsync(string operationName, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(operationName);
-        using var answer = await admin.SendJsonAsync<JsonDocument>(HttpMethod.Get, new Uri($"{adminBase}/{operationName}"), null, cancellationToken)
+        using var answer = await _admin.SendJsonAsync<JsonDocument>(HttpMethod.Get, new Uri($"{_adminBase}/{operationName}"), null, cancellationToken)
             .ConfigureAwait(false);
         return operationName.Contains("/operations/", StringComparison.Ordinal) ? ToOperation(answer.RootElement) : IndexAsOperation(answer.RootElement);
     }
@@ -181,8 +181,8 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
             ["documents"] = new JsonArray(datapointIds.Distinct(StringComparer.Ordinal).Select(id => (JsonNode)DocumentName(id)).ToArray()),
             ["mask"] = new JsonObject { ["fieldPaths"] = new JsonArray(PathField, EmbeddingField, FoldersField) },
         };
-        using var answer = await documents.SendJsonAsync<JsonDocument>(
-            HttpMethod.Post, new Uri($"{documentsBase}/{database}/documents:batchGet"), body, cancellationToken).ConfigureAwait(false);
+        using var answer = await _documents.SendJsonAsync<JsonDocument>(
+            HttpMethod.Post, new Uri($"{_documentsBase}/{_database}/documents:batchGet"), body, cancellationToken).ConfigureAwait(false);
         var found = new List<IndexDatapoint>(datapointIds.Count);
         foreach (var item in answer.RootElement.EnumerateArray())
         {
@@ -218,12 +218,12 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
                 {
                     ["fields"] = new JsonArray(new JsonObject { ["fieldPath"] = PathField }, new JsonObject { ["fieldPath"] = DistanceField }),
                 },
-                ["from"] = new JsonArray(new JsonObject { ["collectionId"] = paths.VectorCollectionId }),
+                ["from"] = new JsonArray(new JsonObject { ["collectionId"] = _paths.VectorCollectionId }),
                 ["findNearest"] = new JsonObject
                 {
                     ["vectorField"] = new JsonObject { ["fieldPath"] = EmbeddingField },
                     ["queryVector"] = FirestoreValues.EncodeVector(query.FeatureVector),
-                    ["distanceMeasure"] = measure,
+                    ["distanceMeasure"] = _measure,
                     ["limit"] = neighborCount,
                     ["distanceResultField"] = DistanceField,
                 },
@@ -243,9 +243,9 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
             };
         }
 
-        var parent = paths.VectorCollection[..paths.VectorCollection.LastIndexOf('/')];
-        using var answer = await documents.SendJsonAsync<JsonDocument>(
-            HttpMethod.Post, new Uri($"{documentsBase}/{database}/documents/{parent}:runQuery"), body, cancellationToken).ConfigureAwait(false);
+        var parent = _paths.VectorCollection[.._paths.VectorCollection.LastIndexOf('/')];
+        using var answer = await _documents.SendJsonAsync<JsonDocument>(
+            HttpMethod.Post, new Uri($"{_documentsBase}/{_database}/documents/{parent}:runQuery"), body, cancellationToken).ConfigureAwait(false);
         var neighbors = new List<Neighbor>(neighborCount);
         foreach (var item in answer.RootElement.EnumerateArray())
         {
@@ -256,7 +256,7 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
 
             var id = fields.TryGetProperty(PathField, out var path) ? FirestoreValues.Decode(path) as string : null;
             var distance = fields.TryGetProperty(DistanceField, out var d) ? Convert.ToDouble(FirestoreValues.Decode(d), CultureInfo.InvariantCulture) : 0;
-            neighbors.Add(new Neighbor(id ?? document.GetProperty("name").GetString()!, CrowdingAttribute: null, squareDistance ? distance * distance : distance));
+            neighbors.Add(new Neighbor(id ?? document.GetProperty("name").GetString()!, CrowdingAttribute: null, _squareDistance ? distance * distance : distance));
         }
 
         return new QueryNeighbors(query.DatapointId, neighbors);
@@ -264,17 +264,17 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
 
     private async Task CommitInBatchesAsync(IEnumerable<JsonNode> writes, CancellationToken cancellationToken)
     {
-        var url = new Uri($"{documentsBase}/{database}/documents:commit");
-        foreach (var batch in writes.Chunk(Math.Clamp(options.FirestoreWritesPerCommit, 1, 500)))
+        var url = new Uri($"{_documentsBase}/{_database}/documents:commit");
+        foreach (var batch in writes.Chunk(Math.Clamp(_options.FirestoreWritesPerCommit, 1, 500)))
         {
-            await documents.SendJsonAsync(HttpMethod.Post, url, new JsonObject { ["writes"] = new JsonArray(batch) }, cancellationToken)
+            await _documents.SendJsonAsync(HttpMethod.Post, url, new JsonObject { ["writes"] = new JsonArray(batch) }, cancellationToken)
                 .ConfigureAwait(false);
         }
     }
 
     private async Task<LongRunningOperation?> FindIndexAsync(int dimension, bool withFolders, CancellationToken cancellationToken)
     {
-        using var list = await admin.SendJsonAsync<JsonDocument>(HttpMethod.Get, new Uri(CollectionGroup), null, cancellationToken).ConfigureAwait(false);
+        using var list = await _admin.SendJsonAsync<JsonDocument>(HttpMethod.Get, new Uri(CollectionGroup), null, cancellationToken).ConfigureAwait(false);
         if (!list.RootElement.TryGetProperty("indexes", out var indexes))
         {
             return null;
@@ -320,7 +320,7 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
     }
 
     private string DocumentName(string objectName) =>
-        $"{database}/documents/{paths.VectorCollection}/{CoordinationDocuments.EscapeDocumentId(objectName)}";
+        $"{_database}/documents/{_paths.VectorCollection}/{CoordinationDocuments.EscapeDocumentId(objectName)}";
 
     private static NotSupportedException NoEndpoint() =>
         new("Firestore vector search has no index endpoint: nothing is deployed (INDEX_BACKEND=firestore).");

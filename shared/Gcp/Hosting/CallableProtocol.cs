@@ -53,7 +53,7 @@ internal sealed partial class CallableProtocol(
 
         using var admitted = bodyLimit is null ? null : await bodyLimit.AdmitAsync(context);
 
-        JsonElement? data;
+        ProtocolData? data;
         try
         {
             data = await ProtocolRequest.TryReadDataAsync(request);
@@ -70,6 +70,7 @@ internal sealed partial class CallableProtocol(
             return;
         }
 
+        using var received = data;
         ReadOnlyMemory<byte> answer;
         try
         {
@@ -90,7 +91,9 @@ internal sealed partial class CallableProtocol(
                 return;
             }
 
-            var result = await function.HandleAsync(new CallableRequest(data.Value, caller), context.RequestAborted);
+            var result = await function.HandleAsync(new CallableRequest(data.Data, caller), context.RequestAborted);
+
+            // The result's one serialisation: a handler returns its typed response, never JSON of its own.
             answer = FunctionErrorResponses.ComposeJson(writer =>
             {
                 writer.WriteStartObject();

@@ -14,11 +14,14 @@ public static class FunctionHost
     public const string PortKey = "PORT";
     public const int DefaultPort = 8080;
 
-    /// <summary>Hosts <typeparamref name="TFunction"/> with the Google Cloud adapters; returns the exit code.</summary>
-    public static async Task<int> RunAsync<TFunction>(string[] args)
+    /// <summary>
+    /// Hosts <typeparamref name="TFunction"/> with the Google Cloud adapters; returns the exit code.
+    /// <paramref name="addServices"/> adds what only this function needs (the functions that embed: the image embedder).
+    /// </summary>
+    public static async Task<int> RunAsync<TFunction>(string[] args, Func<IServiceCollection, IServiceCollection>? addServices = null)
         where TFunction : class
     {
-        var app = TryBuild<TFunction>(args, Console.Error);
+        var app = TryBuild<TFunction>(args, Console.Error, addServices);
         if (app is null)
         {
             return 1;
@@ -35,9 +38,10 @@ public static class FunctionHost
     /// <summary>
     /// Builds the service: validated options from configuration (environment variables, then <paramref name="args"/>),
     /// Core and the Google adapters (endpoint overrides from the same configuration: <see cref="Http.GcpEndpoints.FromConfiguration"/>), the Firebase caller authenticator, the health check at <see cref="FunctionHealth.Path"/> and <typeparamref name="TFunction"/> at every other path.
+    /// <paramref name="addServices"/> adds what only this function needs (the functions that embed: the image embedder).
     /// Returns null after writing the one-line configuration error to <paramref name="errorOutput"/>.
     /// </summary>
-    public static WebApplication? TryBuild<TFunction>(string[] args, TextWriter errorOutput)
+    public static WebApplication? TryBuild<TFunction>(string[] args, TextWriter errorOutput, Func<IServiceCollection, IServiceCollection>? addServices = null)
         where TFunction : class
     {
         ArgumentNullException.ThrowIfNull(errorOutput);
@@ -65,6 +69,7 @@ public static class FunctionHost
             .AddFunctionHealth()
             .AddFunctionTelemetry(builder.Configuration)
             .AddSingleton<TFunction>();
+        addServices?.Invoke(builder.Services);
 
         var app = builder.Build();
         app.UseCloudTraceLogging(options.ProjectId);

@@ -16,8 +16,8 @@ public static class ProtocolRequest
     private const string Int64ValueType = "type.googleapis.com/google.protobuf.Int64Value";
     private const string UInt64ValueType = "type.googleapis.com/google.protobuf.UInt64Value";
 
-    /// <summary>The request's decoded "data", or null when the request is malformed.</summary>
-    public static async Task<JsonElement?> TryReadDataAsync(HttpRequest request)
+    /// <summary>The request's decoded "data", or null when the request is malformed. The caller disposes it once handled.</summary>
+    public static async Task<ProtocolData?> TryReadDataAsync(HttpRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
         if (!HttpMethods.IsPost(request.Method) || !IsJsonContentType(request.ContentType))
@@ -35,22 +35,23 @@ public static class ProtocolRequest
             return null;
         }
 
+        var root = body.RootElement;
+        if (root.ValueKind != JsonValueKind.Object || root.GetPropertyCount() != 1 || !root.TryGetProperty("data", out var data))
+        {
+            body.Dispose();
+            return null;
+        }
+
+        // Without wrappers (the usual case) the data is the body's own: a 40 MB image string is not copied.
+        if (!HasWrappers(data))
+        {
+            return new ProtocolData(body, data);
+        }
+
         using (body)
         {
-            var root = body.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-            {
-                return null;
-            }
-
-            using var properties = root.EnumerateObject();
-            if (!properties.MoveNext() || properties.Current.Name != "data")
-            {
-                return null;
-            }
-
-            var data = properties.Current.Value;
-            return properties.MoveNext() ? null : DecodeWrappers(data);
+            var decoded = DecodeWrappers(data);
+            return new ProtocolData(decoded, decoded.RootElement);
         }
     }
 
@@ -87,24 +88,17 @@ public static class ProtocolRequest
     }
 
     /// <summary>A copy of <paramref name="value"/>, independent of its document, with 64-bit wrappers replaced by numbers.</summary>
-    /// <remarks>Without wrappers (the usual case) the copy is the element's own bytes. Leaves are copied raw, never
-    /// re-escaped: escaping a 40 MB base64 string ('+' and '/' are escaped by default) rents six times its size from the
-    /// shared array pool, which keeps such arrays.</remarks>
-    public static JsonElement DecodeWrappers(JsonElement value)
+    /// <remarks>Leaves are copied raw, never re-escaped: escaping a 40 MB base64 string ('+' and '/' are escaped by
+    /// default) rents six times its size from the shared array pool, which keeps such arrays.</remarks>
+    private static JsonDocument DecodeWrappers(JsonElement value)
     {
-        if (!HasWrappers(value))
-        {
-            return value.Clone();
-        }
-
         var buffer = new ArrayBufferWriter<byte>();
         using (var writer = new Utf8JsonWriter(buffer))
         {
             WriteDecoded(writer, value);
         }
 
-        using var decoded = JsonDocument.Parse(buffer.WrittenMemory);
-        return decoded.RootElement.Clone();
+        return JsonDocument.Parse(buffer.WrittenMemory);
     }
 
     private static void WriteDecoded(Utf8JsonWriter writer, JsonElement value)
@@ -171,4 +165,20 @@ public static class ProtocolRequest
 
         return false;
     }
+}
+
+/// <summary>A request's decoded "data", valid until disposed (after the handler has returned).</summary>
+public sealed class ProtocolData : IDisposable
+{
+    private readonly JsonDocument document;
+
+    internal ProtocolData(JsonDocument document, JsonElement data)
+    {
+        this.document = document;
+        Data = data;
+    }
+
+    public JsonElement Data { get; }
+
+    public void Dispose() => document.Dispose();
 }

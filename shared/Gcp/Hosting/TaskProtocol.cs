@@ -18,7 +18,8 @@ internal sealed class TaskProtocol(ITaskFunction function, ILogger logger)
     public async Task HandleAsync(HttpContext context)
     {
         var request = context.Request;
-        if (await ProtocolRequest.TryReadDataAsync(request) is not { } data)
+        using var data = await ProtocolRequest.TryReadDataAsync(request);
+        if (data is null)
         {
             await FunctionErrorResponses.WriteBadRequestAsync(context.Response);
             return;
@@ -31,7 +32,7 @@ internal sealed class TaskProtocol(ITaskFunction function, ILogger logger)
         Telemetry.CountDelivery(function.GetType().Name, retryCount);
         try
         {
-            await function.HandleAsync(new TaskDelivery(data, taskName.Length > 0 ? taskName : null, retryCount), context.RequestAborted);
+            await function.HandleAsync(new TaskDelivery(data.Data, taskName.Length > 0 ? taskName : null, retryCount), context.RequestAborted);
         }
         catch (Exception e)
         {

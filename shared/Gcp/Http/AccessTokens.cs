@@ -22,11 +22,11 @@ public sealed class ApplicationDefaultAccessTokenSource : IAccessTokenSource
 {
     public const string CloudPlatformScope = "https://www.googleapis.com/auth/cloud-platform";
 
-    private readonly Lazy<Task<ITokenAccess>> credential = new(LoadAsync, LazyThreadSafetyMode.ExecutionAndPublication);
+    private readonly Lazy<Task<ITokenAccess>> _credential = new(LoadAsync, LazyThreadSafetyMode.ExecutionAndPublication);
 
     public async ValueTask<string> GetAccessTokenAsync(CancellationToken cancellationToken)
     {
-        var access = await credential.Value;
+        var access = await _credential.Value;
         return await access.GetAccessTokenForRequestAsync(cancellationToken: cancellationToken);
     }
 

@@ -20,17 +20,17 @@ public static class GcpJson
 /// </summary>
 public sealed class GoogleRestClient
 {
-    private readonly Func<HttpClient> httpFactory;
+    private readonly Func<HttpClient> _httpFactory;
 
     /// <summary>A client over <paramref name="httpFactory"/>, asked for an HttpClient per call (IHttpClientFactory rotates handlers).</summary>
-    public GoogleRestClient(Func<HttpClient> httpFactory) => this.httpFactory = httpFactory;
+    public GoogleRestClient(Func<HttpClient> httpFactory) => _httpFactory = httpFactory;
 
     public GoogleRestClient(HttpClient http)
         : this(() => http)
     {
     }
 
-    private HttpClient Http => httpFactory();
+    private HttpClient Http => _httpFactory();
 
     /// <summary>Sends and returns the successful response; throws ServiceException for any error answer.</summary>
     public async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)

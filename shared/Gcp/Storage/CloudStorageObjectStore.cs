@@ -13,8 +13,8 @@ public sealed class CloudStorageObjectStore(GoogleRestClient client, GcpEndpoint
     /// <summary>The object fields this adapter reads (list answers are trimmed to them).</summary>
     public const string ObjectFields = "name,bucket,size,contentType,md5Hash,crc32c,generation,metageneration,updated";
 
-    private readonly string apiBase = endpoints.StorageBase.ToString().TrimEnd('/');
-    private readonly string uploadBase = endpoints.StorageUploadBase.ToString().TrimEnd('/');
+    private readonly string _apiBase = endpoints.StorageBase.ToString().TrimEnd('/');
+    private readonly string _uploadBase = endpoints.StorageUploadBase.ToString().TrimEnd('/');
 
     public async IAsyncEnumerable<StoredObject> ListAsync(string bucket, string? prefix, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
@@ -100,7 +100,7 @@ public sealed class CloudStorageObjectStore(GoogleRestClient client, GcpEndpoint
         var query = new StringBuilder();
         Append(query, "uploadType", "media");
         Append(query, "name", name);
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri($"{uploadBase}/b/{Uri.EscapeDataString(bucket)}/o{query}"))
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri($"{_uploadBase}/b/{Uri.EscapeDataString(bucket)}/o{query}"))
         {
             Content = Bytes(content, contentType),
         };
@@ -115,7 +115,7 @@ public sealed class CloudStorageObjectStore(GoogleRestClient client, GcpEndpoint
         Uri session;
         using (var start = GoogleRestClient.CreateJsonRequest(
             HttpMethod.Post,
-            new Uri($"{uploadBase}/b/{Uri.EscapeDataString(bucket)}/o{query}"),
+            new Uri($"{_uploadBase}/b/{Uri.EscapeDataString(bucket)}/o{query}"),
             new ObjectInsert(name, contentType)))
         {
             start.Headers.Add("X-Upload-Content-Type", contentType);
@@ -141,7 +141,7 @@ public sealed class CloudStorageObjectStore(GoogleRestClient client, GcpEndpoint
     private string BucketUrl(string bucket)
     {
         ArgumentException.ThrowIfNullOrEmpty(bucket);
-        return $"{apiBase}/b/{Uri.EscapeDataString(bucket)}";
+        return $"{_apiBase}/b/{Uri.EscapeDataString(bucket)}";
     }
 
     /// <summary>The object's URL: the name is ONE percent-encoded path segment ('/' becomes %2F).</summary>

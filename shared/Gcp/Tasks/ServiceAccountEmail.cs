@@ -11,20 +11,20 @@ public interface IServiceAccountEmailSource
 /// <summary>SERVICE_ACCOUNT_EMAIL when configured, else the runtime's default account from the metadata server.</summary>
 public sealed class ServiceAccountEmailSource(GcpAdapterOptions options, IHttpClientFactory httpClients, GcpEndpoints endpoints) : IServiceAccountEmailSource
 {
-    private readonly SemaphoreSlim gate = new(1, 1);
-    private string? cached = options.ServiceAccountEmail;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private string? _cached = options.ServiceAccountEmail;
 
     public async ValueTask<string> GetEmailAsync(CancellationToken cancellationToken)
     {
-        if (cached is not null)
+        if (_cached is not null)
         {
-            return cached;
+            return _cached;
         }
 
-        await gate.WaitAsync(cancellationToken);
+        await _gate.WaitAsync(cancellationToken);
         try
         {
-            if (cached is null)
+            if (_cached is null)
             {
                 var client = new GoogleRestClient(httpClients.CreateClient(GcpHttpPipeline.MetadataClient));
                 using var request = new HttpRequestMessage(
@@ -33,16 +33,16 @@ public sealed class ServiceAccountEmailSource(GcpAdapterOptions options, IHttpCl
                 request.Headers.Add("Metadata-Flavor", "Google");
                 using var response = await client.SendAsync(request, cancellationToken);
                 var email = (await response.Content.ReadAsStringAsync(cancellationToken)).Trim();
-                cached = email.Length > 0
+                _cached = email.Length > 0
                     ? email
                     : throw new InvalidOperationException("The metadata server gave no default service account email; set SERVICE_ACCOUNT_EMAIL.");
             }
 
-            return cached;
+            return _cached;
         }
         finally
         {
-            gate.Release();
+            _gate.Release();
         }
     }
 }

@@ -13,7 +13,7 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
 {
     public const string MetadataSchemaUri = "gs://google-cloud-aiplatform/schema/matchingengine/metadata/nearest_neighbor_search_1.0.0.yaml";
 
-    private readonly string apiBase = endpoints.VertexBaseFor(extension.Location).ToString().TrimEnd('/');
+    private readonly string _apiBase = endpoints.VertexBaseFor(extension.Location).ToString().TrimEnd('/');
 
     private string LocationPath => $"projects/{extension.ProjectId}/locations/{extension.Location}";
 
@@ -85,7 +85,7 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
         {
             var filter = Uri.EscapeDataString($"display_name=\"{displayName}\"");
             var page = pageToken is null ? "" : "&pageToken=" + Uri.EscapeDataString(pageToken);
-            var url = new Uri($"{apiBase}/{LocationPath}/{collection}?filter={filter}{page}");
+            var url = new Uri($"{_apiBase}/{LocationPath}/{collection}?filter={filter}{page}");
             using var answer = await client.SendJsonAsync<JsonDocument>(HttpMethod.Get, url, null, cancellationToken).ConfigureAwait(false);
             var root = answer.RootElement;
             if (root.TryGetProperty(collection, out var items) && items.ValueKind == JsonValueKind.Array)
@@ -320,7 +320,7 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
             op.Error is { } e ? new OperationError(e.Code ?? 0, e.Message ?? "") : null,
             op.Response is { ValueKind: JsonValueKind.Object } r ? r.Clone() : null);
 
-    private Uri Url(string resourcePath) => new($"{apiBase}/{resourcePath}");
+    private Uri Url(string resourcePath) => new($"{_apiBase}/{resourcePath}");
 
     /// <summary>A full resource name (projects/...); a leading '/' or version prefix is not accepted.</summary>
     private static string Resource(string name)

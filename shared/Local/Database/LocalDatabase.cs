@@ -23,16 +23,16 @@ public sealed partial class LocalDatabase : IDisposable
 
     // Writes of this process queue here rather than spinning on SQLITE_BUSY; other processes on the same
     // file are handled by SQLite's busy timeout.
-    private readonly SemaphoreSlim writeLock = new(1, 1);
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
 
     // Detects a write started from inside another write of the same flow, which would otherwise deadlock.
-    private readonly AsyncLocal<bool> insideWrite = new();
+    private readonly AsyncLocal<bool> _insideWrite = new();
 
-    private readonly string connectionString;
-    private readonly ILogger<LocalDatabase> logger;
-    private readonly bool readOnly;
-    private LocalDatabaseUnusableException? problem;
-    private bool disposed;
+    private readonly string _connectionString;
+    private readonly ILogger<LocalDatabase> _logger;
+    private readonly bool _readOnly;
+    private LocalDatabaseUnusableException? _problem;
+    private bool _disposed;
 
     /// <param name="readOnly">
     /// Open an existing file for reading only (a query): nothing is created or written, not even a journal,
@@ -42,8 +42,8 @@ public sealed partial class LocalDatabase : IDisposable
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(filePath);
         FilePath = Path.GetFullPath(filePath);
-        this.logger = logger ?? NullLogger<LocalDatabase>.Instance;
-        this.readOnly = readOnly;
+        _logger = logger ?? NullLogger<LocalDatabase>.Instance;
+        _readOnly = readOnly;
         var directory = Path.GetDirectoryName(FilePath);
         if (!readOnly && !string.IsNullOrEmpty(directory))
         {
@@ -54,11 +54,11 @@ public sealed partial class LocalDatabase : IDisposable
         {
             if (readOnly)
             {
-                connectionString = OpenReadOnly();
+                _connectionString = OpenReadOnly();
             }
             else
             {
-                connectionString = ConnectionString(FilePath, SqliteOpenMode.ReadWriteCreate);
+                _connectionString = ConnectionString(FilePath, SqliteOpenMode.ReadWriteCreate);
                 CreateSchema();
             }
         }
@@ -71,12 +71,12 @@ public sealed partial class LocalDatabase : IDisposable
     public string FilePath { get; }
 
     /// <summary>Why the file cannot be used any more (found damaged while in use); null while it is sound.</summary>
-    public LocalDatabaseUnusableException? Problem => Volatile.Read(ref problem);
+    public LocalDatabaseUnusableException? Problem => Volatile.Read(ref _problem);
 
     /// <summary>Runs <paramref name="read"/> on a connection of its own, concurrently with other reads and the writer.</summary>
     internal Task<T> ReadAsync<T>(Func<SqliteConnection, T> read, CancellationToken cancellationToken)
     {
-        ObjectDisposedException.ThrowIf(disposed, this);
+        ObjectDisposedException.ThrowIf(_disposed, this);
         cancellationToken.ThrowIfCancellationRequested();
         try
         {
@@ -96,23 +96,23 @@ public sealed partial class LocalDatabase : IDisposable
     /// </summary>
     internal async Task<T> WriteAsync<T>(Func<LocalWrite, Task<T>> write, CancellationToken cancellationToken)
     {
-        ObjectDisposedException.ThrowIf(disposed, this);
-        if (readOnly)
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_readOnly)
         {
             throw new InvalidOperationException($"The local database {FilePath} was opened for reading only.");
         }
 
-        if (insideWrite.Value)
+        if (_insideWrite.Value)
         {
             throw new InvalidOperationException(
                 "A local database write was started inside another write (for example a plain document write inside a transaction body); it would wait for itself.");
         }
 
-        await writeLock.WaitAsync(cancellationToken);
+        await _writeLock.WaitAsync(cancellationToken);
         LocalWrite? scope = null;
         try
         {
-            insideWrite.Value = true;
+            _insideWrite.Value = true;
             using var connection = Open();
             // IMMEDIATE takes the file's write lock up front, so reads inside the body see data no other
             // process can change before the commit.
@@ -129,11 +129,11 @@ public sealed partial class LocalDatabase : IDisposable
         }
         finally
         {
-            insideWrite.Value = false;
-            writeLock.Release();
+            _insideWrite.Value = false;
+            _writeLock.Release();
             if (scope is not null)
             {
-                scope.RunAfterCommit(exception => LogAfterCommitCallbackFailed(logger, exception));
+                scope.RunAfterCommit(exception => LogAfterCommitCallbackFailed(_logger, exception));
             }
         }
     }
@@ -150,16 +150,16 @@ public sealed partial class LocalDatabase : IDisposable
 
     public void Dispose()
     {
-        if (disposed)
+        if (_disposed)
         {
             return;
         }
 
-        disposed = true;
+        _disposed = true;
         // Pooled connections keep the file open; release them so the file can be moved or deleted.
-        using var connection = new SqliteConnection(connectionString);
+        using var connection = new SqliteConnection(_connectionString);
         SqliteConnection.ClearPool(connection);
-        writeLock.Dispose();
+        _writeLock.Dispose();
     }
 
     private static string ConnectionString(string dataSource, SqliteOpenMode mode) => new SqliteConnectionStringBuilder
@@ -170,7 +170,7 @@ public sealed partial class LocalDatabase : IDisposable
         DefaultTimeout = (int)BusyTimeout.TotalSeconds,
     }.ToString();
 
-    private SqliteConnection Open() => Open(connectionString);
+    private SqliteConnection Open() => Open(_connectionString);
 
     private static SqliteConnection Open(string connectionString)
     {
@@ -188,9 +188,9 @@ public sealed partial class LocalDatabase : IDisposable
     private LocalDatabaseUnusableException Damaged(SqliteException cause)
     {
         var unusable = new LocalDatabaseUnusableException(FilePath, cause);
-        if (Interlocked.CompareExchange(ref problem, unusable, null) is null)
+        if (Interlocked.CompareExchange(ref _problem, unusable, null) is null)
         {
-            LogDamaged(logger, unusable.Message);
+            LogDamaged(_logger, unusable.Message);
         }
 
         return unusable;
@@ -236,7 +236,7 @@ public sealed partial class LocalDatabase : IDisposable
             var mode = wal.ExecuteScalar() as string;
             if (!string.Equals(mode, "wal", StringComparison.OrdinalIgnoreCase))
             {
-                LogWalUnavailable(logger, FilePath, mode);
+                LogWalUnavailable(_logger, FilePath, mode);
             }
         }
 

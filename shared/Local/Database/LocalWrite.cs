@@ -5,8 +5,8 @@ namespace ReverseImageSearch.Local.Database;
 /// <summary>One open write transaction of the <see cref="LocalDatabase"/>, handed to the code that fills it.</summary>
 internal sealed class LocalWrite(SqliteConnection connection, SqliteTransaction transaction)
 {
-    private readonly List<Action> afterCommit = [];
-    private bool committed;
+    private readonly List<Action> _afterCommit = [];
+    private bool _committed;
 
     public SqliteConnection Connection { get; } = connection;
 
@@ -22,18 +22,18 @@ internal sealed class LocalWrite(SqliteConnection connection, SqliteTransaction 
     }
 
     /// <summary>Runs <paramref name="callback"/> once the transaction committed (never when it rolled back).</summary>
-    public void AfterCommit(Action callback) => afterCommit.Add(callback);
+    public void AfterCommit(Action callback) => _afterCommit.Add(callback);
 
-    internal void MarkCommitted() => committed = true;
+    internal void MarkCommitted() => _committed = true;
 
     internal void RunAfterCommit(Action<Exception> onError)
     {
-        if (!committed)
+        if (!_committed)
         {
             return;
         }
 
-        foreach (var callback in afterCommit)
+        foreach (var callback in _afterCommit)
         {
             try
             {

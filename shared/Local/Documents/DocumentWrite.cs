@@ -8,16 +8,16 @@ namespace ReverseImageSearch.Local.Documents;
 /// </summary>
 internal sealed class DocumentWrite
 {
-    private readonly IReadOnlyDictionary<string, object?>? values;
-    private readonly IReadOnlyList<string> deletedFields;
-    private readonly SetMode mode;
+    private readonly IReadOnlyDictionary<string, object?>? _values;
+    private readonly IReadOnlyList<string> _deletedFields;
+    private readonly SetMode _mode;
 
     private DocumentWrite(string path, IReadOnlyDictionary<string, object?>? values, IReadOnlyList<string> deletedFields, SetMode mode)
     {
         Path = path;
-        this.values = values;
-        this.deletedFields = deletedFields;
-        this.mode = mode;
+        _values = values;
+        _deletedFields = deletedFields;
+        _mode = mode;
     }
 
     public string Path { get; }
@@ -48,23 +48,23 @@ internal sealed class DocumentWrite
     /// <summary>The document's fields after this write; null when the document is deleted.</summary>
     public IReadOnlyDictionary<string, object?>? ApplyTo(IReadOnlyDictionary<string, object?>? current)
     {
-        if (values is null)
+        if (_values is null)
         {
             return null;
         }
 
-        if (mode == SetMode.Overwrite || current is null)
+        if (_mode == SetMode.Overwrite || current is null)
         {
-            return values;
+            return _values;
         }
 
         var merged = current.ToDictionary(StringComparer.Ordinal);
-        foreach (var (name, value) in values)
+        foreach (var (name, value) in _values)
         {
             merged[name] = value;
         }
 
-        foreach (var name in deletedFields)
+        foreach (var name in _deletedFields)
         {
             merged.Remove(name);
         }

@@ -18,35 +18,35 @@ namespace ReverseImageSearch.Local.Documents;
 /// </summary>
 public sealed class SqliteDocumentStore : IDocumentStore
 {
-    private readonly LocalDatabase database;
-    private readonly SqliteTaskQueue taskQueue;
-    private readonly HashSet<string> watchedPaths;
-    private readonly TimeProvider timeProvider;
+    private readonly LocalDatabase _database;
+    private readonly SqliteTaskQueue _taskQueue;
+    private readonly HashSet<string> _watchedPaths;
+    private readonly TimeProvider _timeProvider;
 
     public SqliteDocumentStore(LocalDatabase database, SqliteTaskQueue taskQueue, IEnumerable<string> watchedPaths, TimeProvider timeProvider)
     {
-        this.database = database;
-        this.taskQueue = taskQueue;
-        this.timeProvider = timeProvider;
-        this.watchedPaths = new HashSet<string>(StringComparer.Ordinal);
+        _database = database;
+        _taskQueue = taskQueue;
+        _timeProvider = timeProvider;
+        _watchedPaths = new HashSet<string>(StringComparer.Ordinal);
         foreach (var path in watchedPaths)
         {
             ValidatePath(path);
-            this.watchedPaths.Add(path);
+            _watchedPaths.Add(path);
         }
     }
 
     public Task<DocumentSnapshot?> GetAsync(string path, CancellationToken cancellationToken = default)
     {
         ValidatePath(path);
-        return database.ReadAsync(connection => Load(connection, transaction: null, path)?.ToSnapshot(), cancellationToken);
+        return _database.ReadAsync(connection => Load(connection, transaction: null, path)?.ToSnapshot(), cancellationToken);
     }
 
     /// <summary>The documents directly in a collection (not in its sub-collections), ordered by path.</summary>
     public Task<IReadOnlyList<DocumentSnapshot>> ListAsync(string collectionPath, CancellationToken cancellationToken = default)
     {
         ValidatePath(collectionPath + "/document");
-        return database.ReadAsync<IReadOnlyList<DocumentSnapshot>>(connection =>
+        return _database.ReadAsync<IReadOnlyList<DocumentSnapshot>>(connection =>
         {
             using var command = connection.CreateCommand();
             // Paths between "collection/" and "collection0" ('0' follows '/'), without a further '/'.
@@ -71,13 +71,13 @@ public sealed class SqliteDocumentStore : IDocumentStore
     public Task SetAsync(string path, IReadOnlyDictionary<string, object?> fields, SetMode mode, CancellationToken cancellationToken = default)
     {
         var set = DocumentWrite.ForSet(path, fields, mode);
-        return database.WriteAsync(write => Commit(write, [set]), cancellationToken);
+        return _database.WriteAsync(write => Commit(write, [set]), cancellationToken);
     }
 
     public Task<bool> CreateAsync(string path, IReadOnlyDictionary<string, object?> fields, CancellationToken cancellationToken = default)
     {
         var set = DocumentWrite.ForSet(path, fields, SetMode.Overwrite);
-        return database.WriteAsync(write =>
+        return _database.WriteAsync(write =>
         {
             if (Load(write.Connection, write.Transaction, path) is not null)
             {
@@ -92,13 +92,13 @@ public sealed class SqliteDocumentStore : IDocumentStore
     public Task DeleteAsync(string path, CancellationToken cancellationToken = default)
     {
         var delete = DocumentWrite.ForDelete(path);
-        return database.WriteAsync(write => Commit(write, [delete]), cancellationToken);
+        return _database.WriteAsync(write => Commit(write, [delete]), cancellationToken);
     }
 
     public Task<T> RunTransactionAsync<T>(Func<IDocumentTransaction, CancellationToken, Task<T>> body, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(body);
-        return database.WriteAsync(async write =>
+        return _database.WriteAsync(async write =>
         {
             var transaction = new BufferedTransaction(write);
             try
@@ -163,9 +163,9 @@ public sealed class SqliteDocumentStore : IDocumentStore
                 upsert.ExecuteNonQuery();
             }
 
-            if (before is not null && watchedPaths.Contains(path))
+            if (before is not null && _watchedPaths.Contains(path))
             {
-                taskQueue.EnqueueWithin(write, LocalEventQueues.DocumentUpdated, EncodeChange(before, after), taskOptions: null);
+                _taskQueue.EnqueueWithin(write, LocalEventQueues.DocumentUpdated, EncodeChange(before, after), taskOptions: null);
             }
         }
     }
@@ -175,7 +175,7 @@ public sealed class SqliteDocumentStore : IDocumentStore
     {
         using var read = write.Command("SELECT last_commit_time FROM document_clock WHERE id = 1");
         var last = read.ExecuteScalar() as long?;
-        var now = timeProvider.GetUtcNow().UtcTicks;
+        var now = _timeProvider.GetUtcNow().UtcTicks;
         var next = last is { } previous && previous >= now ? previous + 1 : now;
         using var store = write.Command("""
             INSERT INTO document_clock (id, last_commit_time) VALUES (1, $time)
@@ -258,18 +258,18 @@ public sealed class SqliteDocumentStore : IDocumentStore
     private sealed class BufferedTransaction(LocalWrite write) : IDocumentTransaction
     {
         // The body may start reads concurrently; one SQLite connection must not be used by two at once.
-        private readonly Lock gate = new();
-        private readonly List<DocumentWrite> writes = [];
-        private bool closed;
+        private readonly Lock _gate = new();
+        private readonly List<DocumentWrite> _writes = [];
+        private bool _closed;
 
         public Task<DocumentSnapshot?> GetAsync(string path, CancellationToken cancellationToken = default)
         {
             ValidatePath(path);
             cancellationToken.ThrowIfCancellationRequested();
-            lock (gate)
+            lock (_gate)
             {
                 ThrowIfClosed();
-                if (writes.Count > 0)
+                if (_writes.Count > 0)
                 {
                     throw new InvalidOperationException("A transaction must do all its reads before its writes (as Firestore requires).");
                 }
@@ -284,33 +284,33 @@ public sealed class SqliteDocumentStore : IDocumentStore
 
         public IReadOnlyList<DocumentWrite> TakeWrites()
         {
-            lock (gate)
+            lock (_gate)
             {
-                closed = true;
-                return [.. writes];
+                _closed = true;
+                return [.. _writes];
             }
         }
 
         public void Close()
         {
-            lock (gate)
+            lock (_gate)
             {
-                closed = true;
+                _closed = true;
             }
         }
 
         private void Add(DocumentWrite documentWrite)
         {
-            lock (gate)
+            lock (_gate)
             {
                 ThrowIfClosed();
-                writes.Add(documentWrite);
+                _writes.Add(documentWrite);
             }
         }
 
         private void ThrowIfClosed()
         {
-            if (closed)
+            if (_closed)
             {
                 throw new InvalidOperationException("The transaction is over; it cannot be used after its body returned.");
             }

@@ -6,24 +6,24 @@ namespace ReverseImageSearch.Local.Tasks;
 /// </summary>
 internal sealed class Pulse
 {
-    private readonly Lock gate = new();
-    private TaskCompletionSource next = NewSource();
+    private readonly Lock _gate = new();
+    private TaskCompletionSource _next = NewSource();
 
     public Task NextAsync()
     {
-        lock (gate)
+        lock (_gate)
         {
-            return next.Task;
+            return _next.Task;
         }
     }
 
     public void Fire()
     {
         TaskCompletionSource fired;
-        lock (gate)
+        lock (_gate)
         {
-            fired = next;
-            next = NewSource();
+            fired = _next;
+            _next = NewSource();
         }
 
         fired.TrySetResult();

@@ -20,15 +20,15 @@ public sealed class SqliteTaskQueue : ITaskQueue
     private const int MaxDedupIdLength = 500;
     private const int MaxStoredErrorLength = 8000;
 
-    private readonly LocalDatabase database;
-    private readonly TimeProvider timeProvider;
-    private readonly SqliteTaskQueueOptions options;
+    private readonly LocalDatabase _database;
+    private readonly TimeProvider _timeProvider;
+    private readonly SqliteTaskQueueOptions _options;
 
     public SqliteTaskQueue(LocalDatabase database, TimeProvider timeProvider, SqliteTaskQueueOptions? options = null)
     {
-        this.database = database;
-        this.timeProvider = timeProvider;
-        this.options = options ?? new SqliteTaskQueueOptions();
+        _database = database;
+        _timeProvider = timeProvider;
+        _options = options ?? new SqliteTaskQueueOptions();
     }
 
     /// <summary>Raised with the queue name after a task was committed, so dispatchers wake at once.</summary>
@@ -37,7 +37,7 @@ public sealed class SqliteTaskQueue : ITaskQueue
     public async Task<bool> EnqueueAsync(string functionName, JsonElement payload, TaskOptions? options = null, CancellationToken cancellationToken = default)
     {
         var payloadJson = payload.GetRawText();
-        return await database.WriteAsync(write => EnqueueWithin(write, functionName, payloadJson, options), cancellationToken);
+        return await _database.WriteAsync(write => EnqueueWithin(write, functionName, payloadJson, options), cancellationToken);
     }
 
     /// <summary>Enqueues as part of a write the caller is making, so the task commits (or not) with it.</summary>
@@ -51,7 +51,7 @@ public sealed class SqliteTaskQueue : ITaskQueue
         }
 
         var delay = taskOptions?.Delay ?? TimeSpan.Zero;
-        var now = timeProvider.GetUtcNow().UtcTicks;
+        var now = _timeProvider.GetUtcNow().UtcTicks;
         if (dedupId is not null && !RememberDedupId(write, queue, dedupId, now))
         {
             return false;
@@ -75,8 +75,8 @@ public sealed class SqliteTaskQueue : ITaskQueue
     /// <summary>Counts of tasks per queue and state, as of now.</summary>
     public Task<TaskQueueStats> GetStatsAsync(CancellationToken cancellationToken = default)
     {
-        var now = timeProvider.GetUtcNow().UtcTicks;
-        return database.ReadAsync(connection =>
+        var now = _timeProvider.GetUtcNow().UtcTicks;
+        return _database.ReadAsync(connection =>
         {
             using var command = connection.CreateCommand();
             command.CommandText = """
@@ -102,7 +102,7 @@ public sealed class SqliteTaskQueue : ITaskQueue
 
     /// <summary>The tasks that exhausted their attempts, oldest first; all queues when <paramref name="queue"/> is null.</summary>
     public Task<IReadOnlyList<DeadTask>> GetDeadTasksAsync(string? queue = null, CancellationToken cancellationToken = default) =>
-        database.ReadAsync<IReadOnlyList<DeadTask>>(connection =>
+        _database.ReadAsync<IReadOnlyList<DeadTask>>(connection =>
         {
             using var command = connection.CreateCommand();
             command.CommandText = """
@@ -133,9 +133,9 @@ public sealed class SqliteTaskQueue : ITaskQueue
     /// abandoned task with no attempts left is marked dead instead.
     /// </summary>
     internal Task<LeaseBatch> LeaseDueAsync(string queue, int limit, TimeSpan leaseDuration, RetryPolicy policy, string owner, CancellationToken cancellationToken) =>
-        database.WriteAsync(write =>
+        _database.WriteAsync(write =>
         {
-            var now = timeProvider.GetUtcNow().UtcTicks;
+            var now = _timeProvider.GetUtcNow().UtcTicks;
             ExpireLeasesOfEndedProcesses(write, queue, owner, now);
             var candidates = new List<(long Id, string Name, string Payload, int Attempts)>();
             using (var select = write.Command("""
@@ -184,7 +184,7 @@ public sealed class SqliteTaskQueue : ITaskQueue
 
     /// <summary>Removes a delivered task; its de-duplication id stays remembered. False when the lease was lost.</summary>
     internal Task<bool> CompleteAsync(TaskLease lease) =>
-        database.WriteAsync(write =>
+        _database.WriteAsync(write =>
         {
             using var delete = write.Command("DELETE FROM tasks WHERE id = $id AND lease_token = $token RETURNING queue, dedup_id");
             delete.Parameters.AddWithValue("$id", lease.Task.Id);
@@ -207,7 +207,7 @@ public sealed class SqliteTaskQueue : ITaskQueue
                 using var remember = write.Command("""
                     UPDATE task_dedup_ids SET remember_until = MAX(remember_until, $until) WHERE queue = $queue AND dedup_id = $dedupId
                     """);
-                remember.Parameters.AddWithValue("$until", timeProvider.GetUtcNow().UtcTicks + options.DedupIdRetention.Ticks);
+                remember.Parameters.AddWithValue("$until", _timeProvider.GetUtcNow().UtcTicks + _options.DedupIdRetention.Ticks);
                 remember.Parameters.AddWithValue("$queue", queue);
                 remember.Parameters.AddWithValue("$dedupId", dedupId);
                 remember.ExecuteNonQuery();
@@ -218,7 +218,7 @@ public sealed class SqliteTaskQueue : ITaskQueue
 
     /// <summary>Records a failed attempt: scheduled again at <paramref name="retryAt"/>, or dead when null. False when the lease was lost.</summary>
     internal Task<bool> FailAsync(TaskLease lease, string error, DateTimeOffset? retryAt) =>
-        database.WriteAsync(write =>
+        _database.WriteAsync(write =>
         {
             using var update = write.Command("""
                 UPDATE tasks SET state = $state, schedule_time = COALESCE($retryAt, schedule_time), last_error = $error,
@@ -235,13 +235,13 @@ public sealed class SqliteTaskQueue : ITaskQueue
 
     /// <summary>Gives back a task whose delivery was interrupted by shutdown: due again at once, the attempt not counted.</summary>
     internal Task<bool> ReleaseAsync(TaskLease lease) =>
-        database.WriteAsync(write =>
+        _database.WriteAsync(write =>
         {
             using var update = write.Command("""
                 UPDATE tasks SET state = 'pending', schedule_time = $now, attempts = attempts - 1, lease_until = NULL, lease_token = NULL
                 WHERE id = $id AND lease_token = $token
                 """);
-            update.Parameters.AddWithValue("$now", timeProvider.GetUtcNow().UtcTicks);
+            update.Parameters.AddWithValue("$now", _timeProvider.GetUtcNow().UtcTicks);
             update.Parameters.AddWithValue("$id", lease.Task.Id);
             update.Parameters.AddWithValue("$token", lease.Token);
             return update.ExecuteNonQuery() == 1;
@@ -251,7 +251,7 @@ public sealed class SqliteTaskQueue : ITaskQueue
     internal Task<DateTimeOffset?> NextDueTimeAsync(IReadOnlyCollection<string> queues, CancellationToken cancellationToken) =>
         queues.Count == 0
             ? Task.FromResult<DateTimeOffset?>(null)
-            : database.ReadAsync(connection =>
+            : _database.ReadAsync(connection =>
             {
                 using var command = connection.CreateCommand();
                 command.CommandText = $"""
@@ -320,7 +320,7 @@ public sealed class SqliteTaskQueue : ITaskQueue
             """);
         remember.Parameters.AddWithValue("$queue", queue);
         remember.Parameters.AddWithValue("$dedupId", dedupId);
-        remember.Parameters.AddWithValue("$until", now + options.DedupIdRetention.Ticks);
+        remember.Parameters.AddWithValue("$until", now + _options.DedupIdRetention.Ticks);
         return remember.ExecuteNonQuery() == 1;
     }
 

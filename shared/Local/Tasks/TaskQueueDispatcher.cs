@@ -16,17 +16,17 @@ namespace ReverseImageSearch.Local.Tasks;
 /// </summary>
 public sealed partial class TaskQueueDispatcher : BackgroundService
 {
-    private readonly SqliteTaskQueue queue;
-    private readonly TimeProvider timeProvider;
-    private readonly ILogger<TaskQueueDispatcher> logger;
-    private readonly TaskQueueDispatcherOptions options;
-    private readonly Dictionary<string, QueueWorker> workers;
+    private readonly SqliteTaskQueue _queue;
+    private readonly TimeProvider _timeProvider;
+    private readonly ILogger<TaskQueueDispatcher> _logger;
+    private readonly TaskQueueDispatcherOptions _options;
+    private readonly Dictionary<string, QueueWorker> _workers;
 
     // Wakes the dispatch loop: a task was enqueued or a delivery slot came free.
-    private readonly Pulse wake = new();
+    private readonly Pulse _wake = new();
 
-    private readonly ConcurrentDictionary<string, Task> deliveries = new(StringComparer.Ordinal);
-    private readonly Lock jitterGate = new();
+    private readonly ConcurrentDictionary<string, Task> _deliveries = new(StringComparer.Ordinal);
+    private readonly Lock _jitterGate = new();
 
     public TaskQueueDispatcher(
         SqliteTaskQueue queue,
@@ -35,16 +35,16 @@ public sealed partial class TaskQueueDispatcher : BackgroundService
         ILogger<TaskQueueDispatcher> logger,
         TaskQueueDispatcherOptions? options = null)
     {
-        this.queue = queue;
-        this.timeProvider = timeProvider;
-        this.logger = logger;
-        this.options = options ?? new TaskQueueDispatcherOptions();
-        if (this.options.LeaseDuration <= TimeSpan.Zero || this.options.PollInterval <= TimeSpan.Zero)
+        _queue = queue;
+        _timeProvider = timeProvider;
+        _logger = logger;
+        _options = options ?? new TaskQueueDispatcherOptions();
+        if (_options.LeaseDuration <= TimeSpan.Zero || _options.PollInterval <= TimeSpan.Zero)
         {
             throw new ArgumentException("LeaseDuration and PollInterval must be positive.", nameof(options));
         }
 
-        workers = new Dictionary<string, QueueWorker>(StringComparer.Ordinal);
+        _workers = new Dictionary<string, QueueWorker>(StringComparer.Ordinal);
         foreach (var handler in handlers)
         {
             var settings = handler.Settings ?? TaskQueueSettings.Default;
@@ -54,7 +54,7 @@ public sealed partial class TaskQueueDispatcher : BackgroundService
                 throw new ArgumentException($"Queue {handler.Queue}: MaxConcurrentDeliveries must be at least 1, not {settings.MaxConcurrentDeliveries}.", nameof(handlers));
             }
 
-            if (!workers.TryAdd(handler.Queue, new QueueWorker(handler, settings)))
+            if (!_workers.TryAdd(handler.Queue, new QueueWorker(handler, settings)))
             {
                 throw new ArgumentException($"Queue {handler.Queue} has more than one handler.", nameof(handlers));
             }
@@ -63,12 +63,12 @@ public sealed partial class TaskQueueDispatcher : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        queue.TaskEnqueued += OnTaskEnqueued;
+        _queue.TaskEnqueued += OnTaskEnqueued;
         try
         {
             while (!stoppingToken.IsCancellationRequested)
             {
-                var woken = wake.NextAsync();
+                var woken = _wake.NextAsync();
                 try
                 {
                     await DispatchDueAsync(stoppingToken);
@@ -77,13 +77,13 @@ public sealed partial class TaskQueueDispatcher : BackgroundService
                 catch (LocalDatabaseUnusableException)
                 {
                     // Damaged: the database logged it once and its health check reports it; trying again is harmless.
-                    await SleepAsync(woken, timeProvider.GetUtcNow() + options.PollInterval, stoppingToken);
+                    await SleepAsync(woken, _timeProvider.GetUtcNow() + _options.PollInterval, stoppingToken);
                 }
                 catch (Exception exception) when (exception is not OperationCanceledException)
                 {
                     // A database failure must not end delivery for good: the tasks are durable, try again later.
-                    LogDispatchFailed(logger, exception, options.PollInterval);
-                    await SleepAsync(woken, timeProvider.GetUtcNow() + options.PollInterval, stoppingToken);
+                    LogDispatchFailed(_logger, exception, _options.PollInterval);
+                    await SleepAsync(woken, _timeProvider.GetUtcNow() + _options.PollInterval, stoppingToken);
                 }
             }
         }
@@ -93,23 +93,23 @@ public sealed partial class TaskQueueDispatcher : BackgroundService
         }
         finally
         {
-            queue.TaskEnqueued -= OnTaskEnqueued;
+            _queue.TaskEnqueued -= OnTaskEnqueued;
             // Handlers see the stopping token; interrupted deliveries give their task back (DeliverAsync).
-            await Task.WhenAll(deliveries.Values);
+            await Task.WhenAll(_deliveries.Values);
         }
     }
 
     private void OnTaskEnqueued(string queueName)
     {
-        if (workers.ContainsKey(queueName))
+        if (_workers.ContainsKey(queueName))
         {
-            wake.Fire();
+            _wake.Fire();
         }
     }
 
     private async Task DispatchDueAsync(CancellationToken stoppingToken)
     {
-        foreach (var worker in workers.Values)
+        foreach (var worker in _workers.Values)
         {
             var freeSlots = worker.Settings.MaxConcurrentDeliveries - Volatile.Read(ref worker.Running);
             if (freeSlots <= 0)
@@ -117,21 +117,21 @@ public sealed partial class TaskQueueDispatcher : BackgroundService
                 continue;
             }
 
-            var batch = await queue.LeaseDueAsync(worker.Queue, freeSlots, options.LeaseDuration, worker.Settings.Retry, LeaseOwner.Current, stoppingToken);
+            var batch = await _queue.LeaseDueAsync(worker.Queue, freeSlots, _options.LeaseDuration, worker.Settings.Retry, LeaseOwner.Current, stoppingToken);
             foreach (var expired in batch.Expired)
             {
-                LogTaskDead(logger, expired.Queue, expired.TaskName, expired.Attempts, "its last delivery never reported back before the lease expired");
+                LogTaskDead(_logger, expired.Queue, expired.TaskName, expired.Attempts, "its last delivery never reported back before the lease expired");
             }
 
             foreach (var lease in batch.Leased)
             {
                 Interlocked.Increment(ref worker.Running);
                 var delivery = DeliverAsync(worker, lease, stoppingToken);
-                deliveries[lease.Token] = delivery;
+                _deliveries[lease.Token] = delivery;
                 if (delivery.IsCompleted)
                 {
                     // It finished before it was tracked; its own clean-up already ran.
-                    deliveries.TryRemove(lease.Token, out _);
+                    _deliveries.TryRemove(lease.Token, out _);
                 }
             }
         }
@@ -140,19 +140,19 @@ public sealed partial class TaskQueueDispatcher : BackgroundService
     private async Task<DateTimeOffset?> NextDueTimeAsync(CancellationToken cancellationToken)
     {
         // A full queue's due tasks wait for a free slot, which wakes the loop itself.
-        var queuesWithFreeSlots = workers.Values
+        var queuesWithFreeSlots = _workers.Values
             .Where(worker => Volatile.Read(ref worker.Running) < worker.Settings.MaxConcurrentDeliveries)
             .Select(worker => worker.Queue)
             .ToArray();
-        return await queue.NextDueTimeAsync(queuesWithFreeSlots, cancellationToken);
+        return await _queue.NextDueTimeAsync(queuesWithFreeSlots, cancellationToken);
     }
 
     private async Task SleepAsync(Task woken, DateTimeOffset? nextDueTime, CancellationToken stoppingToken)
     {
-        var wait = options.PollInterval;
+        var wait = _options.PollInterval;
         if (nextDueTime is { } due)
         {
-            var untilDue = due - timeProvider.GetUtcNow();
+            var untilDue = due - _timeProvider.GetUtcNow();
             wait = untilDue < wait ? untilDue : wait;
         }
 
@@ -162,9 +162,9 @@ public sealed partial class TaskQueueDispatcher : BackgroundService
         }
 
         using var timerCancellation = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-        var timer = Task.Delay(wait, timeProvider, timerCancellation.Token);
+        var timer = Task.Delay(wait, _timeProvider, timerCancellation.Token);
         // The timer counts from its own creation: if the clock jumped since the wait was computed, it is already due.
-        if (nextDueTime is not { } dueTime || timeProvider.GetUtcNow() < dueTime)
+        if (nextDueTime is not { } dueTime || _timeProvider.GetUtcNow() < dueTime)
         {
             await Task.WhenAny(woken, timer);
         }
@@ -188,8 +188,8 @@ public sealed partial class TaskQueueDispatcher : BackgroundService
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
-                LogDeliveryInterrupted(logger, task.Queue, task.TaskName);
-                await queue.ReleaseAsync(lease);
+                LogDeliveryInterrupted(_logger, task.Queue, task.TaskName);
+                await _queue.ReleaseAsync(lease);
                 return;
             }
             catch (Exception exception)
@@ -198,23 +198,23 @@ public sealed partial class TaskQueueDispatcher : BackgroundService
             }
 
             var leaseKept = failure is null
-                ? await queue.CompleteAsync(lease)
+                ? await _queue.CompleteAsync(lease)
                 : await RecordFailureAsync(worker.Settings.Retry, lease, failure);
             if (!leaseKept)
             {
-                LogLeaseLost(logger, task.Queue, task.TaskName);
+                LogLeaseLost(_logger, task.Queue, task.TaskName);
             }
         }
         catch (Exception exception)
         {
             // The lease stays in the table and expires, so the task is delivered again: nothing is lost.
-            LogOutcomeNotRecorded(logger, exception, task.Queue, task.TaskName);
+            LogOutcomeNotRecorded(_logger, exception, task.Queue, task.TaskName);
         }
         finally
         {
             Interlocked.Decrement(ref worker.Running);
-            deliveries.TryRemove(lease.Token, out _);
-            wake.Fire();
+            _deliveries.TryRemove(lease.Token, out _);
+            _wake.Fire();
         }
     }
 
@@ -224,20 +224,20 @@ public sealed partial class TaskQueueDispatcher : BackgroundService
         var attemptsMade = task.RetryCount + 1;
         if (policy.IsExhausted(attemptsMade))
         {
-            var recorded = await queue.FailAsync(lease, failure.ToString(), retryAt: null);
-            LogTaskDeadAfterFailure(logger, failure, task.Queue, task.TaskName, attemptsMade);
+            var recorded = await _queue.FailAsync(lease, failure.ToString(), retryAt: null);
+            LogTaskDeadAfterFailure(_logger, failure, task.Queue, task.TaskName, attemptsMade);
             return recorded;
         }
 
         double jitterSample;
-        lock (jitterGate)
+        lock (_jitterGate)
         {
-            jitterSample = options.Jitter.NextDouble();
+            jitterSample = _options.Jitter.NextDouble();
         }
 
         var backoff = policy.BackoffAfter(attemptsMade, jitterSample);
-        LogAttemptFailed(logger, failure, task.Queue, task.TaskName, attemptsMade, backoff);
-        return await queue.FailAsync(lease, failure.ToString(), timeProvider.GetUtcNow() + backoff);
+        LogAttemptFailed(_logger, failure, task.Queue, task.TaskName, attemptsMade, backoff);
+        return await _queue.FailAsync(lease, failure.ToString(), _timeProvider.GetUtcNow() + backoff);
     }
 
     private sealed class QueueWorker(TaskQueueHandler handler, TaskQueueSettings settings)

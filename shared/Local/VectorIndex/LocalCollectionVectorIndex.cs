@@ -16,22 +16,22 @@ public sealed class LocalCollectionVectorIndex : IVectorIndexService, IDisposabl
 {
     private const string DimensionFile = "dimension";
 
-    private readonly string directory;
-    private readonly DistanceMeasure measure;
-    private readonly ILogger<LocalCollectionVectorIndex> logger;
-    private readonly Lock gate = new();
-    private InProcessVectorIndex? vectors;
+    private readonly string _directory;
+    private readonly DistanceMeasure _measure;
+    private readonly ILogger<LocalCollectionVectorIndex> _logger;
+    private readonly Lock _gate = new();
+    private InProcessVectorIndex? _vectors;
 
     public LocalCollectionVectorIndex(string directory, DistanceMeasure measure, ILogger<LocalCollectionVectorIndex> logger)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
-        this.directory = Path.GetFullPath(directory);
-        this.measure = measure;
-        this.logger = logger;
-        var stored = Path.Combine(this.directory, DimensionFile);
+        _directory = Path.GetFullPath(directory);
+        _measure = measure;
+        _logger = logger;
+        var stored = Path.Combine(_directory, DimensionFile);
         if (File.Exists(stored))
         {
-            vectors = Open(int.Parse(File.ReadAllText(stored), CultureInfo.InvariantCulture));
+            _vectors = Open(int.Parse(File.ReadAllText(stored), CultureInfo.InvariantCulture));
         }
     }
 
@@ -70,9 +70,9 @@ public sealed class LocalCollectionVectorIndex : IVectorIndexService, IDisposabl
     public Task RemoveDatapointsAsync(string index, IReadOnlyList<string> datapointIds, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(datapointIds);
-        lock (gate)
+        lock (_gate)
         {
-            vectors?.Remove(datapointIds);
+            _vectors?.Remove(datapointIds);
         }
 
         return Task.CompletedTask;
@@ -88,9 +88,9 @@ public sealed class LocalCollectionVectorIndex : IVectorIndexService, IDisposabl
     {
         ArgumentNullException.ThrowIfNull(queries);
         InProcessVectorIndex? current;
-        lock (gate)
+        lock (_gate)
         {
-            current = vectors;
+            current = _vectors;
         }
 
         IReadOnlyList<QueryNeighbors> results = current is null
@@ -110,9 +110,9 @@ public sealed class LocalCollectionVectorIndex : IVectorIndexService, IDisposabl
     {
         ArgumentNullException.ThrowIfNull(datapointIds);
         InProcessVectorIndex? current;
-        lock (gate)
+        lock (_gate)
         {
-            current = vectors;
+            current = _vectors;
         }
 
         return Task.FromResult(current?.Read(datapointIds) ?? []);
@@ -127,32 +127,32 @@ public sealed class LocalCollectionVectorIndex : IVectorIndexService, IDisposabl
 
     public void Dispose()
     {
-        lock (gate)
+        lock (_gate)
         {
-            vectors?.Dispose();
-            vectors = null;
+            _vectors?.Dispose();
+            _vectors = null;
         }
     }
 
     private InProcessVectorIndex Vectors(int dimensions)
     {
-        lock (gate)
+        lock (_gate)
         {
-            if (vectors is null)
+            if (_vectors is null)
             {
-                Directory.CreateDirectory(directory);
-                File.WriteAllText(Path.Combine(directory, DimensionFile), dimensions.ToString(CultureInfo.InvariantCulture));
-                vectors = Open(dimensions);
+                Directory.CreateDirectory(_directory);
+                File.WriteAllText(Path.Combine(_directory, DimensionFile), dimensions.ToString(CultureInfo.InvariantCulture));
+                _vectors = Open(dimensions);
             }
 
-            return vectors.Dimensions == dimensions
-                ? vectors
-                : throw new ServiceException(400, "INVALID_ARGUMENT", $"Vectors here have {vectors.Dimensions} dimensions, not {dimensions}.");
+            return _vectors.Dimensions == dimensions
+                ? _vectors
+                : throw new ServiceException(400, "INVALID_ARGUMENT", $"Vectors here have {_vectors.Dimensions} dimensions, not {dimensions}.");
         }
     }
 
     private InProcessVectorIndex Open(int dimensions) =>
-        InProcessVectorIndex.Open(directory, dimensions, measure, normalizeToUnitLength: measure == DistanceMeasure.Cosine, logger);
+        InProcessVectorIndex.Open(_directory, dimensions, _measure, normalizeToUnitLength: _measure == DistanceMeasure.Cosine, _logger);
 
     private static NotSupportedException NoEndpoint() =>
         new("With INDEX_BACKEND=firestore there is no index endpoint and nothing to deploy or delete.");

@@ -224,6 +224,10 @@ public class InstallPlanTests
                 Assert.That(deploy.Value("--runtime"), Is.EqualTo("dotnet10"), name);
                 Assert.That(deploy.Value("--region"), Is.EqualTo("us-central1"), name);
                 Assert.That(deploy.Value("--source"), Is.EqualTo(TestPaths.RepoRoot), name);
+                // Only a function whose project builds the embedder uploads the model; the others leave it out.
+                var embeds = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "functions", project, project + ".csproj"))
+                    .Contains("ReverseImageSearch.Embedding.csproj", StringComparison.Ordinal);
+                Assert.That(deploy.Value("--ignore-file"), Is.EqualTo(embeds ? null : WithoutModel), name);
                 Assert.That(deploy.Value("--set-build-env-vars"), Is.EqualTo($"GOOGLE_BUILDABLE=functions/{project}"), name);
                 Assert.That(Directory.Exists(Path.Combine(TestPaths.RepoRoot, "functions", project)), Is.True, $"functions/{project} exists");
                 Assert.That(deploy.Value("--entry-point"), Is.EqualTo($"ReverseImageSearch.Functions.{project}"), name);
@@ -237,6 +241,19 @@ public class InstallPlanTests
                 }
             }
         }
+    }
+
+    private const string WithoutModel = ".gcloudignore-without-model";
+
+    [Test]
+    public void TheUploadOfAFunctionThatDoesNotEmbedLeavesOutTheModelAndTheEmbedder()
+    {
+        // gcloud reads --ignore-file relative to --source, and includes only files beside it.
+        var lines = File.ReadAllLines(Path.Combine(TestPaths.RepoRoot, WithoutModel));
+        Assert.That(lines, Does.Contain("#!include:.gcloudignore"), "everything the default upload leaves out");
+        Assert.That(lines, Does.Contain("models/").And.Contain("shared/Embedding/"));
+        Assert.That(All("gcloud", "functions", "deploy").Count(c => c.Value("--ignore-file") == WithoutModel), Is.EqualTo(5),
+            "the five functions that do not embed");
     }
 
     [Test]

@@ -1,4 +1,5 @@
-using ReverseImageSearch.Core.Embedding;
+using ReverseImageSearch.Core.Ports;
+using ReverseImageSearch.Embedding;
 using SkiaSharp;
 
 namespace ReverseImageSearch.Tests.Embedding;

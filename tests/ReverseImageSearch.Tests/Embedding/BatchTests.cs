@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
-using ReverseImageSearch.Core.Embedding;
 using ReverseImageSearch.Core.Ports;
+using ReverseImageSearch.Embedding;
 using SkiaSharp;
 
 namespace ReverseImageSearch.Tests.Embedding;

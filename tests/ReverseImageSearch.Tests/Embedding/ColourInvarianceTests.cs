@@ -2,8 +2,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using ReverseImageSearch.Core;
 using ReverseImageSearch.Core.Configuration;
-using ReverseImageSearch.Core.Embedding;
 using ReverseImageSearch.Core.Ports;
+using ReverseImageSearch.Embedding;
 using SkiaSharp;
 
 namespace ReverseImageSearch.Tests.Embedding;
@@ -63,7 +63,7 @@ public sealed class ColourInvarianceTests
     private static async Task<(double Grayscale, double Recoloured)> ProductCosinesAsync(bool? matchColor)
     {
         var options = matchColor is { } value ? TestOptions.Load(("MATCH_COLOR", value ? "true" : "false")) : TestOptions.Load();
-        await using var services = new ServiceCollection().AddLogging().AddReverseImageSearchCore(options).BuildServiceProvider();
+        await using var services = new ServiceCollection().AddLogging().AddReverseImageSearchCore(options).AddImageEmbedder().BuildServiceProvider();
         var embedder = services.GetRequiredService<IImageEmbedder>();
         var vectors = await embedder.EmbedAsync([Picture(null), Picture(GrayscaleMatrix), Picture(SwapRedBlueMatrix)]);
         return (EmbeddingTestSupport.Cosine(vectors[0].Vector!, vectors[1].Vector!), EmbeddingTestSupport.Cosine(vectors[0].Vector!, vectors[2].Vector!));

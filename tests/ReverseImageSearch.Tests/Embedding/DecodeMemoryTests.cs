@@ -1,5 +1,5 @@
 using ReverseImageSearch.Core;
-using ReverseImageSearch.Core.Embedding;
+using ReverseImageSearch.Embedding;
 using SkiaSharp;
 
 namespace ReverseImageSearch.Tests.Embedding;

@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.Extensions.Logging.Abstractions;
-using ReverseImageSearch.Core.Embedding;
+using ReverseImageSearch.Core.Configuration;
+using ReverseImageSearch.Embedding;
 
 namespace ReverseImageSearch.Tests.Embedding;
 

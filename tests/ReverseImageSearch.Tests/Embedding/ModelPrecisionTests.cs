@@ -1,5 +1,5 @@
 using ReverseImageSearch.Core.Configuration;
-using ReverseImageSearch.Core.Embedding;
+using ReverseImageSearch.Embedding;
 
 namespace ReverseImageSearch.Tests.Embedding;
 

@@ -1,4 +1,4 @@
-using ReverseImageSearch.Core.Embedding;
+using ReverseImageSearch.Embedding;
 using SkiaSharp;
 
 namespace ReverseImageSearch.Tests.Embedding;

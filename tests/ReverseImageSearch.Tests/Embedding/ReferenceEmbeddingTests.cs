@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using ReverseImageSearch.Core.Embedding;
+using ReverseImageSearch.Embedding;
 
 namespace ReverseImageSearch.Tests.Embedding;
 

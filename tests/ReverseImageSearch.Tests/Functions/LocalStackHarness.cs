@@ -172,11 +172,12 @@ internal sealed class LocalStackHarness : IAsyncDisposable
         }
     }
 
-    /// <summary>Calls queryIndex as a signed-in user; returns the raw callable result.</summary>
+    /// <summary>Calls queryIndex as a signed-in user; returns the callable's result as the protocol serialises it.</summary>
     public async Task<JsonElement> CallQueryAsync(JsonNode data, CallerIdentity? caller = null)
     {
         var request = new CallableRequest(JsonSerializer.SerializeToElement(data, CoreJson.Options), caller ?? new CallerIdentity("test-user", "anonymous"));
-        return (JsonElement)(await Services.GetRequiredService<QueryIndex>().HandleAsync(request, CancellationToken.None))!;
+        var result = await Services.GetRequiredService<QueryIndex>().HandleAsync(request, CancellationToken.None);
+        return JsonSerializer.SerializeToElement(result, result!.GetType(), CoreJson.Options);
     }
 
     /// <summary>The nearest stored images of each query image, nearest first.</summary>

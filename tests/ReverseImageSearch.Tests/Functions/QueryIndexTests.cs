@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using ReverseImageSearch.Core.Triggers;
+using ReverseImageSearch.Functions;
 
 namespace ReverseImageSearch.Tests.Functions;
 
@@ -68,7 +69,7 @@ public class QueryIndexTests
     {
         var request = new CallableRequest(JsonSerializer.SerializeToElement(new { query = new[] { Base64(LocalStackHarness.SampleNames[0]) } }), null);
         var error = Assert.ThrowsAsync<FunctionException>(() =>
-            _stack.Services.GetService<ReverseImageSearch.Functions.QueryIndex>()!.HandleAsync(request, CancellationToken.None));
+            _stack.Services.GetService<QueryIndex>()!.HandleAsync(request, CancellationToken.None));
         Assert.That(error!.Code, Is.EqualTo(FunctionErrorCode.Unauthenticated));
     }
 
@@ -113,6 +114,46 @@ public class QueryIndexTests
         }
 
         Assert.That(await _stack.NearestAsync(valid), Is.EqualTo(LocalStackHarness.SampleNames[0]));
+    }
+
+    [Test]
+    public async Task TheTypedCallAnswersWhatTheCallableAnswers()
+    {
+        var names = LocalStackHarness.SampleNames;
+        var queryIndex = _stack.Services.GetRequiredService<QueryIndex>();
+
+        var typed = await queryIndex.QueryAsync(
+            new QueryIndexRequest([LocalStackHarness.SampleBytes(names[3])], [names[6]], Neighbors: 4), CancellationToken.None);
+        var called = await _stack.CallQueryAsync(new JsonObject
+        {
+            ["query"] = new JsonArray(Base64(names[3])),
+            ["paths"] = new JsonArray(names[6]),
+            ["neighbours"] = 4,
+        });
+
+        Assert.That(typed.Data.NearestNeighbors.Select(e => e.Id), Is.EqualTo(new[] { "0", names[6] }));
+        Assert.That(typed.Data.NearestNeighbors[0].Neighbors[0].Datapoint.DatapointId, Is.EqualTo(names[3]));
+        Assert.That(typed.Data.NearestNeighbors[1].Neighbors.Select(n => n.Datapoint.DatapointId), Has.None.EqualTo(names[6]).And.Count.EqualTo(4));
+        Assert.That(JsonSerializer.Serialize(typed, ReverseImageSearch.Core.CoreJson.Options), Is.EqualTo(called.GetRawText()));
+    }
+
+    public static IEnumerable<TestCaseData> RefusedTypedRequests()
+    {
+        var image = LocalStackHarness.SampleBytes(LocalStackHarness.SampleNames[0]);
+        yield return new TestCaseData(new QueryIndexRequest([], []), "The function must be called with").SetName("typed: nothing asked");
+        yield return new TestCaseData(new QueryIndexRequest([ReadOnlyMemory<byte>.Empty], []), "query[0] is empty").SetName("typed: empty image");
+        yield return new TestCaseData(new QueryIndexRequest([], [""]), "paths[0] must be a non-empty string").SetName("typed: empty path");
+        yield return new TestCaseData(new QueryIndexRequest([image], [], Neighbors: 1001), "`neighbours` may be at most 1000").SetName("typed: too many neighbours");
+        yield return new TestCaseData(new QueryIndexRequest([image], [], Neighbors: 0), "`neighbours` must be at least 1").SetName("typed: no neighbours");
+        yield return new TestCaseData(new QueryIndexRequest([image], [], Folder: new string('f', 1025)), "The `folder` argument is longer").SetName("typed: folder too long");
+    }
+
+    [TestCaseSource(nameof(RefusedTypedRequests))]
+    public void TheTypedCallRefusesWhatTheCallableRefuses(QueryIndexRequest request, string message)
+    {
+        var error = Assert.ThrowsAsync<FunctionException>(() => _stack.Services.GetRequiredService<QueryIndex>().QueryAsync(request, CancellationToken.None));
+        Assert.That(error!.Code, Is.EqualTo(FunctionErrorCode.InvalidArgument));
+        Assert.That(error.Message, Does.StartWith(message));
     }
 
     private static JsonElement[] Neighbors(JsonElement result) =>

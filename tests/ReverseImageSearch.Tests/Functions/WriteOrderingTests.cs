@@ -1,12 +1,14 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using ReverseImageSearch.Core;
 using ReverseImageSearch.Core.Coordination;
 using ReverseImageSearch.Core.Ports;
 using ReverseImageSearch.Core.Triggers;
 using ReverseImageSearch.Functions;
 using ReverseImageSearch.Local.Storage;
+using ReverseImageSearch.Tests.Local.Tasks;
 
 namespace ReverseImageSearch.Tests.Functions;
 
@@ -70,6 +72,53 @@ public class WriteOrderingTests
         await removal;
 
         Assert.That(await stack.NearestAsync(recreatedContent), Is.EqualTo(name), "the image that exists now is indexed");
+        Assert.That((await stack.State.GetDatapointRecordAsync(name, CancellationToken.None))?.Md5Hash, Is.EqualTo(recreated.Md5Hash));
+    }
+
+    /// <summary>
+    /// streamRemoveDatapoint as deployed carries no embedder (only the functions that embed do): when its second look
+    /// finds a new image under the name, it hands the write to datapointWriteTask instead of embedding, and that task
+    /// leaves the new image indexed.
+    /// </summary>
+    [TestCase("vertex")]
+    [TestCase("firestore")]
+    public async Task ADeleteRacingTheRecreationHandsTheNewImageToDatapointWriteTaskWhenTheFunctionDoesNotEmbed(string backend)
+    {
+        var (stack, store) = await DeployedStackAsync(backend);
+        await using var _ = stack;
+        const string name = "race/deleted-then-recreated-without-embedder.jpg";
+        stack.AddImage(name, LocalStackHarness.SampleBytes(LocalStackHarness.SampleNames[12]));
+        var first = await EventAsync(stack, StorageEventKind.Finalized, name);
+        await stack.Services.GetRequiredService<StreamUpdateDatapoint>().HandleAsync(first, CancellationToken.None);
+        File.Delete(Path.Combine(stack.ImagesFolder, name));
+        var services = stack.Services;
+        var gate = services.GetRequiredService<IndexGate>();
+        var withoutEmbedder = new StreamRemoveDatapoint(
+            services.GetRequiredService<ImageScope>(),
+            gate,
+            new DatapointSync(services.GetRequiredService<IObjectStore>(), services.GetRequiredService<IVectorIndexService>(), stack.State, gate,
+                stack.Options, services.GetRequiredService<ILogger<DatapointSync>>()),
+            services.GetRequiredService<ILogger<StreamRemoveDatapoint>>());
+
+        // delete's read (nothing there) -> the new object's finalize runs completely -> delete's write and second look.
+        var held = store.PauseAfterMetadata(name);
+        var removal = Task.Run(() => withoutEmbedder.HandleAsync(first with { Kind = StorageEventKind.Deleted }, CancellationToken.None));
+        await held.WaitUntilReachedAsync();
+        var recreatedContent = LocalStackHarness.SampleBytes(LocalStackHarness.SampleNames[34]);
+        stack.AddImage(name, recreatedContent);
+        var recreated = await EventAsync(stack, StorageEventKind.Finalized, name);
+        await stack.Services.GetRequiredService<StreamUpdateDatapoint>().HandleAsync(recreated, CancellationToken.None);
+        held.Release();
+        await removal;
+
+        Assert.That(await stack.NearestAsync(recreatedContent), Is.Not.EqualTo(name), "the removal took the vector out and did not embed");
+        var handedOver = (await QueuedPayloads.ReadAsync(services, IndexGate.DatapointWriteTaskFunction))
+            .Where(p => p.Deserialize<DatapointWrite>(CoreJson.Options)?.ImagePath == name).ToList();
+        Assert.That(handedOver, Has.Count.EqualTo(1), "one datapointWriteTask for the new image");
+        Assert.That(handedOver[0].Deserialize<DatapointWrite>(CoreJson.Options)!.Operation, Is.EqualTo(DatapointWrite.Update));
+
+        await services.GetRequiredService<DatapointWriteTask>().HandleAsync(new TaskDelivery(handedOver[0], "handed-over", 0), CancellationToken.None);
+        Assert.That(await stack.NearestAsync(recreatedContent), Is.EqualTo(name), "datapointWriteTask indexed the image that exists now");
         Assert.That((await stack.State.GetDatapointRecordAsync(name, CancellationToken.None))?.Md5Hash, Is.EqualTo(recreated.Md5Hash));
     }
 

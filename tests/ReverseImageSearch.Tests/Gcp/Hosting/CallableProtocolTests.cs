@@ -234,7 +234,7 @@ public class CallableProtocolTests
 
         public Task<object?> HandleAsync(CallableRequest request, CancellationToken cancellationToken)
         {
-            Requests.Add(request);
+            Requests.Add(request with { Data = request.Data.Clone() }); // the data is readable during the call only
             return Task.FromResult(Handle is null ? (object?)"handled" : Handle(request));
         }
     }

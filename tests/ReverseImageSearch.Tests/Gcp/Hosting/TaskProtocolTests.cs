@@ -111,7 +111,7 @@ public class TaskProtocolTests
 
         public Task HandleAsync(TaskDelivery task, CancellationToken cancellationToken)
         {
-            Deliveries.Add(task);
+            Deliveries.Add(task with { Data = task.Data.Clone() }); // the data is readable during the call only
             return Failure is null ? Task.CompletedTask : Task.FromException(Failure);
         }
     }

@@ -1,4 +1,6 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using ReverseImageSearch.Embedding;
 using ReverseImageSearch.Functions;
 using ReverseImageSearch.Gcp.Hosting;
 
@@ -14,16 +16,18 @@ public sealed class FunctionHosts : IAsyncDisposable
     public static readonly IReadOnlyDictionary<string, Func<string[], TextWriter, WebApplication?>> Functions =
         new Dictionary<string, Func<string[], TextWriter, WebApplication?>>(StringComparer.Ordinal)
         {
-            ["backfillTrigger"] = FunctionHost.TryBuild<BackfillTrigger>,
-            ["backfillTask"] = FunctionHost.TryBuild<BackfillTask>,
-            ["createIndexTrigger"] = FunctionHost.TryBuild<CreateIndexTrigger>,
-            ["streamUpdateDatapoint"] = FunctionHost.TryBuild<StreamUpdateDatapoint>,
-            ["streamRemoveDatapoint"] = FunctionHost.TryBuild<StreamRemoveDatapoint>,
-            ["datapointWriteTask"] = FunctionHost.TryBuild<DatapointWriteTask>,
-            ["queryIndex"] = FunctionHost.TryBuild<QueryIndex>,
-            ["onIndexCreated"] = FunctionHost.TryBuild<OnIndexCreated>,
-            ["onIndexDeployed"] = FunctionHost.TryBuild<OnIndexDeployed>,
+            ["backfillTrigger"] = (args, errors) => FunctionHost.TryBuild<BackfillTrigger>(args, errors),
+            ["backfillTask"] = (args, errors) => FunctionHost.TryBuild<BackfillTask>(args, errors, Embedder),
+            ["createIndexTrigger"] = (args, errors) => FunctionHost.TryBuild<CreateIndexTrigger>(args, errors),
+            ["streamUpdateDatapoint"] = (args, errors) => FunctionHost.TryBuild<StreamUpdateDatapoint>(args, errors, Embedder),
+            ["streamRemoveDatapoint"] = (args, errors) => FunctionHost.TryBuild<StreamRemoveDatapoint>(args, errors),
+            ["datapointWriteTask"] = (args, errors) => FunctionHost.TryBuild<DatapointWriteTask>(args, errors, Embedder),
+            ["queryIndex"] = (args, errors) => FunctionHost.TryBuild<QueryIndex>(args, errors, Embedder),
+            ["onIndexCreated"] = (args, errors) => FunctionHost.TryBuild<OnIndexCreated>(args, errors),
+            ["onIndexDeployed"] = (args, errors) => FunctionHost.TryBuild<OnIndexDeployed>(args, errors),
         };
+
+    private static IServiceCollection Embedder(IServiceCollection services) => services.AddImageEmbedder();
 
     private readonly Dictionary<string, WebApplication> apps = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Uri> urls = new(StringComparer.Ordinal);

@@ -370,9 +370,12 @@ public sealed class SimulatedCloudPipelineTests
             {
                 Assert.That(problems, Is.Empty, "problems the simulated services saw");
                 Assert.That(eventarc.Deliveries.Where(d => d.Status / 100 != 2), Is.Empty, "event deliveries answered with an error");
-                Assert.That(reached, Is.EquivalentTo(FunctionHosts.Functions.Keys.Except(["onIndexCreated", "onIndexDeployed", "datapointWriteTask"])),
+                // datapointWriteTask may run a write streamRemoveDatapoint handed over (the overwrite's delete event found the
+                // new object, and only the functions that embed carry the embedder): timing decides, so it is not counted.
+                Assert.That(reached.Except(["datapointWriteTask"]), Is.EquivalentTo(FunctionHosts.Functions.Keys.Except(["onIndexCreated", "onIndexDeployed", "datapointWriteTask"])),
                     "every function but the two Vertex AI audit-log ones (not deployed for Firestore) and the one that runs writes that waited");
-                Assert.That(tasks.Deliveries.Where(d => d.Function == "datapointWriteTask"), Is.Empty, "no write ever waited for the index");
+                Assert.That(tasks.Deliveries.Where(d => d.Function == "datapointWriteTask" && !d.Detail.StartsWith("handover-", StringComparison.Ordinal)), Is.Empty,
+                    "no write ever waited for the index");
                 Assert.That(server.Requests.Select(r => r.MethodId).Where(m => m.StartsWith("aiplatform.", StringComparison.Ordinal)), Is.Empty, "no Vertex AI call");
             });
             server.AssertNoViolations();

@@ -4,6 +4,7 @@ using ReverseImageSearch.Core.Configuration;
 using ReverseImageSearch.Core.Coordination;
 using ReverseImageSearch.Core.Ports;
 using ReverseImageSearch.Core.Triggers;
+using ReverseImageSearch.Embedding;
 using ReverseImageSearch.Emulator;
 using ReverseImageSearch.Functions;
 using ReverseImageSearch.Gcp.Firestore;
@@ -43,7 +44,7 @@ public sealed class WriteOrderingOnGoogleCloudTests
         PausingObjectStore? paused = null;
         await using var services = GcpTestHost.Build(
             server,
-            before: s => s.AddLogging().AddReverseImageSearchCore(options),
+            before: s => s.AddLogging().AddReverseImageSearchCore(options).AddImageEmbedder(),
             extension: options,
             after: s =>
             {

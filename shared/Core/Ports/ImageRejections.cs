@@ -1,6 +1,6 @@
-namespace ReverseImageSearch.Core.Embedding;
+namespace ReverseImageSearch.Core.Ports;
 
-/// <summary>The reasons an input is not embedded, as reported in <see cref="Ports.EmbeddingResult.RejectionReason"/>.</summary>
+/// <summary>The reasons an input is not embedded, as reported in <see cref="EmbeddingResult.RejectionReason"/>.</summary>
 public static class ImageRejections
 {
     public const string EmptyFile = "empty file";

@@ -1,6 +1,8 @@
+using ReverseImageSearch.Core;
+using ReverseImageSearch.Core.Ports;
 using SkiaSharp;
 
-namespace ReverseImageSearch.Core.Embedding;
+namespace ReverseImageSearch.Embedding;
 
 /// <summary>What became of one encoded image: a rejection reason, or the size it was decoded at.</summary>
 /// <param name="DecodedWidth">Width of the decoded (possibly reduced-scale, not yet oriented) pixels; 0 when rejected.</param>

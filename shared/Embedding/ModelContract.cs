@@ -2,7 +2,7 @@ using System.Globalization;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
-namespace ReverseImageSearch.Core.Embedding;
+namespace ReverseImageSearch.Embedding;
 
 /// <summary>The input and output a loaded model must have: one float32 input [N, H, W, 3] and one float32 output [N, D].</summary>
 /// <param name="FixedBatchSize">1 when the model's batch dimension is fixed at 1; null when it is dynamic.</param>

@@ -1,4 +1,4 @@
-namespace ReverseImageSearch.Core.Embedding;
+namespace ReverseImageSearch.Embedding;
 
 /// <summary>The encoded image formats the embedder accepts.</summary>
 public enum ImageFormat

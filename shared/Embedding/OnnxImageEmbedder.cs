@@ -2,9 +2,10 @@ using System.Buffers;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
+using ReverseImageSearch.Core;
 using ReverseImageSearch.Core.Ports;
 
-namespace ReverseImageSearch.Core.Embedding;
+namespace ReverseImageSearch.Embedding;
 
 /// <summary>
 /// Embeds images with an ONNX feature-vector model taking float32 NHWC [N, H, W, 3] in [0, 1] and giving [N, D].
@@ -70,9 +71,7 @@ public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
         var results = new EmbeddingResult[images.Count];
         var tensorLength = _preprocessor.TensorLength;
         var batchCapacity = Math.Min(images.Count, _maxBatchSize);
-        // Mirror-invariant embedding runs every image twice: the second half of the batch holds the mirrors.
-        var copies = _options.MirrorInvariant ? 2 : 1;
-        var input = ArrayPool<float>.Shared.Rent(copies * batchCapacity * tensorLength);
+        var input = ArrayPool<float>.Shared.Rent(batchCapacity * tensorLength);
         var outcomes = new PreprocessResult[batchCapacity];
         var parallelism = new ParallelOptions
         {
@@ -93,7 +92,7 @@ public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
                 var accepted = CompactAccepted(input, outcomes.AsSpan(0, count), first, results);
                 if (accepted.Count > 0)
                 {
-                    var vectors = _options.MirrorInvariant ? RunMirrorInvariant(input, accepted.Count) : RunModel(input, accepted.Count);
+                    var vectors = RunModel(input, accepted.Count);
                     for (var i = 0; i < vectors.Length; i++)
                     {
                         results[accepted[i]] = EmbeddingResult.Success(vectors[i]);
@@ -176,50 +175,7 @@ public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
         return accepted;
     }
 
-    /// <summary>Runs the first <paramref name="count"/> tensors and their mirrors; each vector is the mean of the pair.</summary>
-    private float[][] RunMirrorInvariant(float[] input, int count)
-    {
-        var tensorLength = _preprocessor.TensorLength;
-        for (var i = 0; i < count; i++)
-        {
-            MirrorLeftRight(input.AsSpan(i * tensorLength, tensorLength), input.AsSpan((count + i) * tensorLength, tensorLength));
-        }
-
-        var raw = RunModel(input, 2 * count, normalize: false);
-        var vectors = new float[count][];
-        for (var i = 0; i < count; i++)
-        {
-            var vector = raw[i];
-            var mirrored = raw[count + i];
-            for (var d = 0; d < vector.Length; d++)
-            {
-                vector[d] = (vector[d] + mirrored[d]) * 0.5f;
-            }
-
-            FinishVector(vector);
-            vectors[i] = vector;
-        }
-
-        return vectors;
-    }
-
-    /// <summary>Writes the NHWC image <paramref name="source"/> with every row reversed into <paramref name="destination"/>.</summary>
-    private void MirrorLeftRight(ReadOnlySpan<float> source, Span<float> destination)
-    {
-        var width = _options.InputWidth;
-        var rowLength = width * 3;
-        for (var y = 0; y < _options.InputHeight; y++)
-        {
-            var from = source.Slice(y * rowLength, rowLength);
-            var to = destination.Slice(y * rowLength, rowLength);
-            for (var x = 0; x < width; x++)
-            {
-                from.Slice(x * 3, 3).CopyTo(to.Slice((width - 1 - x) * 3, 3));
-            }
-        }
-    }
-
-    private float[][] RunModel(Memory<float> batch, int count, bool normalize = true)
+    private float[][] RunModel(Memory<float> batch, int count)
     {
         var tensorLength = _preprocessor.TensorLength;
         long[] shape = [count, _options.InputHeight, _options.InputWidth, 3];
@@ -237,11 +193,7 @@ public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
         for (var i = 0; i < count; i++)
         {
             var vector = flat.Slice(i * Dimensions, Dimensions).ToArray();
-            if (normalize)
-            {
-                FinishVector(vector);
-            }
-
+            FinishVector(vector);
             vectors[i] = vector;
         }
 

@@ -1,6 +1,6 @@
 using SkiaSharp;
 
-namespace ReverseImageSearch.Core.Embedding;
+namespace ReverseImageSearch.Embedding;
 
 /// <summary>Maps stored pixels to upright ones according to the EXIF orientation a codec reports.</summary>
 internal static class ImageOrientation

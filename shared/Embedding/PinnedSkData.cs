@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using SkiaSharp;
 
-namespace ReverseImageSearch.Core.Embedding;
+namespace ReverseImageSearch.Embedding;
 
 /// <summary>
 /// Lends encoded bytes to Skia without copying them when they live in a managed array (the usual case):

@@ -1,8 +1,9 @@
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using ReverseImageSearch.Core.Configuration;
 
-namespace ReverseImageSearch.Core.Embedding;
+namespace ReverseImageSearch.Embedding;
 
 /// <summary>Turns the MODEL_URL parameter into a local ONNX file: the bundled model, a local path, or a cached download.</summary>
 public static partial class ModelLocator

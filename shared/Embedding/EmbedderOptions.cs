@@ -1,4 +1,6 @@
-namespace ReverseImageSearch.Core.Embedding;
+using ReverseImageSearch.Core.Configuration;
+
+namespace ReverseImageSearch.Embedding;
 
 /// <param name="ModelPath">A local ONNX file (a MODEL_URL download is resolved to its cached file first).</param>
 /// <param name="MaxImagePixels">Images whose header claims more pixels are rejected before decoding.</param>
@@ -10,8 +12,6 @@ namespace ReverseImageSearch.Core.Embedding;
 /// of 400 images peaked at 355 MB resident with batches of 8, 546 MB with 16 and 960 MB with 32, and batches larger
 /// than 8 are no faster per image (BENCHMARKS.md section 1), so functions stay inside 512 MB.</param>
 /// <param name="DecodeParallelism">Images of a batch decoded at once; 0 means one per core.</param>
-/// <param name="MirrorInvariant">Embed each image and its left-right mirror and average the two raw vectors (before
-/// normalising), so a mirrored copy gets the same vector. Costs a second inference per image.</param>
 /// <param name="Grayscale">Feed the model the image's luma in all three channels, so recoloured, colour-jittered and
 /// grayscale copies of a picture get nearly the vector of the original. Copy detection (BENCHMARKS.md section 6):
 /// grayscale copies go from 0.69 to 0.99 recall@1, and nothing else loses; free at run time. Pictures that differ only
@@ -27,7 +27,6 @@ public sealed record EmbedderOptions(
     int IntraOpThreads = 0,
     int MaxBatchSize = 8,
     int DecodeParallelism = 0,
-    bool MirrorInvariant = false,
     bool Grayscale = true,
     bool PowerNormalize = true)
 {
@@ -43,12 +42,4 @@ public sealed record EmbedderOptions(
         ModelPrecision.Int8 => BundledInt8ModelPath,
         _ => throw new ArgumentOutOfRangeException(nameof(precision), precision, null),
     };
-}
-
-/// <summary>MODEL_PRECISION: which bundled model embeds. Int8 runs about twice as fast on CPUs with VNNI and gives
-/// slightly different vectors, so an index must be built and queried with the same one.</summary>
-public enum ModelPrecision
-{
-    Float32,
-    Int8,
 }
