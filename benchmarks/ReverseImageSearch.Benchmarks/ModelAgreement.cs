@@ -18,7 +18,7 @@ internal static class ModelAgreement
         var model = cli.Require("model");
         var other = cli.Require("other");
         var folders = cli.Require("images").Split(',', StringSplitOptions.RemoveEmptyEntries);
-        var files = Calibration.ImageFiles(folders, cli.Int("limit", int.MaxValue));
+        var files = ImageFolders.Files(folders, cli.Int("limit", int.MaxValue));
         var images = files.Select(f => (ReadOnlyMemory<byte>)File.ReadAllBytes(f)).ToArray();
         var colour = cli.Flag("colour");
         var a = await EmbedAsync(model, images, colour);
