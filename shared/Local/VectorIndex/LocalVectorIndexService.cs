@@ -91,7 +91,7 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
             SaveState();
         }
 
-        _logger.LogInformation("Creating index {Index} from {Uri} ({Operation})", operation.Target, definition.ContentsDeltaUri, operation.Name);
+        LogCreatingIndex(_logger, operation.Target, definition.ContentsDeltaUri, operation.Name);
         RunInBackground(() => BuildIndexAsync(operation.Name, _shutdown.Token));
         return Task.FromResult(operation.ToOperation());
     }
@@ -127,7 +127,7 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
             _state.Endpoints[endpoint] = new EndpointRecord(endpoint, displayName, PublicEndpointDomainName: null, []);
             var operation = AddOperation(OperationKind.CreateIndexEndpoint, endpoint, done: true, response: NameResponse(endpoint));
             SaveState();
-            _logger.LogInformation("Created index endpoint {Endpoint}", endpoint);
+            LogCreatedEndpoint(_logger, endpoint);
             return Task.FromResult(operation.ToOperation());
         }
     }
@@ -160,7 +160,7 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
             SaveState();
         }
 
-        _logger.LogInformation("Deploying {Index} to {Endpoint} as {DeployedIndexId} ({Operation})", deployedIndex.Index, indexEndpoint, deployedIndex.Id, operation.Name);
+        LogDeploying(_logger, deployedIndex.Index, indexEndpoint, deployedIndex.Id, operation.Name);
         RunInBackground(() => DeployAsync(operation.Name, _shutdown.Token));
         return Task.FromResult(operation.ToOperation());
     }
@@ -315,13 +315,13 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
                 // and tries again rather than failing the installation for good.
                 vectors?.Dispose();
                 vectors = null;
-                _logger.LogWarning("Building index {Index} failed on storage ({Message}); trying again in {Delay}", index.Name, e.Message, retryDelay);
+                LogBuildStorageFailed(_logger, index.Name, e.Message, retryDelay);
                 await Task.Delay(retryDelay, cancellationToken);
                 retryDelay = TimeSpan.FromTicks(Math.Min(retryDelay.Ticks * 2, StorageRetryMaxDelay.Ticks));
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                _logger.LogError(e, "Building index {Index} failed", index.Name);
+                LogBuildFailed(_logger, e, index.Name);
                 error = new OperationError(InternalCode, $"Building the index failed: {e.Message}");
                 break;
             }
@@ -358,12 +358,12 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
 
         if (error is null)
         {
-            _logger.LogInformation("Index {Index} is ready with {Count} datapoint(s)", index.Name, vectors!.Count);
+            LogIndexReady(_logger, index.Name, vectors!.Count);
         }
         else
         {
             DeleteIndexFiles(index.Name);
-            _logger.LogWarning("Creating index {Index} failed: {Message}", index.Name, error.Message);
+            LogCreateIndexFailed(_logger, index.Name, error.Message);
         }
 
         await PublishLastEventAsync(operationName, cancellationToken);
@@ -404,7 +404,7 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
             SaveState();
         }
 
-        _logger.LogInformation("Deployment {DeployedIndexId} on {Endpoint} finished", operation.DeployedIndexId, operation.Target);
+        LogDeploymentFinished(_logger, operation.DeployedIndexId, operation.Target);
         await PublishLastEventAsync(operationName, cancellationToken);
     }
 
@@ -428,7 +428,7 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
             }
             catch (Exception e) when (e is not OperationCanceledException && attempt < 5)
             {
-                _logger.LogWarning(e, "Publishing the audit event of {Operation} failed (attempt {Attempt}); retrying", operationName, attempt);
+                LogPublishRetrying(_logger, e, operationName, attempt);
                 await Task.Delay(delay, cancellationToken);
                 delay *= 2;
             }
@@ -453,7 +453,7 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            _logger.LogWarning(e, "Publishing the first audit event of {Operation} failed", operationName);
+            LogFirstPublishFailed(_logger, e, operationName);
         }
     }
 
@@ -470,11 +470,11 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
             switch (operation)
             {
                 case { Done: false, Kind: OperationKind.CreateIndex }:
-                    _logger.LogInformation("Resuming {Operation} after a restart", operation.Name);
+                    LogResuming(_logger, operation.Name);
                     RunInBackground(() => BuildIndexAsync(operation.Name, _shutdown.Token));
                     break;
                 case { Done: false, Kind: OperationKind.DeployIndex }:
-                    _logger.LogInformation("Resuming {Operation} after a restart", operation.Name);
+                    LogResuming(_logger, operation.Name);
                     RunInBackground(() => DeployAsync(operation.Name, _shutdown.Token));
                     break;
                 case { Done: true, LastEventPublished: false, Kind: OperationKind.CreateIndex or OperationKind.DeployIndex }:
@@ -498,7 +498,7 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
             }
             catch (Exception e)
             {
-                _logger.LogError(e, "A background vector-search operation failed; it resumes when the service restarts");
+                LogBackgroundOperationFailed(_logger, e);
             }
         });
         lock (_gate)
@@ -596,4 +596,40 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
 
     [GeneratedRegex("^[A-Za-z][A-Za-z0-9_]{0,127}$")]
     private static partial Regex DeployedIndexIdPattern();
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Creating index {Index} from {Uri} ({Operation})")]
+    private static partial void LogCreatingIndex(ILogger logger, string index, string uri, string operation);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Created index endpoint {Endpoint}")]
+    private static partial void LogCreatedEndpoint(ILogger logger, string endpoint);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Deploying {Index} to {Endpoint} as {DeployedIndexId} ({Operation})")]
+    private static partial void LogDeploying(ILogger logger, string index, string endpoint, string deployedIndexId, string operation);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Building index {Index} failed on storage ({Message}); trying again in {Delay}")]
+    private static partial void LogBuildStorageFailed(ILogger logger, string index, string message, TimeSpan delay);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Building index {Index} failed")]
+    private static partial void LogBuildFailed(ILogger logger, Exception exception, string index);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Index {Index} is ready with {Count} datapoint(s)")]
+    private static partial void LogIndexReady(ILogger logger, string index, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Creating index {Index} failed: {Message}")]
+    private static partial void LogCreateIndexFailed(ILogger logger, string index, string message);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Deployment {DeployedIndexId} on {Endpoint} finished")]
+    private static partial void LogDeploymentFinished(ILogger logger, string? deployedIndexId, string endpoint);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Publishing the audit event of {Operation} failed (attempt {Attempt}); retrying")]
+    private static partial void LogPublishRetrying(ILogger logger, Exception exception, string operation, int attempt);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Publishing the first audit event of {Operation} failed")]
+    private static partial void LogFirstPublishFailed(ILogger logger, Exception exception, string operation);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Resuming {Operation} after a restart")]
+    private static partial void LogResuming(ILogger logger, string operation);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "A background vector-search operation failed; it resumes when the service restarts")]
+    private static partial void LogBackgroundOperationFailed(ILogger logger, Exception exception);
 }
