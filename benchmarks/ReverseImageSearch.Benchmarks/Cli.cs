@@ -49,6 +49,21 @@ internal sealed class Cli
     }
 }
 
+/// <summary>The images under folders, as the model tools and benchmarks read them.</summary>
+internal static class ImageFolders
+{
+    /// <summary>Image files (by extension) under each folder, in ordinal order, at most <paramref name="limit"/> per folder.</summary>
+    public static string[] Files(IEnumerable<string> folders, int limit = int.MaxValue)
+    {
+        string[] extensions = [".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"];
+        return folders.SelectMany(folder => Directory.GetFiles(folder, "*", SearchOption.AllDirectories)
+                .Where(f => extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
+                .Order(StringComparer.Ordinal)
+                .Take(limit))
+            .ToArray();
+    }
+}
+
 internal static class ProcessMemory
 {
     /// <summary>A field of /proc/[pid]/status in bytes (VmRSS: resident now, VmHWM: peak resident).</summary>

@@ -129,7 +129,7 @@ internal static class InferenceTiming
     {
         var preprocessor = new ImagePreprocessor(Side, Side, 50_000_000);
         var encoded = folder.Length > 0
-            ? Calibration.ImageFiles([folder], count).Select(File.ReadAllBytes).ToArray()
+            ? ImageFolders.Files([folder], count).Select(File.ReadAllBytes).ToArray()
             : Enumerable.Range(0, count).Select(i => SyntheticImages.Create(1024, 768, 7_000 + i)).ToArray();
         return encoded.Select(bytes =>
         {

@@ -18,7 +18,7 @@ internal static class ModelAgreement
         var model = cli.Require("model");
         var other = cli.Require("other");
         var folders = cli.Require("images").Split(',', StringSplitOptions.RemoveEmptyEntries);
-        var files = Calibration.ImageFiles(folders, cli.Int("limit", int.MaxValue));
+        var files = ImageFolders.Files(folders, cli.Int("limit", int.MaxValue));
         var images = files.Select(f => (ReadOnlyMemory<byte>)File.ReadAllBytes(f)).ToArray();
         var colour = cli.Flag("colour");
         var a = await EmbedAsync(model, images, colour);
@@ -26,7 +26,7 @@ internal static class ModelAgreement
         var pairs = Enumerable.Range(0, files.Length).Where(i => a[i] is not null && b[i] is not null).ToArray();
         var cosines = pairs.Select(i => (double)System.Numerics.Tensors.TensorPrimitives.Dot<float>(a[i]!, b[i]!)).ToList();
         cosines.Sort();
-        var sameNeighbour = pairs.Count(i => Nearest(a, i, pairs) == Nearest(b, i, pairs));
+        var sameNeighbor = pairs.Count(i => Nearest(a, i, pairs) == Nearest(b, i, pairs));
         var worst = pairs.OrderBy(i => System.Numerics.Tensors.TensorPrimitives.Dot<float>(a[i]!, b[i]!)).Take(3)
             .Select(i => new { file = files[i], cosine = Math.Round(System.Numerics.Tensors.TensorPrimitives.Dot<float>(a[i]!, b[i]!), 5) }).ToArray();
         cli.Emit(new
@@ -46,7 +46,7 @@ internal static class ModelAgreement
                 mean = Math.Round(cosines.Average(), 5),
                 max = Math.Round(cosines[^1], 5),
             },
-            sameNearestNeighbour = Math.Round(sameNeighbour / (double)pairs.Length, 4),
+            sameNearestNeighbor = Math.Round(sameNeighbor / (double)pairs.Length, 4),
             worst,
         });
         return 0;

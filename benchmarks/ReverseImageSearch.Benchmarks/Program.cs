@@ -5,7 +5,7 @@ using ReverseImageSearch.Benchmarks;
 // (or to --json FILE). "bdn" hands the rest of the arguments to BenchmarkDotNet.
 if (args.Length == 0)
 {
-    Console.Error.WriteLine("usage: ris-bench bdn|gen-images|peak-flops|vectors|index-search|seed-index|load|quality|colour-regions|second-pass|region-cost|calibrate|infer|agree|firestore-query [--option value ...]");
+    Console.Error.WriteLine("usage: ris-bench bdn|gen-images|peak-flops|vectors|index-search|seed-index|load|quality|colour-regions|second-pass|region-cost|infer|agree|firestore-query [--option value ...]");
     return 2;
 }
 
@@ -35,8 +35,6 @@ switch (args[0])
         return await SecondPassViews.RunAsync(options);
     case "region-cost":
         return await RegionSearchCost.RunAsync(options);
-    case "calibrate":
-        return Calibration.Run(options);
     case "infer":
         return InferenceTiming.Run(options);
     case "agree":

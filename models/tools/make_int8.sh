@@ -11,11 +11,15 @@ method=${METHOD:-p99.999}
 python=/usr/bin/python3   # Debian's python3-onnx lives in the system interpreter, not in a pyenv one
 mkdir -p "$work"
 "$python" -c 'import onnx, numpy' 2>/dev/null || apt-get install -y python3-onnx python3-numpy >/dev/null
-dotnet build "$root/benchmarks/ReverseImageSearch.Benchmarks" -c Release >"$work/build.log" || { tail -30 "$work/build.log"; exit 1; }
+# ris-bench generates the synthetic calibration images; ris-calibrate (models/tools/Calibration) records the ranges.
+for project in benchmarks/ReverseImageSearch.Benchmarks models/tools/Calibration; do
+  dotnet build "$root/$project" -c Release >"$work/build.log" || { tail -30 "$work/build.log"; exit 1; }
+done
 bench=$root/benchmarks/ReverseImageSearch.Benchmarks/bin/Release/net10.0/linux-x64/ris-bench
+calibrate=$root/models/tools/Calibration/bin/Release/net10.0/linux-x64/ris-calibrate
 RIS_BENCH_BIN=$bench bash "$root/models/tools/calibration_images.sh" "$work/calibration"
 "$python" "$root/models/tools/quantize_int8.py" instrument "$model" "$work/instrumented.onnx"
-"$bench" calibrate --model "$work/instrumented.onnx" \
+"$calibrate" --model "$work/instrumented.onnx" \
   --images "$work/calibration/photos,$work/calibration/stamps,$work/calibration/generated" --views luma,colour --json "$work/ranges.json" >/dev/null
 "$python" "$root/models/tools/quantize_int8.py" quantize "$model" "$work/ranges.json" "$out" --method "$method" \
   --report "$work/quantization-report.json"

@@ -6,7 +6,7 @@ Three steps, because this machine has python3-onnx but no Python ONNX Runtime (o
   A. instrument: a copy of the float model whose graph outputs also include every activation tensor that
      needs a scale (see plan()).
        /usr/bin/python3 models/tools/quantize_int8.py instrument MODEL.onnx INSTRUMENTED.onnx
-  B. in .NET: ris-bench calibrate --model INSTRUMENTED.onnx --images DIR[,DIR...] --views luma,colour --json RANGES.json
+  B. in .NET: ris-calibrate --model INSTRUMENTED.onnx --images DIR[,DIR...] --views luma,colour --json RANGES.json
      (preprocesses like the product, records per-tensor min/max, percentiles and channel means).
   C. quantize: the QDQ model.
        /usr/bin/python3 models/tools/quantize_int8.py quantize MODEL.onnx RANGES.json OUT.onnx [--method p99.999|minmax|...]
@@ -374,7 +374,7 @@ def main():
     a.add_argument("model")
     a.add_argument("out")
     a.set_defaults(run=instrument)
-    c = sub.add_parser("quantize", help="step C: write the QDQ model from ris-bench calibrate's ranges")
+    c = sub.add_parser("quantize", help="step C: write the QDQ model from ris-calibrate's ranges")
     c.add_argument("model")
     c.add_argument("ranges")
     c.add_argument("out")

@@ -217,15 +217,15 @@ public sealed class FirestoreDocumentStore : IDocumentStore
         }
     }
 
-    internal string DocumentName(string path) => $"{DocumentsRoot}/{NormalisePath(path)}";
+    internal string DocumentName(string path) => $"{DocumentsRoot}/{NormalizePath(path)}";
 
     private Uri DocumentUri(string path, StringBuilder? query)
     {
-        var escaped = string.Join('/', NormalisePath(path).Split('/').Select(Uri.EscapeDataString));
+        var escaped = string.Join('/', NormalizePath(path).Split('/').Select(Uri.EscapeDataString));
         return new Uri($"{_baseUrl}/{DocumentsRoot}/{escaped}{query}");
     }
 
-    private static string NormalisePath(string path)
+    private static string NormalizePath(string path)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         var trimmed = path.Trim('/');

@@ -28,13 +28,13 @@ public sealed class CallableOrigins
     /// literal (not by a DNS name, which another site could point at this machine), and <paramref name="extra"/>.
     /// </summary>
     public static CallableOrigins LocalPages(IEnumerable<string> extra, string howToAllow) =>
-        new(extra.Select(Normalise).ToHashSet(StringComparer.Ordinal), howToAllow);
+        new(extra.Select(Normalize).ToHashSet(StringComparer.Ordinal), howToAllow);
 
     /// <summary>Whether a browser page at <paramref name="origin"/> may call <paramref name="request"/>'s callable.</summary>
     public bool Allows(HttpRequest request, string origin)
     {
         ArgumentNullException.ThrowIfNull(request);
-        if (_allowed is null || _allowed.Contains(Normalise(origin)))
+        if (_allowed is null || _allowed.Contains(Normalize(origin)))
         {
             return true;
         }
@@ -50,8 +50,8 @@ public sealed class CallableOrigins
         }
 
         var ownOrigin = $"{request.Scheme}://{request.Host.Value}";
-        return IPAddress.TryParse(uri.IdnHost, out _) && string.Equals(Normalise(origin), Normalise(ownOrigin), StringComparison.Ordinal);
+        return IPAddress.TryParse(uri.IdnHost, out _) && string.Equals(Normalize(origin), Normalize(ownOrigin), StringComparison.Ordinal);
     }
 
-    private static string Normalise(string origin) => origin.TrimEnd('/').ToLowerInvariant();
+    private static string Normalize(string origin) => origin.TrimEnd('/').ToLowerInvariant();
 }

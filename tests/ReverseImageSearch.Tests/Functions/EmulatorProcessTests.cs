@@ -55,7 +55,7 @@ public class EmulatorProcessTests
     }
 
     [Test]
-    public async Task IndexThenQueryFindsEveryUnmodifiedImageAsItsOwnNearestNeighbour()
+    public async Task IndexThenQueryFindsEveryUnmodifiedImageAsItsOwnNearestNeighbor()
     {
         var images = SampleImages.EnsureCreated(Path.Combine(_root, "photos"));
         var data = Path.Combine(_root, "data");
@@ -71,12 +71,12 @@ public class EmulatorProcessTests
         Assert.That(rows, Has.Length.EqualTo(3 * Directory.GetFiles(images).Length));
         foreach (var perQuery in rows.GroupBy(columns => columns[0]))
         {
-            var neighbours = perQuery.ToArray();
-            Assert.That(neighbours.Select(columns => columns[1]), Is.EqualTo(new[] { "1", "2", "3" }), perQuery.Key);
-            Assert.That(neighbours[0][2], Is.EqualTo(perQuery.Key), "an unmodified image is its own nearest neighbour");
+            var neighbors = perQuery.ToArray();
+            Assert.That(neighbors.Select(columns => columns[1]), Is.EqualTo(new[] { "1", "2", "3" }), perQuery.Key);
+            Assert.That(neighbors[0][2], Is.EqualTo(perQuery.Key), "an unmodified image is its own nearest neighbour");
 
             // DOT_PRODUCT_DISTANCE: the dot product of unit vectors, 1 for the image itself and falling with rank.
-            var distances = neighbours.Select(columns => double.Parse(columns[3], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+            var distances = neighbors.Select(columns => double.Parse(columns[3], System.Globalization.CultureInfo.InvariantCulture)).ToArray();
             Assert.That(distances[0], Is.EqualTo(1).Within(1e-4), perQuery.Key);
             Assert.That(distances, Is.Ordered.Descending, perQuery.Key);
         }

@@ -175,12 +175,12 @@ internal sealed class LocalStackHarness : IAsyncDisposable
     }
 
     /// <summary>The nearest stored images of each query image, nearest first.</summary>
-    public async Task<IReadOnlyList<IReadOnlyList<(string Id, double Distance)>>> QueryAsync(int neighbours, params byte[][] images)
+    public async Task<IReadOnlyList<IReadOnlyList<(string Id, double Distance)>>> QueryAsync(int neighbors, params byte[][] images)
     {
         var result = await CallQueryAsync(new JsonObject
         {
             ["query"] = new JsonArray(images.Select(i => (JsonNode)Convert.ToBase64String(i)).ToArray()),
-            ["neighbours"] = neighbours,
+            ["neighbours"] = neighbors,
         });
         return result.GetProperty("data").GetProperty("nearestNeighbors").EnumerateArray()
             .Select(entry => (IReadOnlyList<(string, double)>)(entry.TryGetProperty("neighbors", out var n)

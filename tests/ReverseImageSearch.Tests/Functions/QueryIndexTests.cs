@@ -48,7 +48,7 @@ public class QueryIndexTests
     }
 
     [Test]
-    public async Task NeighboursDefaultsToTenAndAcceptsANumericString()
+    public async Task NeighborsDefaultsToTenAndAcceptsANumericString()
     {
         var byDefault = await _stack.CallQueryAsync(new JsonObject { ["query"] = new JsonArray(Base64(LocalStackHarness.SampleNames[0])) });
         Assert.That(Neighbors(byDefault), Has.Length.EqualTo(10));

@@ -118,10 +118,10 @@ public class CallableProtocolTests
     [Test]
     public async Task ResultIsSerialisedInCamelCase()
     {
-        _function.Handle = _ => new { Status = "ok", Neighbours = new[] { 1, 2 } };
+        _function.Handle = _ => new { Status = "ok", NearestNeighbors = new[] { 1, 2 } };
         using var response = await PostAsync("""{"data":null}""");
         Assert.That(response.Content.Headers.ContentType?.MediaType, Is.EqualTo("application/json"));
-        Assert.That(await response.Content.ReadAsStringAsync(), Is.EqualTo("""{"result":{"status":"ok","neighbours":[1,2]}}"""));
+        Assert.That(await response.Content.ReadAsStringAsync(), Is.EqualTo("""{"result":{"status":"ok","nearestNeighbors":[1,2]}}"""));
     }
 
     [Test]

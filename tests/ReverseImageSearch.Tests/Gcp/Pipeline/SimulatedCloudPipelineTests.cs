@@ -183,10 +183,10 @@ public sealed class SimulatedCloudPipelineTests
             // Every backfilled image finds its stored copy first.
             foreach (var file in seeded)
             {
-                var neighbours = await QueryAsync(await File.ReadAllBytesAsync(file));
-                Assert.That(neighbours, Has.Count.EqualTo(3));
-                Assert.That(neighbours[0].Id, Is.EqualTo(Path.GetFileName(file)), $"nearest to {Path.GetFileName(file)}");
-                Assert.That(neighbours[0].Distance, Is.GreaterThan(0.99), "dot product of identical unit vectors");
+                var neighbors = await QueryAsync(await File.ReadAllBytesAsync(file));
+                Assert.That(neighbors, Has.Count.EqualTo(3));
+                Assert.That(neighbors[0].Id, Is.EqualTo(Path.GetFileName(file)), $"nearest to {Path.GetFileName(file)}");
+                Assert.That(neighbors[0].Distance, Is.GreaterThan(0.99), "dot product of identical unit vectors");
             }
 
             // More like a stored image: Vertex AI's readIndexDatapoints gives its vector, findNeighbors the rest, itself left out.

@@ -23,7 +23,7 @@ public class InProcessVectorIndexTests
     [TestCase(DistanceMeasure.L1)]
     [TestCase(DistanceMeasure.Cosine)]
     [TestCase(DistanceMeasure.DotProduct)]
-    public void SearchReturnsTheExactNearestNeighboursWithVertexDistances(DistanceMeasure measure)
+    public void SearchReturnsTheExactNearestNeighborsWithVertexDistances(DistanceMeasure measure)
     {
         var random = new Random(7);
         var vectors = Enumerable.Range(0, 300).ToDictionary(i => $"v{i}", _ => RandomVector(random));

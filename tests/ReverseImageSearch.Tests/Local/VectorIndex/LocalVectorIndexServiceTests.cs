@@ -144,7 +144,7 @@ public class LocalVectorIndexServiceTests
     }
 
     [Test]
-    public async Task FindNeighboursReturnsTheStoredVectorFirstAndSeesUpsertsAndRemovals()
+    public async Task FindNeighborsReturnsTheStoredVectorFirstAndSeesUpsertsAndRemovals()
     {
         await WriteDatapointsAsync("datapoints/1.json", ("a.jpg", [1, 0, 0]), ("b.jpg", [0.9f, 0.1f, 0]), ("c.jpg", [0, 0, 1]));
         await using var service = NewService();

@@ -1,8 +1,9 @@
 using System.Globalization;
 using Microsoft.ML.OnnxRuntime;
+using ReverseImageSearch.Benchmarks;
 using ReverseImageSearch.Embedding;
 
-namespace ReverseImageSearch.Benchmarks;
+namespace ReverseImageSearch.ModelTools;
 
 /// <summary>
 /// Step B of models/tools/quantize_int8.py: runs calibration images through the instrumented model (every tensor that
@@ -10,7 +11,7 @@ namespace ReverseImageSearch.Benchmarks;
 /// does (ImagePreprocessor: reduced-scale decode, EXIF orientation, centre square, mipmapped resize, /255), each both
 /// ways the embedder can feed the model: luma in all three channels (the default, EmbedderOptions.Grayscale) and
 /// colour, so one int8 model serves either setting.
-///   ris-bench calibrate --model INSTRUMENTED.onnx --images DIR[,DIR...] --json RANGES.json
+///   ris-calibrate --model INSTRUMENTED.onnx --images DIR[,DIR...] --json RANGES.json
 ///     [--views luma,colour] [--percentiles 99.9,99.99,99.999] [--bins 8192] [--batch 8] [--limit N]
 /// Two passes over the images: min/max first, then a histogram of every tensor over [min, max], from which the
 /// percentiles are read (high: the value below which p% of the values fall; low: the (100-p)% value). For 4-D
@@ -27,7 +28,7 @@ internal static class Calibration
         var percentiles = cli.Get("percentiles", "99.9,99.99,99.999").Split(',').Select(p => double.Parse(p, CultureInfo.InvariantCulture)).ToArray();
         var bins = cli.Int("bins", 8192);
         var batch = cli.Int("batch", 8);
-        var files = ImageFiles(folders, cli.Int("limit", int.MaxValue));
+        var files = ImageFolders.Files(folders, cli.Int("limit", int.MaxValue));
 
         var views = cli.Get("views", "luma,colour").Split(',', StringSplitOptions.RemoveEmptyEntries);
         var preprocessors = views.Select(view => view switch
@@ -150,16 +151,6 @@ internal static class Calibration
             tensors = result,
         });
         return 0;
-    }
-
-    public static string[] ImageFiles(IEnumerable<string> folders, int limit = int.MaxValue)
-    {
-        string[] extensions = [".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"];
-        return folders.SelectMany(folder => Directory.GetFiles(folder, "*", SearchOption.AllDirectories)
-                .Where(f => extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
-                .Order(StringComparer.Ordinal)
-                .Take(limit))
-            .ToArray();
     }
 
     private delegate void Visitor(string name, long[] shape, ReadOnlySpan<float> values);
