@@ -171,7 +171,7 @@ public static class EmulatorCommands
         }
 
         await using var provider = services.BuildServiceProvider();
-        var state = await provider.GetRequiredService<CoordinationState>().ReadIndexStateAsync(cancellationToken);
+        var state = await provider.GetRequiredService<CoordinationState>().ReadIndexAvailabilityAsync(cancellationToken);
         // Deployed is set once queries are answered: at INDEX_DEPLOYED with vertex, always with firestore.
         if (state.Deployed is null)
         {
@@ -309,8 +309,8 @@ public static class EmulatorCommands
     private static async Task<IResult> FullStatusAsync(IServiceProvider services, string callablePath, FunctionHealthSummary health, CancellationToken cancellationToken)
     {
         var state = services.GetRequiredService<CoordinationState>();
-        var tasks = await state.GetTasksAsync(cancellationToken);
-        var metadata = await state.GetMetadataAsync(cancellationToken);
+        var run = await state.ReadBackfillRunAsync(cancellationToken);
+        var metadata = await state.ReadMetadataAsync(cancellationToken);
         var stats = await services.GetRequiredService<SqliteTaskQueue>().GetStatsAsync(cancellationToken);
         var report = await IndexReport.ReadAsync(services, cancellationToken);
         return Results.Json(new
@@ -318,15 +318,10 @@ public static class EmulatorCommands
             callablePath,
             health,
             indexBackend = services.GetRequiredService<ExtensionOptions>().IndexNeedsBuild ? "vertex" : "firestore",
-            indexStatus = metadata?.GetString("status"),
-            error = metadata?["error"],
+            indexStatus = metadata?.Status,
+            error = metadata?.Error,
             distanceMeasure = services.GetRequiredService<ExtensionOptions>().DistanceMeasure.ToParameterValue(),
-            tasks = tasks is null ? null : new
-            {
-                totalLength = tasks.GetInt64("totalLength"),
-                processedLength = tasks.GetInt64("processedLength"),
-                status = tasks.GetString("status"),
-            },
+            tasks = run is null ? null : new { totalLength = run.TotalLength, processedLength = run.ProcessedLength, status = run.Status },
             pendingTasks = stats.Outstanding,
             deadTasks = stats.Dead,
             images = new { indexed = report.Indexed, skipped = report.Skipped.Count, failed = report.Failures.Count },

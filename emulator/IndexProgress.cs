@@ -31,19 +31,19 @@ internal static class IndexProgress
                 while (true)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
-                    var tasks = await state.GetTasksAsync(cancellationToken);
-                    var metadata = await state.GetMetadataAsync(cancellationToken);
+                    var run = await state.ReadBackfillRunAsync(cancellationToken);
+                    var metadata = await state.ReadMetadataAsync(cancellationToken);
                     var stats = await queue.GetStatsAsync(cancellationToken);
                     var outstanding = stats.Outstanding;
                     var dead = stats.Dead;
 
-                    if (tasks?.GetInt64("totalLength") is > 0 and var total)
+                    if (run is { TotalLength: > 0 })
                     {
-                        backfill.MaxValue = total;
-                        backfill.Value = tasks.GetInt64("processedLength") ?? 0;
+                        backfill.MaxValue = run.TotalLength;
+                        backfill.Value = run.ProcessedLength;
                     }
 
-                    var status = metadata?.GetString("status");
+                    var status = metadata?.Status;
                     index.Value = status switch
                     {
                         IndexStatus.Building => 1,
@@ -58,9 +58,9 @@ internal static class IndexProgress
                         return;
                     }
 
-                    if (metadata?["error"] is IReadOnlyDictionary<string, object?> error)
+                    if (metadata?.Error is { } error)
                     {
-                        outcome = $"{error.GetValueOrDefault("function")}: {error.GetValueOrDefault("message")}";
+                        outcome = $"{error.Function}: {error.Message}";
                         return;
                     }
 
@@ -76,11 +76,11 @@ internal static class IndexProgress
                     idleSince = outstanding == 0 && !vectorIndex.HasPendingOperations ? idleSince ?? DateTimeOffset.UtcNow : null;
                     if (idleSince is { } since && DateTimeOffset.UtcNow - since > TimeSpan.FromSeconds(1))
                     {
-                        outcome = tasks is null
+                        outcome = run is null
                             ? options.DoBackfill
                                 ? $"No images found in {imagesFolder} (jpg, jpeg, png, gif, bmp, webp)."
                                 : "DO_BACKFILL is false: the index is created from the first image added while serving."
-                            : $"The backfill finished ({tasks.GetString("status")}) but the index was not deployed (status {status ?? "none"}).";
+                            : $"The backfill finished ({StatusName(run.Status)}) but the index was not deployed (status {StatusName(status)}).";
                         return;
                     }
 
@@ -97,4 +97,7 @@ internal static class IndexProgress
 
         return outcome;
     }
+
+    private static string StatusName<T>(T? status) where T : struct, Enum =>
+        status is { } known ? CoordinationState.StatusName(known) : "none";
 }

@@ -30,10 +30,9 @@ public sealed record IndexReport(int Indexed, IReadOnlyList<SkippedImage> Skippe
         var failures = new List<string>();
         foreach (var chunk in await documents.ListAsync(paths.Enqueues, cancellationToken))
         {
-            var (status, error) = CoordinationState.ReadChunk(chunk);
-            if (status == BackfillStatus.Failed)
+            if (CoordinationState.ReadBackfillChunk(chunk) is { Status: BackfillStatus.Failed } failed)
             {
-                failures.Add($"backfill chunk {chunk.Path[(chunk.Path.LastIndexOf('/') + 1)..]}: {FirstLine(error)}");
+                failures.Add($"backfill chunk {failed.TaskId}: {FirstLine(failed.Error)}");
             }
         }
 
@@ -43,8 +42,8 @@ public sealed record IndexReport(int Indexed, IReadOnlyList<SkippedImage> Skippe
         }
 
         return new IndexReport(
-            records.Count(r => r.Status == DatapointRecord.Indexed),
-            records.Where(r => r.Status == DatapointRecord.Skipped).Select(r => new SkippedImage(r.ObjectName, r.Reason ?? "no reason recorded")).ToArray(),
+            records.Count(r => r.Status == DatapointStatus.Indexed),
+            records.Where(r => r.Status == DatapointStatus.Skipped).Select(r => new SkippedImage(r.ObjectName, r.Reason ?? "no reason recorded")).ToArray(),
             failures);
     }
 

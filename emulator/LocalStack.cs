@@ -193,7 +193,7 @@ internal sealed partial class LocalInstallation(
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        var fresh = await state.GetTasksAsync(cancellationToken) is null && await state.GetMetadataAsync(cancellationToken) is null;
+        var fresh = await state.ReadBackfillRunAsync(cancellationToken) is null && await state.ReadMetadataAsync(cancellationToken) is null;
         if (fresh)
         {
             // Images already there are the backfill's; the watcher only reports what changes from now on.

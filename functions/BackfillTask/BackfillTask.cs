@@ -54,7 +54,7 @@ public sealed partial class BackfillTask(
                 }
             }
 
-            LogChunkDone(logger, chunk.Id, outcome.Records.Count(r => r.Status == DatapointRecord.Indexed), chunk.Objects.Count, counted);
+            LogChunkDone(logger, chunk.Id, outcome.Records.Count(r => r.Status == DatapointStatus.Indexed), chunk.Objects.Count, counted);
             if (!options.IndexNeedsBuild)
             {
                 // Searchable at once, so events for these images are handled while the chunk runs: one that changed
@@ -83,7 +83,7 @@ public sealed partial class BackfillTask(
             var stored = await objects.GetMetadataAsync(bucket, name, cancellationToken);
             if (stored is null)
             {
-                records.Add(new DatapointRecord(name, DatapointRecord.Skipped, null, 0, ImageRejections.Deleted));
+                records.Add(new DatapointRecord(name, DatapointStatus.Skipped, null, 0, ImageRejections.Deleted));
             }
             else if (stored.Size > options.MaxImageBytes)
             {
@@ -103,7 +103,7 @@ public sealed partial class BackfillTask(
             if (embeddings[i].Vector is { } vector)
             {
                 datapoints.Add(IndexDatapoint.ForImage(stored.Name, vector));
-                records.Add(new DatapointRecord(stored.Name, DatapointRecord.Indexed, stored.Md5Hash, stored.Generation, null));
+                records.Add(new DatapointRecord(stored.Name, DatapointStatus.Indexed, stored.Md5Hash, stored.Generation, null));
             }
             else
             {
@@ -111,7 +111,7 @@ public sealed partial class BackfillTask(
             }
         }
 
-        foreach (var skipped in records.Where(r => r.Status == DatapointRecord.Skipped))
+        foreach (var skipped in records.Where(r => r.Status == DatapointStatus.Skipped))
         {
             LogImageSkipped(logger, skipped.ObjectName, skipped.Reason!);
         }
@@ -144,7 +144,7 @@ public sealed partial class BackfillTask(
     }
 
     private static DatapointRecord Skipped(StoredObject stored, string reason) =>
-        new(stored.Name, DatapointRecord.Skipped, stored.Md5Hash, stored.Generation, reason);
+        new(stored.Name, DatapointStatus.Skipped, stored.Md5Hash, stored.Generation, reason);
 
     /// <summary>One line of a Vector Search datapoints file: {"id": ..., "embedding": [...], "restricts": [{"namespace": "folder", "allow": [...]}]}.</summary>
     private sealed record DatapointLine(

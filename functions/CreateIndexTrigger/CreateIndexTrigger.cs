@@ -30,19 +30,13 @@ public sealed partial class CreateIndexTrigger(
 
     public async Task HandleAsync(DocumentChange change, CancellationToken cancellationToken)
     {
-        if (change.Path != state.Paths.Tasks)
+        if (state.CompletedBackfill(change) is not { } run)
         {
             return;
         }
 
-        var statusAfter = change.After?.GetString("status");
-        if (statusAfter != BackfillStatus.Done || change.Before?.GetString("status") == BackfillStatus.Done)
-        {
-            return;
-        }
-
-        var metadata = await state.GetMetadataAsync(cancellationToken);
-        var dimensions = metadata?.GetInt64("outputShape") ?? change.After!.GetInt64("outputShape");
+        var metadata = await state.ReadMetadataAsync(cancellationToken);
+        var dimensions = metadata?.OutputShape ?? run.OutputShape;
         if (dimensions is not > 0)
         {
             const string problem = "The backfill finished but outputShape is not a positive number; the index cannot be created.";
@@ -99,12 +93,7 @@ public sealed partial class CreateIndexTrigger(
             failure = done.Error is { } error ? $"{error.Message} (code {error.Code})" : null;
             if (failure is null)
             {
-                await state.MergeMetadataAsync(new Dictionary<string, object?>
-                {
-                    ["status"] = IndexStatus.Deployed,
-                    ["index"] = done.ResponseResourceName ?? operation.Name,
-                    ["operation"] = FieldDelete.Value,
-                }, cancellationToken);
+                await state.RecordVectorIndexReadyAsync(done.ResponseResourceName ?? operation.Name, cancellationToken);
                 LogVectorIndexReady(logger, done.ResponseResourceName ?? operation.Name);
                 return;
             }

@@ -32,21 +32,21 @@ public sealed partial class OnIndexCreated(
             return;
         }
 
-        var metadata = await state.GetMetadataAsync(cancellationToken);
-        if (metadata?.GetString("status") == IndexStatus.Building && metadata.GetString("operation") is null)
+        var metadata = await state.ReadMetadataAsync(cancellationToken);
+        if (metadata is { CreationUnrecorded: true })
         {
             // createIndexTrigger has claimed the creation but not yet recorded its operation: this entry may be
             // ours. Failing the delivery makes Eventarc (deployed with --retry) bring it again a little later.
             throw new InvalidOperationException("The index creation is claimed but its operation is not recorded yet; retry this entry.");
         }
 
-        if (!ResourceNames.Same(metadata?.GetString("operation"), auditEvent.OperationId))
+        if (!ResourceNames.Same(metadata?.Operation, auditEvent.OperationId))
         {
             LogNotOurs(logger, auditEvent.OperationId);
             return;
         }
 
-        if (metadata!.GetString("status") is IndexStatus.Deploying or IndexStatus.Deployed)
+        if (metadata!.Status is IndexStatus.Deploying or IndexStatus.Deployed)
         {
             return;
         }
@@ -60,7 +60,7 @@ public sealed partial class OnIndexCreated(
         }
 
         var index = ResourceNames.OwnerOfOperation(auditEvent.OperationId);
-        var endpoint = metadata.GetString("indexEndpoint")
+        var endpoint = metadata.IndexEndpoint
             ?? await state.RecordingFailureAsync("onIndexCreated", "Creating the index endpoint", () => CreateEndpointAsync(index, cancellationToken), cancellationToken);
 
         try
@@ -89,7 +89,7 @@ public sealed partial class OnIndexCreated(
         }
 
         // Recorded at once so a redelivered event deploys to this endpoint instead of creating another.
-        await state.MergeMetadataAsync(new Dictionary<string, object?> { ["index"] = index, ["indexEndpoint"] = endpoint }, cancellationToken);
+        await state.RecordIndexEndpointAsync(index, endpoint, cancellationToken);
         return endpoint;
     }
 

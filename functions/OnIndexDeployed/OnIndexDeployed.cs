@@ -24,15 +24,15 @@ public sealed partial class OnIndexDeployed(
             return;
         }
 
-        var metadata = await state.GetMetadataAsync(cancellationToken);
-        var endpoint = metadata?.GetString("indexEndpoint");
+        var metadata = await state.ReadMetadataAsync(cancellationToken);
+        var endpoint = metadata?.IndexEndpoint;
         if (!ResourceNames.Same(endpoint, auditEvent.ResourceName))
         {
             LogNotOurs(logger, auditEvent.ResourceName);
             return;
         }
 
-        if (metadata!.GetString("status") == IndexStatus.Deployed)
+        if (metadata!.Status == IndexStatus.Deployed)
         {
             return;
         }
@@ -49,12 +49,7 @@ public sealed partial class OnIndexDeployed(
         var domain = info.PublicEndpointDomainName
             ?? throw new InvalidOperationException($"Index endpoint {endpoint} has no public endpoint domain name.");
 
-        await state.MergeMetadataAsync(new Dictionary<string, object?>
-        {
-            ["status"] = IndexStatus.Deployed,
-            ["publicEndpointDomainName"] = domain,
-            ["operation"] = FieldDelete.Value,
-        }, cancellationToken);
+        await state.RecordDeployedAsync(domain, cancellationToken);
         LogDeployed(logger, endpoint!, domain);
     }
 

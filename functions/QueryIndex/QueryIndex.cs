@@ -57,7 +57,7 @@ public sealed partial class QueryIndex(
         Validate(request);
         var folder = NormalizeFolder(request.Folder);
 
-        var index = await state.ReadIndexStateAsync(cancellationToken);
+        var index = await state.ReadIndexAvailabilityAsync(cancellationToken);
         if (index.EmbeddingMismatch is { } mismatch)
         {
             throw new FunctionException(FunctionErrorCode.FailedPrecondition, mismatch, new { status = index.Status });

@@ -62,11 +62,11 @@ public static class Telemetry
     public static void CountImage(DatapointRecord record)
     {
         ArgumentNullException.ThrowIfNull(record);
-        if (record.Status == DatapointRecord.Indexed)
+        if (record.Status == DatapointStatus.Indexed)
         {
             ImagesIndexed.Add(1);
         }
-        else if (record.Status == DatapointRecord.Skipped)
+        else if (record.Status == DatapointStatus.Skipped)
         {
             ImagesSkipped.Add(1, new KeyValuePair<string, object?>(ReasonAttribute, ImageRejections.Kind(record.Reason)));
         }

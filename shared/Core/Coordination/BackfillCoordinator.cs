@@ -14,7 +14,6 @@ public sealed record BackfillChunk(string Id, string Bucket, IReadOnlyList<strin
 /// Starting again with the same run id resumes instead of resetting the progress.
 /// </summary>
 public sealed partial class BackfillCoordinator(
-    IDocumentStore documents,
     CoordinationState state,
     IObjectStore objects,
     ITaskQueue queue,
@@ -24,12 +23,6 @@ public sealed partial class BackfillCoordinator(
 {
     public const string BackfillTaskFunction = "backfillTask";
 
-    // Set on the tasks document once every chunk of the plan is recorded.
-    private const string ChunkCountField = "chunkCount";
-
-    // Firestore commits at most 500 writes; leave room.
-    private const int WritesPerCommit = 400;
-
     /// <summary>
     /// Plans and enqueues the backfill of <paramref name="objectNames"/> under run <paramref name="runId"/>. A run whose
     /// plan is recorded keeps it: a redelivered trigger lists a folder that may have changed since, and chunks re-made
@@ -38,8 +31,8 @@ public sealed partial class BackfillCoordinator(
     /// </summary>
     public async Task StartAsync(IReadOnlyList<string> objectNames, string runId, CancellationToken cancellationToken)
     {
-        var tasks = await documents.GetAsync(paths.Tasks, cancellationToken);
-        var recorded = tasks?.GetString("runId") == runId ? await RecordedPlanAsync(tasks, cancellationToken) : null;
+        var run = await state.ReadBackfillRunAsync(cancellationToken);
+        var recorded = run?.RunId == runId ? await RecordedPlanAsync(run, cancellationToken) : null;
         var plan = recorded ?? await RecordPlanAsync(objectNames, runId, cancellationToken);
         LogPlanned(logger, plan.Sum(c => c.Chunk.Objects.Count), plan.Count, recorded is not null);
 
@@ -65,33 +58,16 @@ public sealed partial class BackfillCoordinator(
         // Every image is embedded again with the running settings: the index records them first.
         await state.RecordEmbeddingSettingsAsync(cancellationToken);
         await DeleteLeftoverDatapointsAsync(cancellationToken);
-        await documents.SetAsync(paths.Tasks, NewTasksDocument(objectNames.Count, runId), SetMode.Overwrite, cancellationToken);
-        foreach (var batch in chunks.Chunk(WritesPerCommit))
-        {
-            await documents.RunTransactionAsync((tx, _) =>
-            {
-                foreach (var chunk in batch)
-                {
-                    tx.Set(paths.Enqueue(chunk.Id), new Dictionary<string, object?>
-                    {
-                        ["taskId"] = chunk.Id,
-                        ["status"] = BackfillStatus.Pending,
-                        ["objects"] = chunk.Objects.Cast<object?>().ToArray(),
-                    }, SetMode.Overwrite);
-                }
-
-                return Task.FromResult(true);
-            }, cancellationToken);
-        }
-
-        await documents.SetAsync(paths.Tasks, new Dictionary<string, object?> { [ChunkCountField] = (long)chunks.Count }, SetMode.Merge, cancellationToken);
+        await state.StartBackfillRunAsync(objectNames.Count, runId, cancellationToken);
+        await state.RecordPendingChunksAsync(chunks, cancellationToken);
+        await state.RecordPlanCompleteAsync(chunks.Count, cancellationToken);
         return chunks.Select(c => (c, false)).ToList();
     }
 
     /// <summary>The chunks a complete recorded plan holds, each with whether it is counted; null when the plan is incomplete.</summary>
-    private async Task<List<(BackfillChunk Chunk, bool Counted)>?> RecordedPlanAsync(DocumentSnapshot tasks, CancellationToken cancellationToken)
+    private async Task<List<(BackfillChunk Chunk, bool Counted)>?> RecordedPlanAsync(BackfillRun run, CancellationToken cancellationToken)
     {
-        if (tasks.GetInt64(ChunkCountField) is not { } count)
+        if (run.ChunkCount is not { } count)
         {
             return null;
         }
@@ -100,14 +76,12 @@ public sealed partial class BackfillCoordinator(
         for (var n = 1; n <= count; n++)
         {
             var id = paths.BackfillTaskId(n);
-            var chunk = await documents.GetAsync(paths.Enqueue(id), cancellationToken);
-            if (chunk is null)
+            if (await state.ReadBackfillChunkAsync(id, cancellationToken) is not { } chunk)
             {
                 return null;
             }
 
-            plan.Add((new BackfillChunk(id, options.ImageBucket, chunk.GetStrings("objects")),
-                chunk.GetString("status") is BackfillStatus.Done or BackfillStatus.Failed));
+            plan.Add((new BackfillChunk(id, options.ImageBucket, chunk.Objects), chunk.Counted));
         }
 
         return plan;
@@ -122,7 +96,7 @@ public sealed partial class BackfillCoordinator(
         // Before the tasks document exists, so no reader finds a started index without its settings (a loser of the
         // race writes the same settings again).
         await state.RecordEmbeddingSettingsAsync(cancellationToken);
-        if (!await documents.CreateAsync(paths.Tasks, NewTasksDocument(1, runId), cancellationToken))
+        if (!await state.TryStartFirstBackfillRunAsync(runId, cancellationToken))
         {
             return false;
         }
@@ -130,14 +104,6 @@ public sealed partial class BackfillCoordinator(
         await StartAsync([objectName], runId, cancellationToken);
         return true;
     }
-
-    private static Dictionary<string, object?> NewTasksDocument(int totalLength, string runId) => new()
-    {
-        ["totalLength"] = (long)totalLength,
-        ["processedLength"] = 0L,
-        ["status"] = BackfillStatus.Pending,
-        ["runId"] = runId,
-    };
 
     // A previous installation may have left datapoint files; the new index must be built from this run's only.
     private async Task DeleteLeftoverDatapointsAsync(CancellationToken cancellationToken)

@@ -2,25 +2,6 @@ using ReverseImageSearch.Core.Configuration;
 
 namespace ReverseImageSearch.Core.Coordination;
 
-/// <summary>Backfill statuses of the tasks document and of each chunk's enqueue document (the original's values).</summary>
-public static class BackfillStatus
-{
-    public const string Pending = "PENDING";
-    public const string Processing = "PROCESSING";
-    public const string Done = "DONE";
-
-    /// <summary>A chunk that exhausted its attempts: counted as processed so the others can finish; its error is in the document.</summary>
-    public const string Failed = "FAILED";
-}
-
-/// <summary>Index statuses of the metadata document (the original's values).</summary>
-public static class IndexStatus
-{
-    public const string Building = "INDEX_BUILDING";
-    public const string Deploying = "INDEX_DEPLOYING";
-    public const string Deployed = "INDEX_DEPLOYED";
-}
-
 /// <summary>
 /// Paths of the coordination documents, exactly the original's:
 /// <c>_ext-{instance}/tasks</c>, <c>_ext-{instance}/tasks/enqueues/{taskId}</c>, <c>_ext-{instance}/metadata</c>;

@@ -1,29 +1,92 @@
 using ReverseImageSearch.Core.Configuration;
 using ReverseImageSearch.Core.Ports;
+using ReverseImageSearch.Core.Triggers;
 
 namespace ReverseImageSearch.Core.Coordination;
 
 /// <summary>
-/// Every read and write of the coordination documents goes through here, so each rule
-/// (exactly-once progress, DONE set once, errors recorded) lives in one place.
+/// Every read and write of the coordination documents goes through here: they are read as typed records
+/// (<see cref="IndexMetadata"/>, <see cref="BackfillRun"/>, <see cref="BackfillChunkRecord"/>, <see cref="DatapointRecord"/>)
+/// and changed by named transitions, so each rule (exactly-once progress, DONE set once, INDEX_DEPLOYED never taken
+/// back, errors recorded) lives in one place. Their fields are named in CoordinationState.Schema.cs only.
 /// </summary>
-public sealed class CoordinationState(IDocumentStore documents, CoordinationDocuments paths, ExtensionOptions options, TimeProvider clock)
+public sealed partial class CoordinationState(IDocumentStore documents, CoordinationDocuments paths, ExtensionOptions options, TimeProvider clock)
 {
+    // Firestore commits at most 500 writes; leave room.
+    private const int WritesPerCommit = 400;
+
     public CoordinationDocuments Paths => paths;
 
-    /// <summary>The index's readiness, and whether its vectors were made with the running embedding settings.</summary>
-    public async Task<IndexState> ReadIndexStateAsync(CancellationToken cancellationToken)
+    /// <summary>The metadata document; null when it does not exist.</summary>
+    public async Task<IndexMetadata?> ReadMetadataAsync(CancellationToken cancellationToken) =>
+        await documents.GetAsync(paths.Metadata, cancellationToken) is { } doc ? ToIndexMetadata(doc) : null;
+
+    /// <summary>The tasks document: the backfill run; null when no backfill was ever started (or it was reset).</summary>
+    public async Task<BackfillRun?> ReadBackfillRunAsync(CancellationToken cancellationToken) =>
+        await documents.GetAsync(paths.Tasks, cancellationToken) is { } doc ? ToBackfillRun(doc) : null;
+
+    /// <summary>A backfill chunk's enqueue document; null when it is not recorded.</summary>
+    public async Task<BackfillChunkRecord?> ReadBackfillChunkAsync(string taskId, CancellationToken cancellationToken) =>
+        await documents.GetAsync(paths.Enqueue(taskId), cancellationToken) is { } doc ? ReadBackfillChunk(doc) : null;
+
+    /// <summary>Whether and where the index can be used, and whether its vectors were made with the running embedding settings.</summary>
+    public async Task<IndexAvailability> ReadIndexAvailabilityAsync(CancellationToken cancellationToken)
     {
-        var metadata = await documents.GetAsync(paths.Metadata, cancellationToken);
-        var state = await ReadReadinessAsync(metadata, cancellationToken);
-        if (state.Readiness == IndexReadiness.NotCreated)
+        var metadata = await ReadMetadataAsync(cancellationToken);
+        var availability = await ReadReadinessAsync(metadata, cancellationToken);
+        if (availability.Readiness == IndexReadiness.NotCreated)
         {
-            return state;
+            return availability;
         }
 
-        var mismatch = EmbeddingSettings.Of(options).MismatchWith(ReadEmbeddingSettings(metadata));
-        return mismatch is null ? state : state with { EmbeddingMismatch = mismatch };
+        var mismatch = EmbeddingSettings.Of(options).MismatchWith(metadata?.EmbeddingSettings ?? EmbeddingSettings.BeforeMatchColor);
+        return mismatch is null ? availability : availability with { EmbeddingMismatch = mismatch };
     }
+
+    private async Task<IndexAvailability> ReadReadinessAsync(IndexMetadata? metadata, CancellationToken cancellationToken)
+    {
+        var status = metadata?.Status;
+        if (!options.IndexNeedsBuild)
+        {
+            return await ReadImmediateAvailabilityAsync(status, cancellationToken);
+        }
+
+        if (status == IndexStatus.Deployed
+            && metadata is { Index: { } index, IndexEndpoint: { } endpoint, PublicEndpointDomainName: { } domain })
+        {
+            return new IndexAvailability(IndexReadiness.Deployed, status, new DeployedIndex(index, endpoint, domain));
+        }
+
+        if (status is not null)
+        {
+            return new IndexAvailability(IndexReadiness.Preparing, status, null);
+        }
+
+        return await BackfillStartedAsync(cancellationToken)
+            ? new IndexAvailability(IndexReadiness.Preparing, null, null)
+            : new IndexAvailability(IndexReadiness.NotCreated, null, null);
+    }
+
+    /// <summary>
+    /// INDEX_BACKEND=firestore: vectors are written to their documents and searched from the first one, so the index
+    /// always takes writes and queries (<see cref="IndexAvailability.Deployed"/> is set whatever the status). The readiness
+    /// still tells whether a backfill ever started, so the first image of an installation without backfill starts the
+    /// one-image backfill that records INDEX_DEPLOYED, as with Vertex AI.
+    /// </summary>
+    private async Task<IndexAvailability> ReadImmediateAvailabilityAsync(IndexStatus? status, CancellationToken cancellationToken)
+    {
+        var index = new DeployedIndex(paths.VectorCollection, IndexEndpoint: "", PublicEndpointDomainName: "");
+        if (status == IndexStatus.Deployed)
+        {
+            return new IndexAvailability(IndexReadiness.Deployed, status, index);
+        }
+
+        var started = status is not null || await BackfillStartedAsync(cancellationToken);
+        return new IndexAvailability(started ? IndexReadiness.Preparing : IndexReadiness.NotCreated, status, index);
+    }
+
+    private async Task<bool> BackfillStartedAsync(CancellationToken cancellationToken) =>
+        await documents.GetAsync(paths.Tasks, cancellationToken) is not null;
 
     /// <summary>
     /// Records in the metadata document what the vectors about to be written are made with (a backfill starts:
@@ -39,74 +102,6 @@ public sealed class CoordinationState(IDocumentStore documents, CoordinationDocu
         }, cancellationToken);
     }
 
-    // The metadata document's record of the embedding settings (the fields, named here only).
-    public const string EmbeddingModelField = "embeddingModel";
-    public const string MatchColorField = "matchColor";
-
-    // No record: the index was made before the settings were recorded, when the model was always fed luma.
-    private static EmbeddingSettings ReadEmbeddingSettings(DocumentSnapshot? metadata) =>
-        metadata?[MatchColorField] is bool matchColor
-            ? new EmbeddingSettings(metadata.GetString(EmbeddingModelField), matchColor)
-            : EmbeddingSettings.BeforeMatchColor;
-
-    private async Task<IndexState> ReadReadinessAsync(DocumentSnapshot? metadata, CancellationToken cancellationToken)
-    {
-        var status = metadata?.GetString("status");
-        if (!options.IndexNeedsBuild)
-        {
-            return await ReadImmediateIndexStateAsync(status, cancellationToken);
-        }
-
-        if (status == IndexStatus.Deployed
-            && metadata!.GetString("index") is { } index
-            && metadata.GetString("indexEndpoint") is { } endpoint
-            && metadata.GetString("publicEndpointDomainName") is { } domain)
-        {
-            return new IndexState(IndexReadiness.Deployed, status, new DeployedIndex(index, endpoint, domain));
-        }
-
-        if (status is not null)
-        {
-            return new IndexState(IndexReadiness.Preparing, status, null);
-        }
-
-        var tasks = await documents.GetAsync(paths.Tasks, cancellationToken);
-        return tasks is null
-            ? new IndexState(IndexReadiness.NotCreated, null, null)
-            : new IndexState(IndexReadiness.Preparing, null, null);
-    }
-
-    /// <summary>
-    /// INDEX_BACKEND=firestore: vectors are written to their documents and searched from the first one, so the index
-    /// always takes writes and queries (<see cref="IndexState.Deployed"/> is set whatever the status). The readiness
-    /// still tells whether a backfill ever started, so the first image of an installation without backfill starts the
-    /// one-image backfill that records INDEX_DEPLOYED, as with Vertex AI.
-    /// </summary>
-    private async Task<IndexState> ReadImmediateIndexStateAsync(string? status, CancellationToken cancellationToken)
-    {
-        var index = new DeployedIndex(paths.VectorCollection, IndexEndpoint: "", PublicEndpointDomainName: "");
-        if (status == IndexStatus.Deployed)
-        {
-            return new IndexState(IndexReadiness.Deployed, status, index);
-        }
-
-        var started = status is not null || await documents.GetAsync(paths.Tasks, cancellationToken) is not null;
-        return new IndexState(started ? IndexReadiness.Preparing : IndexReadiness.NotCreated, status, index);
-    }
-
-    /// <summary>What the tasks and metadata documents record of the installation (nulls when a document or field is missing).</summary>
-    public async Task<RecordedInstallation> ReadInstallationAsync(CancellationToken cancellationToken)
-    {
-        var tasks = await documents.GetAsync(paths.Tasks, cancellationToken);
-        var metadata = await documents.GetAsync(paths.Metadata, cancellationToken);
-        return new RecordedInstallation(
-            tasks?.GetString("runId"),
-            tasks?.GetString("status"),
-            metadata?.GetString("status"),
-            metadata?.GetString("operation"),
-            metadata?.GetString("indexEndpoint"));
-    }
-
     /// <summary>
     /// Forgets the installation: deletes the metadata and tasks documents, so the next backfill plans afresh and its
     /// DONE creates a new index (the claim finds no status). The per-image records and chunk documents below them stay
@@ -118,14 +113,126 @@ public sealed class CoordinationState(IDocumentStore documents, CoordinationDocu
         await documents.DeleteAsync(paths.Metadata, cancellationToken);
     }
 
-    public Task<DocumentSnapshot?> GetMetadataAsync(CancellationToken cancellationToken) =>
-        documents.GetAsync(paths.Metadata, cancellationToken);
-
-    public Task<DocumentSnapshot?> GetTasksAsync(CancellationToken cancellationToken) =>
-        documents.GetAsync(paths.Tasks, cancellationToken);
-
-    public Task MergeMetadataAsync(IReadOnlyDictionary<string, object?> fields, CancellationToken cancellationToken) =>
+    private Task MergeMetadataAsync(IReadOnlyDictionary<string, object?> fields, CancellationToken cancellationToken) =>
         documents.SetAsync(paths.Metadata, fields, SetMode.Merge, cancellationToken);
+
+    // ---- The backfill: tasks and enqueue documents ----
+
+    /// <summary>Backfill started: a new run of <paramref name="totalLength"/> images, PENDING, replacing any earlier run.</summary>
+    public Task StartBackfillRunAsync(long totalLength, string runId, CancellationToken cancellationToken) =>
+        documents.SetAsync(paths.Tasks, NewBackfillRunFields(totalLength, runId), SetMode.Overwrite, cancellationToken);
+
+    /// <summary>
+    /// Backfill started by the first image: a one-image run, recorded only when no run exists; false when one does
+    /// (exactly one caller wins).
+    /// </summary>
+    public Task<bool> TryStartFirstBackfillRunAsync(string runId, CancellationToken cancellationToken) =>
+        documents.CreateAsync(paths.Tasks, NewBackfillRunFields(1, runId), cancellationToken);
+
+    /// <summary>Records each chunk of a plan as PENDING with its images, in commits Firestore accepts.</summary>
+    public async Task RecordPendingChunksAsync(IReadOnlyList<BackfillChunk> chunks, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(chunks);
+        foreach (var batch in chunks.Chunk(WritesPerCommit))
+        {
+            await documents.RunTransactionAsync((tx, _) =>
+            {
+                foreach (var chunk in batch)
+                {
+                    tx.Set(paths.Enqueue(chunk.Id), PendingChunkFields(chunk.Id, chunk.Objects), SetMode.Overwrite);
+                }
+
+                return Task.FromResult(true);
+            }, cancellationToken);
+        }
+    }
+
+    /// <summary>Marks the run's plan complete: every one of its <paramref name="chunkCount"/> chunks is recorded.</summary>
+    public Task RecordPlanCompleteAsync(int chunkCount, CancellationToken cancellationToken) =>
+        documents.SetAsync(paths.Tasks, new Dictionary<string, object?> { [ChunkCountField] = (long)chunkCount }, SetMode.Merge, cancellationToken);
+
+    /// <summary>
+    /// Marks a chunk PROCESSING before its work starts; false when it was already counted, so a
+    /// redelivered task stops at once instead of embedding its images again.
+    /// </summary>
+    public Task<bool> TryBeginChunkAsync(string taskId, CancellationToken cancellationToken) =>
+        documents.RunTransactionAsync(async (tx, ct) =>
+        {
+            var path = paths.Enqueue(taskId);
+            if (ReadStatus<BackfillStatus>(await tx.GetAsync(path, ct)) is BackfillStatus.Done or BackfillStatus.Failed)
+            {
+                return false;
+            }
+
+            tx.Set(path, new Dictionary<string, object?> { [TaskIdField] = taskId, [StatusField] = StatusName(BackfillStatus.Processing) }, SetMode.Merge);
+            return true;
+        }, cancellationToken);
+
+    /// <summary>
+    /// Backfill progress: counts a finished chunk exactly once, however often its task is delivered. The chunk's
+    /// status, the progress count, the per-image records and (backfill completed: the last chunk) outputShape and the
+    /// switch to DONE commit together. Returns false when the chunk had already been counted.
+    /// </summary>
+    public Task<bool> CompleteChunkAsync(ChunkOutcome outcome, CancellationToken cancellationToken) =>
+        documents.RunTransactionAsync(async (tx, ct) =>
+        {
+            var enqueuePath = paths.Enqueue(outcome.TaskId);
+            if (ReadStatus<BackfillStatus>(await tx.GetAsync(enqueuePath, ct)) is BackfillStatus.Done or BackfillStatus.Failed)
+            {
+                return false;
+            }
+
+            var tasks = await tx.GetAsync(paths.Tasks, ct) is { } doc ? ToBackfillRun(doc) : null;
+            var total = tasks?.TotalLength ?? 0;
+            var processed = (tasks?.ProcessedLength ?? 0) + outcome.ObjectCount;
+
+            var chunkFields = new Dictionary<string, object?> { [StatusField] = StatusName(outcome.Status) };
+            if (outcome.FilePath is not null)
+            {
+                chunkFields[FilePathField] = outcome.FilePath;
+            }
+
+            if (outcome.Error is not null)
+            {
+                chunkFields[ErrorField] = outcome.Error;
+            }
+
+            tx.Set(enqueuePath, chunkFields, SetMode.Merge);
+
+            var tasksFields = new Dictionary<string, object?> { [ProcessedLengthField] = processed };
+            if (processed >= total && tasks?.Status != BackfillStatus.Done)
+            {
+                // createIndexTrigger reacts to the switch to DONE and reads outputShape: both in one commit.
+                tx.Set(paths.Metadata, new Dictionary<string, object?> { [OutputShapeField] = (long)outcome.Dimensions }, SetMode.Merge);
+                tasksFields[StatusField] = StatusName(BackfillStatus.Done);
+            }
+
+            tx.Set(paths.Tasks, tasksFields, SetMode.Merge);
+            foreach (var record in outcome.Records)
+            {
+                tx.Set(paths.Datapoint(record.ObjectName), ToFields(record), SetMode.Overwrite);
+            }
+
+            return true;
+        }, cancellationToken);
+
+    /// <summary>
+    /// The backfill run as <paramref name="change"/> left it when the change is the tasks document turning DONE (the
+    /// backfill completed); null for any other change.
+    /// </summary>
+    public BackfillRun? CompletedBackfill(DocumentChange change)
+    {
+        ArgumentNullException.ThrowIfNull(change);
+        if (change.Path != paths.Tasks || change.After is not { } after
+            || ReadStatus<BackfillStatus>(after) != BackfillStatus.Done || ReadStatus<BackfillStatus>(change.Before) == BackfillStatus.Done)
+        {
+            return null;
+        }
+
+        return ToBackfillRun(after);
+    }
+
+    // ---- The index: the metadata document ----
 
     /// <summary>
     /// Claims the creation of the index for exactly one caller: the one that finds no index status yet, or a
@@ -136,17 +243,18 @@ public sealed class CoordinationState(IDocumentStore documents, CoordinationDocu
     public Task<IndexCreationClaim> ClaimIndexCreationAsync(TimeSpan staleAfter, CancellationToken cancellationToken) =>
         documents.RunTransactionAsync(async (tx, ct) =>
         {
-            var metadata = await tx.GetAsync(paths.Metadata, ct);
+            var doc = await tx.GetAsync(paths.Metadata, ct);
+            var metadata = doc is null ? null : ToIndexMetadata(doc);
             var now = clock.GetUtcNow();
-            if (metadata?.GetString("status") is not null)
+            // Any status, even one this version does not know, means the creation is past its claim.
+            if (doc?.GetString(StatusField) is not null)
             {
-                var unrecorded = metadata.GetString("status") == IndexStatus.Building && metadata.GetString("operation") is null;
-                if (!unrecorded)
+                if (!metadata!.CreationUnrecorded)
                 {
                     return new IndexCreationClaim(IndexCreationClaimOutcome.AlreadyCreated, null);
                 }
 
-                var abandoned = metadata["indexCreationClaimedAt"] is not DateTimeOffset claimedAt || now - claimedAt > staleAfter;
+                var abandoned = metadata.CreationClaimedAt is not { } claimedAt || now - claimedAt > staleAfter;
                 if (!abandoned)
                 {
                     return new IndexCreationClaim(IndexCreationClaimOutcome.HeldByAnother, null);
@@ -156,34 +264,41 @@ public sealed class CoordinationState(IDocumentStore documents, CoordinationDocu
             var token = Guid.NewGuid().ToString("N");
             tx.Set(paths.Metadata, new Dictionary<string, object?>
             {
-                ["status"] = IndexStatus.Building,
-                ["indexCreationClaimedAt"] = now,
-                ["indexCreationClaim"] = token,
+                [StatusField] = StatusName(IndexStatus.Building),
+                [CreationClaimedAtField] = now,
+                [CreationClaimField] = token,
             }, SetMode.Merge);
             return new IndexCreationClaim(IndexCreationClaimOutcome.Claimed, token);
         }, cancellationToken);
 
     /// <summary>
-    /// Records the operation of the index creation <paramref name="claim"/> started: {status: INDEX_BUILDING,
+    /// Index creation started: records the operation <paramref name="claim"/> started, {status: INDEX_BUILDING,
     /// operation}. False, recording nothing, when the claim was taken over meanwhile (this holder was too slow
     /// and another delivery created the index): the later holder's index is the one used.
     /// </summary>
     public Task<bool> RecordIndexCreationAsync(string claim, string operation, CancellationToken cancellationToken) =>
         documents.RunTransactionAsync(async (tx, ct) =>
         {
-            var metadata = await tx.GetAsync(paths.Metadata, ct);
-            if (metadata?.GetString("indexCreationClaim") != claim || metadata.GetString("operation") is not null)
+            var metadata = await tx.GetAsync(paths.Metadata, ct) is { } doc ? ToIndexMetadata(doc) : null;
+            if (metadata?.CreationClaim != claim || metadata.Operation is not null)
             {
                 return false;
             }
 
             tx.Set(paths.Metadata, new Dictionary<string, object?>
             {
-                ["status"] = IndexStatus.Building,
-                ["operation"] = operation,
+                [StatusField] = StatusName(IndexStatus.Building),
+                [OperationField] = operation,
             }, SetMode.Merge);
             return true;
         }, cancellationToken);
+
+    /// <summary>
+    /// Endpoint recorded: {index, indexEndpoint}, as soon as the endpoint exists, so a redelivered event deploys to it
+    /// instead of creating another.
+    /// </summary>
+    public Task RecordIndexEndpointAsync(string index, string indexEndpoint, CancellationToken cancellationToken) =>
+        MergeMetadataAsync(new Dictionary<string, object?> { [IndexField] = index, [IndexEndpointField] = indexEndpoint }, cancellationToken);
 
     /// <summary>
     /// Records that the index was sent for deployment: {index, indexEndpoint, status: INDEX_DEPLOYING}, unless
@@ -194,25 +309,41 @@ public sealed class CoordinationState(IDocumentStore documents, CoordinationDocu
         documents.RunTransactionAsync(async (tx, ct) =>
         {
             var metadata = await tx.GetAsync(paths.Metadata, ct);
-            var fields = new Dictionary<string, object?> { ["index"] = index, ["indexEndpoint"] = indexEndpoint };
-            if (metadata?.GetString("status") != IndexStatus.Deployed)
+            var fields = new Dictionary<string, object?> { [IndexField] = index, [IndexEndpointField] = indexEndpoint };
+            if (ReadStatus<IndexStatus>(metadata) != IndexStatus.Deployed)
             {
-                fields["status"] = IndexStatus.Deploying;
+                fields[StatusField] = StatusName(IndexStatus.Deploying);
             }
 
             tx.Set(paths.Metadata, fields, SetMode.Merge);
             return true;
         }, cancellationToken);
 
-    /// <summary>Makes an error visible where users look: the metadata document's "error" field.</summary>
+    /// <summary>Deployed (Vertex AI): {status: INDEX_DEPLOYED, publicEndpointDomainName}, the operation dropped.</summary>
+    public Task RecordDeployedAsync(string publicEndpointDomainName, CancellationToken cancellationToken) =>
+        RecordDeployedWithAsync(PublicEndpointDomainNameField, publicEndpointDomainName, cancellationToken);
+
+    /// <summary>Deployed (INDEX_BACKEND=firestore, nothing to deploy): {status: INDEX_DEPLOYED, index}, the operation dropped.</summary>
+    public Task RecordVectorIndexReadyAsync(string index, CancellationToken cancellationToken) =>
+        RecordDeployedWithAsync(IndexField, index, cancellationToken);
+
+    private Task RecordDeployedWithAsync(string field, string value, CancellationToken cancellationToken) =>
+        MergeMetadataAsync(new Dictionary<string, object?>
+        {
+            [StatusField] = StatusName(IndexStatus.Deployed),
+            [field] = value,
+            [OperationField] = FieldDelete.Value,
+        }, cancellationToken);
+
+    /// <summary>Failed: makes an error visible where users look, the metadata document's "error" field.</summary>
     public Task RecordErrorAsync(string functionName, string message, CancellationToken cancellationToken) =>
         MergeMetadataAsync(new Dictionary<string, object?>
         {
-            ["error"] = new Dictionary<string, object?>
+            [ErrorField] = new Dictionary<string, object?>
             {
-                ["function"] = functionName,
-                ["message"] = message,
-                ["time"] = clock.GetUtcNow(),
+                [ErrorFunctionField] = functionName,
+                [ErrorMessageField] = message,
+                [ErrorTimeField] = clock.GetUtcNow(),
             },
         }, cancellationToken);
 
@@ -235,10 +366,12 @@ public sealed class CoordinationState(IDocumentStore documents, CoordinationDocu
         }
     }
 
+    // ---- The per-image records ----
+
     public async Task<DatapointRecord?> GetDatapointRecordAsync(string objectName, CancellationToken cancellationToken)
     {
         var doc = await documents.GetAsync(paths.Datapoint(objectName), cancellationToken);
-        return doc is null ? null : ToRecord(objectName, doc);
+        return doc is null ? null : ToDatapointRecord(objectName, doc);
     }
 
     public Task SaveDatapointRecordAsync(DatapointRecord record, CancellationToken cancellationToken) =>
@@ -246,111 +379,14 @@ public sealed class CoordinationState(IDocumentStore documents, CoordinationDocu
 
     public Task DeleteDatapointRecordAsync(string objectName, CancellationToken cancellationToken) =>
         documents.DeleteAsync(paths.Datapoint(objectName), cancellationToken);
-
-    /// <summary>
-    /// Marks a chunk PROCESSING before its work starts; false when it was already counted, so a
-    /// redelivered task stops at once instead of embedding its images again.
-    /// </summary>
-    public Task<bool> TryBeginChunkAsync(string taskId, CancellationToken cancellationToken) =>
-        documents.RunTransactionAsync(async (tx, ct) =>
-        {
-            var path = paths.Enqueue(taskId);
-            var chunk = await tx.GetAsync(path, ct);
-            if (chunk?.GetString("status") is BackfillStatus.Done or BackfillStatus.Failed)
-            {
-                return false;
-            }
-
-            tx.Set(path, new Dictionary<string, object?> { ["taskId"] = taskId, ["status"] = BackfillStatus.Processing }, SetMode.Merge);
-            return true;
-        }, cancellationToken);
-
-    /// <summary>
-    /// Counts a finished backfill chunk exactly once, however often its task is delivered: the chunk's
-    /// status, the progress count, the per-image records and (for the last chunk) outputShape and the
-    /// switch to DONE commit together. Returns false when the chunk had already been counted.
-    /// </summary>
-    public Task<bool> CompleteChunkAsync(ChunkOutcome outcome, CancellationToken cancellationToken) =>
-        documents.RunTransactionAsync(async (tx, ct) =>
-        {
-            var enqueuePath = paths.Enqueue(outcome.TaskId);
-            var chunk = await tx.GetAsync(enqueuePath, ct);
-            if (chunk?.GetString("status") is BackfillStatus.Done or BackfillStatus.Failed)
-            {
-                return false;
-            }
-
-            var tasks = await tx.GetAsync(paths.Tasks, ct);
-            var total = tasks?.GetInt64("totalLength") ?? 0;
-            var processed = (tasks?.GetInt64("processedLength") ?? 0) + outcome.ObjectCount;
-
-            var chunkFields = new Dictionary<string, object?> { ["status"] = outcome.Status };
-            if (outcome.FilePath is not null)
-            {
-                chunkFields["filePath"] = outcome.FilePath;
-            }
-
-            if (outcome.Error is not null)
-            {
-                chunkFields["error"] = outcome.Error;
-            }
-
-            tx.Set(enqueuePath, chunkFields, SetMode.Merge);
-
-            var tasksFields = new Dictionary<string, object?> { ["processedLength"] = processed };
-            if (processed >= total && tasks?.GetString("status") != BackfillStatus.Done)
-            {
-                // createIndexTrigger reacts to the switch to DONE and reads outputShape: both in one commit.
-                tx.Set(paths.Metadata, new Dictionary<string, object?> { ["outputShape"] = (long)outcome.Dimensions }, SetMode.Merge);
-                tasksFields["status"] = BackfillStatus.Done;
-            }
-
-            tx.Set(paths.Tasks, tasksFields, SetMode.Merge);
-            foreach (var record in outcome.Records)
-            {
-                tx.Set(paths.Datapoint(record.ObjectName), ToFields(record), SetMode.Overwrite);
-            }
-
-            return true;
-        }, cancellationToken);
-
-    private static Dictionary<string, object?> ToFields(DatapointRecord record) => new()
-    {
-        ["path"] = record.ObjectName,
-        ["status"] = record.Status,
-        ["md5Hash"] = record.Md5Hash,
-        ["generation"] = record.Generation,
-        ["reason"] = record.Reason,
-    };
-
-    /// <summary>A per-image record read from a listing of <see cref="CoordinationDocuments.Datapoints"/>.</summary>
-    public static DatapointRecord ReadDatapointRecord(DocumentSnapshot doc) =>
-        ToRecord(doc.GetString("path") ?? Uri.UnescapeDataString(doc.Path[(doc.Path.LastIndexOf('/') + 1)..]), doc);
-
-    /// <summary>The status (DONE, FAILED, ...) and error of a backfill chunk read from a listing of <see cref="CoordinationDocuments.Enqueues"/>.</summary>
-    public static (string? Status, string? Error) ReadChunk(DocumentSnapshot doc) => (doc.GetString("status"), doc.GetString("error"));
-
-    private static DatapointRecord ToRecord(string objectName, DocumentSnapshot doc) => new(
-        objectName,
-        doc.GetString("status") ?? DatapointRecord.Skipped,
-        doc.GetString("md5Hash"),
-        doc.GetInt64("generation") ?? 0,
-        doc.GetString("reason"));
 }
-
-/// <param name="BackfillRunId">The tasks document's runId: the install task that planned the backfill.</param>
-/// <param name="BackfillStatus">The tasks document's status (PENDING, DONE).</param>
-/// <param name="IndexStatus">The metadata document's status (INDEX_BUILDING, INDEX_DEPLOYING, INDEX_DEPLOYED).</param>
-/// <param name="Operation">The index creation's operation, while the index builds.</param>
-/// <param name="IndexEndpoint">The endpoint the index is deployed (or being deployed) to.</param>
-public sealed record RecordedInstallation(string? BackfillRunId, string? BackfillStatus, string? IndexStatus, string? Operation, string? IndexEndpoint);
 
 /// <param name="Status">DONE, or FAILED when the chunk ran out of attempts.</param>
 /// <param name="ObjectCount">Images in the chunk, embedded or skipped: progress counts images as the original does.</param>
 /// <param name="Records">What happened to each image of the chunk.</param>
 public sealed record ChunkOutcome(
     string TaskId,
-    string Status,
+    BackfillStatus Status,
     int ObjectCount,
     int Dimensions,
     string? FilePath,

@@ -44,7 +44,7 @@ public sealed partial class DatapointSync(
     public async Task<bool> IsAlreadyIndexedAsync(string objectName, string? md5Hash, CancellationToken cancellationToken)
     {
         var record = await state.GetDatapointRecordAsync(objectName, cancellationToken);
-        return record is { Status: DatapointRecord.Indexed } && record.IsCurrentFor(md5Hash);
+        return record is { Status: DatapointStatus.Indexed } && record.IsCurrentFor(md5Hash);
     }
 
     public async Task SyncAsync(DeployedIndex index, string objectName, CancellationToken cancellationToken)
@@ -138,7 +138,7 @@ public sealed partial class DatapointSync(
         {
             // An unusable file must not linger in the index under a name whose content changed.
             await vectorIndex.RemoveDatapointsAsync(index, [objectName], cancellationToken);
-            var skipped = new DatapointRecord(objectName, DatapointRecord.Skipped, current.Md5Hash, current.Generation, rejection);
+            var skipped = new DatapointRecord(objectName, DatapointStatus.Skipped, current.Md5Hash, current.Generation, rejection);
             await state.SaveDatapointRecordAsync(skipped, cancellationToken);
             Telemetry.CountImage(skipped);
             LogSkipped(logger, objectName, rejection!);
@@ -146,7 +146,7 @@ public sealed partial class DatapointSync(
         }
 
         await vectorIndex.UpsertDatapointsAsync(index, [IndexDatapoint.ForImage(objectName, vector)], cancellationToken);
-        var indexed = new DatapointRecord(objectName, DatapointRecord.Indexed, current.Md5Hash, current.Generation, null);
+        var indexed = new DatapointRecord(objectName, DatapointStatus.Indexed, current.Md5Hash, current.Generation, null);
         await state.SaveDatapointRecordAsync(indexed, cancellationToken);
         Telemetry.CountImage(indexed);
         LogUpserted(logger, objectName);

@@ -5,7 +5,7 @@ namespace ReverseImageSearch.Core.Coordination;
 /// <summary>
 /// What an index's vectors were made with: the model and MATCH_COLOR. Vectors made with other settings live in
 /// another space (a colour vector and a luma vector of the same picture are not near each other), so the metadata
-/// document records these when a backfill starts and <see cref="CoordinationState.ReadIndexStateAsync"/> compares them
+/// document records these when a backfill starts and <see cref="CoordinationState.ReadIndexAvailabilityAsync"/> compares them
 /// with the running settings: a query against vectors made otherwise is refused instead of answered with nonsense.
 /// </summary>
 /// <param name="Model">MODEL_URL, or the bundled model and its precision; null when not recorded (an index made

@@ -24,7 +24,7 @@ public sealed partial class IndexGate(
     /// </summary>
     public async Task<DeployedIndex?> PassOrDeferAsync(DatapointWrite write, CancellationToken cancellationToken)
     {
-        var index = await state.ReadIndexStateAsync(cancellationToken);
+        var index = await state.ReadIndexAvailabilityAsync(cancellationToken);
         switch (index.Readiness)
         {
             case var _ when index.EmbeddingMismatch is { } mismatch:

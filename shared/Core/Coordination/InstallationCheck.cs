@@ -35,24 +35,25 @@ public sealed partial class InstallationCheck(
 {
     public async Task<InstallPlan> PlanAsync(CancellationToken cancellationToken)
     {
-        var recorded = await state.ReadInstallationAsync(cancellationToken);
-        if (options.IndexNeedsBuild && await VanishedAsync(recorded, cancellationToken) is { } gone)
+        var run = await state.ReadBackfillRunAsync(cancellationToken);
+        var metadata = await state.ReadMetadataAsync(cancellationToken);
+        if (options.IndexNeedsBuild && metadata is not null && await VanishedAsync(metadata, cancellationToken) is { } gone)
         {
-            LogStartingOver(logger, gone, recorded.IndexStatus);
+            LogStartingOver(logger, gone, metadata.Status is { } status ? CoordinationState.StatusName(status) : null);
             await state.ResetAsync(cancellationToken);
             return new InstallPlan(InstallAction.Start, null);
         }
 
-        return recorded.BackfillStatus switch
+        return run?.Status switch
         {
             null => new InstallPlan(InstallAction.Start, null),
             BackfillStatus.Done => new InstallPlan(InstallAction.Keep, null),
-            _ => new InstallPlan(InstallAction.Resume, recorded.BackfillRunId),
+            _ => new InstallPlan(InstallAction.Resume, run.RunId),
         };
     }
 
     /// <summary>The recorded Vertex AI resource that no longer exists, or null when all that is recorded exists.</summary>
-    private async Task<string?> VanishedAsync(RecordedInstallation recorded, CancellationToken cancellationToken)
+    private async Task<string?> VanishedAsync(IndexMetadata recorded, CancellationToken cancellationToken)
     {
         var asked = recorded.IndexEndpoint ?? recorded.Operation;
         try
@@ -60,7 +61,7 @@ public sealed partial class InstallationCheck(
             if (recorded.IndexEndpoint is { } endpoint)
             {
                 var found = await vectorIndex.GetIndexEndpointAsync(endpoint, cancellationToken);
-                return recorded.IndexStatus == IndexStatus.Deployed && !found.DeployedIndexIds.Contains(options.DeployedIndexId)
+                return recorded.Status == IndexStatus.Deployed && !found.DeployedIndexIds.Contains(options.DeployedIndexId)
                     ? $"{options.DeployedIndexId} on {endpoint}"
                     : null;
             }

@@ -68,7 +68,4 @@ public sealed class DocumentSnapshot(string path, IReadOnlyDictionary<string, ob
         double d when d == Math.Floor(d) => (long)d,
         _ => null,
     };
-
-    public IReadOnlyList<string> GetStrings(string field) =>
-        this[field] is IReadOnlyList<object?> list ? list.OfType<string>().ToArray() : [];
 }

@@ -70,7 +70,7 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
 
         Directory.CreateDirectory(_dataDirectory);
         _state = LocalVectorIndexState.Load(_statePath);
-        foreach (var index in _state.Indexes.Values.Where(index => index.State == IndexState.Ready))
+        foreach (var index in _state.Indexes.Values.Where(index => index.State == IndexBuildPhase.Ready))
         {
             _openIndexes[index.Name] = OpenIndex(index);
         }
@@ -86,7 +86,7 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
         lock (_gate)
         {
             var index = $"{_parent}/indexes/{NewId()}";
-            _state.Indexes[index] = new IndexRecord(index, definition, IndexState.Building);
+            _state.Indexes[index] = new IndexRecord(index, definition, IndexBuildPhase.Building);
             operation = AddOperation(OperationKind.CreateIndex, index, done: false);
             SaveState();
         }
@@ -145,7 +145,7 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
         {
             var endpoint = FindEndpoint(indexEndpoint);
             var index = _state.Indexes.TryGetValue(deployedIndex.Index, out var found) ? found : throw NotFound($"Index {deployedIndex.Index} does not exist.");
-            if (index.State != IndexState.Ready)
+            if (index.State != IndexBuildPhase.Ready)
             {
                 throw FailedPrecondition($"Index {index.Name} is still being created.");
             }
@@ -342,7 +342,7 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
 
             if (error is null)
             {
-                _state.Indexes[index.Name] = index with { State = IndexState.Ready };
+                _state.Indexes[index.Name] = index with { State = IndexBuildPhase.Ready };
                 _openIndexes[index.Name] = vectors!;
                 _state.Operations[operationName] = operation with { Done = true, Response = NameResponse(index.Name) };
             }
@@ -513,7 +513,7 @@ public sealed partial class LocalVectorIndexService : IVectorIndexService, IAsyn
         lock (_gate)
         {
             var record = _state.Indexes.TryGetValue(index, out var found) ? found : throw NotFound($"Index {index} does not exist.");
-            return record.State == IndexState.Ready
+            return record.State == IndexBuildPhase.Ready
                 ? _openIndexes[index]
                 : throw FailedPrecondition($"Index {index} is still being created.");
         }

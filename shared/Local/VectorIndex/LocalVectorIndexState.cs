@@ -7,8 +7,9 @@ using ReverseImageSearch.Local.Storage;
 
 namespace ReverseImageSearch.Local.VectorIndex;
 
-[JsonConverter(typeof(JsonStringEnumConverter<IndexState>))]
-internal enum IndexState
+/// <summary>Where a local index is: its vectors being loaded from the datapoint files, or ready for queries.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<IndexBuildPhase>))]
+internal enum IndexBuildPhase
 {
     Building,
     Ready,
@@ -25,7 +26,7 @@ internal enum OperationKind
 internal sealed record IndexRecord(
     string Name,
     [property: JsonConverter(typeof(StoredIndexDefinitionConverter))] IndexDefinition Definition,
-    IndexState State);
+    IndexBuildPhase State);
 
 /// <summary>
 /// An index definition as the state file holds it. A file written before the definition was typed holds the

@@ -145,9 +145,10 @@ internal sealed class FaultBed : IDisposable
         await using var provider = services.BuildServiceProvider();
         var options = provider.GetRequiredService<ExtensionOptions>();
         var state = provider.GetRequiredService<CoordinationState>();
-        var tasks = await state.GetTasksAsync(CancellationToken.None);
-        var metadata = await state.GetMetadataAsync(CancellationToken.None);
-        var index = await state.ReadIndexStateAsync(CancellationToken.None);
+        var documents = provider.GetRequiredService<IDocumentStore>();
+        var tasks = await documents.GetAsync(state.Paths.Tasks, CancellationToken.None);
+        var metadata = await documents.GetAsync(state.Paths.Metadata, CancellationToken.None);
+        var index = await state.ReadIndexAvailabilityAsync(CancellationToken.None);
         IReadOnlyList<string> ids = [];
         if (index.Deployed is { } deployed)
         {
@@ -163,7 +164,7 @@ internal sealed class FaultBed : IDisposable
         foreach (var name in ImageNames())
         {
             var record = await state.GetDatapointRecordAsync(name, CancellationToken.None);
-            md5[name] = record?.Status == DatapointRecord.Indexed ? record.Md5Hash : null;
+            md5[name] = record?.Status == DatapointStatus.Indexed ? record.Md5Hash : null;
         }
 
         return new FaultOutcome(

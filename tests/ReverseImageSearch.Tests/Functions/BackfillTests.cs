@@ -21,9 +21,9 @@ public class BackfillTests
         await using var stack = await LocalStackHarness.Create(imageCount: 7, new Dictionary<string, string?> { ["BATCH_SIZE"] = "2" }).StartAsync(run: false);
         await stack.Services.GetRequiredService<BackfillTrigger>().HandleAsync(Trigger, CancellationToken.None);
 
-        var tasks = await stack.State.GetTasksAsync(CancellationToken.None);
+        var tasks = await stack.TasksDocumentAsync();
         Assert.That(tasks!.GetInt64("totalLength"), Is.EqualTo(7));
-        Assert.That(tasks.GetString("status"), Is.EqualTo(BackfillStatus.Pending));
+        Assert.That(tasks.GetString("status"), Is.EqualTo("PENDING"));
         var chunks = await ChunksAsync(stack, 4);
         Assert.That(chunks.Select(c => c.Objects.Count), Is.EqualTo(new[] { 2, 2, 2, 1 }));
         Assert.That(chunks.SelectMany(c => c.Objects), Is.EquivalentTo(LocalStackHarness.SampleNames.Take(7)));
@@ -43,7 +43,7 @@ public class BackfillTests
 
         await trigger.HandleAsync(Trigger with { RetryCount = 1 }, CancellationToken.None);
 
-        var tasks = await stack.State.GetTasksAsync(CancellationToken.None);
+        var tasks = await stack.TasksDocumentAsync();
         Assert.That(tasks!.GetInt64("processedLength"), Is.EqualTo(2), "progress survives the redelivery");
         var stats = await stack.Services.GetRequiredService<SqliteTaskQueue>().GetStatsAsync();
         Assert.That(stats.Queues[BackfillCoordinator.BackfillTaskFunction].PendingDue, Is.EqualTo(2), "the de-duplicated tasks are not enqueued twice");
@@ -67,10 +67,10 @@ public class BackfillTests
         await trigger.HandleAsync(Trigger with { RetryCount = 1 }, CancellationToken.None);
         await RunQueuedChunksAsync(stack);
 
-        var tasks = await stack.State.GetTasksAsync(CancellationToken.None);
+        var tasks = await stack.TasksDocumentAsync();
         Assert.That(tasks!.GetInt64("processedLength"), Is.EqualTo(tasks.GetInt64("totalLength")));
         Assert.That(tasks.GetInt64("totalLength"), Is.EqualTo(4), "the plan of the first delivery");
-        Assert.That(tasks.GetString("status"), Is.EqualTo(BackfillStatus.Done));
+        Assert.That(tasks.GetString("status"), Is.EqualTo("DONE"));
     }
 
     /// <summary>
@@ -96,11 +96,11 @@ public class BackfillTests
         await trigger.HandleAsync(Trigger with { RetryCount = 1 }, CancellationToken.None);
         await RunQueuedChunksAsync(stack);
 
-        var tasks = await stack.State.GetTasksAsync(CancellationToken.None);
-        Assert.That(tasks!.GetString("status"), Is.EqualTo(BackfillStatus.Done));
+        var tasks = await stack.TasksDocumentAsync();
+        Assert.That(tasks!.GetString("status"), Is.EqualTo("DONE"));
         Assert.That(tasks.GetInt64("processedLength"), Is.EqualTo(tasks.GetInt64("totalLength")));
         var deleted = await stack.State.GetDatapointRecordAsync(LocalStackHarness.SampleNames[0], CancellationToken.None);
-        Assert.That(deleted?.Status, Is.EqualTo(DatapointRecord.Skipped), "an image of the plan deleted since is skipped, not lost from the count");
+        Assert.That(deleted?.Status, Is.EqualTo(DatapointStatus.Skipped), "an image of the plan deleted since is skipped, not lost from the count");
     }
 
     /// <summary>deploy.sh run again enqueues a new install task (another name): the backfill under way goes on.</summary>
@@ -116,7 +116,7 @@ public class BackfillTests
 
         await trigger.HandleAsync(Trigger with { TaskName = "second-install-task" }, CancellationToken.None);
 
-        var tasks = await stack.State.GetTasksAsync(CancellationToken.None);
+        var tasks = await stack.TasksDocumentAsync();
         var filesAfter = await DatapointFilesAsync(stack);
         Assert.Multiple(() =>
         {
@@ -134,18 +134,18 @@ public class BackfillTests
         var trigger = stack.Services.GetRequiredService<BackfillTrigger>();
         await trigger.HandleAsync(Trigger, CancellationToken.None);
         await stack.Services.GetRequiredService<BackfillTask>().HandleAsync(Delivery((await ChunksAsync(stack, 1))[0]), CancellationToken.None);
-        var before = await stack.State.GetTasksAsync(CancellationToken.None);
-        Assert.That(before!.GetString("status"), Is.EqualTo(BackfillStatus.Done));
+        var before = await stack.TasksDocumentAsync();
+        Assert.That(before!.GetString("status"), Is.EqualTo("DONE"));
         var files = await DatapointFilesAsync(stack);
 
         await trigger.HandleAsync(Trigger with { TaskName = "second-install-task" }, CancellationToken.None);
 
-        var after = await stack.State.GetTasksAsync(CancellationToken.None);
+        var after = await stack.TasksDocumentAsync();
         var filesAfter = await DatapointFilesAsync(stack);
         Assert.Multiple(() =>
         {
             Assert.That(after!.GetString("runId"), Is.EqualTo(Trigger.TaskName));
-            Assert.That(after.GetString("status"), Is.EqualTo(BackfillStatus.Done), "not started again");
+            Assert.That(after.GetString("status"), Is.EqualTo("DONE"), "not started again");
             Assert.That(after.UpdateTime, Is.EqualTo(before.UpdateTime), "not written at all");
             Assert.That(filesAfter, Is.EqualTo(files));
         });
@@ -161,11 +161,11 @@ public class BackfillTests
         await using var stack = await LocalStackHarness.Create(imageCount: 3, new Dictionary<string, string?> { ["BATCH_SIZE"] = "2" }).StartAsync(run: false);
         await stack.Documents.SetAsync(stack.State.Paths.Tasks, new Dictionary<string, object?>
         {
-            ["status"] = BackfillStatus.Done, ["runId"] = "old-install", ["totalLength"] = 3L, ["processedLength"] = 3L,
+            ["status"] = "DONE", ["runId"] = "old-install", ["totalLength"] = 3L, ["processedLength"] = 3L,
         }, SetMode.Overwrite);
         await stack.Documents.SetAsync(stack.State.Paths.Metadata, new Dictionary<string, object?>
         {
-            ["status"] = IndexStatus.Deployed,
+            ["status"] = "INDEX_DEPLOYED",
             ["index"] = "projects/p/locations/us-central1/indexes/deleted",
             ["indexEndpoint"] = "projects/p/locations/us-central1/indexEndpoints/deleted",
             ["publicEndpointDomainName"] = "deleted.vdb.vertexai.goog",
@@ -173,17 +173,17 @@ public class BackfillTests
 
         await stack.Services.GetRequiredService<BackfillTrigger>().HandleAsync(Trigger, CancellationToken.None);
 
-        var tasks = await stack.State.GetTasksAsync(CancellationToken.None);
-        var metadata = await stack.State.GetMetadataAsync(CancellationToken.None);
+        var tasks = await stack.TasksDocumentAsync();
+        var metadata = await stack.MetadataDocumentAsync();
         Assert.Multiple(() =>
         {
             Assert.That(metadata?.GetString("status"), Is.Null, "the stale INDEX_DEPLOYED is gone");
             Assert.That(metadata?.GetString("indexEndpoint"), Is.Null, "and the deleted endpoint with it");
             Assert.That(tasks!.GetString("runId"), Is.EqualTo(Trigger.TaskName), "a new backfill");
-            Assert.That(tasks.GetString("status"), Is.EqualTo(BackfillStatus.Pending));
+            Assert.That(tasks.GetString("status"), Is.EqualTo("PENDING"));
             Assert.That(tasks.GetInt64("processedLength"), Is.Zero);
         });
-        var readiness = (await stack.State.ReadIndexStateAsync(CancellationToken.None)).Readiness;
+        var readiness = (await stack.State.ReadIndexAvailabilityAsync(CancellationToken.None)).Readiness;
         Assert.That(readiness, Is.EqualTo(IndexReadiness.Preparing), "writes wait for the new index instead of going to the deleted one");
     }
 
@@ -209,14 +209,14 @@ public class BackfillTests
         // Every chunk twice, all at once: at-least-once delivery at its worst.
         await Task.WhenAll(chunks.Concat(chunks).Select(c => task.HandleAsync(Delivery(c), CancellationToken.None)));
 
-        var tasks = await stack.State.GetTasksAsync(CancellationToken.None);
+        var tasks = await stack.TasksDocumentAsync();
         Assert.That(tasks!.GetInt64("processedLength"), Is.EqualTo(9));
-        Assert.That(tasks.GetString("status"), Is.EqualTo(BackfillStatus.Done));
-        var metadata = await stack.State.GetMetadataAsync(CancellationToken.None);
+        Assert.That(tasks.GetString("status"), Is.EqualTo("DONE"));
+        var metadata = await stack.MetadataDocumentAsync();
         Assert.That(metadata!.GetInt64("outputShape"), Is.EqualTo(1280));
 
         var doneTransitions = await DocumentEventsAsync(stack)
-            .CountAsync(c => c.After?.GetString("status") == BackfillStatus.Done && c.Before?.GetString("status") != BackfillStatus.Done);
+            .CountAsync(c => c.After?.GetString("status") == "DONE" && c.Before?.GetString("status") != "DONE");
         Assert.That(doneTransitions, Is.EqualTo(1), "exactly one update switches the status to DONE");
     }
 
@@ -238,10 +238,10 @@ public class BackfillTests
         await task.HandleAsync(Delivery(chunks[1]), CancellationToken.None);
 
         var failed = await stack.Documents.GetAsync(stack.State.Paths.Enqueue(chunks[0].Id));
-        Assert.That(failed!.GetString("status"), Is.EqualTo(BackfillStatus.Failed));
+        Assert.That(failed!.GetString("status"), Is.EqualTo("FAILED"));
         Assert.That(failed.GetString("error"), Does.Contain("disk on fire"));
-        var tasks = await stack.State.GetTasksAsync(CancellationToken.None);
-        Assert.That(tasks!.GetString("status"), Is.EqualTo(BackfillStatus.Done));
+        var tasks = await stack.TasksDocumentAsync();
+        Assert.That(tasks!.GetString("status"), Is.EqualTo("DONE"));
         Assert.That(tasks.GetInt64("processedLength"), Is.EqualTo(4));
     }
 
@@ -261,13 +261,13 @@ public class BackfillTests
         foreach (var (name, _) in BadImages.All(valid))
         {
             var record = await stack.State.GetDatapointRecordAsync("bad/" + name, CancellationToken.None);
-            Assert.That(record?.Status, Is.EqualTo(DatapointRecord.Skipped), name);
+            Assert.That(record?.Status, Is.EqualTo(DatapointStatus.Skipped), name);
             Assert.That(record!.Reason, Is.Not.Empty, name);
         }
 
         var good = LocalStackHarness.SampleNames[2];
         Assert.That(await stack.NearestAsync(LocalStackHarness.SampleBytes(good)), Is.EqualTo(good));
-        Assert.That((await stack.State.GetTasksAsync(CancellationToken.None))!.GetInt64("processedLength"), Is.EqualTo(7));
+        Assert.That((await stack.TasksDocumentAsync())!.GetInt64("processedLength"), Is.EqualTo(7));
     }
 
     /// <summary>Delivers every backfillTask the queue holds, once each, as the dispatcher would.</summary>
@@ -291,8 +291,8 @@ public class BackfillTests
             var id = stack.State.Paths.BackfillTaskId(n);
             var doc = await stack.Documents.GetAsync(stack.State.Paths.Enqueue(id));
             Assert.That(doc, Is.Not.Null, $"enqueue document {id}");
-            Assert.That(doc!.GetString("status"), Is.EqualTo(BackfillStatus.Pending));
-            chunks.Add(new BackfillChunk(id, stack.Options.ImageBucket, doc.GetStrings("objects")));
+            Assert.That(doc!.GetString("status"), Is.EqualTo("PENDING"));
+            chunks.Add(new BackfillChunk(id, stack.Options.ImageBucket, CoordinationState.ReadBackfillChunk(doc).Objects));
         }
 
         Assert.That(await stack.Documents.GetAsync(stack.State.Paths.Enqueue(stack.State.Paths.BackfillTaskId(count + 1))), Is.Null);

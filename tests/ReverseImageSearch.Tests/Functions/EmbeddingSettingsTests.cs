@@ -49,21 +49,21 @@ public sealed class EmbeddingSettingsTests
         await using var stack = LocalStackHarness.Create(imageCount: 3, new Dictionary<string, string?> { ["MATCH_COLOR"] = "false" });
         await stack.StartAsync();
         await stack.WaitUntilDeployedAsync();
-        Assert.That((await stack.State.ReadIndexStateAsync(CancellationToken.None)).EmbeddingMismatch, Is.Null);
+        Assert.That((await stack.State.ReadIndexAvailabilityAsync(CancellationToken.None)).EmbeddingMismatch, Is.Null);
 
         // An installation from before MATCH_COLOR: the metadata document names no settings.
-        var metadata = await stack.State.GetMetadataAsync(CancellationToken.None);
-        Assert.That(metadata![CoordinationState.MatchColorField], Is.False, "the backfill recorded the settings");
+        var metadata = await stack.MetadataDocumentAsync();
+        Assert.That(metadata!["matchColor"], Is.False, "the backfill recorded the settings");
         await stack.Documents.SetAsync(stack.State.Paths.Metadata, new Dictionary<string, object?>
         {
-            [CoordinationState.MatchColorField] = FieldDelete.Value,
-            [CoordinationState.EmbeddingModelField] = FieldDelete.Value,
+            ["matchColor"] = FieldDelete.Value,
+            ["embeddingModel"] = FieldDelete.Value,
         }, SetMode.Merge, CancellationToken.None);
 
-        Assert.That((await stack.State.ReadIndexStateAsync(CancellationToken.None)).EmbeddingMismatch, Is.Null, "luma vectors under MATCH_COLOR=false");
+        Assert.That((await stack.State.ReadIndexAvailabilityAsync(CancellationToken.None)).EmbeddingMismatch, Is.Null, "luma vectors under MATCH_COLOR=false");
         stack.Settings["MATCH_COLOR"] = "true";
         await stack.RestartAsync();
-        var state = await stack.State.ReadIndexStateAsync(CancellationToken.None);
+        var state = await stack.State.ReadIndexAvailabilityAsync(CancellationToken.None);
         Assert.That(state.EmbeddingMismatch, Does.Contain("MATCH_COLOR=false (now true)"));
         var refused = Assert.ThrowsAsync<FunctionException>(() => stack.CallQueryAsync(
             new JsonObject { ["query"] = new JsonArray(Convert.ToBase64String(LocalStackHarness.SampleBytes(LocalStackHarness.SampleNames[0]))) }));

@@ -24,12 +24,12 @@ public class FirestoreLifecycleTests
 
         await LocalStackHarness.WaitUntilAsync(async () => await stack.NearestAsync(LocalStackHarness.SampleBytes(names[0])) == names[0],
             TimeSpan.FromSeconds(60), "the first backfilled image to be found");
-        // The index takes writes and queries from the start (ReadIndexStateAsync says deployed at once); the backfill's
+        // The index takes writes and queries from the start (ReadIndexAvailabilityAsync says deployed at once); the backfill's
         // end records INDEX_DEPLOYED, after the first image is found.
         var deployed = await stack.WaitUntilDeployedAsync(TimeSpan.FromSeconds(60));
-        await LocalStackHarness.WaitUntilAsync(async () => (await stack.State.GetMetadataAsync(CancellationToken.None))?.GetString("status") == IndexStatus.Deployed,
+        await LocalStackHarness.WaitUntilAsync(async () => (await stack.MetadataDocumentAsync())?.GetString("status") == "INDEX_DEPLOYED",
             TimeSpan.FromSeconds(60), "the backfill to record INDEX_DEPLOYED");
-        var metadata = await stack.State.GetMetadataAsync(CancellationToken.None);
+        var metadata = await stack.MetadataDocumentAsync();
         Assert.Multiple(() =>
         {
             Assert.That(deployed.Index, Is.EqualTo(stack.State.Paths.VectorCollection));

@@ -20,13 +20,13 @@ public class IndexLifecycleHandlerTests
     {
         await using var stack = await LocalStackHarness.Create(imageCount: 3).StartAsync();
         await stack.WaitUntilDeployedAsync();
-        var before = await stack.State.GetMetadataAsync(CancellationToken.None);
-        var tasks = await stack.State.GetTasksAsync(CancellationToken.None);
-        var pending = new DocumentSnapshot(tasks!.Path, new Dictionary<string, object?> { ["status"] = BackfillStatus.Pending });
+        var before = await stack.MetadataDocumentAsync();
+        var tasks = await stack.TasksDocumentAsync();
+        var pending = new DocumentSnapshot(tasks!.Path, new Dictionary<string, object?> { ["status"] = "PENDING" });
 
         await stack.Services.GetRequiredService<CreateIndexTrigger>().HandleAsync(new DocumentChange(tasks.Path, pending, tasks), CancellationToken.None);
 
-        var after = await stack.State.GetMetadataAsync(CancellationToken.None);
+        var after = await stack.MetadataDocumentAsync();
         Assert.That(after!.Fields, Is.EquivalentTo(before!.Fields), "the claim is refused: nothing is created or overwritten");
     }
 
@@ -37,7 +37,7 @@ public class IndexLifecycleHandlerTests
         var metadataPath = stack.State.Paths.Metadata;
         var mine = new Dictionary<string, object?>
         {
-            ["status"] = IndexStatus.Building,
+            ["status"] = "INDEX_BUILDING",
             ["operation"] = "projects/demo-reverse-image-search/locations/us-central1/indexes/1/operations/9",
         };
         await stack.Documents.SetAsync(metadataPath, mine, SetMode.Overwrite);
@@ -66,14 +66,14 @@ public class IndexLifecycleHandlerTests
         var operation = await vectorIndex.CreateIndexAsync(new IndexDefinition(
             "broken", options.DatapointsUri, 1280, 100, options.DistanceMeasure, options.NormalizeToUnitLength, options.ShardSize, options.Algorithm));
         await LocalStackHarness.WaitUntilAsync(async () => (await vectorIndex.GetOperationAsync(operation.Name)).Done, TimeSpan.FromSeconds(30), "the build to fail");
-        await stack.Documents.SetAsync(stack.State.Paths.Metadata, new Dictionary<string, object?> { ["status"] = IndexStatus.Building, ["operation"] = operation.Name }, SetMode.Overwrite);
+        await stack.Documents.SetAsync(stack.State.Paths.Metadata, new Dictionary<string, object?> { ["status"] = "INDEX_BUILDING", ["operation"] = operation.Name }, SetMode.Overwrite);
 
         await stack.Services.GetRequiredService<OnIndexCreated>().HandleAsync(
             new AuditLogEvent("aiplatform.googleapis.com", CreateIndexMethod, ResourceNames.OwnerOfOperation(operation.Name), operation.Name, false, true),
             CancellationToken.None);
 
-        var metadata = await stack.State.GetMetadataAsync(CancellationToken.None);
-        Assert.That(metadata!.GetString("status"), Is.EqualTo(IndexStatus.Building), "no endpoint for a failed index");
+        var metadata = await stack.MetadataDocumentAsync();
+        Assert.That(metadata!.GetString("status"), Is.EqualTo("INDEX_BUILDING"), "no endpoint for a failed index");
         var error = (IReadOnlyDictionary<string, object?>)metadata["error"]!;
         Assert.That(error["function"], Is.EqualTo("onIndexCreated"));
         Assert.That((string)error["message"]!, Does.StartWith("Index creation failed:").And.Contain("broken.json"));
@@ -90,12 +90,12 @@ public class IndexLifecycleHandlerTests
         var trigger = new CreateIndexTrigger(failing, stack.State, stack.Options, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<CreateIndexTrigger>.Instance);
         var tasks = stack.State.Paths.Tasks;
         var change = new DocumentChange(tasks,
-            new DocumentSnapshot(tasks, new Dictionary<string, object?> { ["status"] = BackfillStatus.Processing }),
-            new DocumentSnapshot(tasks, new Dictionary<string, object?> { ["status"] = BackfillStatus.Done, ["outputShape"] = 1280L }));
+            new DocumentSnapshot(tasks, new Dictionary<string, object?> { ["status"] = "PROCESSING" }),
+            new DocumentSnapshot(tasks, new Dictionary<string, object?> { ["status"] = "DONE", ["outputShape"] = 1280L }));
 
         Assert.ThrowsAsync<ServiceException>(() => trigger.HandleAsync(change, CancellationToken.None));
 
-        var metadata = await stack.State.GetMetadataAsync(CancellationToken.None);
+        var metadata = await stack.MetadataDocumentAsync();
         var error = (IReadOnlyDictionary<string, object?>)metadata!["error"]!;
         Assert.That(error["function"], Is.EqualTo("createIndexTrigger"));
         Assert.That((string)error["message"]!, Does.StartWith("Creating the index failed: RESOURCE_EXHAUSTED (429): Quota exceeded"));
@@ -147,27 +147,27 @@ public class IndexLifecycleHandlerTests
         await using var stack = await LocalStackHarness.Create(imageCount: 0).StartAsync(run: false);
         var tasksPath = stack.State.Paths.Tasks;
         await stack.Documents.SetAsync(stack.State.Paths.Metadata, new Dictionary<string, object?> { ["outputShape"] = 1280L }, SetMode.Merge);
-        await stack.Documents.SetAsync(tasksPath, new Dictionary<string, object?> { ["status"] = BackfillStatus.Done }, SetMode.Overwrite);
+        await stack.Documents.SetAsync(tasksPath, new Dictionary<string, object?> { ["status"] = "DONE" }, SetMode.Overwrite);
         var deadHolder = await stack.State.ClaimIndexCreationAsync(TimeSpan.FromMinutes(10), CancellationToken.None);
         Assert.That(deadHolder.Outcome, Is.EqualTo(IndexCreationClaimOutcome.Claimed));
         var done = await stack.Documents.GetAsync(tasksPath);
-        var change = new DocumentChange(tasksPath, new DocumentSnapshot(tasksPath, new Dictionary<string, object?> { ["status"] = BackfillStatus.Processing }), done);
+        var change = new DocumentChange(tasksPath, new DocumentSnapshot(tasksPath, new Dictionary<string, object?> { ["status"] = "PROCESSING" }), done);
         var trigger = stack.Services.GetRequiredService<CreateIndexTrigger>();
 
         // A redelivery while the claim is young must not succeed silently: nothing would send the event again.
         Assert.ThrowsAsync<InvalidOperationException>(() => trigger.HandleAsync(change, CancellationToken.None));
-        Assert.That((await stack.State.GetMetadataAsync(CancellationToken.None))!.GetString("operation"), Is.Null);
+        Assert.That((await stack.MetadataDocumentAsync())!.GetString("operation"), Is.Null);
 
         // A later delivery, once the claim is abandoned, takes it over and creates the index.
         await stack.Documents.SetAsync(stack.State.Paths.Metadata, new Dictionary<string, object?> { ["indexCreationClaimedAt"] = DateTimeOffset.UtcNow.AddHours(-1) }, SetMode.Merge);
         await trigger.HandleAsync(change, CancellationToken.None);
-        var metadata = await stack.State.GetMetadataAsync(CancellationToken.None);
+        var metadata = await stack.MetadataDocumentAsync();
         Assert.That(metadata!.GetString("operation"), Does.Contain("/operations/"));
-        Assert.That(metadata.GetString("status"), Is.EqualTo(IndexStatus.Building));
+        Assert.That(metadata.GetString("status"), Is.EqualTo("INDEX_BUILDING"));
 
         // Had the first holder only been slow, its late record must not replace the operation now in use.
         Assert.That(await stack.State.RecordIndexCreationAsync(deadHolder.Token!, "projects/p/locations/l/indexes/9/operations/1", CancellationToken.None), Is.False);
-        Assert.That((await stack.State.GetMetadataAsync(CancellationToken.None))!.GetString("operation"), Is.EqualTo(metadata.GetString("operation")));
+        Assert.That((await stack.MetadataDocumentAsync())!.GetString("operation"), Is.EqualTo(metadata.GetString("operation")));
     }
 
     [Test]
@@ -177,7 +177,7 @@ public class IndexLifecycleHandlerTests
         await using var stack = await LocalStackHarness.Create(imageCount: 0).StartAsync(run: false);
         var deployed = new Dictionary<string, object?>
         {
-            ["status"] = IndexStatus.Deployed,
+            ["status"] = "INDEX_DEPLOYED",
             ["index"] = "projects/p/locations/l/indexes/1",
             ["indexEndpoint"] = "projects/p/locations/l/indexEndpoints/2",
             ["publicEndpointDomainName"] = "localhost",
@@ -186,19 +186,19 @@ public class IndexLifecycleHandlerTests
 
         await stack.State.RecordDeploymentRequestedAsync("projects/p/locations/l/indexes/1", "projects/p/locations/l/indexEndpoints/2", CancellationToken.None);
 
-        Assert.That((await stack.State.ReadIndexStateAsync(CancellationToken.None)).Readiness, Is.EqualTo(IndexReadiness.Deployed));
+        Assert.That((await stack.State.ReadIndexAvailabilityAsync(CancellationToken.None)).Readiness, Is.EqualTo(IndexReadiness.Deployed));
     }
 
     [Test]
     public async Task ARequestedDeploymentIsRecordedAsDeploying()
     {
         await using var stack = await LocalStackHarness.Create(imageCount: 0).StartAsync(run: false);
-        await stack.Documents.SetAsync(stack.State.Paths.Metadata, new Dictionary<string, object?> { ["status"] = IndexStatus.Building }, SetMode.Overwrite);
+        await stack.Documents.SetAsync(stack.State.Paths.Metadata, new Dictionary<string, object?> { ["status"] = "INDEX_BUILDING" }, SetMode.Overwrite);
 
         await stack.State.RecordDeploymentRequestedAsync("projects/p/locations/l/indexes/1", "projects/p/locations/l/indexEndpoints/2", CancellationToken.None);
 
-        var metadata = await stack.State.GetMetadataAsync(CancellationToken.None);
-        Assert.That(metadata!.GetString("status"), Is.EqualTo(IndexStatus.Deploying));
+        var metadata = await stack.MetadataDocumentAsync();
+        Assert.That(metadata!.GetString("status"), Is.EqualTo("INDEX_DEPLOYING"));
         Assert.That(metadata.GetString("indexEndpoint"), Is.EqualTo("projects/p/locations/l/indexEndpoints/2"));
     }
 
@@ -207,13 +207,13 @@ public class IndexLifecycleHandlerTests
     {
         await using var stack = await LocalStackHarness.Create(imageCount: 0).StartAsync(run: false);
         var operation = "projects/demo-reverse-image-search/locations/us-central1/indexes/1/operations/9";
-        await stack.Documents.SetAsync(stack.State.Paths.Metadata, new Dictionary<string, object?> { ["status"] = IndexStatus.Building, ["operation"] = operation }, SetMode.Overwrite);
+        await stack.Documents.SetAsync(stack.State.Paths.Metadata, new Dictionary<string, object?> { ["status"] = "INDEX_BUILDING", ["operation"] = operation }, SetMode.Overwrite);
 
         // A first entry would fail loudly if acted on: the operation does not exist in the local service.
         await stack.Services.GetRequiredService<OnIndexCreated>().HandleAsync(
             new AuditLogEvent("aiplatform.googleapis.com", CreateIndexMethod, ResourceNames.OwnerOfOperation(operation), operation, true, false),
             CancellationToken.None);
 
-        Assert.That((await stack.State.GetMetadataAsync(CancellationToken.None))!.GetString("status"), Is.EqualTo(IndexStatus.Building));
+        Assert.That((await stack.MetadataDocumentAsync())!.GetString("status"), Is.EqualTo("INDEX_BUILDING"));
     }
 }

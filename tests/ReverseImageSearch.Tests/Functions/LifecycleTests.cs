@@ -14,22 +14,22 @@ public class LifecycleTests
         await using var stack = await LocalStackHarness.Create(imageCount: 12).StartAsync();
         var deployed = await stack.WaitUntilDeployedAsync();
 
-        var tasks = await stack.State.GetTasksAsync(CancellationToken.None);
+        var tasks = await stack.TasksDocumentAsync();
         Assert.That(tasks!.GetInt64("totalLength"), Is.EqualTo(12));
         Assert.That(tasks.GetInt64("processedLength"), Is.EqualTo(12));
-        Assert.That(tasks.GetString("status"), Is.EqualTo(BackfillStatus.Done));
+        Assert.That(tasks.GetString("status"), Is.EqualTo("DONE"));
 
         // BATCH_SIZE 5: three chunks, each DONE with its datapoints file.
         var paths = stack.State.Paths;
         for (var n = 1; n <= 3; n++)
         {
             var chunk = await stack.Documents.GetAsync(paths.Enqueue(paths.BackfillTaskId(n)));
-            Assert.That(chunk!.GetString("status"), Is.EqualTo(BackfillStatus.Done), $"chunk {n}");
+            Assert.That(chunk!.GetString("status"), Is.EqualTo("DONE"), $"chunk {n}");
             Assert.That(chunk.GetString("filePath"), Is.EqualTo($"gs://{stack.Options.EmbeddingsBucket}/datapoints/{paths.BackfillTaskId(n)}.json"));
         }
 
-        var metadata = await stack.State.GetMetadataAsync(CancellationToken.None);
-        Assert.That(metadata!.GetString("status"), Is.EqualTo(IndexStatus.Deployed));
+        var metadata = await stack.MetadataDocumentAsync();
+        Assert.That(metadata!.GetString("status"), Is.EqualTo("INDEX_DEPLOYED"));
         Assert.That(metadata.GetInt64("outputShape"), Is.EqualTo(1280));
         Assert.That(metadata["operation"], Is.Null, "the operation is dropped once deployed");
         Assert.That(deployed.Index, Does.StartWith($"projects/{stack.Options.ProjectId}/locations/{stack.Options.Location}/indexes/"));
@@ -72,15 +72,15 @@ public class LifecycleTests
         await using var stack = LocalStackHarness.Create(imageCount: 5);
         await stack.StartAsync();
         await stack.WaitUntilDeployedAsync();
-        var runBefore = (await stack.State.GetTasksAsync(CancellationToken.None))!.GetString("runId");
+        var runBefore = (await stack.TasksDocumentAsync())!.GetString("runId");
 
         await stack.RestartAsync();
 
-        var state = await stack.State.ReadIndexStateAsync(CancellationToken.None);
+        var state = await stack.State.ReadIndexAvailabilityAsync(CancellationToken.None);
         Assert.That(state.Readiness, Is.EqualTo(IndexReadiness.Deployed));
         var name = LocalStackHarness.SampleNames[3];
         Assert.That(await stack.NearestAsync(LocalStackHarness.SampleBytes(name)), Is.EqualTo(name));
-        Assert.That((await stack.State.GetTasksAsync(CancellationToken.None))!.GetString("runId"), Is.EqualTo(runBefore));
+        Assert.That((await stack.TasksDocumentAsync())!.GetString("runId"), Is.EqualTo(runBefore));
     }
 
     [Test]
@@ -102,7 +102,7 @@ public class LifecycleTests
     public async Task UploadsWhileTheIndexIsBuildingAreAppliedOnceItIsDeployed()
     {
         await using var stack = await LocalStackHarness.Create(imageCount: 4, buildDelay: TimeSpan.FromSeconds(3)).StartAsync();
-        await LocalStackHarness.WaitUntilAsync(async () => (await stack.State.GetMetadataAsync(CancellationToken.None))?.GetString("status") == IndexStatus.Building, TimeSpan.FromSeconds(60), "the index to be building");
+        await LocalStackHarness.WaitUntilAsync(async () => (await stack.MetadataDocumentAsync())?.GetString("status") == "INDEX_BUILDING", TimeSpan.FromSeconds(60), "the index to be building");
 
         var late = LocalStackHarness.SampleNames[15];
         stack.AddImage("late.jpg", LocalStackHarness.SampleBytes(late));
@@ -128,7 +128,7 @@ public class LifecycleTests
             await LocalStackHarness.WaitUntilAsync(async () => await stack.NearestAsync(LocalStackHarness.SampleBytes(names[i])) == expected, TimeSpan.FromSeconds(30), expected);
         }
 
-        var tasks = await stack.State.GetTasksAsync(CancellationToken.None);
+        var tasks = await stack.TasksDocumentAsync();
         Assert.That(tasks!.GetInt64("totalLength"), Is.EqualTo(1), "one first-image backfill, not one per upload");
     }
 

@@ -56,6 +56,12 @@ internal sealed class LocalStackHarness : IAsyncDisposable
 
     public IDocumentStore Documents => Services.GetRequiredService<IDocumentStore>();
 
+    /// <summary>The tasks document as stored: its fields as Firestore holds them.</summary>
+    public Task<DocumentSnapshot?> TasksDocumentAsync() => Documents.GetAsync(State.Paths.Tasks);
+
+    /// <summary>The metadata document as stored: its fields as Firestore holds them.</summary>
+    public Task<DocumentSnapshot?> MetadataDocumentAsync() => Documents.GetAsync(State.Paths.Metadata);
+
     /// <summary>Names of the generated sample images (distinct synthetic scenes).</summary>
     public static IReadOnlyList<string> SampleNames { get; } =
         Directory.GetFiles(SampleSet.Value).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray()!;
@@ -140,7 +146,7 @@ internal sealed class LocalStackHarness : IAsyncDisposable
     public async Task<DeployedIndex> WaitUntilDeployedAsync(TimeSpan? timeout = null)
     {
         DeployedIndex? deployed = null;
-        await WaitUntilAsync(async () => (deployed = (await State.ReadIndexStateAsync(CancellationToken.None)).Deployed) is not null, timeout ?? TimeSpan.FromSeconds(90), "the index to be deployed");
+        await WaitUntilAsync(async () => (deployed = (await State.ReadIndexAvailabilityAsync(CancellationToken.None)).Deployed) is not null, timeout ?? TimeSpan.FromSeconds(90), "the index to be deployed");
         return deployed!;
     }
 

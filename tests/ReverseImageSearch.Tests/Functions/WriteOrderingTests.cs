@@ -113,7 +113,7 @@ public class WriteOrderingTests
             .StartAsync(run: false);
         await stack.Services.GetRequiredService<BackfillTrigger>().HandleAsync(Trigger, CancellationToken.None);
         var chunkId = stack.State.Paths.BackfillTaskId(1);
-        var chunk = new BackfillChunk(chunkId, stack.Options.ImageBucket, (await stack.Documents.GetAsync(stack.State.Paths.Enqueue(chunkId)))!.GetStrings("objects"));
+        var chunk = new BackfillChunk(chunkId, stack.Options.ImageBucket, (await stack.State.ReadBackfillChunkAsync(chunkId, CancellationToken.None))!.Objects);
         var victim = chunk.Objects[0];
         var olderContent = LocalStackHarness.SampleBytes(victim);
         var newerContent = LocalStackHarness.SampleBytes(LocalStackHarness.SampleNames[30]);
@@ -149,7 +149,7 @@ public class WriteOrderingTests
         else
         {
             Assert.That((await stack.QueryAsync(10, olderContent))[0].Select(n => n.Id), Does.Not.Contain(victim), "no vector for the deleted image");
-            Assert.That(record?.Status, Is.Not.EqualTo(DatapointRecord.Indexed), "no record says the deleted image is indexed");
+            Assert.That(record?.Status, Is.Not.EqualTo(DatapointStatus.Indexed), "no record says the deleted image is indexed");
         }
     }
 

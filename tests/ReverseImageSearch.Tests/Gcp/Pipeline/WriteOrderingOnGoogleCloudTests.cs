@@ -57,7 +57,8 @@ public sealed class WriteOrderingOnGoogleCloudTests
         var state = services.GetRequiredService<CoordinationState>();
         // As an installation leaves it: the running embedding settings recorded, the index deployed.
         await state.RecordEmbeddingSettingsAsync(CancellationToken.None);
-        await state.MergeMetadataAsync(new Dictionary<string, object?> { ["status"] = IndexStatus.Deployed }, CancellationToken.None);
+        await services.GetRequiredService<IDocumentStore>().SetAsync(
+            state.Paths.Metadata, new Dictionary<string, object?> { ["status"] = "INDEX_DEPLOYED" }, SetMode.Merge, CancellationToken.None);
 
         const string name = "race/finalized-then-deleted.jpg";
         var samples = SampleImages.EnsureCreated(Path.Combine(Path.GetTempPath(), "ris-test-samples-" + Environment.ProcessId));

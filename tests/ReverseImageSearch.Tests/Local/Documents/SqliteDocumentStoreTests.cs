@@ -182,7 +182,7 @@ public sealed class SqliteDocumentStoreTests
 
         var document = (await store.GetAsync(ChunkPath))!;
 
-        Assert.That(document.GetStrings("objects"), Is.EqualTo(new[] { "a.jpg" }));
+        Assert.That(document["objects"], Is.EqualTo(new[] { "a.jpg" }));
         Assert.That(document.Fields.ContainsKey("extra"), Is.False);
         Assert.That(() => ((IDictionary<string, object?>)document.Fields)["x"] = 1L, Throws.InstanceOf<NotSupportedException>());
         Assert.That(() => ((IList<object?>)document["objects"]!).Add("c.jpg"), Throws.InstanceOf<NotSupportedException>());

@@ -19,27 +19,21 @@ public enum IndexReadiness
 public sealed record DeployedIndex(string Index, string IndexEndpoint, string PublicEndpointDomainName);
 
 /// <summary>
-/// What the tasks and metadata documents say about the index. <see cref="Deployed"/> is set when the index takes
-/// writes and answers queries: once INDEX_DEPLOYED with Vertex AI, always with Firestore.
+/// Whether the index can be used, as the tasks and metadata documents say. <see cref="Deployed"/> is set when the index
+/// takes writes and answers queries: once INDEX_DEPLOYED with Vertex AI, always with Firestore.
 /// </summary>
+/// <param name="Status">The metadata document's status; null before the index creation is claimed.</param>
 /// <param name="EmbeddingMismatch">Set when the index's vectors were made with other <see cref="EmbeddingSettings"/>
 /// than the running ones (MATCH_COLOR or the model changed on an existing installation): what differs and what to do.
 /// Neither queries nor writes may use the index then.</param>
-public sealed record IndexState(IndexReadiness Readiness, string? Status, DeployedIndex? Deployed, string? EmbeddingMismatch = null)
+public sealed record IndexAvailability(IndexReadiness Readiness, IndexStatus? Status, DeployedIndex? Deployed, string? EmbeddingMismatch = null)
 {
     public string Describe() => EmbeddingMismatch ?? Readiness switch
     {
         IndexReadiness.NotCreated => "no index has been created yet",
-        IndexReadiness.Preparing => Status is null ? "the backfill is still running" : $"the index is not deployed yet (status {Status})",
+        IndexReadiness.Preparing => Status is { } status
+            ? $"the index is not deployed yet (status {CoordinationState.StatusName(status)})"
+            : "the backfill is still running",
         _ => "the index is deployed",
     };
-}
-
-/// <summary>What is known of one image's datapoint: the content last indexed, or why it was skipped.</summary>
-public sealed record DatapointRecord(string ObjectName, string Status, string? Md5Hash, long Generation, string? Reason)
-{
-    public const string Indexed = "INDEXED";
-    public const string Skipped = "SKIPPED";
-
-    public bool IsCurrentFor(string? md5Hash) => md5Hash is not null && Md5Hash == md5Hash;
 }
