@@ -9,13 +9,13 @@ namespace ReverseImageSearch.Emulator;
 /// </summary>
 internal sealed class DataFolderLock : IDisposable
 {
-    private readonly FileStream lockFile;
-    private readonly string pidFile;
+    private readonly FileStream _lockFile;
+    private readonly string _pidFile;
 
     private DataFolderLock(FileStream lockFile, string pidFile)
     {
-        this.lockFile = lockFile;
-        this.pidFile = pidFile;
+        _lockFile = lockFile;
+        _pidFile = pidFile;
     }
 
     /// <summary>The lock, or null with the reason another process holds it.</summary>
@@ -41,7 +41,7 @@ internal sealed class DataFolderLock : IDisposable
 
     public void Dispose()
     {
-        File.Delete(pidFile);
-        lockFile.Dispose();
+        File.Delete(_pidFile);
+        _lockFile.Dispose();
     }
 }

@@ -146,21 +146,21 @@ public sealed class QueryPrinter(string format, TextWriter output)
     public const string Tsv = "tsv";
     public const string Json = "json";
 
-    private readonly List<object> json = [];
-    private bool headerWritten;
+    private readonly List<object> _json = [];
+    private bool _headerWritten;
 
     public void Add(string query, IReadOnlyList<FoundNeighbor> neighbors)
     {
         if (format == Json)
         {
-            json.Add(new { query, neighbors });
+            _json.Add(new { query, neighbors });
             return;
         }
 
-        if (!headerWritten)
+        if (!_headerWritten)
         {
             output.WriteLine("query\trank\tneighbor\tdistance");
-            headerWritten = true;
+            _headerWritten = true;
         }
 
         for (var i = 0; i < neighbors.Count; i++)
@@ -173,7 +173,7 @@ public sealed class QueryPrinter(string format, TextWriter output)
     {
         if (format == Json)
         {
-            output.WriteLine(JsonSerializer.Serialize(json, new JsonSerializerOptions(CoreJson.Options) { WriteIndented = true }));
+            output.WriteLine(JsonSerializer.Serialize(_json, new JsonSerializerOptions(CoreJson.Options) { WriteIndented = true }));
         }
 
         output.Flush();

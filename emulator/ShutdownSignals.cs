@@ -18,14 +18,14 @@ internal sealed class ShutdownSignals : IDisposable
 
     public static readonly TimeSpan ForceAfter = TimeSpan.FromSeconds(10);
 
-    private readonly CancellationTokenSource requested = new();
-    private readonly PosixSignalRegistration[] registrations;
-    private int received;
+    private readonly CancellationTokenSource _requested = new();
+    private readonly PosixSignalRegistration[] _registrations;
+    private int _received;
 
     public ShutdownSignals() =>
-        registrations = [PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal), PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal)];
+        _registrations = [PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal), PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal)];
 
-    public CancellationToken Token => requested.Token;
+    public CancellationToken Token => _requested.Token;
 
     /// <summary>The conventional exit code of a command a signal stopped: 128 + the signal's number.</summary>
     public int InterruptedExitCode { get; private set; } = 130;
@@ -39,17 +39,17 @@ internal sealed class ShutdownSignals : IDisposable
 
     public void Dispose()
     {
-        foreach (var registration in registrations)
+        foreach (var registration in _registrations)
         {
             registration.Dispose();
         }
 
-        requested.Dispose();
+        _requested.Dispose();
     }
 
     private void OnSignal(PosixSignalContext context)
     {
-        if (Interlocked.Increment(ref received) > 1)
+        if (Interlocked.Increment(ref _received) > 1)
         {
             // The second signal takes its default action: the process ends now.
             context.Cancel = false;
@@ -61,7 +61,7 @@ internal sealed class ShutdownSignals : IDisposable
         Console.Error.WriteLine("Stopping… (press Ctrl+C again to stop at once; unfinished work is picked up on the next start)");
 
         // Cancellation callbacks stop hosts; run them off the runtime's signal thread.
-        ThreadPool.QueueUserWorkItem(_ => requested.Cancel());
+        ThreadPool.QueueUserWorkItem(_ => _requested.Cancel());
         var exitCode = InterruptedExitCode;
         _ = Task.Delay(ForceAfter).ContinueWith(
             _ =>

@@ -80,8 +80,8 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
     public async Task<LongRunningOperation> CreateIndexAsync(IndexDefinition definition, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(definition);
-        var plain = await CreateVectorIndexAsync(definition.Dimensions, withFolders: false, cancellationToken).ConfigureAwait(false);
-        await CreateVectorIndexAsync(definition.Dimensions, withFolders: true, cancellationToken).ConfigureAwait(false);
+        var plain = await CreateVectorIndexAsync(definition.Dimensions, withFolders: false, cancellationToken);
+        await CreateVectorIndexAsync(definition.Dimensions, withFolders: true, cancellationToken);
         return plain;
     }
 
@@ -101,13 +101,12 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
         var body = new JsonObject { ["queryScope"] = "COLLECTION", ["fields"] = fields };
         try
         {
-            using var operation = await _admin.SendJsonAsync<JsonDocument>(HttpMethod.Post, new Uri(CollectionGroup), body, cancellationToken)
-                .ConfigureAwait(false);
+            using var operation = await _admin.SendJsonAsync<JsonDocument>(HttpMethod.Post, new Uri(CollectionGroup), body, cancellationToken);
             return ToOperation(operation.RootElement);
         }
         catch (ServiceException e) when (e.IsAlreadyExists)
         {
-            return await FindIndexAsync(dimensions, withFolders, cancellationToken).ConfigureAwait(false)
+            return await FindIndexAsync(dimensions, withFolders, cancellationToken)
                 ?? throw new InvalidOperationException($"Firestore reports the vector index of {_paths.VectorCollectionId} exists, but no index of dimension {dimensions} is listed.", e);
         }
     }
@@ -116,8 +115,7 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
     public async Task<LongRunningOperation> GetOperationAsync(string operationName, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(operationName);
-        using var answer = await _admin.SendJsonAsync<JsonDocument>(HttpMethod.Get, new Uri($"{_adminBase}/{operationName}"), null, cancellationToken)
-            .ConfigureAwait(false);
+        using var answer = await _admin.SendJsonAsync<JsonDocument>(HttpMethod.Get, new Uri($"{_adminBase}/{operationName}"), null, cancellationToken);
         return operationName.Contains("/operations/", StringComparison.Ordinal) ? ToOperation(answer.RootElement) : IndexAsOperation(answer.RootElement);
     }
 
@@ -136,7 +134,7 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
                     [FoldersField] = FirestoreValues.Encode(d.Folders),
                 },
             },
-        }), cancellationToken).ConfigureAwait(false);
+        }), cancellationToken);
     }
 
     /// <summary>Deletes the vector documents; a missing one is no error (Firestore deletes are idempotent).</summary>
@@ -158,7 +156,7 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
         ArgumentNullException.ThrowIfNull(queries);
         ArgumentOutOfRangeException.ThrowIfLessThan(neighborCount, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(neighborCount, 1000);
-        var answers = await Task.WhenAll(queries.Select(q => FindNearestAsync(q, neighborCount, cancellationToken))).ConfigureAwait(false);
+        var answers = await Task.WhenAll(queries.Select(q => FindNearestAsync(q, neighborCount, cancellationToken)));
         return answers;
     }
 
@@ -182,7 +180,7 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
             ["mask"] = new JsonObject { ["fieldPaths"] = new JsonArray(PathField, EmbeddingField, FoldersField) },
         };
         using var answer = await _documents.SendJsonAsync<JsonDocument>(
-            HttpMethod.Post, new Uri($"{_documentsBase}/{_database}/documents:batchGet"), body, cancellationToken).ConfigureAwait(false);
+            HttpMethod.Post, new Uri($"{_documentsBase}/{_database}/documents:batchGet"), body, cancellationToken);
         var found = new List<IndexDatapoint>(datapointIds.Count);
         foreach (var item in answer.RootElement.EnumerateArray())
         {
@@ -245,7 +243,7 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
 
         var parent = _paths.VectorCollection[.._paths.VectorCollection.LastIndexOf('/')];
         using var answer = await _documents.SendJsonAsync<JsonDocument>(
-            HttpMethod.Post, new Uri($"{_documentsBase}/{_database}/documents/{parent}:runQuery"), body, cancellationToken).ConfigureAwait(false);
+            HttpMethod.Post, new Uri($"{_documentsBase}/{_database}/documents/{parent}:runQuery"), body, cancellationToken);
         var neighbors = new List<Neighbor>(neighborCount);
         foreach (var item in answer.RootElement.EnumerateArray())
         {
@@ -267,14 +265,13 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
         var url = new Uri($"{_documentsBase}/{_database}/documents:commit");
         foreach (var batch in writes.Chunk(Math.Clamp(_options.FirestoreWritesPerCommit, 1, 500)))
         {
-            await _documents.SendJsonAsync(HttpMethod.Post, url, new JsonObject { ["writes"] = new JsonArray(batch) }, cancellationToken)
-                .ConfigureAwait(false);
+            await _documents.SendJsonAsync(HttpMethod.Post, url, new JsonObject { ["writes"] = new JsonArray(batch) }, cancellationToken);
         }
     }
 
     private async Task<LongRunningOperation?> FindIndexAsync(int dimension, bool withFolders, CancellationToken cancellationToken)
     {
-        using var list = await _admin.SendJsonAsync<JsonDocument>(HttpMethod.Get, new Uri(CollectionGroup), null, cancellationToken).ConfigureAwait(false);
+        using var list = await _admin.SendJsonAsync<JsonDocument>(HttpMethod.Get, new Uri(CollectionGroup), null, cancellationToken);
         if (!list.RootElement.TryGetProperty("indexes", out var indexes))
         {
             return null;

@@ -170,15 +170,15 @@ public static class ProtocolRequest
 /// <summary>A request's decoded "data", valid until disposed (after the handler has returned).</summary>
 public sealed class ProtocolData : IDisposable
 {
-    private readonly JsonDocument document;
+    private readonly JsonDocument _document;
 
     internal ProtocolData(JsonDocument document, JsonElement data)
     {
-        this.document = document;
+        _document = document;
         Data = data;
     }
 
     public JsonElement Data { get; }
 
-    public void Dispose() => document.Dispose();
+    public void Dispose() => _document.Dispose();
 }

@@ -23,9 +23,9 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
         // Creates are sent once (GcpHttpPipeline.SendOnce) and looked up first: a send whose answer was lost (a 5xx
         // or timeout after Vertex AI accepted it, an instance that died before recording the operation) made an
         // index already, and a second one would bill unseen. The display name is the extension instance's own.
-        if (await FindByDisplayNameAsync("indexes", definition.DisplayName, cancellationToken).ConfigureAwait(false) is { } existing)
+        if (await FindByDisplayNameAsync("indexes", definition.DisplayName, cancellationToken) is { } existing)
         {
-            return await CreationOperationAsync(existing, definition.DisplayName, cancellationToken).ConfigureAwait(false);
+            return await CreationOperationAsync(existing, definition.DisplayName, cancellationToken);
         }
 
         var index = new JsonObject
@@ -48,7 +48,7 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
                 },
             },
         };
-        return await OperationCallAsync(HttpMethod.Post, $"{LocationPath}/indexes", index, cancellationToken, sendOnce: true).ConfigureAwait(false);
+        return await OperationCallAsync(HttpMethod.Post, $"{LocationPath}/indexes", index, cancellationToken, sendOnce: true);
     }
 
     private static string WireName(DistanceMeasure measure) => measure switch
@@ -86,7 +86,7 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
             var filter = Uri.EscapeDataString($"display_name=\"{displayName}\"");
             var page = pageToken is null ? "" : "&pageToken=" + Uri.EscapeDataString(pageToken);
             var url = new Uri($"{_apiBase}/{LocationPath}/{collection}?filter={filter}{page}");
-            using var answer = await client.SendJsonAsync<JsonDocument>(HttpMethod.Get, url, null, cancellationToken).ConfigureAwait(false);
+            using var answer = await client.SendJsonAsync<JsonDocument>(HttpMethod.Get, url, null, cancellationToken);
             var root = answer.RootElement;
             if (root.TryGetProperty(collection, out var items) && items.ValueKind == JsonValueKind.Array)
             {
@@ -104,13 +104,12 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
     }
 
     private async Task<string?> FindByDisplayNameAsync(string collection, string displayName, CancellationToken cancellationToken) =>
-        (await ListByDisplayNameAsync(collection, displayName, cancellationToken).ConfigureAwait(false)).FirstOrDefault();
+        (await ListByDisplayNameAsync(collection, displayName, cancellationToken)).FirstOrDefault();
 
     // The CreateIndex operation of an index that exists already, so the caller records and follows it as its own.
     private async Task<LongRunningOperation> CreationOperationAsync(string index, string displayName, CancellationToken cancellationToken)
     {
-        using var answer = await client.SendJsonAsync<JsonDocument>(HttpMethod.Get, Url(Resource(index) + "/operations"), null, cancellationToken)
-            .ConfigureAwait(false);
+        using var answer = await client.SendJsonAsync<JsonDocument>(HttpMethod.Get, Url(Resource(index) + "/operations"), null, cancellationToken);
         if (answer.RootElement.TryGetProperty("operations", out var operations) && operations.ValueKind == JsonValueKind.Array)
         {
             foreach (var operation in operations.EnumerateArray())
@@ -135,7 +134,7 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
     public async Task<LongRunningOperation> CreateIndexEndpointAsync(string displayName, CancellationToken cancellationToken = default)
     {
         // Sent once and looked up first, as CreateIndexAsync: an endpoint made by a send whose answer was lost is reused.
-        if (await FindByDisplayNameAsync("indexEndpoints", displayName, cancellationToken).ConfigureAwait(false) is { } existing)
+        if (await FindByDisplayNameAsync("indexEndpoints", displayName, cancellationToken) is { } existing)
         {
             using var resource = JsonDocument.Parse(new JsonObject { ["name"] = existing }.ToJsonString());
             return new LongRunningOperation(existing, Done: true, Response: resource.RootElement.Clone());
@@ -146,7 +145,7 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
             $"{LocationPath}/indexEndpoints",
             new JsonObject { ["displayName"] = displayName, ["publicEndpointEnabled"] = true },
             cancellationToken,
-            sendOnce: true).ConfigureAwait(false);
+            sendOnce: true);
     }
 
     public Task<LongRunningOperation> DeployIndexAsync(string indexEndpoint, DeployedIndexSpec deployedIndex, CancellationToken cancellationToken = default)
@@ -178,8 +177,7 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
 
     public async Task<IndexEndpointInfo> GetIndexEndpointAsync(string indexEndpoint, CancellationToken cancellationToken = default)
     {
-        var answer = await client.SendJsonAsync<IndexEndpointResource>(HttpMethod.Get, Url(Resource(indexEndpoint)), null, cancellationToken)
-            .ConfigureAwait(false);
+        var answer = await client.SendJsonAsync<IndexEndpointResource>(HttpMethod.Get, Url(Resource(indexEndpoint)), null, cancellationToken);
         return new IndexEndpointInfo(
             answer.Name ?? indexEndpoint,
             string.IsNullOrEmpty(answer.PublicEndpointDomainName) ? null : answer.PublicEndpointDomainName,
@@ -193,7 +191,7 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
         foreach (var batch in datapoints.Chunk(Math.Max(1, options.UpsertBatchSize)))
         {
             var body = new UpsertRequest(batch.Select(d => new DatapointBody(d.DatapointId, d.FeatureVector, FolderRestricts(d.Folders))).ToArray());
-            await client.SendJsonAsync(HttpMethod.Post, url, body, cancellationToken).ConfigureAwait(false);
+            await client.SendJsonAsync(HttpMethod.Post, url, body, cancellationToken);
         }
     }
 
@@ -203,7 +201,7 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
         var url = Url(Resource(index) + ":removeDatapoints");
         foreach (var batch in datapointIds.Chunk(Math.Max(1, options.UpsertBatchSize)))
         {
-            await client.SendJsonAsync(HttpMethod.Post, url, new RemoveRequest(batch), cancellationToken).ConfigureAwait(false);
+            await client.SendJsonAsync(HttpMethod.Post, url, new RemoveRequest(batch), cancellationToken);
         }
     }
 
@@ -221,7 +219,7 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
             queries.Select(q => new FindNeighborsQuery(
                 new DatapointBody(q.DatapointId, q.FeatureVector, q.Folder is { } folder ? FolderRestricts([folder]) : null), neighborCount)).ToArray());
         var url = QueryUrl(publicEndpointDomainName, indexEndpoint, "findNeighbors");
-        var answer = await client.SendJsonAsync<FindNeighborsResponse>(HttpMethod.Post, url, body, cancellationToken).ConfigureAwait(false);
+        var answer = await client.SendJsonAsync<FindNeighborsResponse>(HttpMethod.Post, url, body, cancellationToken);
         return (answer.NearestNeighbors ?? [])
             .Select(n => new QueryNeighbors(
                 n.Id ?? "",
@@ -247,7 +245,7 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
         var url = QueryUrl(publicEndpointDomainName, indexEndpoint, "readIndexDatapoints");
         try
         {
-            return await ReadAsync(url, deployedIndexId, datapointIds, cancellationToken).ConfigureAwait(false);
+            return await ReadAsync(url, deployedIndexId, datapointIds, cancellationToken);
         }
         catch (ServiceException e) when (e.IsNotFound && datapointIds.Count > 1)
         {
@@ -256,7 +254,7 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
             {
                 try
                 {
-                    found.AddRange(await ReadAsync(url, deployedIndexId, [id], cancellationToken).ConfigureAwait(false));
+                    found.AddRange(await ReadAsync(url, deployedIndexId, [id], cancellationToken));
                 }
                 catch (ServiceException one) when (one.IsNotFound)
                 {
@@ -273,8 +271,7 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
 
     private async Task<IReadOnlyList<IndexDatapoint>> ReadAsync(Uri url, string deployedIndexId, IReadOnlyList<string> ids, CancellationToken cancellationToken)
     {
-        var answer = await client.SendJsonAsync<ReadDatapointsResponse>(HttpMethod.Post, url, new ReadDatapointsRequest(deployedIndexId, ids), cancellationToken)
-            .ConfigureAwait(false);
+        var answer = await client.SendJsonAsync<ReadDatapointsResponse>(HttpMethod.Post, url, new ReadDatapointsRequest(deployedIndexId, ids), cancellationToken);
         var wanted = ids.ToHashSet(StringComparer.Ordinal);
         return (answer.Datapoints ?? [])
             .Where(d => d.DatapointId is { } id && wanted.Contains(id) && d.FeatureVector is { Length: > 0 })
@@ -308,8 +305,8 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
         HttpMethod method, string resourcePath, JsonObject? body, CancellationToken cancellationToken, bool sendOnce = false)
     {
         var op = sendOnce
-            ? await client.SendJsonOnceAsync<OperationResource>(method, Url(resourcePath), body, cancellationToken).ConfigureAwait(false)
-            : await client.SendJsonAsync<OperationResource>(method, Url(resourcePath), body, cancellationToken).ConfigureAwait(false);
+            ? await client.SendJsonOnceAsync<OperationResource>(method, Url(resourcePath), body, cancellationToken)
+            : await client.SendJsonAsync<OperationResource>(method, Url(resourcePath), body, cancellationToken);
         return ToOperation(op);
     }
 
