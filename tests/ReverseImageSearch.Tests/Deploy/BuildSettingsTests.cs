@@ -22,6 +22,20 @@ public sealed class BuildSettingsTests
     }
 
     [Test]
+    public async Task TheBuildpackBuildCarriesOnlyCloudRunsNativeFilesAndStaysFrameworkDependent()
+    {
+        var function = Path.Combine("functions", "QueryIndex", "QueryIndex.csproj");
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(await PropertyAsync("RuntimeIdentifier", buildable: "functions/QueryIndex", function), Is.EqualTo("linux-x64"));
+            Assert.That(await PropertyAsync("SelfContained", buildable: "functions/QueryIndex", function), Is.EqualTo("false"));
+            Assert.That(await PropertyAsync("RuntimeIdentifier", buildable: "functions/QueryIndex"), Is.Empty,
+                "a library stays platform-neutral (ONNX Runtime's package adds its Windows files to a library built for x64)");
+            Assert.That(await PropertyAsync("RuntimeIdentifier", buildable: null, function), Is.Empty, "the project's own builds keep every platform's");
+        }
+    }
+
+    [Test]
     public async Task GlobalJsonPinsDotnet10WithARollForwardTheInstalledSdkSatisfies()
     {
         var path = Path.Combine(TestPaths.RepoRoot, "global.json");
@@ -40,10 +54,10 @@ public sealed class BuildSettingsTests
         Assert.That(version.StandardOutput.Trim(), Does.StartWith("10.0."));
     }
 
-    private static async Task<string> PropertyAsync(string name, string? buildable)
+    private static async Task<string> PropertyAsync(string name, string? buildable, string? project = null)
     {
         var env = new Dictionary<string, string> { ["GOOGLE_BUILDABLE"] = buildable ?? "" };
-        var project = Path.Combine(TestPaths.RepoRoot, "shared", "Core", "ReverseImageSearch.Core.csproj");
+        project = Path.Combine(TestPaths.RepoRoot, project ?? Path.Combine("shared", "Core", "ReverseImageSearch.Core.csproj"));
         var result = await ProcessRunner.RunAsync(
             "dotnet", ["msbuild", project, "-nologo", $"-getProperty:{name}"], env, TimeSpan.FromMinutes(2), TestPaths.RepoRoot);
         Assert.That(result.ExitCode, Is.Zero, result.ToString());

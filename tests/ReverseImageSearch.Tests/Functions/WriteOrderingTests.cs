@@ -55,21 +55,8 @@ public class WriteOrderingTests
         var (stack, store) = await DeployedStackAsync(backend);
         await using var _ = stack;
         const string name = "race/deleted-then-recreated.jpg";
-        stack.AddImage(name, LocalStackHarness.SampleBytes(LocalStackHarness.SampleNames[11]));
-        var first = await EventAsync(stack, StorageEventKind.Finalized, name);
-        await stack.Services.GetRequiredService<StreamUpdateDatapoint>().HandleAsync(first, CancellationToken.None);
-        File.Delete(Path.Combine(stack.ImagesFolder, name));
-
-        // delete's read (nothing there) -> the new object's finalize runs completely -> delete's write.
-        var held = store.PauseAfterMetadata(name);
-        var removal = Task.Run(() => stack.Services.GetRequiredService<StreamRemoveDatapoint>().HandleAsync(first with { Kind = StorageEventKind.Deleted }, CancellationToken.None));
-        await held.WaitUntilReachedAsync();
-        var recreatedContent = LocalStackHarness.SampleBytes(LocalStackHarness.SampleNames[33]);
-        stack.AddImage(name, recreatedContent);
-        var recreated = await EventAsync(stack, StorageEventKind.Finalized, name);
-        await stack.Services.GetRequiredService<StreamUpdateDatapoint>().HandleAsync(recreated, CancellationToken.None);
-        held.Release();
-        await removal;
+        var (recreated, recreatedContent) = await RaceADeleteWithTheRecreationAsync(
+            stack, store, name, stack.Services.GetRequiredService<StreamRemoveDatapoint>(), LocalStackHarness.SampleNames[11], LocalStackHarness.SampleNames[33]);
 
         Assert.That(await stack.NearestAsync(recreatedContent), Is.EqualTo(name), "the image that exists now is indexed");
         Assert.That((await stack.State.GetDatapointRecordAsync(name, CancellationToken.None))?.Md5Hash, Is.EqualTo(recreated.Md5Hash));
@@ -87,10 +74,6 @@ public class WriteOrderingTests
         var (stack, store) = await DeployedStackAsync(backend);
         await using var _ = stack;
         const string name = "race/deleted-then-recreated-without-embedder.jpg";
-        stack.AddImage(name, LocalStackHarness.SampleBytes(LocalStackHarness.SampleNames[12]));
-        var first = await EventAsync(stack, StorageEventKind.Finalized, name);
-        await stack.Services.GetRequiredService<StreamUpdateDatapoint>().HandleAsync(first, CancellationToken.None);
-        File.Delete(Path.Combine(stack.ImagesFolder, name));
         var services = stack.Services;
         var gate = services.GetRequiredService<IndexGate>();
         var withoutEmbedder = new StreamRemoveDatapoint(
@@ -99,17 +82,8 @@ public class WriteOrderingTests
             new DatapointSync(services.GetRequiredService<IObjectStore>(), services.GetRequiredService<IVectorIndexService>(), stack.State, gate,
                 stack.Options, services.GetRequiredService<ILogger<DatapointSync>>()),
             services.GetRequiredService<ILogger<StreamRemoveDatapoint>>());
-
-        // delete's read (nothing there) -> the new object's finalize runs completely -> delete's write and second look.
-        var held = store.PauseAfterMetadata(name);
-        var removal = Task.Run(() => withoutEmbedder.HandleAsync(first with { Kind = StorageEventKind.Deleted }, CancellationToken.None));
-        await held.WaitUntilReachedAsync();
-        var recreatedContent = LocalStackHarness.SampleBytes(LocalStackHarness.SampleNames[34]);
-        stack.AddImage(name, recreatedContent);
-        var recreated = await EventAsync(stack, StorageEventKind.Finalized, name);
-        await stack.Services.GetRequiredService<StreamUpdateDatapoint>().HandleAsync(recreated, CancellationToken.None);
-        held.Release();
-        await removal;
+        var (recreated, recreatedContent) = await RaceADeleteWithTheRecreationAsync(
+            stack, store, name, withoutEmbedder, LocalStackHarness.SampleNames[12], LocalStackHarness.SampleNames[34]);
 
         Assert.That(await stack.NearestAsync(recreatedContent), Is.Not.EqualTo(name), "the removal took the vector out and did not embed");
         var handedOver = (await QueuedPayloads.ReadAsync(services, IndexGate.DatapointWriteTaskFunction))
@@ -177,6 +151,31 @@ public class WriteOrderingTests
             Assert.That((await stack.QueryAsync(10, olderContent))[0].Select(n => n.Id), Does.Not.Contain(victim), "no vector for the deleted image");
             Assert.That(record?.Status, Is.Not.EqualTo(DatapointStatus.Indexed), "no record says the deleted image is indexed");
         }
+    }
+
+    /// <summary>
+    /// <paramref name="name"/> indexed from <paramref name="firstSample"/> and deleted; <paramref name="removal"/> handles the
+    /// delete: its read (nothing there) -> the name is re-created from <paramref name="recreatedSample"/> and its finalize
+    /// runs completely -> the removal's write and second look. Returns the re-creation's event and content.
+    /// </summary>
+    private static async Task<(StorageObjectEvent Recreated, byte[] Content)> RaceADeleteWithTheRecreationAsync(
+        LocalStackHarness stack, PausingObjectStore store, string name, StreamRemoveDatapoint removal, string firstSample, string recreatedSample)
+    {
+        stack.AddImage(name, LocalStackHarness.SampleBytes(firstSample));
+        var first = await EventAsync(stack, StorageEventKind.Finalized, name);
+        await stack.Services.GetRequiredService<StreamUpdateDatapoint>().HandleAsync(first, CancellationToken.None);
+        File.Delete(Path.Combine(stack.ImagesFolder, name));
+
+        var held = store.PauseAfterMetadata(name);
+        var removing = Task.Run(() => removal.HandleAsync(first with { Kind = StorageEventKind.Deleted }, CancellationToken.None));
+        await held.WaitUntilReachedAsync();
+        var content = LocalStackHarness.SampleBytes(recreatedSample);
+        stack.AddImage(name, content);
+        var recreated = await EventAsync(stack, StorageEventKind.Finalized, name);
+        await stack.Services.GetRequiredService<StreamUpdateDatapoint>().HandleAsync(recreated, CancellationToken.None);
+        held.Release();
+        await removing;
+        return (recreated, content);
     }
 
     /// <summary>A stack whose index is deployed, rebuilt without watcher and dispatcher: the test delivers every event itself.</summary>
