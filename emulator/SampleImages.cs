@@ -55,19 +55,19 @@ public static class SampleImages
         }
 
         using var paint = new SKPaint { Color = color, IsAntialias = true };
-        var centre = new SKPoint(size / 2f + random.Next(-40, 40), size / 2f + random.Next(-40, 40));
+        var center = new SKPoint(size / 2f + random.Next(-40, 40), size / 2f + random.Next(-40, 40));
         switch (shape)
         {
             case "circle":
-                canvas.DrawCircle(centre, 150, paint);
+                canvas.DrawCircle(center, 150, paint);
                 break;
             case "square":
-                canvas.DrawRect(centre.X - 140, centre.Y - 140, 280, 280, paint);
+                canvas.DrawRect(center.X - 140, center.Y - 140, 280, 280, paint);
                 break;
             case "diamond":
                 canvas.Save();
-                canvas.RotateDegrees(45, centre.X, centre.Y);
-                canvas.DrawRect(centre.X - 120, centre.Y - 120, 240, 240, paint);
+                canvas.RotateDegrees(45, center.X, center.Y);
+                canvas.DrawRect(center.X - 120, center.Y - 120, 240, 240, paint);
                 canvas.Restore();
                 break;
             case "stripes":
@@ -82,7 +82,7 @@ public static class SampleImages
                 paint.StrokeWidth = 22;
                 for (var r = 40; r < 230; r += 48)
                 {
-                    canvas.DrawCircle(centre, r, paint);
+                    canvas.DrawCircle(center, r, paint);
                 }
 
                 break;

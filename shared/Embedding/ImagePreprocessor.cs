@@ -104,7 +104,7 @@ public sealed class ImagePreprocessor
             return PreprocessResult.Rejected(ImageRejections.TruncatedOrCorrupt);
         }
 
-        DrawUprightCentreSquare(decoded, codec.EncodedOrigin, destination);
+        DrawUprightCenterSquare(decoded, codec.EncodedOrigin, destination);
         return new PreprocessResult(null, decodeSize.Width, decodeSize.Height);
     }
 
@@ -127,7 +127,7 @@ public sealed class ImagePreprocessor
         return codec.Info.Size;
     }
 
-    private void DrawUprightCentreSquare(SKBitmap decoded, SKEncodedOrigin origin, Span<float> destination)
+    private void DrawUprightCenterSquare(SKBitmap decoded, SKEncodedOrigin origin, Span<float> destination)
     {
         var swaps = ImageOrientation.SwapsAxes(origin);
         float uprightWidth = swaps ? decoded.Height : decoded.Width;

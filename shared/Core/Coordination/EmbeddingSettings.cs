@@ -33,15 +33,15 @@ public sealed record EmbeddingSettings(string? Model, bool MatchColor)
     public string? MismatchWith(EmbeddingSettings recorded)
     {
         ArgumentNullException.ThrowIfNull(recorded);
-        var colour = recorded.MatchColor != MatchColor;
+        var color = recorded.MatchColor != MatchColor;
         var model = recorded.Model is not null && recorded.Model != Model;
-        if (!colour && !model)
+        if (!color && !model)
         {
             return null;
         }
 
         var differences = new List<string>();
-        if (colour)
+        if (color)
         {
             differences.Add($"MATCH_COLOR={Lower(recorded.MatchColor)} (now {Lower(MatchColor)})");
         }

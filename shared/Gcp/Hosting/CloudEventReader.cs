@@ -83,14 +83,14 @@ public static class CloudEventReader
     {
         var envelope = JsonNode.Parse(body) as JsonObject
             ?? throw new FormatException("A structured CloudEvent must be a JSON object.");
-        var normalised = new JsonObject();
+        var normalized = new JsonObject();
         foreach (var (name, value) in envelope.ToList())
         {
             envelope.Remove(name);
-            normalised.Add(name.ToLowerInvariant(), value);
+            normalized.Add(name.ToLowerInvariant(), value);
         }
 
         return Formatter.DecodeStructuredModeMessage(
-            Encoding.UTF8.GetBytes(normalised.ToJsonString()), new ContentType(contentType), extensionAttributes: null);
+            Encoding.UTF8.GetBytes(normalized.ToJsonString()), new ContentType(contentType), extensionAttributes: null);
     }
 }
