@@ -23,21 +23,21 @@ public sealed class CoordinationSchemaTests
     private const string Endpoint = "projects/p/locations/us-central1/indexEndpoints/9";
     private const string Domain = "123.us-central1-456.vdb.vertexai.goog";
 
-    private TestDatabase files = null!;
-    private SqliteDocumentStore store = null!;
-    private CoordinationState state = null!;
+    private TestDatabase _files = null!;
+    private SqliteDocumentStore _store = null!;
+    private CoordinationState _state = null!;
 
     [SetUp]
     public void SetUp()
     {
-        files = new TestDatabase();
-        store = new SqliteDocumentStore(files.Database, files.NewQueue(), [], files.Clock);
+        _files = new TestDatabase();
+        _store = new SqliteDocumentStore(_files.Database, _files.NewQueue(), [], _files.Clock);
         var options = TestOptions.Load();
-        state = new CoordinationState(store, new CoordinationDocuments(options), options, files.Clock);
+        _state = new CoordinationState(_store, new CoordinationDocuments(options), options, _files.Clock);
     }
 
     [TearDown]
-    public void TearDown() => files.Dispose();
+    public void TearDown() => _files.Dispose();
 
     [Test]
     public void StatusesAreSpelledAsTheOriginalsInTheDocumentsAndInJson()
@@ -56,30 +56,30 @@ public sealed class CoordinationSchemaTests
     [Test]
     public async Task IndexTransitionsWriteTheMetadataFieldsAndReadBack()
     {
-        var claim = await state.ClaimIndexCreationAsync(TimeSpan.FromMinutes(1), CancellationToken.None);
+        var claim = await _state.ClaimIndexCreationAsync(TimeSpan.FromMinutes(1), CancellationToken.None);
         Assert.That(claim.Outcome, Is.EqualTo(IndexCreationClaimOutcome.Claimed));
         Assert.That(await FieldsAsync(Metadata), Is.EquivalentTo(Fields(
-            ("status", "INDEX_BUILDING"), ("indexCreationClaim", claim.Token), ("indexCreationClaimedAt", files.Clock.GetUtcNow()))));
-        Assert.That((await state.ReadMetadataAsync(CancellationToken.None))!.CreationUnrecorded, Is.True);
+            ("status", "INDEX_BUILDING"), ("indexCreationClaim", claim.Token), ("indexCreationClaimedAt", _files.Clock.GetUtcNow()))));
+        Assert.That((await _state.ReadMetadataAsync(CancellationToken.None))!.CreationUnrecorded, Is.True);
 
-        Assert.That(await state.RecordIndexCreationAsync(claim.Token!, Operation, CancellationToken.None), Is.True);
+        Assert.That(await _state.RecordIndexCreationAsync(claim.Token!, Operation, CancellationToken.None), Is.True);
         Assert.That(await FieldsAsync(Metadata), Does.Contain(KeyValuePair.Create("operation", (object?)Operation)));
 
-        await state.RecordIndexEndpointAsync(Index, Endpoint, CancellationToken.None);
-        await state.RecordDeploymentRequestedAsync(Index, Endpoint, CancellationToken.None);
+        await _state.RecordIndexEndpointAsync(Index, Endpoint, CancellationToken.None);
+        await _state.RecordDeploymentRequestedAsync(Index, Endpoint, CancellationToken.None);
         Assert.That(await FieldsAsync(Metadata), Is.EquivalentTo(Fields(
             ("status", "INDEX_DEPLOYING"), ("operation", Operation), ("index", Index), ("indexEndpoint", Endpoint),
-            ("indexCreationClaim", claim.Token), ("indexCreationClaimedAt", files.Clock.GetUtcNow()))));
+            ("indexCreationClaim", claim.Token), ("indexCreationClaimedAt", _files.Clock.GetUtcNow()))));
 
-        await state.RecordDeployedAsync(Domain, CancellationToken.None);
+        await _state.RecordDeployedAsync(Domain, CancellationToken.None);
         Assert.That(await FieldsAsync(Metadata), Is.EquivalentTo(Fields(
             ("status", "INDEX_DEPLOYED"), ("index", Index), ("indexEndpoint", Endpoint), ("publicEndpointDomainName", Domain),
-            ("indexCreationClaim", claim.Token), ("indexCreationClaimedAt", files.Clock.GetUtcNow()))), "the operation is dropped");
+            ("indexCreationClaim", claim.Token), ("indexCreationClaimedAt", _files.Clock.GetUtcNow()))), "the operation is dropped");
 
-        var metadata = await state.ReadMetadataAsync(CancellationToken.None);
+        var metadata = await _state.ReadMetadataAsync(CancellationToken.None);
         Assert.That(metadata, Is.EqualTo(new IndexMetadata(
-            IndexStatus.Deployed, null, Index, Endpoint, Domain, null, EmbeddingSettings.BeforeMatchColor, null, claim.Token, files.Clock.GetUtcNow())));
-        var availability = await state.ReadIndexAvailabilityAsync(CancellationToken.None);
+            IndexStatus.Deployed, null, Index, Endpoint, Domain, null, EmbeddingSettings.BeforeMatchColor, null, claim.Token, _files.Clock.GetUtcNow())));
+        var availability = await _state.ReadIndexAvailabilityAsync(CancellationToken.None);
         Assert.That((availability.Readiness, availability.Status, availability.Deployed),
             Is.EqualTo((IndexReadiness.Deployed, (IndexStatus?)IndexStatus.Deployed, new DeployedIndex(Index, Endpoint, Domain))));
     }
@@ -87,18 +87,18 @@ public sealed class CoordinationSchemaTests
     [Test]
     public async Task ErrorsAndEmbeddingSettingsAreRecordedUnderTheirFieldsAndReadBack()
     {
-        await state.RecordEmbeddingSettingsAsync(CancellationToken.None);
-        await state.RecordErrorAsync("onIndexCreated", "Index creation failed", CancellationToken.None);
+        await _state.RecordEmbeddingSettingsAsync(CancellationToken.None);
+        await _state.RecordErrorAsync("onIndexCreated", "Index creation failed", CancellationToken.None);
 
         var fields = await FieldsAsync(Metadata);
         var running = EmbeddingSettings.Of(TestOptions.Load());
         Assert.That(fields.Keys, Is.EquivalentTo(new[] { "embeddingModel", "matchColor", "error" }));
         Assert.That((fields["embeddingModel"], fields["matchColor"]), Is.EqualTo((running.Model, (object?)running.MatchColor)));
-        Assert.That(fields["error"], Is.EquivalentTo(Fields(("function", "onIndexCreated"), ("message", "Index creation failed"), ("time", files.Clock.GetUtcNow()))));
+        Assert.That(fields["error"], Is.EquivalentTo(Fields(("function", "onIndexCreated"), ("message", "Index creation failed"), ("time", _files.Clock.GetUtcNow()))));
 
-        var metadata = (await state.ReadMetadataAsync(CancellationToken.None))!;
+        var metadata = (await _state.ReadMetadataAsync(CancellationToken.None))!;
         Assert.That(metadata.EmbeddingSettings, Is.EqualTo(running));
-        Assert.That(metadata.Error, Is.EqualTo(new RecordedError("onIndexCreated", "Index creation failed", files.Clock.GetUtcNow())));
+        Assert.That(metadata.Error, Is.EqualTo(new RecordedError("onIndexCreated", "Index creation failed", _files.Clock.GetUtcNow())));
         Assert.That(metadata.Status, Is.Null);
     }
 
@@ -106,17 +106,17 @@ public sealed class CoordinationSchemaTests
     public async Task BackfillTransitionsWriteTheTasksEnqueueAndDatapointFieldsAndReadBack()
     {
         var chunk = new BackfillChunk("ext-ris-task1", "photos", ["a.jpg", "dir/b.png", "c.gif"]);
-        await state.StartBackfillRunAsync(3, "run-1", CancellationToken.None);
-        await state.RecordPendingChunksAsync([chunk], CancellationToken.None);
-        await state.RecordPlanCompleteAsync(1, CancellationToken.None);
+        await _state.StartBackfillRunAsync(3, "run-1", CancellationToken.None);
+        await _state.RecordPendingChunksAsync([chunk], CancellationToken.None);
+        await _state.RecordPlanCompleteAsync(1, CancellationToken.None);
 
         Assert.That(await FieldsAsync(Tasks), Is.EquivalentTo(Fields(
             ("totalLength", 3L), ("processedLength", 0L), ("status", "PENDING"), ("runId", "run-1"), ("chunkCount", 1L))));
         Assert.That(await FieldsAsync("_ext-ris/tasks/enqueues/ext-ris-task1"), Is.EquivalentTo(Fields(
             ("taskId", chunk.Id), ("status", "PENDING"), ("objects", new object?[] { "a.jpg", "dir/b.png", "c.gif" }))));
-        Assert.That(await state.ReadBackfillRunAsync(CancellationToken.None), Is.EqualTo(new BackfillRun("run-1", BackfillStatus.Pending, 3, 0, 1, null)));
+        Assert.That(await _state.ReadBackfillRunAsync(CancellationToken.None), Is.EqualTo(new BackfillRun("run-1", BackfillStatus.Pending, 3, 0, 1, null)));
 
-        Assert.That(await state.TryBeginChunkAsync(chunk.Id, CancellationToken.None), Is.True);
+        Assert.That(await _state.TryBeginChunkAsync(chunk.Id, CancellationToken.None), Is.True);
         Assert.That((await FieldsAsync("_ext-ris/tasks/enqueues/ext-ris-task1"))["status"], Is.EqualTo("PROCESSING"));
 
         DatapointRecord[] records =
@@ -126,9 +126,9 @@ public sealed class CoordinationSchemaTests
             new("c.gif", DatapointStatus.Skipped, "md5-c", 13, "not an image"),
         ];
         var outcome = new ChunkOutcome(chunk.Id, BackfillStatus.Done, 3, 1280, "gs://e/datapoints/ext-ris-task1.json", null, records);
-        Assert.That(await state.CompleteChunkAsync(outcome, CancellationToken.None), Is.True);
+        Assert.That(await _state.CompleteChunkAsync(outcome, CancellationToken.None), Is.True);
 
-        var done = await store.GetAsync(Tasks);
+        var done = await _store.GetAsync(Tasks);
         Assert.That(await FieldsAsync(Tasks), Is.EquivalentTo(Fields(
             ("totalLength", 3L), ("processedLength", 3L), ("status", "DONE"), ("runId", "run-1"), ("chunkCount", 1L))));
         Assert.That(await FieldsAsync(Metadata), Is.EquivalentTo(Fields(("outputShape", 1280L))));
@@ -139,40 +139,40 @@ public sealed class CoordinationSchemaTests
         Assert.That(await FieldsAsync("_ext-ris/metadata/datapoints/c.gif"), Is.EquivalentTo(Fields(
             ("path", "c.gif"), ("status", "SKIPPED"), ("md5Hash", "md5-c"), ("generation", 13L), ("reason", "not an image"))));
 
-        var chunkRecord = (await state.ReadBackfillChunkAsync(chunk.Id, CancellationToken.None))!;
+        var chunkRecord = (await _state.ReadBackfillChunkAsync(chunk.Id, CancellationToken.None))!;
         Assert.That((chunkRecord.TaskId, chunkRecord.Status, chunkRecord.FilePath, chunkRecord.Error, chunkRecord.Counted),
             Is.EqualTo((chunk.Id, (BackfillStatus?)BackfillStatus.Done, outcome.FilePath, (string?)null, true)));
         Assert.That(chunkRecord.Objects, Is.EqualTo(chunk.Objects));
         foreach (var record in records)
         {
-            Assert.That(await state.GetDatapointRecordAsync(record.ObjectName, CancellationToken.None), Is.EqualTo(record));
-            Assert.That(CoordinationState.ReadDatapointRecord((await store.GetAsync(state.Paths.Datapoint(record.ObjectName)))!), Is.EqualTo(record));
+            Assert.That(await _state.GetDatapointRecordAsync(record.ObjectName, CancellationToken.None), Is.EqualTo(record));
+            Assert.That(CoordinationState.ReadDatapointRecord((await _store.GetAsync(_state.Paths.Datapoint(record.ObjectName)))!), Is.EqualTo(record));
         }
 
         var pending = new DocumentSnapshot(Tasks, Fields(("status", "PENDING")));
-        Assert.That(state.CompletedBackfill(new DocumentChange(Tasks, pending, done)), Is.EqualTo(new BackfillRun("run-1", BackfillStatus.Done, 3, 3, 1, null)));
-        Assert.That(state.CompletedBackfill(new DocumentChange(Tasks, done, done)), Is.Null, "DONE to DONE is no completion");
-        Assert.That(await state.CompleteChunkAsync(outcome, CancellationToken.None), Is.False, "a chunk is counted once");
+        Assert.That(_state.CompletedBackfill(new DocumentChange(Tasks, pending, done)), Is.EqualTo(new BackfillRun("run-1", BackfillStatus.Done, 3, 3, 1, null)));
+        Assert.That(_state.CompletedBackfill(new DocumentChange(Tasks, done, done)), Is.Null, "DONE to DONE is no completion");
+        Assert.That(await _state.CompleteChunkAsync(outcome, CancellationToken.None), Is.False, "a chunk is counted once");
     }
 
     [Test]
     public async Task DocumentsAsTheOriginalExtensionWroteThemReadAsTyped()
     {
-        await store.SetAsync(Tasks, Fields(("totalLength", 2L), ("processedLength", 2L), ("status", "DONE")), SetMode.Overwrite);
-        await store.SetAsync(Metadata, Fields(
+        await _store.SetAsync(Tasks, Fields(("totalLength", 2L), ("processedLength", 2L), ("status", "DONE")), SetMode.Overwrite);
+        await _store.SetAsync(Metadata, Fields(
             ("outputShape", 1280L), ("status", "INDEX_DEPLOYED"), ("index", Index), ("indexEndpoint", Endpoint), ("publicEndpointDomainName", Domain)), SetMode.Overwrite);
-        await store.SetAsync("_ext-ris/tasks/enqueues/ext-ris-task1", Fields(
+        await _store.SetAsync("_ext-ris/tasks/enqueues/ext-ris-task1", Fields(
             ("taskId", "ext-ris-task1"), ("status", "DONE"), ("objects", new object?[] { "a.jpg" }), ("filePath", "gs://e/datapoints/ext-ris-task1.json")), SetMode.Overwrite);
 
-        Assert.That(await state.ReadBackfillRunAsync(CancellationToken.None), Is.EqualTo(new BackfillRun(null, BackfillStatus.Done, 2, 2, null, null)));
-        Assert.That(await state.ReadMetadataAsync(CancellationToken.None), Is.EqualTo(new IndexMetadata(
+        Assert.That(await _state.ReadBackfillRunAsync(CancellationToken.None), Is.EqualTo(new BackfillRun(null, BackfillStatus.Done, 2, 2, null, null)));
+        Assert.That(await _state.ReadMetadataAsync(CancellationToken.None), Is.EqualTo(new IndexMetadata(
             IndexStatus.Deployed, null, Index, Endpoint, Domain, 1280, EmbeddingSettings.BeforeMatchColor, null, null, null)));
-        Assert.That((await state.ReadBackfillChunkAsync("ext-ris-task1", CancellationToken.None))!.Objects, Is.EqualTo(new[] { "a.jpg" }));
-        Assert.That((await state.ReadIndexAvailabilityAsync(CancellationToken.None)).Deployed, Is.EqualTo(new DeployedIndex(Index, Endpoint, Domain)));
+        Assert.That((await _state.ReadBackfillChunkAsync("ext-ris-task1", CancellationToken.None))!.Objects, Is.EqualTo(new[] { "a.jpg" }));
+        Assert.That((await _state.ReadIndexAvailabilityAsync(CancellationToken.None)).Deployed, Is.EqualTo(new DeployedIndex(Index, Endpoint, Domain)));
     }
 
     private async Task<IReadOnlyDictionary<string, object?>> FieldsAsync(string path) =>
-        (await store.GetAsync(path))?.Fields ?? throw new AssertionException($"{path} does not exist");
+        (await _store.GetAsync(path))?.Fields ?? throw new AssertionException($"{path} does not exist");
 
     private static Dictionary<string, object?> Fields(params (string Name, object? Value)[] fields) =>
         fields.ToDictionary(f => f.Name, f => f.Value);

@@ -11,9 +11,9 @@ public class FakeCloudRunTests
     private const string Instance = "reverse-image-search";
     private const char Separator = '\u001f';
 
-    private TempDir temp = null!;
-    private string log = null!;
-    private Dictionary<string, string> environment = null!;
+    private TempDir _temp = null!;
+    private string _log = null!;
+    private Dictionary<string, string> _environment = null!;
 
     private const string FakeGcloud = """
         #!/bin/bash
@@ -71,9 +71,9 @@ public class FakeCloudRunTests
     [SetUp]
     public void CreateFakeCloud()
     {
-        temp = new TempDir();
-        log = Path.Combine(temp.Path, "calls.log");
-        var bin = Directory.CreateDirectory(Path.Combine(temp.Path, "bin")).FullName;
+        _temp = new TempDir();
+        _log = Path.Combine(_temp.Path, "calls.log");
+        var bin = Directory.CreateDirectory(Path.Combine(_temp.Path, "bin")).FullName;
         foreach (var (name, text) in new[] { ("gcloud", FakeGcloud), ("curl", FakeCurl) })
         {
             var path = Path.Combine(bin, name);
@@ -81,31 +81,31 @@ public class FakeCloudRunTests
             File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
 
-        environment = new Dictionary<string, string>
+        _environment = new Dictionary<string, string>
         {
             ["PATH"] = bin + ":" + Environment.GetEnvironmentVariable("PATH"),
-            ["FAKE_LOG"] = log,
-            ["FAKE_METADATA"] = Path.Combine(temp.Path, "metadata.json"),
+            ["FAKE_LOG"] = _log,
+            ["FAKE_METADATA"] = Path.Combine(_temp.Path, "metadata.json"),
             ["FAKE_STATUS"] = "200",
         };
     }
 
     [TearDown]
-    public void Cleanup() => temp.Dispose();
+    public void Cleanup() => _temp.Dispose();
 
     private List<string[]> Calls() =>
-        File.Exists(log)
-            ? File.ReadAllLines(log).Select(l => l.TrimEnd(Separator).Split(Separator)).ToList()
+        File.Exists(_log)
+            ? File.ReadAllLines(_log).Select(l => l.TrimEnd(Separator).Split(Separator)).ToList()
             : [];
 
     [Test]
     public async Task InstallRunsThePlannedCommandsWithTheLookedUpLocations()
     {
-        var dry = await DeployScript.RunAsync(temp.Path, environment, "--env-file", DeployScript.VertexSampleEnv(temp.Path), "--dry-run");
+        var dry = await DeployScript.RunAsync(_temp.Path, _environment, "--env-file", DeployScript.VertexSampleEnv(_temp.Path), "--dry-run");
         Assert.That(dry.ExitCode, Is.EqualTo(0), dry.ToString());
         Assert.That(Calls(), Is.Empty, "a dry run calls nothing");
 
-        var real = await DeployScript.RunAsync(temp.Path, environment, "--env-file", DeployScript.VertexSampleEnv(temp.Path));
+        var real = await DeployScript.RunAsync(_temp.Path, _environment, "--env-file", DeployScript.VertexSampleEnv(_temp.Path));
         Assert.That(real.ExitCode, Is.EqualTo(0), real.ToString());
 
         static string Normalize(IEnumerable<string> words) => string.Join(' ', words.Select(w =>
@@ -120,7 +120,7 @@ public class FakeCloudRunTests
         Assert.That(real.StandardError, Does.Contain("WARNING").And.Contain("DATA_WRITE").And.Contain("set-iam-policy"),
             "missing Data Write audit logs are warned about");
         Assert.That(real.StandardError, Does.Not.Contain("DATA_READ DATA_WRITE"), "DATA_READ is present");
-        Assert.That(Directory.GetDirectories(temp.Path, "ris-deploy.*"), Has.Length.EqualTo(1),
+        Assert.That(Directory.GetDirectories(_temp.Path, "ris-deploy.*"), Has.Length.EqualTo(1),
             "only the dry run's folder stays; the real run cleans up");
     }
 
@@ -147,10 +147,10 @@ public class FakeCloudRunTests
             "metadata-building" => """{"fields":{"operation":{"stringValue":"projects/42/locations/us-central1/indexes/777/operations/55"}}}""",
             _ => """{"error":{"code":404,"status":"NOT_FOUND"}}""",
         };
-        File.WriteAllText(environment["FAKE_METADATA"], json);
-        environment["FAKE_STATUS"] = status;
+        File.WriteAllText(_environment["FAKE_METADATA"], json);
+        _environment["FAKE_STATUS"] = status;
 
-        var result = await DeployScript.RunAsync(temp.Path, environment, "uninstall", "--env-file", DeployScript.VertexSampleEnv(temp.Path));
+        var result = await DeployScript.RunAsync(_temp.Path, _environment, "uninstall", "--env-file", DeployScript.VertexSampleEnv(_temp.Path));
         Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
         var calls = Calls();
 
@@ -181,13 +181,13 @@ public class FakeCloudRunTests
     [Test]
     public async Task UninstallReportsFailedStepsAndExitsNonZero()
     {
-        File.WriteAllText(environment["FAKE_METADATA"], "{}");
+        File.WriteAllText(_environment["FAKE_METADATA"], "{}");
         // A gcloud that fails every deletion for a reason other than "not found".
         var failing = FakeGcloud.Replace("esac\nexit 0", "  *\" delete \"*) echo \"ERROR: PERMISSION_DENIED\" >&2; exit 1 ;;\nesac\nexit 0", StringComparison.Ordinal);
         Assert.That(failing, Is.Not.EqualTo(FakeGcloud));
-        File.WriteAllText(Path.Combine(temp.Path, "bin", "gcloud"), failing + "\n");
+        File.WriteAllText(Path.Combine(_temp.Path, "bin", "gcloud"), failing + "\n");
 
-        var result = await DeployScript.RunAsync(temp.Path, environment, "uninstall", "--env-file", DeployScript.VertexSampleEnv(temp.Path));
+        var result = await DeployScript.RunAsync(_temp.Path, _environment, "uninstall", "--env-file", DeployScript.VertexSampleEnv(_temp.Path));
         Assert.That(result.ExitCode, Is.EqualTo(1), result.ToString());
         Assert.That(result.StandardError, Does.Contain("Some steps failed").And.Contain("PERMISSION_DENIED"));
         Assert.That(Calls().Count(c => c.Length > 2 && c[1] == "functions" && c[2] == "delete"), Is.EqualTo(9),

@@ -11,17 +11,17 @@ public sealed class FirestoreBackendPlanTests
     private const string Instance = "reverse-image-search";
     private const string Collection = $"vectors-{Instance}";
 
-    private TempDir temp = null!;
+    private TempDir _temp = null!;
 
     [SetUp]
-    public void CreateTemp() => temp = new TempDir();
+    public void CreateTemp() => _temp = new TempDir();
 
     [TearDown]
-    public void Cleanup() => temp.Dispose();
+    public void Cleanup() => _temp.Dispose();
 
     private async Task<ProcessResult> PlanAsync(params string[] args)
     {
-        var result = await DeployScript.RunAsync(temp.Path, null, args);
+        var result = await DeployScript.RunAsync(_temp.Path, null, args);
         Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
         return result;
     }
@@ -78,7 +78,7 @@ public sealed class FirestoreBackendPlanTests
     [Test]
     public async Task AnotherModelTakesItsDimensionFromVectorDimension()
     {
-        var env = temp.Write("model.env", DeployScript.SampleWith(new Dictionary<string, string?>
+        var env = _temp.Write("model.env", DeployScript.SampleWith(new Dictionary<string, string?>
         {
             ["MODEL_URL"] = "https://example.com/model.onnx",
             ["VECTOR_DIMENSION"] = "512",
@@ -86,7 +86,7 @@ public sealed class FirestoreBackendPlanTests
         var creates = (await PlanAsync("--env-file", env, "--dry-run")).Plan.Where(c => c.Is("gcloud", "firestore", "indexes", "composite", "create")).ToArray();
         Assert.That(creates.Select(c => c.Values("--field-config").Last()).ToArray(), Has.Length.EqualTo(2).And.All.Contain("\"dimension\":\"512\""));
 
-        var unknown = temp.Write("unknown.env", DeployScript.SampleWith(new Dictionary<string, string?> { ["MODEL_URL"] = "https://example.com/model.onnx" }));
+        var unknown = _temp.Write("unknown.env", DeployScript.SampleWith(new Dictionary<string, string?> { ["MODEL_URL"] = "https://example.com/model.onnx" }));
         var result = await PlanAsync("--env-file", unknown, "--dry-run");
         Assert.That(result.Plan.Where(c => c.Is("gcloud", "firestore", "indexes")), Is.Empty);
         Assert.That(result.StandardError, Does.Contain("createIndexTrigger makes the index"));
@@ -114,8 +114,8 @@ public sealed class FirestoreBackendPlanTests
     [TestCase("VECTOR_DIMENSION", "4096", "VECTOR_DIMENSION")]
     public async Task WrongValuesStopBeforeAnyCommand(string key, string value, string message)
     {
-        var env = temp.Write("bad.env", DeployScript.SampleWith(new Dictionary<string, string?> { [key] = value }));
-        var result = await DeployScript.RunAsync(temp.Path, null, "--env-file", env, "--dry-run");
+        var env = _temp.Write("bad.env", DeployScript.SampleWith(new Dictionary<string, string?> { [key] = value }));
+        var result = await DeployScript.RunAsync(_temp.Path, null, "--env-file", env, "--dry-run");
         Assert.That(result.ExitCode, Is.Not.EqualTo(0));
         Assert.That(result.StandardError, Does.Contain(message));
         Assert.That(result.Plan, Is.Empty);

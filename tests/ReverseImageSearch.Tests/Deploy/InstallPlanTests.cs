@@ -35,36 +35,36 @@ public class InstallPlanTests
         ("queryIndex", ["--trigger-http", "--allow-unauthenticated"], "1GiB"),
     ];
 
-    private TempDir temp = null!;
-    private ProcessResult result = null!;
-    private IReadOnlyList<PlannedCommand> plan = null!;
+    private TempDir _temp = null!;
+    private ProcessResult _result = null!;
+    private IReadOnlyList<PlannedCommand> _plan = null!;
 
     [OneTimeSetUp]
     public async Task RunDryRun()
     {
-        temp = new TempDir();
-        result = await DeployScript.RunAsync(temp.Path, null, "--env-file", DeployScript.VertexSampleEnv(temp.Path), "--dry-run");
-        plan = result.Plan;
+        _temp = new TempDir();
+        _result = await DeployScript.RunAsync(_temp.Path, null, "--env-file", DeployScript.VertexSampleEnv(_temp.Path), "--dry-run");
+        _plan = _result.Plan;
     }
 
     [OneTimeTearDown]
-    public void Cleanup() => temp.Dispose();
+    public void Cleanup() => _temp.Dispose();
 
-    private int IndexOf(Func<PlannedCommand, bool> match) => plan.ToList().FindIndex(c => match(c));
+    private int IndexOf(Func<PlannedCommand, bool> match) => _plan.ToList().FindIndex(c => match(c));
 
-    private List<PlannedCommand> All(params string[] prefix) => plan.Where(c => c.Is(prefix)).ToList();
+    private List<PlannedCommand> All(params string[] prefix) => _plan.Where(c => c.Is(prefix)).ToList();
 
     [Test]
     public void SucceedsAndPrintsOnlyGcloudCommandsScopedToTheProject()
     {
-        Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
-        Assert.That(plan, Has.Count.GreaterThan(30));
-        var stdoutLines = result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(_result.ExitCode, Is.EqualTo(0), _result.ToString());
+        Assert.That(_plan, Has.Count.GreaterThan(30));
+        var stdoutLines = _result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.That(stdoutLines, Has.All.StartWith("+ "), "stdout carries the plan only; progress goes to stderr");
-        Assert.That(plan, Has.All.Matches<PlannedCommand>(c => c.IsGcloud), "an install runs gcloud only");
-        Assert.That(plan.Where(c => !c.Has($"--project={Project}") && !(c.Is("gcloud", "projects") && c.Words[3] == Project)).Select(c => c.Line), Is.Empty,
+        Assert.That(_plan, Has.All.Matches<PlannedCommand>(c => c.IsGcloud), "an install runs gcloud only");
+        Assert.That(_plan.Where(c => !c.Has($"--project={Project}") && !(c.Is("gcloud", "projects") && c.Words[3] == Project)).Select(c => c.Line), Is.Empty,
             "every command names the project explicitly, never the gcloud default");
-        Assert.That(result.StandardError, Does.Contain("Dry run"));
+        Assert.That(_result.StandardError, Does.Contain("Dry run"));
     }
 
     [Test]
@@ -95,9 +95,9 @@ public class InstallPlanTests
             .ToList();
         // Storage and Cloud Tasks are granted per bucket and per queue (below), never project-wide.
         Assert.That(projectRoles, Is.EquivalentTo(new[] { "roles/datastore.user", "roles/aiplatform.user", "roles/eventarc.eventReceiver" }));
-        Assert.That(plan.Where(c => c.Value("--role") is { } role && (role.StartsWith("roles/storage.", StringComparison.Ordinal) || role == "roles/cloudtasks.enqueuer"))
+        Assert.That(_plan.Where(c => c.Value("--role") is { } role && (role.StartsWith("roles/storage.", StringComparison.Ordinal) || role == "roles/cloudtasks.enqueuer"))
             .Where(c => c.Is("gcloud", "projects")), Is.Empty, "no project-wide storage or enqueuer role");
-        Assert.That(plan.Any(c => c.Value("--role") == "roles/storage.admin"), Is.False, "no storage admin anywhere");
+        Assert.That(_plan.Any(c => c.Value("--role") == "roles/storage.admin"), Is.False, "no storage admin anywhere");
         Assert.That(All("gcloud", "projects", "add-iam-policy-binding"), Has.All.Matches<PlannedCommand>(c => c.Has("--condition=None")));
 
         var self = All("gcloud", "iam", "service-accounts", "add-iam-policy-binding", Sa);
@@ -123,7 +123,7 @@ public class InstallPlanTests
         var create = IndexOf(c => c.Is("gcloud", "iam", "service-accounts", "create", $"exq-{Instance}"));
         Assert.That(create, Is.GreaterThanOrEqualTo(0), "service account exq-<instance> is created");
         Assert.That(IndexOf(c => c.Is("gcloud", "iam", "service-accounts", "describe", QuerySa)), Is.InRange(0, create - 1));
-        Assert.That(plan.Where(c => c.Value("--member") == $"serviceAccount:{QuerySa}").Select(c => (c.Words[1], c.Value("--role"))), Is.EquivalentTo(new[]
+        Assert.That(_plan.Where(c => c.Value("--member") == $"serviceAccount:{QuerySa}").Select(c => (c.Words[1], c.Value("--role"))), Is.EquivalentTo(new[]
         {
             ("projects", "roles/datastore.viewer"), ("projects", "roles/aiplatform.viewer"),
         }), "it may read the metadata document and query the endpoint, nothing else");
@@ -186,8 +186,8 @@ public class InstallPlanTests
         var create = All("gcloud", "storage", "buckets", "create", $"gs://{Project}-ext-{Instance}");
         Assert.That(create, Has.Count.EqualTo(1));
         Assert.That(create[0].Value("--location"), Is.EqualTo("us-central1"));
-        Assert.That(plan.Any(c => c.Is("gcloud", "storage", "buckets", "describe", $"gs://{Project}-ext-{Instance}")), Is.True);
-        Assert.That(plan.Any(c => c.Line.Contains("gs://my-project.appspot.com", StringComparison.Ordinal)
+        Assert.That(_plan.Any(c => c.Is("gcloud", "storage", "buckets", "describe", $"gs://{Project}-ext-{Instance}")), Is.True);
+        Assert.That(_plan.Any(c => c.Line.Contains("gs://my-project.appspot.com", StringComparison.Ordinal)
             && !c.Is("gcloud", "storage", "buckets", "describe")
             && !(c.Is("gcloud", "storage", "buckets", "add-iam-policy-binding") && c.Value("--role") == "roles/storage.objectViewer")),
             Is.False, "the images bucket is only described and made readable to the functions, never changed");
@@ -204,7 +204,7 @@ public class InstallPlanTests
         Assert.That(creates, Has.All.Matches<PlannedCommand>(c => c.Value("--location") == "us-central1"));
         Assert.That(creates.Single(c => c.Words[4].EndsWith("-backfillTask", StringComparison.Ordinal)).Value("--max-attempts"), Is.EqualTo("50"));
 
-        var lastQueue = plan.ToList().FindLastIndex(c => c.Is("gcloud", "tasks", "queues", "create"));
+        var lastQueue = _plan.ToList().FindLastIndex(c => c.Is("gcloud", "tasks", "queues", "create"));
         var firstDeploy = IndexOf(c => c.Is("gcloud", "functions", "deploy"));
         Assert.That(firstDeploy, Is.GreaterThan(lastQueue), "no function may run before its queue exists");
     }
@@ -261,7 +261,7 @@ public class InstallPlanTests
     {
         var files = All("gcloud", "functions", "deploy").Select(c => c.Value("--env-vars-file")).Distinct().ToList();
         Assert.That(files, Has.Count.EqualTo(1));
-        Assert.That(files[0], Does.StartWith(temp.Path), "generated under TMPDIR");
+        Assert.That(files[0], Does.StartWith(_temp.Path), "generated under TMPDIR");
         var entries = File.ReadAllLines(files[0]!)
             .Where(l => !l.StartsWith('#') && l.Length > 0)
             .Select(l => l.Split(": ", 2))
@@ -294,7 +294,7 @@ public class InstallPlanTests
     [Test]
     public void EnqueuesTheInstallTaskLast()
     {
-        var last = plan[^1];
+        var last = _plan[^1];
         Assert.That(last.Is("gcloud", "tasks", "create-http-task"), Is.True, last.Line);
         Assert.That(last.Value("--queue"), Is.EqualTo($"ext-{Instance}-backfillTrigger"));
         Assert.That(last.Value("--location"), Is.EqualTo("us-central1"));
@@ -309,12 +309,12 @@ public class InstallPlanTests
     [Test]
     public async Task LocationOverridesReplaceTheLookups()
     {
-        var env = temp.Write("override.env", DeployScript.SampleWith(new Dictionary<string, string?>
+        var env = _temp.Write("override.env", DeployScript.SampleWith(new Dictionary<string, string?>
         {
             ["IMG_BUCKET_LOCATION"] = "US",
             ["FIRESTORE_LOCATION"] = "nam5",
         }));
-        var run = await DeployScript.RunAsync(temp.Path, null, "--env-file", env, "--dry-run", "--no-install-task");
+        var run = await DeployScript.RunAsync(_temp.Path, null, "--env-file", env, "--dry-run", "--no-install-task");
         Assert.That(run.ExitCode, Is.EqualTo(0), run.ToString());
         var overridden = run.Plan;
         Assert.That(overridden.Any(c => c.Is("gcloud", "storage", "buckets", "describe", "gs://my-project.appspot.com")), Is.False);

@@ -7,29 +7,29 @@ namespace ReverseImageSearch.Tests.Deploy;
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")] // bash, file modes
 public class ParameterValidationTests
 {
-    private TempDir temp = null!;
-    private string callLog = null!;
-    private Dictionary<string, string> environment = null!;
+    private TempDir _temp = null!;
+    private string _callLog = null!;
+    private Dictionary<string, string> _environment = null!;
 
     [SetUp]
     public void CreateFakeCloud()
     {
-        temp = new TempDir();
-        callLog = Path.Combine(temp.Path, "calls.log");
-        var bin = Path.Combine(temp.Path, "bin");
+        _temp = new TempDir();
+        _callLog = Path.Combine(_temp.Path, "calls.log");
+        var bin = Path.Combine(_temp.Path, "bin");
         Directory.CreateDirectory(bin);
         foreach (var tool in new[] { "gcloud", "curl" })
         {
             var path = Path.Combine(bin, tool);
-            File.WriteAllText(path, $"#!/bin/sh\necho \"{tool} $*\" >> \"{callLog}\"\nexit 0\n");
+            File.WriteAllText(path, $"#!/bin/sh\necho \"{tool} $*\" >> \"{_callLog}\"\nexit 0\n");
             File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
 
-        environment = new Dictionary<string, string> { ["PATH"] = bin + ":" + Environment.GetEnvironmentVariable("PATH") };
+        _environment = new Dictionary<string, string> { ["PATH"] = bin + ":" + Environment.GetEnvironmentVariable("PATH") };
     }
 
     [TearDown]
-    public void Cleanup() => temp.Dispose();
+    public void Cleanup() => _temp.Dispose();
 
     private static IEnumerable<TestCaseData> BadValues()
     {
@@ -78,11 +78,11 @@ public class ParameterValidationTests
     [TestCaseSource(nameof(BadValues))]
     public async Task ABadParameterStopsBeforeAnyCommand(string key, string? value, string rule)
     {
-        var env = temp.Write("bad.env", DeployScript.SampleWith(new Dictionary<string, string?> { [key] = value }));
-        var result = await DeployScript.RunAsync(temp.Path, environment, "--env-file", env);
+        var env = _temp.Write("bad.env", DeployScript.SampleWith(new Dictionary<string, string?> { [key] = value }));
+        var result = await DeployScript.RunAsync(_temp.Path, _environment, "--env-file", env);
 
         Assert.That(result.ExitCode, Is.EqualTo(2), result.ToString());
-        Assert.That(File.Exists(callLog), Is.False, "no command may run before the parameters are valid");
+        Assert.That(File.Exists(_callLog), Is.False, "no command may run before the parameters are valid");
         Assert.That(result.StandardOutput, Is.Empty);
         var lines = result.StandardError.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.That(lines, Has.Length.EqualTo(1), "one line");
@@ -93,29 +93,29 @@ public class ParameterValidationTests
     [Test]
     public async Task MaxReplicasBelowMinReplicasIsRejected()
     {
-        var env = temp.Write("bad.env", DeployScript.SampleWith(new Dictionary<string, string?>
+        var env = _temp.Write("bad.env", DeployScript.SampleWith(new Dictionary<string, string?>
         {
             ["MIN_REPLICA_COUNT"] = "3",
             ["MAX_REPLICA_COUNT"] = "2",
         }));
-        var result = await DeployScript.RunAsync(temp.Path, environment, "--env-file", env);
+        var result = await DeployScript.RunAsync(_temp.Path, _environment, "--env-file", env);
         Assert.That(result.ExitCode, Is.EqualTo(2));
         Assert.That(result.StandardError, Does.Contain("MAX_REPLICA_COUNT='2'").And.Contain("MIN_REPLICA_COUNT (3)"));
-        Assert.That(File.Exists(callLog), Is.False);
+        Assert.That(File.Exists(_callLog), Is.False);
     }
 
     [Test]
     public async Task Int8PrecisionWithAModelUrlIsRejected()
     {
-        var env = temp.Write("bad.env", DeployScript.SampleWith(new Dictionary<string, string?>
+        var env = _temp.Write("bad.env", DeployScript.SampleWith(new Dictionary<string, string?>
         {
             ["MODEL_URL"] = "https://example.com/model.onnx",
             ["MODEL_PRECISION"] = "int8",
         }));
-        var result = await DeployScript.RunAsync(temp.Path, environment, "--env-file", env);
+        var result = await DeployScript.RunAsync(_temp.Path, _environment, "--env-file", env);
         Assert.That(result.ExitCode, Is.EqualTo(2));
         Assert.That(result.StandardError, Does.Contain("MODEL_PRECISION='int8'").And.Contain("MODEL_URL must be empty"));
-        Assert.That(File.Exists(callLog), Is.False);
+        Assert.That(File.Exists(_callLog), Is.False);
     }
 
     [TestCase("IMG_BUKET=typo\n", "unknown key IMG_BUKET")]
@@ -123,22 +123,22 @@ public class ParameterValidationTests
     [TestCase("BATCH_SIZE=8\n", "BATCH_SIZE is set twice")]
     public async Task AMalformedEnvFileStopsBeforeAnyCommand(string extraLine, string message)
     {
-        var env = temp.Write("bad.env", DeployScript.SampleEnvText + extraLine);
-        var result = await DeployScript.RunAsync(temp.Path, environment, "--env-file", env);
+        var env = _temp.Write("bad.env", DeployScript.SampleEnvText + extraLine);
+        var result = await DeployScript.RunAsync(_temp.Path, _environment, "--env-file", env);
         Assert.That(result.ExitCode, Is.EqualTo(2), result.ToString());
         Assert.That(result.StandardError, Does.Contain(message));
-        Assert.That(File.Exists(callLog), Is.False);
+        Assert.That(File.Exists(_callLog), Is.False);
     }
 
     [Test]
     public async Task TheEnvFileIsReadAsDataNeverExecuted()
     {
-        var marker = Path.Combine(temp.Path, "pwned");
-        var env = temp.Write("evil.env", DeployScript.SampleWith(new Dictionary<string, string?>
+        var marker = Path.Combine(_temp.Path, "pwned");
+        var env = _temp.Write("evil.env", DeployScript.SampleWith(new Dictionary<string, string?>
         {
             ["MODEL_URL"] = $"https://example.com/$(touch${{IFS}}{marker})",
         }));
-        var result = await DeployScript.RunAsync(temp.Path, null, "--env-file", env, "--dry-run");
+        var result = await DeployScript.RunAsync(_temp.Path, null, "--env-file", env, "--dry-run");
         Assert.That(File.Exists(marker), Is.False);
         Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
         var file = result.Plan.First(c => c.Is("gcloud", "functions", "deploy")).Value("--env-vars-file")!;
@@ -148,8 +148,8 @@ public class ParameterValidationTests
     [Test]
     public async Task DefaultsFillOptionalParameters()
     {
-        var minimal = temp.Write("minimal.env", "PROJECT_ID=my-project\nEXT_INSTANCE_ID=ris\nLOCATION=europe-west1\nIMG_BUCKET=photos\n");
-        var result = await DeployScript.RunAsync(temp.Path, null, "--env-file", minimal, "--dry-run");
+        var minimal = _temp.Write("minimal.env", "PROJECT_ID=my-project\nEXT_INSTANCE_ID=ris\nLOCATION=europe-west1\nIMG_BUCKET=photos\n");
+        var result = await DeployScript.RunAsync(_temp.Path, null, "--env-file", minimal, "--dry-run");
         Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
         var file = result.Plan.First(c => c.Is("gcloud", "functions", "deploy")).Value("--env-vars-file")!;
         var text = File.ReadAllText(file);
@@ -169,7 +169,7 @@ public class ParameterValidationTests
     [Test]
     public async Task HelpExplainsTheUsage()
     {
-        var result = await DeployScript.RunAsync(temp.Path, null, "--help");
+        var result = await DeployScript.RunAsync(_temp.Path, null, "--help");
         Assert.That(result.ExitCode, Is.EqualTo(0));
         Assert.That(result.StandardOutput, Does.Contain("--env-file FILE").And.Contain("uninstall").And.Contain("--dry-run").And.Contain("--delete-data"));
     }

@@ -4,18 +4,18 @@ namespace ReverseImageSearch.Tests.Deploy;
 public class UninstallPlanTests
 {
     private const string Instance = "reverse-image-search";
-    private TempDir temp = null!;
+    private TempDir _temp = null!;
 
     [SetUp]
-    public void CreateTemp() => temp = new TempDir();
+    public void CreateTemp() => _temp = new TempDir();
 
     [TearDown]
-    public void Cleanup() => temp.Dispose();
+    public void Cleanup() => _temp.Dispose();
 
     [Test]
     public async Task RemovesTheVectorSearchResourcesBeforeTheFunctionsAndQueues()
     {
-        var result = await DeployScript.RunAsync(temp.Path, null, "uninstall", "--env-file", DeployScript.VertexSampleEnv(temp.Path), "--dry-run");
+        var result = await DeployScript.RunAsync(_temp.Path, null, "uninstall", "--env-file", DeployScript.VertexSampleEnv(_temp.Path), "--dry-run");
         Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
         var plan = result.Plan.ToList();
 
@@ -55,7 +55,7 @@ public class UninstallPlanTests
     [Test]
     public async Task FindsEveryIndexAndEndpointByTheInstancesDisplayNamesAndRemovesBothAccounts()
     {
-        var result = await DeployScript.RunAsync(temp.Path, null, "uninstall", "--env-file", DeployScript.VertexSampleEnv(temp.Path), "--dry-run");
+        var result = await DeployScript.RunAsync(_temp.Path, null, "uninstall", "--env-file", DeployScript.VertexSampleEnv(_temp.Path), "--dry-run");
         Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
         var plan = result.Plan.ToList();
         Assert.That(plan.Single(c => c.Is("gcloud", "ai", "indexes", "list")).Value("--filter"), Is.EqualTo($"displayName=ext-{Instance}-index"));
@@ -81,8 +81,8 @@ public class UninstallPlanTests
     [TestCase("firestore")]
     public async Task DeletesTheInstancesCoordinationDocumentsAfterTheFunctionsSayingSoFirst(string backend)
     {
-        var env = temp.Write("backend.env", DeployScript.SampleWith(new Dictionary<string, string?> { ["INDEX_BACKEND"] = backend }));
-        var result = await DeployScript.RunAsync(temp.Path, null, "uninstall", "--env-file", env, "--dry-run");
+        var env = _temp.Write("backend.env", DeployScript.SampleWith(new Dictionary<string, string?> { ["INDEX_BACKEND"] = backend }));
+        var result = await DeployScript.RunAsync(_temp.Path, null, "uninstall", "--env-file", env, "--dry-run");
         Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
         var plan = result.Plan.ToList();
 
@@ -104,7 +104,7 @@ public class UninstallPlanTests
     [Test]
     public async Task DeleteDataAlsoRemovesTheEmbeddingsBucket()
     {
-        var result = await DeployScript.RunAsync(temp.Path, null, "uninstall", "--env-file", DeployScript.VertexSampleEnv(temp.Path), "--dry-run", "--delete-data");
+        var result = await DeployScript.RunAsync(_temp.Path, null, "uninstall", "--env-file", DeployScript.VertexSampleEnv(_temp.Path), "--dry-run", "--delete-data");
         Assert.That(result.ExitCode, Is.EqualTo(0), result.ToString());
         var rm = result.Plan.Where(c => c.Is("gcloud", "storage", "rm")).ToList();
         Assert.That(rm, Has.Count.EqualTo(1));
@@ -114,7 +114,7 @@ public class UninstallPlanTests
     [Test]
     public async Task DeleteDataIsRefusedForInstall()
     {
-        var result = await DeployScript.RunAsync(temp.Path, null, "--env-file", DeployScript.VertexSampleEnv(temp.Path), "--dry-run", "--delete-data");
+        var result = await DeployScript.RunAsync(_temp.Path, null, "--env-file", DeployScript.VertexSampleEnv(_temp.Path), "--dry-run", "--delete-data");
         Assert.That(result.ExitCode, Is.EqualTo(2));
         Assert.That(result.StandardOutput, Is.Empty);
     }

@@ -24,30 +24,30 @@ public sealed class FirestoreVectorIndexServiceTests
     private const string ListIndexesMethod = "firestore.projects.databases.collectionGroups.indexes.list";
     private const string GetOperationMethod = "firestore.projects.databases.operations.get";
 
-    private ContractServer server = null!;
-    private ServiceProvider? services;
+    private ContractServer _server = null!;
+    private ServiceProvider? _services;
 
     [OneTimeSetUp]
-    public async Task StartServerAsync() => server = await ContractServer.StartAsync("firestore.v1");
+    public async Task StartServerAsync() => _server = await ContractServer.StartAsync("firestore.v1");
 
     [OneTimeTearDown]
-    public async Task StopServerAsync() => await server.DisposeAsync();
+    public async Task StopServerAsync() => await _server.DisposeAsync();
 
     [SetUp]
     public async Task ResetAsync()
     {
         var host = await FirestoreEmulator.EnsureStartedAsync();
         await FirestoreEmulator.WipeAsync(Project);
-        server.Reset();
-        server.Fallback = FirestoreEmulator.Forward(host);
+        _server.Reset();
+        _server.Fallback = FirestoreEmulator.Forward(host);
     }
 
     [TearDown]
     public void NoViolations()
     {
-        services?.Dispose();
-        services = null;
-        server.AssertNoViolations();
+        _services?.Dispose();
+        _services = null;
+        _server.AssertNoViolations();
     }
 
     private static ExtensionOptions Options(DistanceMeasure measure) => new()
@@ -62,8 +62,8 @@ public sealed class FirestoreVectorIndexServiceTests
 
     private IVectorIndexService Build(DistanceMeasure measure = DistanceMeasure.DotProduct)
     {
-        services = GcpTestHost.Build(server, extension: Options(measure));
-        var service = services.GetRequiredService<IVectorIndexService>();
+        _services = GcpTestHost.Build(_server, extension: Options(measure));
+        var service = _services.GetRequiredService<IVectorIndexService>();
         Assert.That(service, Is.InstanceOf<FirestoreVectorIndexService>(), "INDEX_BACKEND=firestore picks the Firestore adapter");
         return service;
     }
@@ -125,7 +125,7 @@ public sealed class FirestoreVectorIndexServiceTests
         var datapoints = Enumerable.Range(0, count).Select(i => new IndexDatapoint($"bulk/{i:D4}.jpg", [i, 1, 0, 0])).ToArray();
         await service.UpsertDatapointsAsync(Collection, datapoints);
 
-        var commits = server.RequestsOf(CommitMethod);
+        var commits = _server.RequestsOf(CommitMethod);
         var perCommit = commits.Select(c => c.Json.GetProperty("writes").GetArrayLength()).ToArray();
         Assert.Multiple(() =>
         {
@@ -165,7 +165,7 @@ public sealed class FirestoreVectorIndexServiceTests
         await service.UpsertDatapointsAsync(Collection, [new("x.jpg", [1, 0]), new("y.jpg", [0, 1])]);
         var answers = await service.FindNeighborsAsync("", "", "", [new("0", [0, 1]), new("1", [1, 0])], 1);
         Assert.That(answers.Select(a => (a.Id, a.Neighbors[0].DatapointId)), Is.EqualTo(new[] { ("0", "y.jpg"), ("1", "x.jpg") }));
-        Assert.That(server.RequestsOf(RunQueryMethod), Has.Count.EqualTo(2), "one findNearest per query image");
+        Assert.That(_server.RequestsOf(RunQueryMethod), Has.Count.EqualTo(2), "one findNearest per query image");
     }
 
     // The emulator runs the prefilter as Firestore does; it needs no index (the composite index is deploy.sh's, tested there).
@@ -190,7 +190,7 @@ public sealed class FirestoreVectorIndexServiceTests
             .Select(d => d.DatapointId);
         Assert.That(answers[0].Neighbors.Select(n => n.DatapointId), Is.EqualTo(expected));
         Assert.That(answers[1].Neighbors[0].DatapointId, Is.EqualTo("other/nearest.jpg"));
-        Assert.That(server.RequestsOf(RunQueryMethod).Count(r => r.Json.GetProperty("structuredQuery").TryGetProperty("where", out _)), Is.EqualTo(1));
+        Assert.That(_server.RequestsOf(RunQueryMethod).Count(r => r.Json.GetProperty("structuredQuery").TryGetProperty("where", out _)), Is.EqualTo(1));
     }
 
     [Test]
@@ -211,13 +211,13 @@ public sealed class FirestoreVectorIndexServiceTests
         var service = Build();
         var index = $"projects/{Project}/databases/(default)/collectionGroups/vectors-ris/indexes/CICAgOjXh4EK";
         var operation = $"projects/{Project}/databases/(default)/operations/S1ZQbkxRTzZ1";
-        server.Handle(CreateIndexMethod, _ => Reply.Ok(new { name = operation, metadata = new { index } }));
-        server.Handle(GetOperationMethod, _ => Reply.Ok(new { name = operation, done = true, response = new { name = index, state = "READY" } }));
+        _server.Handle(CreateIndexMethod, _ => Reply.Ok(new { name = operation, metadata = new { index } }));
+        _server.Handle(GetOperationMethod, _ => Reply.Ok(new { name = operation, done = true, response = new { name = index, state = "READY" } }));
 
         var started = await service.CreateIndexAsync(new IndexDefinition("ext-ris-index", "", 1280, 100, DistanceMeasure.DotProduct, false, IndexShardSize.Small, IndexAlgorithm.BruteForce));
         var done = await service.GetOperationAsync(started.Name);
 
-        var creates = server.RequestsOf(CreateIndexMethod);
+        var creates = _server.RequestsOf(CreateIndexMethod);
         var body = creates[0].Json;
         Assert.Multiple(() =>
         {
@@ -241,8 +241,8 @@ public sealed class FirestoreVectorIndexServiceTests
     {
         var service = Build();
         var index = $"projects/{Project}/databases/(default)/collectionGroups/vectors-ris/indexes/CICAgOjXh4EK";
-        server.Handle(CreateIndexMethod, _ => Reply.Error(409, "ALREADY_EXISTS", "Index already exists"));
-        server.Handle(ListIndexesMethod, _ => Reply.Ok(new
+        _server.Handle(CreateIndexMethod, _ => Reply.Error(409, "ALREADY_EXISTS", "Index already exists"));
+        _server.Handle(ListIndexesMethod, _ => Reply.Ok(new
         {
             indexes = new object[]
             {

@@ -14,8 +14,8 @@ namespace ReverseImageSearch.Tests.Gcp;
 public static class FirestoreEmulator
 {
     private static readonly SemaphoreSlim Gate = new(1, 1);
-    private static Process? process;
-    private static string? unavailable;
+    private static Process? EmulatorProcess;
+    private static string? Unavailable;
 
     private static readonly HttpClient Forwarder = new();
 
@@ -51,14 +51,14 @@ public static class FirestoreEmulator
                 return HostPort;
             }
 
-            if (unavailable is null)
+            if (Unavailable is null)
             {
-                unavailable = await TryStartAsync();
+                Unavailable = await TryStartAsync();
             }
 
             if (HostPort is null)
             {
-                Assert.Fail("Firestore emulator unavailable (install google-cloud-cli-firestore-emulator; tests/run.sh does as root): " + unavailable);
+                Assert.Fail("Firestore emulator unavailable (install google-cloud-cli-firestore-emulator; tests/run.sh does as root): " + Unavailable);
             }
 
             return HostPort!;
@@ -79,26 +79,26 @@ public static class FirestoreEmulator
 
     public static async Task StopAsync()
     {
-        if (process is null)
+        if (EmulatorProcess is null)
         {
             return;
         }
 
         // setsid made the gcloud wrapper a process-group leader: signal the whole group (wrapper and java).
-        var group = process.Id;
+        var group = EmulatorProcess.Id;
         Signal("-TERM", group);
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         try
         {
-            await process.WaitForExitAsync(timeout.Token);
+            await EmulatorProcess.WaitForExitAsync(timeout.Token);
         }
         catch (OperationCanceledException)
         {
         }
 
         Signal("-KILL", group);
-        process.Dispose();
-        process = null;
+        EmulatorProcess.Dispose();
+        EmulatorProcess = null;
         HostPort = null;
     }
 
@@ -130,17 +130,17 @@ public static class FirestoreEmulator
             UseShellExecute = false,
         };
         var log = new System.Text.StringBuilder();
-        process = Process.Start(start)!;
-        process.OutputDataReceived += (_, e) => { lock (log) { log.AppendLine(e.Data); } };
-        process.ErrorDataReceived += (_, e) => { lock (log) { log.AppendLine(e.Data); } };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        EmulatorProcess = Process.Start(start)!;
+        EmulatorProcess.OutputDataReceived += (_, e) => { lock (log) { log.AppendLine(e.Data); } };
+        EmulatorProcess.ErrorDataReceived += (_, e) => { lock (log) { log.AppendLine(e.Data); } };
+        EmulatorProcess.BeginOutputReadLine();
+        EmulatorProcess.BeginErrorReadLine();
 
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
         var deadline = DateTime.UtcNow.AddSeconds(90);
         while (DateTime.UtcNow < deadline)
         {
-            if (process.HasExited)
+            if (EmulatorProcess.HasExited)
             {
                 lock (log)
                 {

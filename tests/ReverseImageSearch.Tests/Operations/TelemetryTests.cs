@@ -18,7 +18,7 @@ namespace ReverseImageSearch.Tests.Operations;
 
 /// <summary>Health, metrics and traced logs (issue 13 item 5), from real handler runs and real hosts.</summary>
 [Parallelizable(ParallelScope.None)]
-public sealed class TelemetryTests
+public sealed partial class TelemetryTests
 {
     private const string CallablePath = "/demo-reverse-image-search/us-central1/ext-storage-reverse-image-search-queryIndex";
 
@@ -89,7 +89,7 @@ public sealed class TelemetryTests
         app.UseCloudTraceLogging("demo-project");
         app.MapGet("/", (ILogger<TelemetryTests> logger) =>
         {
-            logger.LogWarning("handled");
+            Handled(logger);
             return "ok";
         });
         await app.StartAsync();
@@ -175,15 +175,18 @@ public sealed class TelemetryTests
     }
 
     /// <summary>Formats every entry with the deployed formatter and the logger factory's scopes, as Cloud Run's console would.</summary>
+    [LoggerMessage(Level = LogLevel.Warning, Message = "handled")]
+    private static partial void Handled(ILogger logger);
+
     private sealed class CloudLoggingLines(ConcurrentQueue<string> lines) : ILoggerProvider, ISupportExternalScope
     {
-        private readonly CloudLoggingConsoleFormatter formatter = new();
-        private readonly ConcurrentQueue<string> entries = lines;
-        private IExternalScopeProvider? scopes;
+        private readonly CloudLoggingConsoleFormatter _formatter = new();
+        private readonly ConcurrentQueue<string> _entries = lines;
+        private IExternalScopeProvider? _scopes;
 
         public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
 
-        public void SetScopeProvider(IExternalScopeProvider scopeProvider) => scopes = scopeProvider;
+        public void SetScopeProvider(IExternalScopeProvider scopeProvider) => _scopes = scopeProvider;
 
         public void Dispose()
         {
@@ -192,7 +195,7 @@ public sealed class TelemetryTests
         private sealed class Logger(CloudLoggingLines owner, string category) : ILogger
         {
             public IDisposable? BeginScope<TState>(TState state)
-                where TState : notnull => owner.scopes?.Push(state) ?? NullScope.Instance;
+                where TState : notnull => owner._scopes?.Push(state) ?? NullScope.Instance;
 
             public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
 
@@ -204,8 +207,8 @@ public sealed class TelemetryTests
                 }
 
                 using var writer = new StringWriter();
-                owner.formatter.Write(new Microsoft.Extensions.Logging.Abstractions.LogEntry<TState>(logLevel, category, eventId, state, exception, formatter), owner.scopes, writer);
-                owner.entries.Enqueue(writer.ToString());
+                owner._formatter.Write(new Microsoft.Extensions.Logging.Abstractions.LogEntry<TState>(logLevel, category, eventId, state, exception, formatter), owner._scopes, writer);
+                owner._entries.Enqueue(writer.ToString());
             }
         }
 

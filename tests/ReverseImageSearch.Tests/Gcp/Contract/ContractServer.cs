@@ -67,14 +67,14 @@ public sealed class ContractServer : IAsyncDisposable
 
     private static readonly string[] UploadTypes = ["media", "multipart", "resumable"];
 
-    private readonly IReadOnlyList<DiscoveryDocument> documents;
-    private readonly WebApplication app;
-    private readonly ConcurrentQueue<(Func<RecordedRequest, bool> When, Reply Reply)> faults = new();
+    private readonly IReadOnlyList<DiscoveryDocument> _documents;
+    private readonly WebApplication _app;
+    private readonly ConcurrentQueue<(Func<RecordedRequest, bool> When, Reply Reply)> _faults = new();
 
     private ContractServer(IReadOnlyList<DiscoveryDocument> documents, WebApplication app)
     {
-        this.documents = documents;
-        this.app = app;
+        _documents = documents;
+        _app = app;
     }
 
     public Uri BaseUri { get; private set; } = null!;
@@ -101,7 +101,7 @@ public sealed class ContractServer : IAsyncDisposable
         var app = builder.Build();
         var server = new ContractServer(docs, app);
         app.Run(server.HandleAsync);
-        await app.StartAsync().ConfigureAwait(false);
+        await app.StartAsync();
         server.BaseUri = new Uri(app.Urls.First());
         return server;
     }
@@ -111,7 +111,7 @@ public sealed class ContractServer : IAsyncDisposable
     public void Handle(string methodId, Func<RecordedRequest, Reply> handler) => Handlers[methodId] = r => Task.FromResult(handler(r));
 
     /// <summary>The next request of <paramref name="methodId"/> (each call scripts one) answers <paramref name="reply"/>.</summary>
-    public void FailNext(string methodId, Reply reply) => faults.Enqueue((r => r.MethodId == methodId, reply));
+    public void FailNext(string methodId, Reply reply) => _faults.Enqueue((r => r.MethodId == methodId, reply));
 
     public IReadOnlyList<RecordedRequest> RequestsOf(string methodId) => Requests.Where(r => r.MethodId == methodId).ToArray();
 
@@ -124,7 +124,7 @@ public sealed class ContractServer : IAsyncDisposable
         Violations.Clear();
         Requests.Clear();
         Handlers.Clear();
-        faults.Clear();
+        _faults.Clear();
         Fallback = null;
     }
 
@@ -138,8 +138,8 @@ public sealed class ContractServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await app.StopAsync().ConfigureAwait(false);
-        await app.DisposeAsync().ConfigureAwait(false);
+        await _app.StopAsync();
+        await _app.DisposeAsync();
     }
 
     private async Task HandleAsync(HttpContext context)
@@ -149,7 +149,7 @@ public sealed class ContractServer : IAsyncDisposable
         var rawPath = q < 0 ? raw : raw[..q];
         var query = ParseQuery(q < 0 ? "" : raw[(q + 1)..]);
         using var buffer = new MemoryStream();
-        await context.Request.Body.CopyToAsync(buffer).ConfigureAwait(false);
+        await context.Request.Body.CopyToAsync(buffer);
         var body = buffer.ToArray();
         var verb = context.Request.Method;
         var problems = new List<string>();
@@ -187,11 +187,11 @@ public sealed class ContractServer : IAsyncDisposable
         {
             if (Handlers.TryGetValue(methodId, out var handler))
             {
-                reply = await handler(recorded).ConfigureAwait(false);
+                reply = await handler(recorded);
             }
             else if (Fallback is not null)
             {
-                reply = await Fallback(recorded).ConfigureAwait(false);
+                reply = await Fallback(recorded);
             }
             else
             {
@@ -204,7 +204,7 @@ public sealed class ContractServer : IAsyncDisposable
         {
             try
             {
-                await Task.Delay(reply.Delay, context.RequestAborted).ConfigureAwait(false);
+                await Task.Delay(reply.Delay, context.RequestAborted);
             }
             catch (OperationCanceledException)
             {
@@ -227,12 +227,12 @@ public sealed class ContractServer : IAsyncDisposable
         if (reply.Bytes is not null)
         {
             context.Response.ContentType = reply.BytesContentType ?? "application/octet-stream";
-            await context.Response.Body.WriteAsync(reply.Bytes).ConfigureAwait(false);
+            await context.Response.Body.WriteAsync(reply.Bytes);
         }
         else if (reply.Json is not null)
         {
             context.Response.ContentType = "application/json; charset=UTF-8";
-            await context.Response.WriteAsync(reply.Json).ConfigureAwait(false);
+            await context.Response.WriteAsync(reply.Json);
         }
     }
 
@@ -241,7 +241,7 @@ public sealed class ContractServer : IAsyncDisposable
         // One-shot faults, in order, for the first that matches this request.
         var kept = new List<(Func<RecordedRequest, bool>, Reply)>();
         Reply? chosen = null;
-        while (faults.TryDequeue(out var fault))
+        while (_faults.TryDequeue(out var fault))
         {
             if (chosen is null && fault.When(request))
             {
@@ -255,7 +255,7 @@ public sealed class ContractServer : IAsyncDisposable
 
         foreach (var k in kept)
         {
-            faults.Enqueue(k);
+            _faults.Enqueue(k);
         }
 
         return chosen;
@@ -276,14 +276,14 @@ public sealed class ContractServer : IAsyncDisposable
             problems.Add($"Authorization is '{auth}', expected 'Bearer {ExpectedToken}'");
         }
 
-        var candidates = documents.SelectMany(d => d.Methods)
+        var candidates = _documents.SelectMany(d => d.Methods)
             .Where(m => m.HttpMethod == verb && m.PathPatterns.Any(p => p.IsMatch(rawPath)))
             .ToList();
         var isUpload = false;
         var isSession = false;
         if (candidates.Count == 0)
         {
-            var uploads = documents.SelectMany(d => d.Methods).Where(m => m.UploadPatterns.Any(p => p.IsMatch(rawPath))).ToList();
+            var uploads = _documents.SelectMany(d => d.Methods).Where(m => m.UploadPatterns.Any(p => p.IsMatch(rawPath))).ToList();
             if (uploads.Count > 0 && verb == "PUT" && query.Any(kv => kv.Key == "upload_id"))
             {
                 isSession = true;

@@ -6,20 +6,20 @@ namespace ReverseImageSearch.Tests.Gcp.Contract;
 /// <summary>Proves the validator rejects what the schemas do not allow, so adapter tests that pass mean something.</summary>
 public sealed class ContractServerSelfTests : ContractTestBase
 {
-    private HttpClient http = null!;
+    private HttpClient _http = null!;
 
     [SetUp]
     public void CreateClient()
     {
-        http = new HttpClient { BaseAddress = Server.BaseUri };
-        http.DefaultRequestHeaders.Authorization = new("Bearer", Server.ExpectedToken);
+        _http = new HttpClient { BaseAddress = Server.BaseUri };
+        _http.DefaultRequestHeaders.Authorization = new("Bearer", Server.ExpectedToken);
         Server.Handle("cloudtasks.projects.locations.queues.tasks.create", _ => Reply.Ok("{}"));
         Server.Handle("firestore.projects.databases.documents.get", _ => Reply.Ok("{}"));
         Server.Handle("aiplatform.projects.locations.indexes.upsertDatapoints", _ => Reply.Ok("{}"));
     }
 
     [TearDown]
-    public void DisposeClient() => http.Dispose();
+    public void DisposeClient() => _http.Dispose();
 
     private async Task<string[]> ViolationsOfAsync(HttpMethod method, string url, string? json)
     {
@@ -29,7 +29,7 @@ public sealed class ContractServerSelfTests : ContractTestBase
             request.Content = new StringContent(json, Encoding.UTF8, "application/json");
         }
 
-        using var _ = await http.SendAsync(request);
+        using var _ = await _http.SendAsync(request);
         var found = Server.Violations.ToArray();
         Server.Violations.Clear();
         return found;
@@ -93,7 +93,7 @@ public sealed class ContractServerSelfTests : ContractTestBase
     {
         Assert.That(await ViolationsOfAsync(HttpMethod.Get, "/v2/projects/p/nothing", null), Has.Some.Contains("no discovery method"));
         Assert.That(await ViolationsOfAsync(HttpMethod.Put, TasksUrl, "{}"), Has.Some.Contains("no discovery method"));
-        http.DefaultRequestHeaders.Authorization = null;
+        _http.DefaultRequestHeaders.Authorization = null;
         Assert.That(await ViolationsOfAsync(HttpMethod.Get, "/v1/projects/p/databases/(default)/documents/c/d", null), Has.Some.Contains("Authorization"));
     }
 }

@@ -29,11 +29,11 @@ public sealed class DiscoveryMethod
 /// <summary>A Google API discovery document: its methods, parameters and schemas.</summary>
 public sealed partial class DiscoveryDocument
 {
-    private readonly JsonDocument json;
+    private readonly JsonDocument _json;
 
     public DiscoveryDocument(string file)
     {
-        json = JsonDocument.Parse(File.ReadAllText(file));
+        _json = JsonDocument.Parse(File.ReadAllText(file));
         Name = Path.GetFileNameWithoutExtension(file);
         var servicePath = Root.GetProperty("servicePath").GetString() ?? "";
         var methods = new List<DiscoveryMethod>();
@@ -43,7 +43,7 @@ public sealed partial class DiscoveryDocument
 
     public string Name { get; }
 
-    public JsonElement Root => json.RootElement;
+    public JsonElement Root => _json.RootElement;
 
     public IReadOnlyList<DiscoveryMethod> Methods { get; }
 

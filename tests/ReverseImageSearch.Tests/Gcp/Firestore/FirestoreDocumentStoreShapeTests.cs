@@ -17,14 +17,14 @@ public sealed class FirestoreDocumentStoreShapeTests : ContractTestBase
     private const string Commit = "firestore.projects.databases.documents.commit";
     private const string Rollback = "firestore.projects.databases.documents.rollback";
     private const string BatchGet = "firestore.projects.databases.documents.batchGet";
-    private ServiceProvider services = null!;
-    private IDocumentStore store = null!;
-    private int transactions;
+    private ServiceProvider _services = null!;
+    private IDocumentStore _store = null!;
+    private int _transactions;
 
     [SetUp]
     public void CreateStore()
     {
-        transactions = 0;
+        _transactions = 0;
         Server.Handle(Get, _ => Reply.Error(404, "NOT_FOUND", "Document not found."));
         Server.Handle(Patch, r =>
         {
@@ -35,17 +35,17 @@ public sealed class FirestoreDocumentStoreShapeTests : ContractTestBase
             return Reply.Ok(doc.ToJsonString());
         });
         Server.Handle(Delete, _ => Reply.Ok("{}"));
-        Server.Handle(Begin, _ => Reply.Ok(JsonSerializer.Serialize(new { transaction = Convert.ToBase64String([1, 2, (byte)Interlocked.Increment(ref transactions)]) })));
+        Server.Handle(Begin, _ => Reply.Ok(JsonSerializer.Serialize(new { transaction = Convert.ToBase64String([1, 2, (byte)Interlocked.Increment(ref _transactions)]) })));
         Server.Handle(Commit, _ => Reply.Ok("""{"writeResults":[{"updateTime":"2026-01-02T03:04:05.123456Z"}],"commitTime":"2026-01-02T03:04:05.123456Z"}"""));
         Server.Handle(Rollback, _ => Reply.Ok("{}"));
         Server.Handle(BatchGet, r => Reply.Ok(JsonSerializer.Serialize(r.Json.GetProperty("documents").EnumerateArray()
             .Select(d => new { missing = d.GetString(), readTime = "2026-01-02T03:04:05Z" }))));
-        services = GcpTestHost.Build(Server, a => a.TransactionMaxAttempts = 3);
-        store = services.GetRequiredService<IDocumentStore>();
+        _services = GcpTestHost.Build(Server, a => a.TransactionMaxAttempts = 3);
+        _store = _services.GetRequiredService<IDocumentStore>();
     }
 
     [TearDown]
-    public void DisposeServices() => services.Dispose();
+    public void DisposeServices() => _services.Dispose();
 
     [Test]
     public async Task OverwriteIsAPatchWithoutMaskAndEncodesEveryValueType()
@@ -66,7 +66,7 @@ public sealed class FirestoreDocumentStoreShapeTests : ContractTestBase
             ["map"] = new Dictionary<string, object?> { ["k"] = "v" },
             ["emptyMap"] = new Dictionary<string, object?>(),
         };
-        await store.SetAsync("_ext-ris/tasks", fields, SetMode.Overwrite);
+        await _store.SetAsync("_ext-ris/tasks", fields, SetMode.Overwrite);
 
         var request = Server.RequestsOf(Patch).Single();
         Assert.That(request.RawPath, Is.EqualTo($"/v1/{Db}/documents/_ext-ris/tasks"));
@@ -79,7 +79,7 @@ public sealed class FirestoreDocumentStoreShapeTests : ContractTestBase
     [Test]
     public async Task MergeMasksTheGivenFieldsQuotingOddNamesAndDeletesFieldDelete()
     {
-        await store.SetAsync("_ext-ris/metadata", new Dictionary<string, object?>
+        await _store.SetAsync("_ext-ris/metadata", new Dictionary<string, object?>
         {
             ["status"] = "INDEX_BUILDING",
             ["a-b"] = 1,
@@ -94,12 +94,12 @@ public sealed class FirestoreDocumentStoreShapeTests : ContractTestBase
 
     [Test]
     public void FieldDeleteWithOverwriteIsRejected() =>
-        Assert.ThrowsAsync<ArgumentException>(() => store.SetAsync("c/d", new Dictionary<string, object?> { ["x"] = FieldDelete.Value }, SetMode.Overwrite));
+        Assert.ThrowsAsync<ArgumentException>(() => _store.SetAsync("c/d", new Dictionary<string, object?> { ["x"] = FieldDelete.Value }, SetMode.Overwrite));
 
     [Test]
     public async Task AnEmptyMergeCommitsAnEmptyMaskSoTheDocumentExists()
     {
-        await store.SetAsync("c/d", new Dictionary<string, object?>(), SetMode.Merge);
+        await _store.SetAsync("c/d", new Dictionary<string, object?>(), SetMode.Merge);
         Assert.That(Server.RequestsOf(Commit).Single().Json.GetRawText(), Is.EqualTo(
             """{"writes":[{"update":{"name":"@DB/documents/c/d","fields":{}},"updateMask":{"fieldPaths":[]}}]}""".Replace("@DB", Db, StringComparison.Ordinal)));
     }
@@ -107,17 +107,17 @@ public sealed class FirestoreDocumentStoreShapeTests : ContractTestBase
     [Test]
     public async Task CreateUsesTheExistsFalsePreconditionAndFalseWhenItFails()
     {
-        Assert.That(await store.CreateAsync("_ext-ris/tasks/enqueues/t1", new Dictionary<string, object?> { ["taskId"] = "t1" }), Is.True);
+        Assert.That(await _store.CreateAsync("_ext-ris/tasks/enqueues/t1", new Dictionary<string, object?> { ["taskId"] = "t1" }), Is.True);
         Assert.That(Server.RequestsOf(Patch).Single().QueryValue("currentDocument.exists"), Is.EqualTo("false"));
 
         Server.FailNext(Patch, Reply.Error(409, "ALREADY_EXISTS", "Document already exists"));
-        Assert.That(await store.CreateAsync("c/d", new Dictionary<string, object?>()), Is.False);
+        Assert.That(await _store.CreateAsync("c/d", new Dictionary<string, object?>()), Is.False);
         Server.FailNext(Patch, Reply.Error(400, "FAILED_PRECONDITION", "precondition"));
-        Assert.That(await store.CreateAsync("c/d", new Dictionary<string, object?>()), Is.False);
+        Assert.That(await _store.CreateAsync("c/d", new Dictionary<string, object?>()), Is.False);
         Server.FailNext(Patch, new Reply(412, """{"error":{"code":412,"message":"precondition"}}"""));
-        Assert.That(await store.CreateAsync("c/d", new Dictionary<string, object?>()), Is.False);
+        Assert.That(await _store.CreateAsync("c/d", new Dictionary<string, object?>()), Is.False);
         Server.FailNext(Patch, Reply.Error(400, "INVALID_ARGUMENT", "bad"));
-        Assert.ThrowsAsync<ServiceException>(() => store.CreateAsync("c/d", new Dictionary<string, object?>()));
+        Assert.ThrowsAsync<ServiceException>(() => _store.CreateAsync("c/d", new Dictionary<string, object?>()));
     }
 
     [Test]
@@ -133,7 +133,7 @@ public sealed class FirestoreDocumentStoreShapeTests : ContractTestBase
               "m":{"mapValue":{"fields":{"k":{"booleanValue":false}}}},"em":{"mapValue":{}}},
              "createTime":"2026-01-01T00:00:00Z","updateTime":"2026-01-02T03:04:05.123456Z"}
             """.Replace("@DB", Db, StringComparison.Ordinal)));
-        var doc = await store.GetAsync("c/d");
+        var doc = await _store.GetAsync("c/d");
         Assert.That(doc, Is.Not.Null);
         Assert.Multiple(() =>
         {
@@ -160,23 +160,23 @@ public sealed class FirestoreDocumentStoreShapeTests : ContractTestBase
     [Test]
     public async Task AMissingDocumentIsNullAndDeletingItIsNotAnError()
     {
-        Assert.That(await store.GetAsync("c/missing"), Is.Null);
+        Assert.That(await _store.GetAsync("c/missing"), Is.Null);
         Server.FailNext(Delete, Reply.Error(404, "NOT_FOUND", "gone"));
-        await store.DeleteAsync("c/missing");
+        await _store.DeleteAsync("c/missing");
         Assert.That(Server.RequestsOf(Delete).Single().RawPath, Is.EqualTo($"/v1/{Db}/documents/c/missing"));
     }
 
     [Test]
     public void APathThatIsNotADocumentIsRejected()
     {
-        Assert.ThrowsAsync<ArgumentException>(() => store.GetAsync("collectionOnly"));
-        Assert.ThrowsAsync<ArgumentException>(() => store.GetAsync("a//b"));
+        Assert.ThrowsAsync<ArgumentException>(() => _store.GetAsync("collectionOnly"));
+        Assert.ThrowsAsync<ArgumentException>(() => _store.GetAsync("a//b"));
     }
 
     [Test]
     public async Task ATransactionReadsWithItsIdAndCommitsItsWrites()
     {
-        var result = await store.RunTransactionAsync(async (tx, ct) =>
+        var result = await _store.RunTransactionAsync(async (tx, ct) =>
         {
             var doc = await tx.GetAsync("_ext-ris/tasks", ct);
             tx.Set("_ext-ris/tasks", new Dictionary<string, object?> { ["processedLength"] = 3, ["old"] = FieldDelete.Value }, SetMode.Merge);
@@ -199,7 +199,7 @@ public sealed class FirestoreDocumentStoreShapeTests : ContractTestBase
     [Test]
     public void ABodyThatThrowsRollsBack()
     {
-        Assert.ThrowsAsync<InvalidTimeZoneException>(() => store.RunTransactionAsync<int>(async (tx, ct) =>
+        Assert.ThrowsAsync<InvalidTimeZoneException>(() => _store.RunTransactionAsync<int>(async (tx, ct) =>
         {
             await tx.GetAsync("c/d", ct);
             throw new InvalidTimeZoneException("boom");
@@ -211,7 +211,7 @@ public sealed class FirestoreDocumentStoreShapeTests : ContractTestBase
     [Test]
     public void ReadsAfterWritesAreRefused()
     {
-        Assert.ThrowsAsync<InvalidOperationException>(() => store.RunTransactionAsync(async (tx, ct) =>
+        Assert.ThrowsAsync<InvalidOperationException>(() => _store.RunTransactionAsync(async (tx, ct) =>
         {
             tx.Delete("c/d");
             return await tx.GetAsync("c/e", ct);
@@ -224,7 +224,7 @@ public sealed class FirestoreDocumentStoreShapeTests : ContractTestBase
     {
         Server.FailNext(Commit, Reply.Error(409, "ABORTED", "Transaction lock timeout"));
         var runs = 0;
-        await store.RunTransactionAsync(async (tx, ct) =>
+        await _store.RunTransactionAsync(async (tx, ct) =>
         {
             runs++;
             await tx.GetAsync("c/d", ct);
@@ -247,7 +247,7 @@ public sealed class FirestoreDocumentStoreShapeTests : ContractTestBase
             Server.FailNext(Commit, Reply.Error(409, "ABORTED", "contention"));
         }
 
-        var e = Assert.ThrowsAsync<ServiceException>(() => store.RunTransactionAsync((tx, ct) =>
+        var e = Assert.ThrowsAsync<ServiceException>(() => _store.RunTransactionAsync((tx, ct) =>
         {
             tx.Set("c/d", new Dictionary<string, object?>(), SetMode.Overwrite);
             return Task.FromResult(0);

@@ -210,24 +210,24 @@ public sealed class FirestoreEmulatorDirectTests : FirestoreEmulatorBehaviourTes
 
 public sealed class FirestoreEmulatorThroughContractTests : FirestoreEmulatorBehaviourTests
 {
-    private ContractServer server = null!;
+    private ContractServer _server = null!;
 
     protected override string ProjectId => "demo-proj";
 
     [OneTimeSetUp]
-    public async Task StartServerAsync() => server = await ContractServer.StartAsync("firestore.v1");
+    public async Task StartServerAsync() => _server = await ContractServer.StartAsync("firestore.v1");
 
     [OneTimeTearDown]
-    public async Task StopServerAsync() => await server.DisposeAsync();
+    public async Task StopServerAsync() => await _server.DisposeAsync();
 
     [TearDown]
-    public void NoViolations() => server.AssertNoViolations();
+    public void NoViolations() => _server.AssertNoViolations();
 
     protected override Task<ServiceProvider> BuildAsync(string emulatorHost)
     {
-        server.Reset();
-        server.Fallback = FirestoreEmulator.Forward(emulatorHost);
-        return Task.FromResult(GcpTestHost.Build(server, a =>
+        _server.Reset();
+        _server.Fallback = FirestoreEmulator.Forward(emulatorHost);
+        return Task.FromResult(GcpTestHost.Build(_server, a =>
         {
             a.TransactionBaseDelay = TimeSpan.FromMilliseconds(5);
             a.TransactionMaxAttempts = 50;
@@ -238,7 +238,7 @@ public sealed class FirestoreEmulatorThroughContractTests : FirestoreEmulatorBeh
     public async Task AnInjectedAbortIsRetriedAgainstTheRealEmulator()
     {
         await Store.SetAsync("c/n", new Dictionary<string, object?> { ["v"] = 1L }, SetMode.Overwrite);
-        server.FailNext("firestore.projects.databases.documents.commit", Reply.Error(409, "ABORTED", "injected contention"));
+        _server.FailNext("firestore.projects.databases.documents.commit", Reply.Error(409, "ABORTED", "injected contention"));
         var runs = 0;
         await Store.RunTransactionAsync(async (tx, ct) =>
         {
@@ -254,9 +254,9 @@ public sealed class FirestoreEmulatorThroughContractTests : FirestoreEmulatorBeh
     [Test]
     public async Task A503IsRetriedByThePipeline()
     {
-        server.FailNext("firestore.projects.databases.documents.patch", Reply.Error(503, "UNAVAILABLE", "injected"));
+        _server.FailNext("firestore.projects.databases.documents.patch", Reply.Error(503, "UNAVAILABLE", "injected"));
         await Store.SetAsync("c/r", new Dictionary<string, object?> { ["v"] = 1L }, SetMode.Overwrite);
         Assert.That((await Store.GetAsync("c/r"))!.GetInt64("v"), Is.EqualTo(1));
-        Assert.That(server.RequestsOf("firestore.projects.databases.documents.patch"), Has.Count.EqualTo(2));
+        Assert.That(_server.RequestsOf("firestore.projects.databases.documents.patch"), Has.Count.EqualTo(2));
     }
 }

@@ -10,20 +10,20 @@ namespace ReverseImageSearch.Tests.Gcp.Http;
 public sealed class GcpHttpPipelineTests : ContractTestBase
 {
     private const string Get = "storage.objects.get";
-    private ServiceProvider services = null!;
-    private IObjectStore store = null!;
+    private ServiceProvider _services = null!;
+    private IObjectStore _store = null!;
 
     [SetUp]
     public void CreateStore()
     {
         var storage = new FakeCloudStorage(Server);
         storage.Put("images", "a.jpg", [1, 2]);
-        services = GcpTestHost.Build(Server, a => a.MaxRetries = 3);
-        store = services.GetRequiredService<IObjectStore>();
+        _services = GcpTestHost.Build(Server, a => a.MaxRetries = 3);
+        _store = _services.GetRequiredService<IObjectStore>();
     }
 
     [TearDown]
-    public void DisposeServices() => services.Dispose();
+    public void DisposeServices() => _services.Dispose();
 
     [TestCase(408)]
     [TestCase(429)]
@@ -35,7 +35,7 @@ public sealed class GcpHttpPipelineTests : ContractTestBase
     {
         Server.FailNext(Get, Reply.Error(status, GoogleApiErrors.StatusForHttp(status), "try again"));
         Server.FailNext(Get, Reply.Error(status, GoogleApiErrors.StatusForHttp(status), "try again"));
-        var meta = await store.GetMetadataAsync("images", "a.jpg");
+        var meta = await _store.GetMetadataAsync("images", "a.jpg");
         Assert.That(meta?.Size, Is.EqualTo(2));
         Assert.That(Server.RequestsOf(Get), Has.Count.EqualTo(3));
     }
@@ -46,7 +46,7 @@ public sealed class GcpHttpPipelineTests : ContractTestBase
         Server.FailNext(Get, new Reply(429, """{"error":{"code":429,"message":"slow down","status":"RESOURCE_EXHAUSTED"}}""",
             new Dictionary<string, string> { ["Retry-After"] = "1" }));
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        Assert.That(await store.GetMetadataAsync("images", "a.jpg"), Is.Not.Null);
+        Assert.That(await _store.GetMetadataAsync("images", "a.jpg"), Is.Not.Null);
         Assert.That(Server.RequestsOf(Get), Has.Count.EqualTo(2));
         // The base delay here is 1 ms: a second between the attempts is the server's Retry-After.
         Assert.That(watch.Elapsed, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(900)));
@@ -57,7 +57,7 @@ public sealed class GcpHttpPipelineTests : ContractTestBase
     {
         Server.FailNext(Get, Reply.Reset());
         Server.FailNext(Get, Reply.Reset());
-        var meta = await store.GetMetadataAsync("images", "a.jpg");
+        var meta = await _store.GetMetadataAsync("images", "a.jpg");
         Assert.That(meta?.Size, Is.EqualTo(2));
         Assert.That(Server.RequestsOf(Get), Has.Count.EqualTo(3));
     }
@@ -97,7 +97,7 @@ public sealed class GcpHttpPipelineTests : ContractTestBase
     public void ARequestMarkedSendOnceIsNeverResent(int status)
     {
         Server.FailNext(Get, status == 0 ? Reply.Reset() : Reply.Error(status, GoogleApiErrors.StatusForHttp(status), "maybe applied"));
-        var client = new GoogleRestClient(services.GetRequiredService<IHttpClientFactory>().CreateClient(GcpHttpPipeline.GoogleClient));
+        var client = new GoogleRestClient(_services.GetRequiredService<IHttpClientFactory>().CreateClient(GcpHttpPipeline.GoogleClient));
         var url = Server.Url("/storage/v1/b/images/o/a.jpg");
 
         Assert.That(
@@ -114,7 +114,7 @@ public sealed class GcpHttpPipelineTests : ContractTestBase
             Server.FailNext(Get, Reply.Error(503, "UNAVAILABLE", "down"));
         }
 
-        var e = Assert.ThrowsAsync<ServiceException>(() => store.GetMetadataAsync("images", "a.jpg"));
+        var e = Assert.ThrowsAsync<ServiceException>(() => _store.GetMetadataAsync("images", "a.jpg"));
         Assert.That((e!.HttpStatus, e.Status, e.ServiceMessage), Is.EqualTo((503, "UNAVAILABLE", "down")));
         Assert.That(Server.RequestsOf(Get), Has.Count.EqualTo(4));
     }
@@ -128,7 +128,7 @@ public sealed class GcpHttpPipelineTests : ContractTestBase
     public void OtherErrorsAreNotRetriedAndMapToServiceException(int status, string name)
     {
         Server.FailNext(Get, Reply.Error(status, name, "nope"));
-        var e = Assert.ThrowsAsync<ServiceException>(() => store.GetMetadataAsync("images", "a.jpg"));
+        var e = Assert.ThrowsAsync<ServiceException>(() => _store.GetMetadataAsync("images", "a.jpg"));
         Assert.That((e!.HttpStatus, e.Status, e.ServiceMessage), Is.EqualTo((status, name, "nope")));
         Assert.That(Server.RequestsOf(Get), Has.Count.EqualTo(1));
     }
@@ -137,7 +137,7 @@ public sealed class GcpHttpPipelineTests : ContractTestBase
     public void TheOlderStorageErrorShapeGetsItsStatusFromTheHttpCode()
     {
         Server.FailNext(Get, new Reply(403, """{"error":{"code":403,"message":"x@y does not have storage.objects.get access","errors":[{"domain":"global","reason":"forbidden","message":"x@y does not have storage.objects.get access"}]}}"""));
-        var e = Assert.ThrowsAsync<ServiceException>(() => store.GetMetadataAsync("images", "a.jpg"));
+        var e = Assert.ThrowsAsync<ServiceException>(() => _store.GetMetadataAsync("images", "a.jpg"));
         Assert.That((e!.HttpStatus, e.Status, e.ServiceMessage), Is.EqualTo((403, "PERMISSION_DENIED", "x@y does not have storage.objects.get access")));
     }
 
@@ -156,7 +156,7 @@ public sealed class GcpHttpPipelineTests : ContractTestBase
     public async Task EveryAttemptCarriesTheBearerToken()
     {
         Server.FailNext(Get, Reply.Error(503, "UNAVAILABLE", "down"));
-        await store.GetMetadataAsync("images", "a.jpg");
+        await _store.GetMetadataAsync("images", "a.jpg");
         Assert.That(Server.RequestsOf(Get).Select(r => r.Headers.Authorization.ToString()), Is.All.EqualTo("Bearer test-token"));
     }
 

@@ -40,7 +40,7 @@ public sealed class Eventarc(FunctionHosts hosts, HttpClient http)
 
         request.Content = new ByteArrayContent(data);
         request.Content.Headers.ContentType = MediaTypeHeaderValue.Parse(contentType);
-        using var response = await http.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        using var response = await http.SendAsync(request, cancellationToken);
         Deliveries.Enqueue(new Delivery("event", function, $"{type} {subject}", (int)response.StatusCode));
         return (int)response.StatusCode;
     }

@@ -17,25 +17,25 @@ namespace ReverseImageSearch.Tests.Gcp.Pipeline;
 /// </summary>
 public sealed class FirestoreTriggers : IAsyncDisposable
 {
-    private readonly HttpClient http;
-    private readonly string emulatorHost;
-    private readonly string projectId;
-    private readonly string documentPath;
-    private readonly string function;
-    private readonly Eventarc eventarc;
-    private readonly CancellationTokenSource stop = new();
-    private int disposed;
-    private readonly Task loop;
+    private readonly HttpClient _http;
+    private readonly string _emulatorHost;
+    private readonly string _projectId;
+    private readonly string _documentPath;
+    private readonly string _function;
+    private readonly Eventarc _eventarc;
+    private readonly CancellationTokenSource _stop = new();
+    private int _disposed;
+    private readonly Task _loop;
 
     public FirestoreTriggers(HttpClient http, string emulatorHost, string projectId, string documentPath, string function, Eventarc eventarc, TimeSpan interval)
     {
-        this.http = http;
-        this.emulatorHost = emulatorHost;
-        this.projectId = projectId;
-        this.documentPath = documentPath;
-        this.function = function;
-        this.eventarc = eventarc;
-        loop = Task.Run(() => WatchAsync(interval, stop.Token));
+        _http = http;
+        _emulatorHost = emulatorHost;
+        _projectId = projectId;
+        _documentPath = documentPath;
+        _function = function;
+        _eventarc = eventarc;
+        _loop = Task.Run(() => WatchAsync(interval, _stop.Token));
     }
 
     public ConcurrentQueue<string> Problems { get; } = new();
@@ -43,25 +43,25 @@ public sealed class FirestoreTriggers : IAsyncDisposable
     /// <summary>Events posted: the update masks, in order.</summary>
     public ConcurrentQueue<string[]> Announced { get; } = new();
 
-    public string DatabaseName => $"projects/{projectId}/databases/(default)";
+    public string DatabaseName => $"projects/{_projectId}/databases/(default)";
 
     public async ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref disposed, 1) == 1)
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
         {
             return;
         }
 
-        await stop.CancelAsync().ConfigureAwait(false);
+        await _stop.CancelAsync();
         try
         {
-            await loop.ConfigureAwait(false);
+            await _loop;
         }
         catch (OperationCanceledException)
         {
         }
 
-        stop.Dispose();
+        _stop.Dispose();
     }
 
     private async Task WatchAsync(TimeSpan interval, CancellationToken cancellationToken)
@@ -71,36 +71,36 @@ public sealed class FirestoreTriggers : IAsyncDisposable
         {
             try
             {
-                var current = await ReadAsync(cancellationToken).ConfigureAwait(false);
+                var current = await ReadAsync(cancellationToken);
                 if (previous is { } before && current is { } after
                     && after.GetProperty("updateTime").GetString() != before.GetProperty("updateTime").GetString())
                 {
-                    await AnnounceAsync(before, after, cancellationToken).ConfigureAwait(false);
+                    await AnnounceAsync(before, after, cancellationToken);
                 }
 
                 previous = current;
             }
             catch (HttpRequestException e)
             {
-                Problems.Enqueue($"watching {documentPath}: {e.Message}");
+                Problems.Enqueue($"watching {_documentPath}: {e.Message}");
             }
 
-            await Task.Delay(interval, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(interval, cancellationToken);
         }
     }
 
     private async Task<JsonElement?> ReadAsync(CancellationToken cancellationToken)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri($"http://{emulatorHost}/v1/{DatabaseName}/documents/{documentPath}"));
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri($"http://{_emulatorHost}/v1/{DatabaseName}/documents/{_documentPath}"));
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "owner");
-        using var response = await http.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        using var response = await _http.SendAsync(request, cancellationToken);
         if (response.StatusCode == HttpStatusCode.NotFound)
         {
             return null;
         }
 
         response.EnsureSuccessStatusCode();
-        using var document = JsonDocument.Parse(await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false));
+        using var document = JsonDocument.Parse(await response.Content.ReadAsStringAsync(cancellationToken));
         return document.RootElement.Clone();
     }
 
@@ -119,25 +119,25 @@ public sealed class FirestoreTriggers : IAsyncDisposable
             UpdateMask = new Proto.DocumentMask { FieldPaths = { mask } },
         };
         Announced.Enqueue(mask);
-        var status = await eventarc.PostAsync(
-            function,
+        var status = await _eventarc.PostAsync(
+            _function,
             "google.cloud.firestore.document.v1.updated",
             $"//firestore.googleapis.com/{DatabaseName}",
-            $"documents/{documentPath}",
+            $"documents/{_documentPath}",
             new Dictionary<string, string>
             {
                 ["location"] = "nam5",
-                ["project"] = projectId,
+                ["project"] = _projectId,
                 ["database"] = "(default)",
                 ["namespace"] = "(default)",
-                ["document"] = documentPath,
+                ["document"] = _documentPath,
             },
             data.ToByteArray(),
             "application/protobuf",
-            cancellationToken).ConfigureAwait(false);
+            cancellationToken);
         if (status / 100 != 2)
         {
-            Problems.Enqueue($"{function} answered {status} to the update of {documentPath} ({string.Join(",", mask)})");
+            Problems.Enqueue($"{_function} answered {status} to the update of {_documentPath} ({string.Join(",", mask)})");
         }
     }
 

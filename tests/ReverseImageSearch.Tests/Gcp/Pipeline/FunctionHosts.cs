@@ -29,8 +29,8 @@ public sealed class FunctionHosts : IAsyncDisposable
 
     private static IServiceCollection Embedder(IServiceCollection services) => services.AddImageEmbedder();
 
-    private readonly Dictionary<string, WebApplication> apps = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, Uri> urls = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, WebApplication> _apps = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Uri> _urls = new(StringComparer.Ordinal);
 
     private FunctionHosts()
     {
@@ -64,14 +64,14 @@ public sealed class FunctionHosts : IAsyncDisposable
                     ?? throw new InvalidOperationException($"{name} did not start: {errors}");
                 app.Urls.Clear();
                 app.Urls.Add("http://127.0.0.1:0");
-                hosts.apps[name] = app;
-                await app.StartAsync().ConfigureAwait(false);
-                hosts.urls[name] = new Uri(app.Urls.Single());
+                hosts._apps[name] = app;
+                await app.StartAsync();
+                hosts._urls[name] = new Uri(app.Urls.Single());
             }
         }
         catch
         {
-            await hosts.DisposeAsync().ConfigureAwait(false);
+            await hosts.DisposeAsync();
             throw;
         }
 
@@ -79,24 +79,24 @@ public sealed class FunctionHosts : IAsyncDisposable
     }
 
     public Uri Url(string function) =>
-        urls.TryGetValue(function, out var url) ? url : throw new KeyNotFoundException($"No function {function} is hosted.");
+        _urls.TryGetValue(function, out var url) ? url : throw new KeyNotFoundException($"No function {function} is hosted.");
 
-    public bool TryGetUrl(string function, out Uri url) => urls.TryGetValue(function, out url!);
+    public bool TryGetUrl(string function, out Uri url) => _urls.TryGetValue(function, out url!);
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var app in apps.Values)
+        foreach (var app in _apps.Values)
         {
             try
             {
-                await app.StopAsync().ConfigureAwait(false);
+                await app.StopAsync();
             }
             finally
             {
-                await app.DisposeAsync().ConfigureAwait(false);
+                await app.DisposeAsync();
             }
         }
 
-        apps.Clear();
+        _apps.Clear();
     }
 }

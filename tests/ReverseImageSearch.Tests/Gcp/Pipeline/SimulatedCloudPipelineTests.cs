@@ -29,51 +29,51 @@ public sealed class SimulatedCloudPipelineTests
     private const string ServiceAccount = "ext-ris@demo-pipeline.iam.gserviceaccount.com";
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(90);
 
-    private string root = null!;
-    private ContractServer server = null!;
-    private HttpClient http = null!;
-    private string emulatorHost = null!;
-    private FunctionHosts functions = null!;
+    private string _root = null!;
+    private ContractServer _server = null!;
+    private HttpClient _http = null!;
+    private string _emulatorHost = null!;
+    private FunctionHosts _functions = null!;
 
     [SetUp]
     public async Task SetUpAsync()
     {
-        emulatorHost = await FirestoreEmulator.EnsureStartedAsync();
+        _emulatorHost = await FirestoreEmulator.EnsureStartedAsync();
         await FirestoreEmulator.WipeAsync(Project);
-        root = Directory.CreateTempSubdirectory("ris-cloudsim-").FullName;
-        server = await ContractServer.StartAsync("storage.v1", "cloudtasks.v2", "aiplatform.v1", "firestore.v1");
-        server.Reset();
-        http = new HttpClient { Timeout = TimeSpan.FromSeconds(100) };
+        _root = Directory.CreateTempSubdirectory("ris-cloudsim-").FullName;
+        _server = await ContractServer.StartAsync("storage.v1", "cloudtasks.v2", "aiplatform.v1", "firestore.v1");
+        _server.Reset();
+        _http = new HttpClient { Timeout = TimeSpan.FromSeconds(100) };
     }
 
     [TearDown]
     public async Task TearDownAsync()
     {
-        http.Dispose();
-        await server.DisposeAsync();
-        Directory.Delete(root, recursive: true);
+        _http.Dispose();
+        await _server.DisposeAsync();
+        Directory.Delete(_root, recursive: true);
     }
 
     [Test]
     public async Task BackfillIndexDeployQueryUploadOverwriteAndDeleteThroughTheNineHostedFunctions()
     {
         var clock = Stopwatch.StartNew();
-        var samples = Directory.GetFiles(SampleImages.EnsureCreated(Path.Combine(root, "samples")), "*.jpg").Order(StringComparer.Ordinal).ToArray();
+        var samples = Directory.GetFiles(SampleImages.EnsureCreated(Path.Combine(_root, "samples")), "*.jpg").Order(StringComparer.Ordinal).ToArray();
         // 40 pictures (5 shapes x 8 colours); every fifth gives 8 that differ in shape and colour.
         var seeded = Enumerable.Range(0, 8).Select(i => samples[i * 5]).ToArray();
         var late = samples[2];
         var added = samples[13];
         var replacement = samples[26];
 
-        var storage = new SimulatedStorage(server, ImagesBucket);
+        var storage = new SimulatedStorage(_server, ImagesBucket);
         foreach (var file in seeded)
         {
             storage.Seed(ImagesBucket, Path.GetFileName(file), await File.ReadAllBytesAsync(file), "image/jpeg");
         }
 
-        await using var tasks = new SimulatedCloudTasks(server, Project, Location, Instance, ["backfillTrigger", "backfillTask", "datapointWriteTask"]);
-        await using var vertex = new SimulatedVectorSearch(server, Project, Location, Path.Combine(root, "vertex"), storage, TimeSpan.FromMilliseconds(500));
-        var simulated = server.BaseUri.ToString().TrimEnd('/');
+        await using var tasks = new SimulatedCloudTasks(_server, Project, Location, Instance, ["backfillTrigger", "backfillTask", "datapointWriteTask"]);
+        await using var vertex = new SimulatedVectorSearch(_server, Project, Location, Path.Combine(_root, "vertex"), storage, TimeSpan.FromMilliseconds(500));
+        var simulated = _server.BaseUri.ToString().TrimEnd('/');
         var configuration = new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["PROJECT_ID"] = Project,
@@ -83,12 +83,12 @@ public sealed class SimulatedCloudPipelineTests
             ["BATCH_SIZE"] = "3",
             ["PENDING_WRITE_RETRY_SECONDS"] = "1",
             ["SERVICE_ACCOUNT_EMAIL"] = ServiceAccount,
-            ["FIRESTORE_EMULATOR_HOST"] = emulatorHost,
+            ["FIRESTORE_EMULATOR_HOST"] = _emulatorHost,
             ["STORAGE_EMULATOR_HOST"] = simulated,
             ["RIS_TEST_CLOUD_TASKS_BASE"] = simulated + "/v2",
             ["RIS_TEST_VERTEX_BASE"] = simulated + "/v1",
             ["RIS_TEST_VECTOR_SEARCH_QUERY_BASE"] = simulated,
-            ["RIS_TEST_ACCESS_TOKEN"] = server.ExpectedToken,
+            ["RIS_TEST_ACCESS_TOKEN"] = _server.ExpectedToken,
             ["Logging:LogLevel:Default"] = "Warning",
         };
         var queryOnly = new Dictionary<string, IReadOnlyDictionary<string, string>>
@@ -98,13 +98,13 @@ public sealed class SimulatedCloudPipelineTests
         };
 
         await using var hosts = await FunctionHosts.StartAsync(configuration, queryOnly);
-        functions = hosts;
-        var eventarc = new Eventarc(hosts, http);
+        _functions = hosts;
+        var eventarc = new Eventarc(hosts, _http);
         tasks.Hosts = hosts;
-        tasks.Http = http;
+        tasks.Http = _http;
         storage.Triggers = eventarc;
         vertex.AuditLogs = eventarc;
-        await using var firestore = new FirestoreTriggers(http, emulatorHost, Project, $"_ext-{Instance}/tasks", "createIndexTrigger", eventarc, TimeSpan.FromMilliseconds(150));
+        await using var firestore = new FirestoreTriggers(_http, _emulatorHost, Project, $"_ext-{Instance}/tasks", "createIndexTrigger", eventarc, TimeSpan.FromMilliseconds(150));
 
         // A client of the simulated cloud (the user's app or gsutil), on the same production adapter and contract.
         await using var client = new ServiceCollection()
@@ -121,16 +121,16 @@ public sealed class SimulatedCloudPipelineTests
             "storage.objects.list", "cloudtasks.projects.locations.queues.tasks.create",
             "aiplatform.projects.locations.indexes.upsertDatapoints", "aiplatform.projects.locations.indexEndpoints.findNeighbors",
         ];
-        server.FailNext(faulted[0], Reply.Reset());
-        server.FailNext(faulted[2], Reply.Error(503, "UNAVAILABLE", "The service is currently unavailable."));
-        server.FailNext(faulted[3], Reply.Error(503, "UNAVAILABLE", "The service is currently unavailable."));
+        _server.FailNext(faulted[0], Reply.Reset());
+        _server.FailNext(faulted[2], Reply.Error(503, "UNAVAILABLE", "The service is currently unavailable."));
+        _server.FailNext(faulted[3], Reply.Error(503, "UNAVAILABLE", "The service is currently unavailable."));
 
         try
         {
             // Install, as deploy.sh does: one task for backfillTrigger with {"data": {}}.
             await InstallAsync();
             // After the install's own task (which plays gcloud): the functions' first enqueue meets the 429.
-            server.FailNext(faulted[1], new Reply(429, """{"error":{"code":429,"message":"Rate exceeded","status":"RESOURCE_EXHAUSTED"}}""",
+            _server.FailNext(faulted[1], new Reply(429, """{"error":{"code":429,"message":"Rate exceeded","status":"RESOURCE_EXHAUSTED"}}""",
                 new Dictionary<string, string> { ["Retry-After"] = "1" }));
             await EventuallyAsync(async () => await DocumentAsync("tasks") is not null, "the backfill to start (tasks document)");
 
@@ -177,7 +177,7 @@ public sealed class SimulatedCloudPipelineTests
                 Assert.That(Integer(again, "processedLength"), Is.EqualTo(seeded.Length));
                 Assert.That(storage.Names(embeddings).Where(n => n.StartsWith("datapoints/", StringComparison.Ordinal)).ToDictionary(n => n, n => storage.Content(embeddings, n)),
                     Is.EquivalentTo(files), "the datapoint files the index was built from are kept");
-                Assert.That(server.RequestsOf("aiplatform.projects.locations.indexes.create"), Has.Count.EqualTo(1), "no second index");
+                Assert.That(_server.RequestsOf("aiplatform.projects.locations.indexes.create"), Has.Count.EqualTo(1), "no second index");
             });
 
             // Every backfilled image finds its stored copy first.
@@ -204,18 +204,18 @@ public sealed class SimulatedCloudPipelineTests
             var deliveries = eventarc.Deliveries.Concat(tasks.Deliveries).ToArray();
             var reached = deliveries.Where(d => d.Status / 100 == 2).Select(d => d.Function).Append("queryIndex").ToHashSet();
             var problems = storage.Problems.Concat(tasks.Problems).Concat(vertex.Problems).Concat(firestore.Problems).ToArray();
-            var counts = server.Requests.GroupBy(r => r.MethodId).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key}: {g.Count()}").ToArray();
+            var counts = _server.Requests.GroupBy(r => r.MethodId).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key}: {g.Count()}").ToArray();
             TestContext.Progress.WriteLine($"simulated cloud: deployed after {deployedAfter.TotalSeconds:F1} s, whole flow {clock.Elapsed.TotalSeconds:F1} s");
             TestContext.Progress.WriteLine("validated requests: " + string.Join("; ", counts));
             TestContext.Progress.WriteLine("deliveries: " + string.Join("; ", deliveries.GroupBy(d => $"{d.Kind} {d.Function} {d.Status}").Select(g => $"{g.Key} x{g.Count()}")));
             Assert.Multiple(() =>
             {
                 Assert.That(problems, Is.Empty, "problems the simulated services saw");
-                Assert.That(faulted.Where(m => server.RequestsOf(m).Count < 2), Is.Empty, "faulted calls that were not sent again");
+                Assert.That(faulted.Where(m => _server.RequestsOf(m).Count < 2), Is.Empty, "faulted calls that were not sent again");
                 Assert.That(eventarc.Deliveries.Where(d => d.Status / 100 != 2), Is.Empty, "event deliveries answered with an error");
                 Assert.That(reached, Is.EquivalentTo(FunctionHosts.Functions.Keys), "functions that handled a delivery");
                 Assert.That(firestore.Announced.Any(mask => mask.Contains("status")), Is.True, "an update event carried the status change");
-                Assert.That(server.Requests.Select(r => r.MethodId).Distinct(), Is.SupersetOf(new[]
+                Assert.That(_server.Requests.Select(r => r.MethodId).Distinct(), Is.SupersetOf(new[]
                 {
                     "storage.objects.list", "storage.objects.get", "storage.objects.insert", "storage.objects.delete",
                     "cloudtasks.projects.locations.queues.tasks.create",
@@ -240,7 +240,7 @@ public sealed class SimulatedCloudPipelineTests
             }, "a new index deployed after the reinstall");
             Assert.That(Text(rebuilt, "indexEndpoint"), Is.Not.EqualTo(endpoint), "a new endpoint too");
             Assert.That((await QueryAsync(await File.ReadAllBytesAsync(seeded[0])))[0].Id, Is.EqualTo(Path.GetFileName(seeded[0])), "the new index answers");
-            server.AssertNoViolations();
+            _server.AssertNoViolations();
         }
         finally
         {
@@ -258,13 +258,13 @@ public sealed class SimulatedCloudPipelineTests
     [Test]
     public async Task WithFirestoreBackfillQueryUploadOverwriteAndDeleteNeverWaitForAnIndex()
     {
-        var samples = Directory.GetFiles(SampleImages.EnsureCreated(Path.Combine(root, "samples")), "*.jpg").Order(StringComparer.Ordinal).ToArray();
+        var samples = Directory.GetFiles(SampleImages.EnsureCreated(Path.Combine(_root, "samples")), "*.jpg").Order(StringComparer.Ordinal).ToArray();
         var seeded = Enumerable.Range(0, 8).Select(i => samples[i * 5]).ToArray();
         var late = samples[2];
         var added = samples[13];
         var replacement = samples[26];
 
-        var storage = new SimulatedStorage(server, ImagesBucket);
+        var storage = new SimulatedStorage(_server, ImagesBucket);
         foreach (var file in seeded)
         {
             storage.Seed(ImagesBucket, Path.GetFileName(file), await File.ReadAllBytesAsync(file), "image/jpeg");
@@ -274,13 +274,13 @@ public sealed class SimulatedCloudPipelineTests
         var indexName = $"projects/{Project}/databases/(default)/collectionGroups/vectors-{Instance}/indexes/CICAgJiUpoMK";
         var operationName = $"projects/{Project}/databases/(default)/operations/S1ZQbkxRTzZ1";
         var indexReady = 0;
-        server.Handle("firestore.projects.databases.collectionGroups.indexes.create", _ => Reply.Ok(new { name = operationName, metadata = new { index = indexName } }));
-        server.Handle("firestore.projects.databases.operations.get", _ => Volatile.Read(ref indexReady) == 1
+        _server.Handle("firestore.projects.databases.collectionGroups.indexes.create", _ => Reply.Ok(new { name = operationName, metadata = new { index = indexName } }));
+        _server.Handle("firestore.projects.databases.operations.get", _ => Volatile.Read(ref indexReady) == 1
             ? Reply.Ok(new { name = operationName, done = true, response = new { name = indexName, state = "READY" } })
             : Reply.Ok(new { name = operationName, metadata = new { index = indexName } }));
 
-        await using var tasks = new SimulatedCloudTasks(server, Project, Location, Instance, ["backfillTrigger", "backfillTask", "datapointWriteTask"]);
-        var simulated = server.BaseUri.ToString().TrimEnd('/');
+        await using var tasks = new SimulatedCloudTasks(_server, Project, Location, Instance, ["backfillTrigger", "backfillTask", "datapointWriteTask"]);
+        var simulated = _server.BaseUri.ToString().TrimEnd('/');
         var configuration = new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["PROJECT_ID"] = Project,
@@ -291,11 +291,11 @@ public sealed class SimulatedCloudPipelineTests
             ["BATCH_SIZE"] = "3",
             ["PENDING_WRITE_RETRY_SECONDS"] = "1",
             ["SERVICE_ACCOUNT_EMAIL"] = ServiceAccount,
-            ["FIRESTORE_EMULATOR_HOST"] = emulatorHost,
+            ["FIRESTORE_EMULATOR_HOST"] = _emulatorHost,
             ["STORAGE_EMULATOR_HOST"] = simulated,
             ["RIS_TEST_CLOUD_TASKS_BASE"] = simulated + "/v2",
             ["RIS_TEST_FIRESTORE_ADMIN_BASE"] = simulated + "/v1",
-            ["RIS_TEST_ACCESS_TOKEN"] = server.ExpectedToken,
+            ["RIS_TEST_ACCESS_TOKEN"] = _server.ExpectedToken,
             ["Logging:LogLevel:Default"] = "Warning",
         };
         var queryOnly = new Dictionary<string, IReadOnlyDictionary<string, string>>
@@ -304,12 +304,12 @@ public sealed class SimulatedCloudPipelineTests
         };
 
         await using var hosts = await FunctionHosts.StartAsync(configuration, queryOnly);
-        functions = hosts;
-        var eventarc = new Eventarc(hosts, http);
+        _functions = hosts;
+        var eventarc = new Eventarc(hosts, _http);
         tasks.Hosts = hosts;
-        tasks.Http = http;
+        tasks.Http = _http;
         storage.Triggers = eventarc;
-        await using var firestore = new FirestoreTriggers(http, emulatorHost, Project, $"_ext-{Instance}/tasks", "createIndexTrigger", eventarc, TimeSpan.FromMilliseconds(150));
+        await using var firestore = new FirestoreTriggers(_http, _emulatorHost, Project, $"_ext-{Instance}/tasks", "createIndexTrigger", eventarc, TimeSpan.FromMilliseconds(150));
         await using var client = new ServiceCollection()
             .AddGcpAdapters(
                 new ExtensionOptions { ProjectId = Project, InstanceId = Instance, Location = Location, ImageBucket = ImagesBucket },
@@ -376,9 +376,9 @@ public sealed class SimulatedCloudPipelineTests
                     "every function but the two Vertex AI audit-log ones (not deployed for Firestore) and the one that runs writes that waited");
                 Assert.That(tasks.Deliveries.Where(d => d.Function == "datapointWriteTask" && !d.Detail.StartsWith("handover-", StringComparison.Ordinal)), Is.Empty,
                     "no write ever waited for the index");
-                Assert.That(server.Requests.Select(r => r.MethodId).Where(m => m.StartsWith("aiplatform.", StringComparison.Ordinal)), Is.Empty, "no Vertex AI call");
+                Assert.That(_server.Requests.Select(r => r.MethodId).Where(m => m.StartsWith("aiplatform.", StringComparison.Ordinal)), Is.Empty, "no Vertex AI call");
             });
-            server.AssertNoViolations();
+            _server.AssertNoViolations();
         }
         finally
         {
@@ -439,12 +439,12 @@ public sealed class SimulatedCloudPipelineTests
                 },
             },
         };
-        using var request = new HttpRequestMessage(HttpMethod.Post, server.Url($"/v2/{queue}/tasks"))
+        using var request = new HttpRequestMessage(HttpMethod.Post, _server.Url($"/v2/{queue}/tasks"))
         {
             Content = new StringContent(JsonSerializer.Serialize(task), Encoding.UTF8, "application/json"),
         };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", server.ExpectedToken);
-        using var response = await http.SendAsync(request);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _server.ExpectedToken);
+        using var response = await _http.SendAsync(request);
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), await response.Content.ReadAsStringAsync());
     }
 
@@ -455,12 +455,12 @@ public sealed class SimulatedCloudPipelineTests
     private async Task<List<(string Id, double Distance)>> QueryAsync(object data)
     {
         var body = JsonSerializer.Serialize(new { data });
-        using var request = new HttpRequestMessage(HttpMethod.Post, functions.Url("queryIndex"))
+        using var request = new HttpRequestMessage(HttpMethod.Post, _functions.Url("queryIndex"))
         {
             Content = new StringContent(body, Encoding.UTF8, "application/json"),
         };
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", EmulatorIdToken());
-        using var response = await http.SendAsync(request);
+        using var response = await _http.SendAsync(request);
         var text = await response.Content.ReadAsStringAsync();
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), text);
         using var json = JsonDocument.Parse(text);
@@ -497,9 +497,9 @@ public sealed class SimulatedCloudPipelineTests
     private async Task<JsonElement?> DocumentAsync(string name)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get,
-            new Uri($"http://{emulatorHost}/v1/projects/{Project}/databases/(default)/documents/_ext-{Instance}/{name}"));
+            new Uri($"http://{_emulatorHost}/v1/projects/{Project}/databases/(default)/documents/_ext-{Instance}/{name}"));
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", "owner");
-        using var response = await http.SendAsync(request);
+        using var response = await _http.SendAsync(request);
         if (response.StatusCode == HttpStatusCode.NotFound)
         {
             return null;

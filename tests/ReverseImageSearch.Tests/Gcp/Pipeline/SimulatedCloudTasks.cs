@@ -16,21 +16,21 @@ public sealed class SimulatedCloudTasks : IAsyncDisposable
 {
     public const int MaxAttempts = 12;
 
-    private readonly ConcurrentDictionary<string, byte> names = new(StringComparer.Ordinal);
-    private readonly ConcurrentQueue<Task> dispatches = new();
-    private readonly CancellationTokenSource stop = new();
-    private int disposed;
-    private readonly string functionsHost;
-    private readonly string queuePrefix;
-    private readonly IReadOnlySet<string> queues;
-    private int pending;
+    private readonly ConcurrentDictionary<string, byte> _names = new(StringComparer.Ordinal);
+    private readonly ConcurrentQueue<Task> _dispatches = new();
+    private readonly CancellationTokenSource _stop = new();
+    private int _disposed;
+    private readonly string _functionsHost;
+    private readonly string _queuePrefix;
+    private readonly IReadOnlySet<string> _queues;
+    private int _pending;
 
     /// <param name="taskFunctions">The task-queue functions; deploy.sh creates one queue ext-{instance}-{function} each.</param>
     public SimulatedCloudTasks(ContractServer server, string projectId, string location, string instanceId, IEnumerable<string> taskFunctions)
     {
-        functionsHost = $"{location}-{projectId}.cloudfunctions.net";
-        queuePrefix = $"projects/{projectId}/locations/{location}/queues/";
-        queues = taskFunctions.Select(f => $"ext-{instanceId}-{f}").ToHashSet(StringComparer.Ordinal);
+        _functionsHost = $"{location}-{projectId}.cloudfunctions.net";
+        _queuePrefix = $"projects/{projectId}/locations/{location}/queues/";
+        _queues = taskFunctions.Select(f => $"ext-{instanceId}-{f}").ToHashSet(StringComparer.Ordinal);
         InstancePrefix = $"ext-{instanceId}-";
         server.Handle("cloudtasks.projects.locations.queues.tasks.create", Create);
     }
@@ -47,36 +47,36 @@ public sealed class SimulatedCloudTasks : IAsyncDisposable
     public ConcurrentQueue<string> Problems { get; } = new();
 
     /// <summary>Tasks created and not yet answered 2xx (nor given up).</summary>
-    public int Pending => Volatile.Read(ref pending);
+    public int Pending => Volatile.Read(ref _pending);
 
     public async ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref disposed, 1) == 1)
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
         {
             return;
         }
 
-        await stop.CancelAsync().ConfigureAwait(false);
-        while (dispatches.TryDequeue(out var dispatch))
+        await _stop.CancelAsync();
+        while (_dispatches.TryDequeue(out var dispatch))
         {
             try
             {
-                await dispatch.ConfigureAwait(false);
+                await dispatch;
             }
             catch (OperationCanceledException)
             {
             }
         }
 
-        stop.Dispose();
+        _stop.Dispose();
     }
 
     private Reply Create(RecordedRequest r)
     {
         // POST /v2/projects/{p}/locations/{l}/queues/{q}/tasks
         var parent = r.RawPath["/v2/".Length..^"/tasks".Length];
-        var queue = parent.StartsWith(queuePrefix, StringComparison.Ordinal) ? parent[queuePrefix.Length..] : "";
-        if (!queues.Contains(queue))
+        var queue = parent.StartsWith(_queuePrefix, StringComparison.Ordinal) ? parent[_queuePrefix.Length..] : "";
+        if (!_queues.Contains(queue))
         {
             return Reply.Error(404, "NOT_FOUND", $"Queue {parent} does not exist.");
         }
@@ -85,9 +85,9 @@ public sealed class SimulatedCloudTasks : IAsyncDisposable
         var http = task.GetProperty("httpRequest");
         var url = new Uri(http.GetProperty("url").GetString()!);
         var function = url.AbsolutePath.TrimStart('/');
-        if (url.Host != functionsHost || url.Scheme != "https" || !function.StartsWith(InstancePrefix, StringComparison.Ordinal) || function != queue)
+        if (url.Host != _functionsHost || url.Scheme != "https" || !function.StartsWith(InstancePrefix, StringComparison.Ordinal) || function != queue)
         {
-            Problems.Enqueue($"task for queue {queue} targets {url}, not https://{functionsHost}/{queue}");
+            Problems.Enqueue($"task for queue {queue} targets {url}, not https://{_functionsHost}/{queue}");
         }
 
         if (!http.TryGetProperty("oidcToken", out var oidc) || oidc.GetProperty("serviceAccountEmail").GetString() is not { Length: > 0 })
@@ -104,7 +104,7 @@ public sealed class SimulatedCloudTasks : IAsyncDisposable
                 return Reply.Error(400, "INVALID_ARGUMENT", $"Task name {name} is not in queue {parent}.");
             }
 
-            if (!names.TryAdd(name, 0))
+            if (!_names.TryAdd(name, 0))
             {
                 return Reply.Error(409, "ALREADY_EXISTS", "Requested entity already exists");
             }
@@ -112,7 +112,7 @@ public sealed class SimulatedCloudTasks : IAsyncDisposable
         else
         {
             name = $"{parent}/tasks/{Random.Shared.NextInt64(1, long.MaxValue).ToString(CultureInfo.InvariantCulture)}";
-            names.TryAdd(name, 0);
+            _names.TryAdd(name, 0);
         }
 
         var now = DateTimeOffset.UtcNow;
@@ -123,8 +123,8 @@ public sealed class SimulatedCloudTasks : IAsyncDisposable
         var body = http.TryGetProperty("body", out var b) ? Convert.FromBase64String(b.GetString()!) : [];
         var method = http.TryGetProperty("httpMethod", out var m) ? m.GetString()! : "POST";
 
-        Interlocked.Increment(ref pending);
-        dispatches.Enqueue(Task.Run(() => DispatchAsync(queue, name, schedule, method, headers, body, stop.Token)));
+        Interlocked.Increment(ref _pending);
+        _dispatches.Enqueue(Task.Run(() => DispatchAsync(queue, name, schedule, method, headers, body, _stop.Token)));
 
         var stamp = now.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture);
         return Reply.Ok(JsonSerializer.Serialize(new Dictionary<string, object>
@@ -146,7 +146,7 @@ public sealed class SimulatedCloudTasks : IAsyncDisposable
             var wait = schedule - DateTimeOffset.UtcNow;
             if (wait > TimeSpan.Zero)
             {
-                await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(wait, cancellationToken);
             }
 
             var function = queue[InstancePrefix.Length..];
@@ -154,7 +154,7 @@ public sealed class SimulatedCloudTasks : IAsyncDisposable
             int? previous = null;
             for (var attempt = 0; attempt < MaxAttempts; attempt++)
             {
-                var status = await AttemptAsync(function, queue, name, schedule, method, headers, body, attempt, previous, cancellationToken).ConfigureAwait(false);
+                var status = await AttemptAsync(function, queue, name, schedule, method, headers, body, attempt, previous, cancellationToken);
                 Deliveries.Enqueue(new Delivery("task", function, name[(name.LastIndexOf('/') + 1)..], status));
                 if (status / 100 == 2)
                 {
@@ -162,7 +162,7 @@ public sealed class SimulatedCloudTasks : IAsyncDisposable
                 }
 
                 previous = status;
-                await Task.Delay(backoff, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(backoff, cancellationToken);
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
             }
 
@@ -170,7 +170,7 @@ public sealed class SimulatedCloudTasks : IAsyncDisposable
         }
         finally
         {
-            Interlocked.Decrement(ref pending);
+            Interlocked.Decrement(ref _pending);
         }
     }
 
@@ -218,7 +218,7 @@ public sealed class SimulatedCloudTasks : IAsyncDisposable
 
         try
         {
-            using var response = await Http.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            using var response = await Http.SendAsync(request, cancellationToken);
             return (int)response.StatusCode;
         }
         catch (HttpRequestException)

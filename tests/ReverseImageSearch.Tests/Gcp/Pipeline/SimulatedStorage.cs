@@ -20,22 +20,22 @@ namespace ReverseImageSearch.Tests.Gcp.Pipeline;
 /// </summary>
 public sealed class SimulatedStorage : IObjectStore
 {
-    private readonly ConcurrentDictionary<(string Bucket, string Name), StoredBlob> objects = new();
-    private readonly ConcurrentDictionary<string, (string Bucket, string Name, string ContentType)> sessions = new();
-    private readonly ConcurrentQueue<Task> deliveries = new();
-    private readonly Lock generationGate = new();
-    private readonly ContractServer server;
-    private long lastGeneration;
+    private readonly ConcurrentDictionary<(string Bucket, string Name), StoredBlob> _objects = new();
+    private readonly ConcurrentDictionary<string, (string Bucket, string Name, string ContentType)> _sessions = new();
+    private readonly ConcurrentQueue<Task> _deliveries = new();
+    private readonly Lock _generationGate = new();
+    private readonly ContractServer _server;
+    private long _lastGeneration;
 
     public SimulatedStorage(ContractServer server, string imagesBucket)
     {
-        this.server = server;
+        _server = server;
         ImagesBucket = imagesBucket;
-        server.Handle("storage.objects.list", List);
-        server.Handle("storage.objects.get", Get);
-        server.Handle("storage.objects.delete", Delete);
-        server.Handle("storage.objects.insert", Insert);
-        server.Handle(ContractServer.UploadSessionMethod, Session);
+        _server.Handle("storage.objects.list", List);
+        _server.Handle("storage.objects.get", Get);
+        _server.Handle("storage.objects.delete", Delete);
+        _server.Handle("storage.objects.insert", Insert);
+        _server.Handle(ContractServer.UploadSessionMethod, Session);
     }
 
     public string ImagesBucket { get; }
@@ -46,17 +46,17 @@ public sealed class SimulatedStorage : IObjectStore
     /// <summary>Problems the simulation saw (failed event deliveries and the like); the test asserts none.</summary>
     public ConcurrentQueue<string> Problems { get; } = new();
 
-    public byte[]? Content(string bucket, string name) => objects.TryGetValue((bucket, name), out var o) ? o.Data : null;
+    public byte[]? Content(string bucket, string name) => _objects.TryGetValue((bucket, name), out var o) ? o.Data : null;
 
     public IReadOnlyList<string> Names(string bucket) =>
-        objects.Keys.Where(k => k.Bucket == bucket).Select(k => k.Name).Order(StringComparer.Ordinal).ToArray();
+        _objects.Keys.Where(k => k.Bucket == bucket).Select(k => k.Name).Order(StringComparer.Ordinal).ToArray();
 
     /// <summary>Waits for the event deliveries started so far.</summary>
     public async Task DrainEventsAsync()
     {
-        while (deliveries.TryDequeue(out var delivery))
+        while (_deliveries.TryDequeue(out var delivery))
         {
-            await delivery.ConfigureAwait(false);
+            await delivery;
         }
     }
 
@@ -66,20 +66,20 @@ public sealed class SimulatedStorage : IObjectStore
     {
         foreach (var name in Names(bucket).Where(n => n.StartsWith(prefix ?? "", StringComparison.Ordinal)))
         {
-            if (objects.TryGetValue((bucket, name), out var blob))
+            if (_objects.TryGetValue((bucket, name), out var blob))
             {
                 yield return blob.ToStoredObject();
             }
         }
 
-        await Task.CompletedTask.ConfigureAwait(false);
+        await Task.CompletedTask;
     }
 
     public Task<StoredObject?> GetMetadataAsync(string bucket, string name, CancellationToken cancellationToken = default) =>
-        Task.FromResult(objects.TryGetValue((bucket, name), out var blob) ? blob.ToStoredObject() : null);
+        Task.FromResult(_objects.TryGetValue((bucket, name), out var blob) ? blob.ToStoredObject() : null);
 
     public Task<byte[]> ReadAsync(string bucket, string name, CancellationToken cancellationToken = default) =>
-        objects.TryGetValue((bucket, name), out var blob) ? Task.FromResult(blob.Data) : throw new ObjectNotFoundException(bucket, name);
+        _objects.TryGetValue((bucket, name), out var blob) ? Task.FromResult(blob.Data) : throw new ObjectNotFoundException(bucket, name);
 
     public Task<StoredObject> WriteAsync(string bucket, string name, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken = default) =>
         Task.FromResult(Store(bucket, name, content.ToArray(), contentType).ToStoredObject());
@@ -95,17 +95,17 @@ public sealed class SimulatedStorage : IObjectStore
     private StoredBlob Store(string bucket, string name, byte[] data, string contentType)
     {
         long generation;
-        lock (generationGate)
+        lock (_generationGate)
         {
             // Generations are microsecond timestamps, strictly increasing.
-            generation = Math.Max(lastGeneration + 1, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1000);
-            lastGeneration = generation;
+            generation = Math.Max(_lastGeneration + 1, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1000);
+            _lastGeneration = generation;
         }
 
         var now = DateTimeOffset.UtcNow;
         var blob = new StoredBlob(bucket, name, data, contentType, generation, now);
         StoredBlob? replaced = null;
-        objects.AddOrUpdate((bucket, name), blob, (_, old) =>
+        _objects.AddOrUpdate((bucket, name), blob, (_, old) =>
         {
             replaced = old;
             return blob;
@@ -122,7 +122,7 @@ public sealed class SimulatedStorage : IObjectStore
 
     private bool Remove(string bucket, string name)
     {
-        if (!objects.TryRemove((bucket, name), out var removed))
+        if (!_objects.TryRemove((bucket, name), out var removed))
         {
             return false;
         }
@@ -139,7 +139,7 @@ public sealed class SimulatedStorage : IObjectStore
         }
 
         var data = JsonSerializer.SerializeToUtf8Bytes(blob.Resource(type.EndsWith("deleted", StringComparison.Ordinal)));
-        deliveries.Enqueue(Task.Run(async () =>
+        _deliveries.Enqueue(Task.Run(async () =>
         {
             try
             {
@@ -151,7 +151,7 @@ public sealed class SimulatedStorage : IObjectStore
                     new Dictionary<string, string> { ["bucket"] = blob.Bucket },
                     data,
                     "application/json",
-                    CancellationToken.None).ConfigureAwait(false);
+                    CancellationToken.None);
                 if (status / 100 != 2)
                 {
                     Problems.Enqueue($"{function} answered {status} to {type} for {blob.Name}");
@@ -180,7 +180,7 @@ public sealed class SimulatedStorage : IObjectStore
         var start = int.Parse(r.QueryValue("pageToken") ?? "0", CultureInfo.InvariantCulture);
         var names = Names(bucket).Where(n => n.StartsWith(prefix, StringComparison.Ordinal)).ToArray();
         var page = names.Skip(start).Take(max)
-            .Select(n => objects.TryGetValue((bucket, n), out var blob) ? blob.Resource(deleted: false) : null)
+            .Select(n => _objects.TryGetValue((bucket, n), out var blob) ? blob.Resource(deleted: false) : null)
             .OfType<Dictionary<string, object>>()
             .ToArray();
         var body = new Dictionary<string, object> { ["kind"] = "storage#objects" };
@@ -200,7 +200,7 @@ public sealed class SimulatedStorage : IObjectStore
     private Reply Get(RecordedRequest r)
     {
         var (bucket, name) = Parse(r);
-        if (name is null || !objects.TryGetValue((bucket, name), out var blob))
+        if (name is null || !_objects.TryGetValue((bucket, name), out var blob))
         {
             return NotFound(bucket, name);
         }
@@ -230,16 +230,16 @@ public sealed class SimulatedStorage : IObjectStore
         }
 
         var id = Guid.NewGuid().ToString("N");
-        sessions[id] = (bucket, r.Json.GetProperty("name").GetString()!, r.Headers["X-Upload-Content-Type"].ToString());
+        _sessions[id] = (bucket, r.Json.GetProperty("name").GetString()!, r.Headers["X-Upload-Content-Type"].ToString());
         return new Reply(200, Headers: new Dictionary<string, string>
         {
-            ["Location"] = server.Url($"/upload/storage/v1/b/{Uri.EscapeDataString(bucket)}/o?uploadType=resumable&upload_id={id}").ToString(),
+            ["Location"] = _server.Url($"/upload/storage/v1/b/{Uri.EscapeDataString(bucket)}/o?uploadType=resumable&upload_id={id}").ToString(),
         });
     }
 
     private Reply Session(RecordedRequest r)
     {
-        if (!sessions.TryRemove(r.QueryValue("upload_id")!, out var s))
+        if (!_sessions.TryRemove(r.QueryValue("upload_id")!, out var s))
         {
             return NotFound(r.RawPath, null);
         }

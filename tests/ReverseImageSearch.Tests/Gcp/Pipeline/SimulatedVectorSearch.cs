@@ -26,28 +26,28 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
     public const string PublicDomain = "1234567890.us-central1-987654321098.vdb.vertexai.goog";
 
     private const string V1 = "type.googleapis.com/google.cloud.aiplatform.v1.";
-    private readonly string projectId;
-    private readonly Func<string, LocalVectorIndexService> newService;
-    private readonly string dataDirectory;
-    private LocalVectorIndexService service;
-    private int installations;
+    private readonly string _projectId;
+    private readonly Func<string, LocalVectorIndexService> _newService;
+    private readonly string _dataDirectory;
+    private LocalVectorIndexService _service;
+    private int _installations;
 
     public SimulatedVectorSearch(ContractServer server, string projectId, string location, string dataDirectory, IObjectStore storage, TimeSpan operationLatency)
     {
-        this.projectId = projectId;
-        this.dataDirectory = dataDirectory;
+        _projectId = projectId;
+        _dataDirectory = dataDirectory;
         // The latency stands for Vertex AI's minutes-long builds: the audit entry must not overtake the function
         // that started the operation and records its name.
-        newService = directory => new LocalVectorIndexService(
-            projectId, location, directory, storage, this, NullLogger<LocalVectorIndexService>.Instance, operationLatency, operationLatency);
-        service = newService(dataDirectory);
+        _newService = directory => new LocalVectorIndexService(
+            _projectId, location, directory, storage, this, NullLogger<LocalVectorIndexService>.Instance, operationLatency, operationLatency);
+        _service = _newService(_dataDirectory);
         const string p = "aiplatform.projects.locations.";
         Route(server, p + "indexes.create", r => CallAsync(() => CreateIndexAsync(r)));
         Route(server, p + "indexes.list", r => CallAsync(() => Task.FromResult<object>(List("indexes", r))));
         Route(server, p + "indexEndpoints.list", r => CallAsync(() => Task.FromResult<object>(List("indexEndpoints", r))));
         Route(server, p + "indexes.operations.list", r => CallAsync(() => CreationOperationsAsync(Resource(r, "/operations"))));
-        Route(server, p + "indexes.operations.get", r => CallAsync(() => OperationAsync(service.GetOperationAsync(Resource(r)))));
-        Route(server, p + "indexEndpoints.operations.get", r => CallAsync(() => OperationAsync(service.GetOperationAsync(Resource(r)))));
+        Route(server, p + "indexes.operations.get", r => CallAsync(() => OperationAsync(_service.GetOperationAsync(Resource(r)))));
+        Route(server, p + "indexEndpoints.operations.get", r => CallAsync(() => OperationAsync(_service.GetOperationAsync(Resource(r)))));
         Route(server, p + "indexEndpoints.create", r => CallAsync(() => CreateEndpointAsync(r)));
         Route(server, p + "indexEndpoints.get", r => CallAsync(() => GetEndpointAsync(r)));
         Route(server, p + "indexEndpoints.deployIndex", r => CallAsync(() => DeployAsync(r)));
@@ -63,9 +63,9 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
     /// </summary>
     public async Task UninstallAsync()
     {
-        await service.DisposeAsync().ConfigureAwait(false);
-        created.Clear();
-        service = newService(Path.Combine(dataDirectory, $"after-uninstall-{++installations}"));
+        await _service.DisposeAsync();
+        _created.Clear();
+        _service = _newService(Path.Combine(_dataDirectory, $"after-uninstall-{++_installations}"));
     }
 
     /// <summary>Set once the functions are up: where audit-log entries are delivered.</summary>
@@ -76,7 +76,7 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
     /// <summary>Every audit entry written: method, resource, first/last.</summary>
     public ConcurrentQueue<AuditLogEvent> AuditEntries { get; } = new();
 
-    public ValueTask DisposeAsync() => service.DisposeAsync();
+    public ValueTask DisposeAsync() => _service.DisposeAsync();
 
     /// <summary>The local service publishes its audit entries here (as it does on the local task queue).</summary>
     public async Task<bool> EnqueueAsync(string functionName, JsonElement payload, TaskOptions? options = null, CancellationToken cancellationToken = default)
@@ -108,7 +108,7 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
             {
                 ["@type"] = "type.googleapis.com/google.cloud.audit.AuditLog",
                 ["status"] = new JsonObject(),
-                ["authenticationInfo"] = new JsonObject { ["principalEmail"] = $"ext-ris@{projectId}.iam.gserviceaccount.com" },
+                ["authenticationInfo"] = new JsonObject { ["principalEmail"] = $"ext-ris@{_projectId}.iam.gserviceaccount.com" },
                 ["serviceName"] = entry.ServiceName,
                 ["methodName"] = entry.MethodName,
                 ["resourceName"] = entry.ResourceName,
@@ -118,18 +118,18 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
             ["resource"] = new JsonObject
             {
                 ["type"] = "audited_resource",
-                ["labels"] = new JsonObject { ["service"] = entry.ServiceName, ["method"] = entry.MethodName, ["project_id"] = projectId },
+                ["labels"] = new JsonObject { ["service"] = entry.ServiceName, ["method"] = entry.MethodName, ["project_id"] = _projectId },
             },
             ["timestamp"] = now,
             ["severity"] = "NOTICE",
-            ["logName"] = $"projects/{projectId}/logs/cloudaudit.googleapis.com%2Factivity",
+            ["logName"] = $"projects/{_projectId}/logs/cloudaudit.googleapis.com%2Factivity",
             ["operation"] = operation,
             ["receiveTimestamp"] = now,
         };
         var status = await eventarc.PostAsync(
             function,
             "google.cloud.audit.log.v1.written",
-            $"//cloudaudit.googleapis.com/projects/{projectId}/logs/activity",
+            $"//cloudaudit.googleapis.com/projects/{_projectId}/logs/activity",
             $"{entry.ServiceName}/{entry.ResourceName}",
             new Dictionary<string, string>
             {
@@ -140,7 +140,7 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
             },
             JsonSerializer.SerializeToUtf8Bytes(logEntry),
             "application/json; charset=utf-8",
-            cancellationToken).ConfigureAwait(false);
+            cancellationToken);
         if (status / 100 != 2)
         {
             Problems.Enqueue($"{function} answered {status} to the audit entry of {entry.OperationId} (last: {entry.Last})");
@@ -157,7 +157,7 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
     {
         try
         {
-            return Reply.Ok(JsonSerializer.Serialize(await call().ConfigureAwait(false)));
+            return Reply.Ok(JsonSerializer.Serialize(await call()));
         }
         catch (ServiceException e)
         {
@@ -175,7 +175,7 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
 
     private static async Task<object> OperationAsync(Task<LongRunningOperation> call)
     {
-        var op = await call.ConfigureAwait(false);
+        var op = await call;
         var json = new JsonObject
         {
             ["name"] = op.Name,
@@ -203,16 +203,16 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
     }
 
     /// <summary>What indexes.create and indexEndpoints.create made: resource name -> (collection, displayName, creating operation).</summary>
-    private readonly ConcurrentDictionary<string, (string Collection, string DisplayName, string? Operation)> created = new();
+    private readonly ConcurrentDictionary<string, (string Collection, string DisplayName, string? Operation)> _created = new();
 
     /// <summary>How many indexes / endpoints were created (orphans show up as more than one).</summary>
-    public int CreatedCount(string collection) => created.Values.Count(c => c.Collection == collection);
+    public int CreatedCount(string collection) => _created.Values.Count(c => c.Collection == collection);
 
     private JsonObject List(string collection, RecordedRequest r)
     {
         // The adapter filters by display_name="..." (the only filter it sends).
         var filter = r.QueryValue("filter") ?? "";
-        var items = created
+        var items = _created
             .Where(c => c.Value.Collection == collection && filter == $"display_name=\"{c.Value.DisplayName}\"")
             .Select(c => (JsonNode)new JsonObject { ["name"] = c.Key, ["displayName"] = c.Value.DisplayName })
             .ToArray();
@@ -222,9 +222,9 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
     private async Task<object> CreationOperationsAsync(string index)
     {
         var operations = new JsonArray();
-        if (created.TryGetValue(index, out var c) && c.Operation is { } name)
+        if (_created.TryGetValue(index, out var c) && c.Operation is { } name)
         {
-            var op = (JsonObject)JsonSerializer.SerializeToNode(await OperationAsync(service.GetOperationAsync(name)).ConfigureAwait(false))!;
+            var op = (JsonObject)JsonSerializer.SerializeToNode(await OperationAsync(_service.GetOperationAsync(name)))!;
             op["metadata"] = new JsonObject { ["@type"] = V1 + "CreateIndexOperationMetadata" };
             operations.Add(op);
         }
@@ -234,10 +234,10 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
 
     private async Task<object> RememberAsync(string collection, string displayName, Task<LongRunningOperation> creation)
     {
-        var op = await creation.ConfigureAwait(false);
+        var op = await creation;
         var resource = op.ResponseResourceName ?? ReverseImageSearch.Core.Coordination.ResourceNames.OwnerOfOperation(op.Name);
-        created[resource] = (collection, displayName, op.Name);
-        return await OperationAsync(Task.FromResult(op)).ConfigureAwait(false);
+        _created[resource] = (collection, displayName, op.Name);
+        return await OperationAsync(Task.FromResult(op));
     }
 
     private Task<object> CreateIndexAsync(RecordedRequest r)
@@ -269,7 +269,7 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
                 ? (size == "SHARD_SIZE_MEDIUM" ? IndexShardSize.Medium : IndexShardSize.Large)
                 : IndexShardSize.Small,
             algorithm == "treeAhConfig" ? IndexAlgorithm.TreeAh : IndexAlgorithm.BruteForce);
-        return RememberAsync("indexes", definition.DisplayName, service.CreateIndexAsync(definition));
+        return RememberAsync("indexes", definition.DisplayName, _service.CreateIndexAsync(definition));
     }
 
     private Task<object> CreateEndpointAsync(RecordedRequest r)
@@ -281,12 +281,12 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
         }
 
         var displayName = body.GetProperty("displayName").GetString()!;
-        return RememberAsync("indexEndpoints", displayName, service.CreateIndexEndpointAsync(displayName));
+        return RememberAsync("indexEndpoints", displayName, _service.CreateIndexEndpointAsync(displayName));
     }
 
     private async Task<object> GetEndpointAsync(RecordedRequest r)
     {
-        var info = await service.GetIndexEndpointAsync(Resource(r)).ConfigureAwait(false);
+        var info = await _service.GetIndexEndpointAsync(Resource(r));
         var json = new JsonObject
         {
             ["name"] = info.Name,
@@ -314,7 +314,7 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
             machine.TryGetProperty("acceleratorCount", out var count) ? count.GetInt32() : 0,
             resources.GetProperty("minReplicaCount").GetInt32(),
             resources.TryGetProperty("maxReplicaCount", out var max) ? max.GetInt32() : 1);
-        return OperationAsync(service.DeployIndexAsync(Resource(r, ":deployIndex"), spec));
+        return OperationAsync(_service.DeployIndexAsync(Resource(r, ":deployIndex"), spec));
     }
 
     private async Task<object> UpsertAsync(RecordedRequest r)
@@ -324,7 +324,7 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
                 d.GetProperty("datapointId").GetString()!,
                 d.GetProperty("featureVector").EnumerateArray().Select(v => v.GetSingle()).ToArray()))
             .ToArray();
-        await service.UpsertDatapointsAsync(Resource(r, ":upsertDatapoints"), datapoints).ConfigureAwait(false);
+        await _service.UpsertDatapointsAsync(Resource(r, ":upsertDatapoints"), datapoints);
         return new JsonObject();
     }
 
@@ -339,11 +339,11 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
 
     private async Task<object> ReadDatapointsAsync(RecordedRequest r)
     {
-        var read = await service.ReadDatapointsAsync(
+        var read = await _service.ReadDatapointsAsync(
             PublicDomain,
             Resource(r, ":readIndexDatapoints"),
             r.Json.GetProperty("deployedIndexId").GetString()!,
-            r.Json.GetProperty("ids").EnumerateArray().Select(i => i.GetString()!).ToArray()).ConfigureAwait(false);
+            r.Json.GetProperty("ids").EnumerateArray().Select(i => i.GetString()!).ToArray());
         return new JsonObject
         {
             ["datapoints"] = new JsonArray(read.Select(d => (JsonNode)new JsonObject
@@ -357,7 +357,7 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
     private async Task<object> RemoveAsync(RecordedRequest r)
     {
         var ids = r.Json.GetProperty("datapointIds").EnumerateArray().Select(d => d.GetString()!).ToArray();
-        await service.RemoveDatapointsAsync(Resource(r, ":removeDatapoints"), ids).ConfigureAwait(false);
+        await _service.RemoveDatapointsAsync(Resource(r, ":removeDatapoints"), ids);
         return new JsonObject();
     }
 
@@ -366,7 +366,7 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
         var body = r.Json;
         var queries = body.GetProperty("queries").EnumerateArray().ToArray();
         var neighborCount = queries.Length > 0 && queries[0].TryGetProperty("neighborCount", out var n) ? n.GetInt32() : 10;
-        var results = await service.FindNeighborsAsync(
+        var results = await _service.FindNeighborsAsync(
             PublicDomain,
             Resource(r, ":findNeighbors"),
             body.GetProperty("deployedIndexId").GetString()!,
@@ -374,7 +374,7 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
                 d.TryGetProperty("datapointId", out var id) ? id.GetString()! : "",
                 d.GetProperty("featureVector").EnumerateArray().Select(v => v.GetSingle()).ToArray(),
                 FolderAllowed(d))).ToArray(),
-            neighborCount).ConfigureAwait(false);
+            neighborCount);
         return new JsonObject
         {
             ["nearestNeighbors"] = new JsonArray(results.Select(q => (JsonNode)new JsonObject

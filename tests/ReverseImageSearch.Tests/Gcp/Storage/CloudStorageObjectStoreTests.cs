@@ -9,39 +9,39 @@ namespace ReverseImageSearch.Tests.Gcp.Storage;
 
 public sealed class CloudStorageObjectStoreTests : ContractTestBase
 {
-    private ServiceProvider services = null!;
-    private FakeCloudStorage storage = null!;
-    private IObjectStore store = null!;
+    private ServiceProvider _services = null!;
+    private FakeCloudStorage _storage = null!;
+    private IObjectStore _store = null!;
 
     [SetUp]
     public void CreateStore()
     {
-        storage = new FakeCloudStorage(Server);
-        services = GcpTestHost.Build(Server, a =>
+        _storage = new FakeCloudStorage(Server);
+        _services = GcpTestHost.Build(Server, a =>
         {
             a.ListPageSize = 2;
             a.ResumableUploadThreshold = 64;
         });
-        store = services.GetRequiredService<IObjectStore>();
+        _store = _services.GetRequiredService<IObjectStore>();
     }
 
     [TearDown]
-    public void DisposeServices() => services.Dispose();
+    public void DisposeServices() => _services.Dispose();
 
     [Test]
     public void TheRegisteredStoreIsTheCloudStorageAdapter() =>
-        Assert.That(store, Is.InstanceOf<CloudStorageObjectStore>());
+        Assert.That(_store, Is.InstanceOf<CloudStorageObjectStore>());
 
     [Test]
     public async Task ListPagesThroughEveryObjectUnderThePrefixWithTrimmedFields()
     {
         foreach (var name in new[] { "img/a.jpg", "img/b.jpg", "img/sub/c.png", "other/d.jpg", "img/e.gif" })
         {
-            storage.Put("images", name, Encoding.UTF8.GetBytes(name));
+            _storage.Put("images", name, Encoding.UTF8.GetBytes(name));
         }
 
         var listed = new List<StoredObject>();
-        await foreach (var o in store.ListAsync("images", "img/"))
+        await foreach (var o in _store.ListAsync("images", "img/"))
         {
             listed.Add(o);
         }
@@ -72,7 +72,7 @@ public sealed class CloudStorageObjectStoreTests : ContractTestBase
     public async Task ListOfAnEmptyBucketWithoutPrefixGivesNothing()
     {
         var count = 0;
-        await foreach (var unused in store.ListAsync("images", null))
+        await foreach (var unused in _store.ListAsync("images", null))
         {
             count++;
         }
@@ -84,8 +84,8 @@ public sealed class CloudStorageObjectStoreTests : ContractTestBase
     [Test]
     public async Task MetadataOfANameWithSlashesAndSpacesUsesOneEncodedSegment()
     {
-        storage.Put("images", "a dir/b+c.jpg", [1, 2, 3], "image/png");
-        var meta = await store.GetMetadataAsync("images", "a dir/b+c.jpg");
+        _storage.Put("images", "a dir/b+c.jpg", [1, 2, 3], "image/png");
+        var meta = await _store.GetMetadataAsync("images", "a dir/b+c.jpg");
         Assert.That(meta, Is.Not.Null);
         Assert.That(meta!.Name, Is.EqualTo("a dir/b+c.jpg"));
         Assert.That(meta.Size, Is.EqualTo(3));
@@ -94,22 +94,22 @@ public sealed class CloudStorageObjectStoreTests : ContractTestBase
 
     [Test]
     public async Task MetadataOfAMissingObjectIsNull() =>
-        Assert.That(await store.GetMetadataAsync("images", "missing.jpg"), Is.Null);
+        Assert.That(await _store.GetMetadataAsync("images", "missing.jpg"), Is.Null);
 
     [Test]
     public async Task ReadDownloadsTheMediaAndAMissingObjectThrowsObjectNotFound()
     {
-        storage.Put("images", "x/y.jpg", [9, 8, 7]);
-        Assert.That(await store.ReadAsync("images", "x/y.jpg"), Is.EqualTo(new byte[] { 9, 8, 7 }));
+        _storage.Put("images", "x/y.jpg", [9, 8, 7]);
+        Assert.That(await _store.ReadAsync("images", "x/y.jpg"), Is.EqualTo(new byte[] { 9, 8, 7 }));
         Assert.That(Server.RequestsOf("storage.objects.get").Single().QueryValue("alt"), Is.EqualTo("media"));
-        var e = Assert.ThrowsAsync<ObjectNotFoundException>(() => store.ReadAsync("images", "x/none.jpg"));
+        var e = Assert.ThrowsAsync<ObjectNotFoundException>(() => _store.ReadAsync("images", "x/none.jpg"));
         Assert.That(e!.Name, Is.EqualTo("x/none.jpg"));
     }
 
     [Test]
     public async Task SmallContentIsOneMediaUpload()
     {
-        var written = await store.WriteAsync("emb", "datapoints/t1.json", Encoding.UTF8.GetBytes("{\"id\":\"a\"}\n"), "application/json");
+        var written = await _store.WriteAsync("emb", "datapoints/t1.json", Encoding.UTF8.GetBytes("{\"id\":\"a\"}\n"), "application/json");
         var request = Server.RequestsOf("storage.objects.insert").Single();
         Assert.Multiple(() =>
         {
@@ -119,7 +119,7 @@ public sealed class CloudStorageObjectStoreTests : ContractTestBase
             Assert.That(request.ContentType, Is.EqualTo("application/json"));
             Assert.That(written.Name, Is.EqualTo("datapoints/t1.json"));
             Assert.That(written.Size, Is.EqualTo(11));
-            Assert.That(storage.Content("emb", "datapoints/t1.json"), Is.EqualTo(Encoding.UTF8.GetBytes("{\"id\":\"a\"}\n")));
+            Assert.That(_storage.Content("emb", "datapoints/t1.json"), Is.EqualTo(Encoding.UTF8.GetBytes("{\"id\":\"a\"}\n")));
         });
     }
 
@@ -127,7 +127,7 @@ public sealed class CloudStorageObjectStoreTests : ContractTestBase
     public async Task ContentAboveTheThresholdUsesAResumableSession()
     {
         var data = Enumerable.Range(0, 1000).Select(i => (byte)i).ToArray();
-        var written = await store.WriteAsync("emb", "big/file.bin", data, "application/octet-stream");
+        var written = await _store.WriteAsync("emb", "big/file.bin", data, "application/octet-stream");
         var start = Server.RequestsOf("storage.objects.insert").Single();
         var put = Server.RequestsOf(ContractServer.UploadSessionMethod).Single();
         Assert.Multiple(() =>
@@ -139,16 +139,16 @@ public sealed class CloudStorageObjectStoreTests : ContractTestBase
             Assert.That(put.HttpMethod, Is.EqualTo("PUT"));
             Assert.That(put.Body, Is.EqualTo(data));
             Assert.That(written.Size, Is.EqualTo(1000));
-            Assert.That(storage.Content("emb", "big/file.bin"), Is.EqualTo(data));
+            Assert.That(_storage.Content("emb", "big/file.bin"), Is.EqualTo(data));
         });
     }
 
     [Test]
     public async Task DeleteIsTrueOnceThenFalse()
     {
-        storage.Put("images", "a/b.jpg", [1]);
-        Assert.That(await store.DeleteAsync("images", "a/b.jpg"), Is.True);
-        Assert.That(await store.DeleteAsync("images", "a/b.jpg"), Is.False);
+        _storage.Put("images", "a/b.jpg", [1]);
+        Assert.That(await _store.DeleteAsync("images", "a/b.jpg"), Is.True);
+        Assert.That(await _store.DeleteAsync("images", "a/b.jpg"), Is.False);
         Assert.That(Server.RequestsOf("storage.objects.delete").Select(r => r.RawPath), Is.All.EqualTo("/storage/v1/b/images/o/a%2Fb.jpg"));
     }
 }

@@ -9,9 +9,9 @@ namespace ReverseImageSearch.Tests.Gcp.Storage;
 /// <summary>Answers the Cloud Storage methods the adapter uses from an in-memory bucket, in the documented shapes.</summary>
 public sealed class FakeCloudStorage
 {
-    private readonly ConcurrentDictionary<(string Bucket, string Name), (byte[] Data, string ContentType, long Generation)> objects = new();
-    private readonly ConcurrentDictionary<string, (string Bucket, string Name, string ContentType)> sessions = new();
-    private long generation = 1000;
+    private readonly ConcurrentDictionary<(string Bucket, string Name), (byte[] Data, string ContentType, long Generation)> _objects = new();
+    private readonly ConcurrentDictionary<string, (string Bucket, string Name, string ContentType)> _sessions = new();
+    private long _generation = 1000;
 
     public FakeCloudStorage(ContractServer server)
     {
@@ -23,9 +23,9 @@ public sealed class FakeCloudStorage
     }
 
     public void Put(string bucket, string name, byte[] data, string contentType = "image/jpeg") =>
-        objects[(bucket, name)] = (data, contentType, Interlocked.Increment(ref generation));
+        _objects[(bucket, name)] = (data, contentType, Interlocked.Increment(ref _generation));
 
-    public byte[]? Content(string bucket, string name) => objects.TryGetValue((bucket, name), out var o) ? o.Data : null;
+    public byte[]? Content(string bucket, string name) => _objects.TryGetValue((bucket, name), out var o) ? o.Data : null;
 
     private static (string Bucket, string? Name) Parse(RecordedRequest r)
     {
@@ -38,7 +38,7 @@ public sealed class FakeCloudStorage
     }
 
     private object Resource(string bucket, string name) =>
-        objects[(bucket, name)] is var o
+        _objects[(bucket, name)] is var o
             ? new Dictionary<string, object>
             {
                 ["kind"] = "storage#object",
@@ -60,7 +60,7 @@ public sealed class FakeCloudStorage
         var prefix = r.QueryValue("prefix") ?? "";
         var max = int.Parse(r.QueryValue("maxResults") ?? "1000", CultureInfo.InvariantCulture);
         var start = int.Parse(r.QueryValue("pageToken") ?? "0", CultureInfo.InvariantCulture);
-        var names = objects.Keys.Where(k => k.Bucket == bucket && k.Name.StartsWith(prefix, StringComparison.Ordinal))
+        var names = _objects.Keys.Where(k => k.Bucket == bucket && k.Name.StartsWith(prefix, StringComparison.Ordinal))
             .Select(k => k.Name).Order(StringComparer.Ordinal).ToArray();
         var page = names.Skip(start).Take(max).Select(n => Resource(bucket, n)).ToArray();
         var body = new Dictionary<string, object>();
@@ -80,7 +80,7 @@ public sealed class FakeCloudStorage
     private Reply Get(RecordedRequest r)
     {
         var (bucket, name) = Parse(r);
-        if (!objects.TryGetValue((bucket, name!), out var o))
+        if (!_objects.TryGetValue((bucket, name!), out var o))
         {
             return NotFound();
         }
@@ -93,7 +93,7 @@ public sealed class FakeCloudStorage
     private Reply Delete(RecordedRequest r)
     {
         var (bucket, name) = Parse(r);
-        return objects.TryRemove((bucket, name!), out _) ? new Reply(204) : NotFound();
+        return _objects.TryRemove((bucket, name!), out _) ? new Reply(204) : NotFound();
     }
 
     private Reply Insert(RecordedRequest r, ContractServer server)
@@ -108,7 +108,7 @@ public sealed class FakeCloudStorage
 
         var meta = r.Json;
         var id = Guid.NewGuid().ToString("N");
-        sessions[id] = (bucket, meta.GetProperty("name").GetString()!, r.Headers["X-Upload-Content-Type"].ToString());
+        _sessions[id] = (bucket, meta.GetProperty("name").GetString()!, r.Headers["X-Upload-Content-Type"].ToString());
         return new Reply(200, Headers: new Dictionary<string, string>
         {
             ["Location"] = server.Url($"/upload/storage/v1/b/{Uri.EscapeDataString(bucket)}/o?uploadType=resumable&upload_id={id}").ToString(),
@@ -117,7 +117,7 @@ public sealed class FakeCloudStorage
 
     private Reply Session(RecordedRequest r)
     {
-        if (!sessions.TryRemove(r.QueryValue("upload_id")!, out var s))
+        if (!_sessions.TryRemove(r.QueryValue("upload_id")!, out var s))
         {
             return NotFound();
         }

@@ -13,9 +13,9 @@ public sealed class CloudTasksQueueTests : ContractTestBase
 {
     private const string Create = "cloudtasks.projects.locations.queues.tasks.create";
     private const string QueuePath = "projects/demo-proj/locations/us-central1/queues/ext-ris-backfillTask";
-    private ServiceProvider services = null!;
-    private ITaskQueue queue = null!;
-    private ConcurrentDictionary<string, byte> names = null!;
+    private ServiceProvider _services = null!;
+    private ITaskQueue _queue = null!;
+    private ConcurrentDictionary<string, byte> _names = null!;
 
     private sealed class FixedTime(DateTimeOffset now) : TimeProvider
     {
@@ -24,7 +24,7 @@ public sealed class CloudTasksQueueTests : ContractTestBase
 
     private void Build(Action<GcpAdapterOptions>? adapters = null, bool knownQueue = true)
     {
-        names = new();
+        _names = new();
         Server.Handle(ContractServer.MetadataEmailMethod, _ => new Reply(200, Bytes: Encoding.UTF8.GetBytes("123-compute@developer.gserviceaccount.com"), BytesContentType: "application/text"));
         Server.Handle(Create, r =>
         {
@@ -35,25 +35,25 @@ public sealed class CloudTasksQueueTests : ContractTestBase
 
             var task = r.Json.GetProperty("task");
             var name = task.TryGetProperty("name", out var n) ? n.GetString()! : $"{QueuePath}/tasks/{Guid.NewGuid():N}";
-            return names.TryAdd(name, 0)
+            return _names.TryAdd(name, 0)
                 ? Reply.Ok(JsonSerializer.Serialize(new { name, createTime = "2026-01-01T00:00:00Z", view = "BASIC" }))
                 : Reply.Error(409, "ALREADY_EXISTS", "Requested entity already exists");
         });
-        services = GcpTestHost.Build(
+        _services = GcpTestHost.Build(
             Server,
             adapters,
             before: s => s.AddSingleton<TimeProvider>(new FixedTime(new DateTimeOffset(2026, 5, 6, 7, 8, 9, TimeSpan.Zero))));
-        queue = services.GetRequiredService<ITaskQueue>();
+        _queue = _services.GetRequiredService<ITaskQueue>();
     }
 
     [TearDown]
-    public void DisposeServices() => services?.Dispose();
+    public void DisposeServices() => _services?.Dispose();
 
     [Test]
     public async Task EnqueueCreatesAFirebaseStyleHttpTask()
     {
         Build(a => a.ServiceAccountEmail = "ext-ris@demo-proj.iam.gserviceaccount.com");
-        var created = await queue.EnqueueAsync("backfillTask", new { taskId = "t1", objects = new[] { "a.jpg" } });
+        var created = await _queue.EnqueueAsync("backfillTask", new { taskId = "t1", objects = new[] { "a.jpg" } });
 
         Assert.That(created, Is.True);
         var request = Server.RequestsOf(Create).Single();
@@ -78,8 +78,8 @@ public sealed class CloudTasksQueueTests : ContractTestBase
     public async Task TheServiceAccountComesFromTheMetadataServerWhenNotConfiguredAndIsAskedOnce()
     {
         Build();
-        await queue.EnqueueAsync("datapointWriteTask", new { operation = "update" });
-        await queue.EnqueueAsync("datapointWriteTask", new { operation = "remove" });
+        await _queue.EnqueueAsync("datapointWriteTask", new { operation = "update" });
+        await _queue.EnqueueAsync("datapointWriteTask", new { operation = "remove" });
         var tasks = Server.RequestsOf(Create);
         Assert.That(tasks.Select(t => t.Json.GetProperty("task").GetProperty("httpRequest").GetProperty("oidcToken").GetProperty("serviceAccountEmail").GetString()),
             Is.All.EqualTo("123-compute@developer.gserviceaccount.com"));
@@ -95,7 +95,7 @@ public sealed class CloudTasksQueueTests : ContractTestBase
             a.ServiceAccountEmail = "sa@p.iam.gserviceaccount.com";
             a.TaskDispatchDeadline = TimeSpan.FromMinutes(30);
         });
-        Assert.That(await queue.EnqueueAsync("backfillTask", new { n = 1 }, new TaskOptions(TimeSpan.FromHours(1), "chunk-0001_a")), Is.True);
+        Assert.That(await _queue.EnqueueAsync("backfillTask", new { n = 1 }, new TaskOptions(TimeSpan.FromHours(1), "chunk-0001_a")), Is.True);
         var task = Server.RequestsOf(Create).Single().Json.GetProperty("task");
         Assert.That(task.GetProperty("name").GetString(), Is.EqualTo($"{QueuePath}/tasks/chunk-0001_a"));
         Assert.That(task.GetProperty("dispatchDeadline").GetString(), Is.EqualTo("1800s"));
@@ -106,8 +106,8 @@ public sealed class CloudTasksQueueTests : ContractTestBase
     public async Task ASecondEnqueueWithTheSameIdIsFalse()
     {
         Build(a => a.ServiceAccountEmail = "sa@p.iam.gserviceaccount.com");
-        Assert.That(await queue.EnqueueAsync("backfillTask", new { n = 1 }, new TaskOptions(Id: "dup")), Is.True);
-        Assert.That(await queue.EnqueueAsync("backfillTask", new { n = 1 }, new TaskOptions(Id: "dup")), Is.False);
+        Assert.That(await _queue.EnqueueAsync("backfillTask", new { n = 1 }, new TaskOptions(Id: "dup")), Is.True);
+        Assert.That(await _queue.EnqueueAsync("backfillTask", new { n = 1 }, new TaskOptions(Id: "dup")), Is.False);
     }
 
     [Test]
@@ -115,14 +115,14 @@ public sealed class CloudTasksQueueTests : ContractTestBase
     {
         Build(a => a.ServiceAccountEmail = "sa@p.iam.gserviceaccount.com");
         Server.FailNext(Create, Reply.Error(409, "ALREADY_EXISTS", "exists"));
-        Assert.ThrowsAsync<ServiceException>(() => queue.EnqueueAsync("backfillTask", new { n = 1 }));
+        Assert.ThrowsAsync<ServiceException>(() => _queue.EnqueueAsync("backfillTask", new { n = 1 }));
     }
 
     [Test]
     public void AMissingQueueSaysToRunDeploy()
     {
         Build(a => a.ServiceAccountEmail = "sa@p.iam.gserviceaccount.com", knownQueue: false);
-        var e = Assert.ThrowsAsync<ServiceException>(() => queue.EnqueueAsync("backfillTask", new { n = 1 }));
+        var e = Assert.ThrowsAsync<ServiceException>(() => _queue.EnqueueAsync("backfillTask", new { n = 1 }));
         Assert.That(e!.Status, Is.EqualTo("NOT_FOUND"));
         Assert.That(e.Message, Does.Contain(QueuePath).And.Contain("./deploy.sh"));
     }
@@ -133,7 +133,7 @@ public sealed class CloudTasksQueueTests : ContractTestBase
     public void AnInvalidIdIsRejectedBeforeAnyRequest(string id)
     {
         Build(a => a.ServiceAccountEmail = "sa@p.iam.gserviceaccount.com");
-        Assert.ThrowsAsync<ArgumentException>(() => queue.EnqueueAsync("backfillTask", new { n = 1 }, new TaskOptions(Id: id)));
+        Assert.ThrowsAsync<ArgumentException>(() => _queue.EnqueueAsync("backfillTask", new { n = 1 }, new TaskOptions(Id: id)));
         Assert.That(Server.RequestsOf(Create), Is.Empty);
     }
 
@@ -141,9 +141,9 @@ public sealed class CloudTasksQueueTests : ContractTestBase
     public async Task TheFunctionsBaseIsConfigurable()
     {
         Build(a => a.ServiceAccountEmail = "sa@p.iam.gserviceaccount.com");
-        services.Dispose();
-        services = GcpTestHost.Build(Server, a => a.ServiceAccountEmail = "sa@p.iam.gserviceaccount.com", e => e.FunctionsBase = "https://fn.example/{PROJECT_ID}/{LOCATION}/");
-        await services.GetRequiredService<ITaskQueue>().EnqueueAsync("backfillTask", new { n = 1 });
+        _services.Dispose();
+        _services = GcpTestHost.Build(Server, a => a.ServiceAccountEmail = "sa@p.iam.gserviceaccount.com", e => e.FunctionsBase = "https://fn.example/{PROJECT_ID}/{LOCATION}/");
+        await _services.GetRequiredService<ITaskQueue>().EnqueueAsync("backfillTask", new { n = 1 });
         Assert.That(Server.RequestsOf(Create).Single().Json.GetProperty("task").GetProperty("httpRequest").GetProperty("url").GetString(),
             Is.EqualTo("https://fn.example/demo-proj/us-central1/ext-ris-backfillTask"));
     }
@@ -156,10 +156,10 @@ public sealed class CloudTasksQueueTests : ContractTestBase
         var configured = GcpEndpoints.FromConfiguration(new ConfigurationBuilder()
             .AddInMemoryCollection([new("FUNCTION_URL_TEMPLATE", "https://{FUNCTION}-123456789.us-central1.run.app")]).Build());
         Build(a => a.ServiceAccountEmail = "sa@p.iam.gserviceaccount.com");
-        services.Dispose();
-        services = GcpTestHost.Build(Server, a => a.ServiceAccountEmail = "sa@p.iam.gserviceaccount.com",
+        _services.Dispose();
+        _services = GcpTestHost.Build(Server, a => a.ServiceAccountEmail = "sa@p.iam.gserviceaccount.com",
             e => e.FunctionUrlTemplate = configured.FunctionUrlTemplate);
-        await services.GetRequiredService<ITaskQueue>().EnqueueAsync("datapointWriteTask", new { n = 1 });
+        await _services.GetRequiredService<ITaskQueue>().EnqueueAsync("datapointWriteTask", new { n = 1 });
         Assert.That(Server.RequestsOf(Create).Single().Json.GetProperty("task").GetProperty("httpRequest").GetProperty("url").GetString(),
             Is.EqualTo("https://ext-ris-datapointwritetask-123456789.us-central1.run.app"));
     }

@@ -12,14 +12,14 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
     private const string Index = Location + "/indexes/111";
     private const string Endpoint = Location + "/indexEndpoints/222";
     private const string Op = "{\"name\":\"" + Location + "/operations/9\",\"metadata\":{\"@type\":\"type.googleapis.com/google.cloud.aiplatform.v1.CreateIndexOperationMetadata\"}}";
-    private ServiceProvider services = null!;
-    private IVectorIndexService vertex = null!;
+    private ServiceProvider _services = null!;
+    private IVectorIndexService _vertex = null!;
 
     [SetUp]
     public void CreateService()
     {
-        services = GcpTestHost.Build(Server, a => a.UpsertBatchSize = 100);
-        vertex = services.GetRequiredService<IVectorIndexService>();
+        _services = GcpTestHost.Build(Server, a => a.UpsertBatchSize = 100);
+        _vertex = _services.GetRequiredService<IVectorIndexService>();
         // Nothing of this instance exists yet, unless a test says otherwise.
         Server.Handle(IndexesList, _ => Reply.Ok("{}"));
         Server.Handle(EndpointsList, _ => Reply.Ok("{}"));
@@ -42,7 +42,7 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
         Server.FailNext(IndexesCreate, status == 0 ? Reply.Reset() : Reply.Error(status, GoogleApiErrorsStatus(status), "backend error"));
         Server.Handle(IndexesCreate, _ => Reply.Ok(Op));
 
-        Assert.That(() => vertex.CreateIndexAsync(Definition), Throws.InstanceOf<Exception>());
+        Assert.That(() => _vertex.CreateIndexAsync(Definition), Throws.InstanceOf<Exception>());
         Assert.That(Server.RequestsOf(IndexesCreate), Has.Count.EqualTo(1));
     }
 
@@ -52,7 +52,7 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
         Server.FailNext(EndpointsCreate, Reply.Error(503, "UNAVAILABLE", "backend error"));
         Server.Handle(EndpointsCreate, _ => Reply.Ok(Op));
 
-        Assert.ThrowsAsync<ServiceException>(() => vertex.CreateIndexEndpointAsync("ext-ris-endpoint"));
+        Assert.ThrowsAsync<ServiceException>(() => _vertex.CreateIndexEndpointAsync("ext-ris-endpoint"));
         Assert.That(Server.RequestsOf(EndpointsCreate), Has.Count.EqualTo(1));
     }
 
@@ -66,7 +66,7 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
         Server.Handle("aiplatform.projects.locations.indexes.operations.list", _ => Reply.Ok(
             "{\"operations\":[{\"name\":\"" + Index + "/operations/76\",\"metadata\":{\"@type\":\"type.googleapis.com/google.cloud.aiplatform.v1.UpdateIndexOperationMetadata\"}}," + creating + "]}"));
 
-        var op = await vertex.CreateIndexAsync(Definition);
+        var op = await _vertex.CreateIndexAsync(Definition);
 
         Assert.That(op.Name, Is.EqualTo(Index + "/operations/77"));
         Assert.That(Server.RequestsOf(IndexesCreate), Is.Empty);
@@ -79,7 +79,7 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
         Server.Handle(IndexesList, _ => Reply.Ok("{\"indexes\":[{\"name\":\"" + Index + "\",\"displayName\":\"ext-ris-index\"}]}"));
         Server.Handle("aiplatform.projects.locations.indexes.operations.list", _ => Reply.Ok("{}"));
 
-        var e = Assert.ThrowsAsync<ServiceException>(() => vertex.CreateIndexAsync(Definition));
+        var e = Assert.ThrowsAsync<ServiceException>(() => _vertex.CreateIndexAsync(Definition));
 
         Assert.That(e!.ServiceMessage, Does.Contain(Index).And.Contain("uninstall"));
         Assert.That(Server.RequestsOf(IndexesCreate), Is.Empty);
@@ -90,7 +90,7 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
     {
         Server.Handle(EndpointsList, _ => Reply.Ok("{\"indexEndpoints\":[{\"name\":\"" + Endpoint + "\",\"displayName\":\"ext-ris-endpoint\"}]}"));
 
-        var op = await vertex.CreateIndexEndpointAsync("ext-ris-endpoint");
+        var op = await _vertex.CreateIndexEndpointAsync("ext-ris-endpoint");
 
         Assert.That((op.Done, op.ResponseResourceName), Is.EqualTo((true, Endpoint)));
         Assert.That(Server.RequestsOf(EndpointsCreate), Is.Empty);
@@ -99,7 +99,7 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
     private static string GoogleApiErrorsStatus(int status) => ReverseImageSearch.Gcp.Http.GoogleApiErrors.StatusForHttp(status);
 
     [TearDown]
-    public void DisposeServices() => services.Dispose();
+    public void DisposeServices() => _services.Dispose();
 
     [TestCase(IndexAlgorithm.BruteForce, DistanceMeasure.Cosine, true, IndexShardSize.Small, "bruteForceConfig", "COSINE_DISTANCE", "UNIT_L2_NORM", "SHARD_SIZE_SMALL")]
     [TestCase(IndexAlgorithm.TreeAh, DistanceMeasure.DotProduct, false, IndexShardSize.Medium, "treeAhConfig", "DOT_PRODUCT_DISTANCE", "NONE", "SHARD_SIZE_MEDIUM")]
@@ -109,7 +109,7 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
         IndexAlgorithm algorithmValue, DistanceMeasure measure, bool normalize, IndexShardSize size, string algorithm, string distance, string norm, string shardSize)
     {
         Server.Handle("aiplatform.projects.locations.indexes.create", _ => Reply.Ok(Op));
-        var op = await vertex.CreateIndexAsync(new IndexDefinition("ext-ris-index", "gs://demo-proj-ext-ris/datapoints", 1280, 100, measure, normalize, size, algorithmValue));
+        var op = await _vertex.CreateIndexAsync(new IndexDefinition("ext-ris-index", "gs://demo-proj-ext-ris/datapoints", 1280, 100, measure, normalize, size, algorithmValue));
 
         Assert.That((op.Name, op.Done, op.Error), Is.EqualTo(($"{Location}/operations/9", false, (OperationError?)null)));
         var request = Server.RequestsOf("aiplatform.projects.locations.indexes.create").Single();
@@ -149,9 +149,9 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
         Server.Handle("aiplatform.projects.locations.operations.get", _ => Reply.Ok(answers.Dequeue()));
         Server.Handle("aiplatform.projects.locations.indexes.operations.get", _ => Reply.Ok(answers.Dequeue()));
 
-        var pending = await vertex.GetOperationAsync($"{Location}/operations/9");
-        var done = await vertex.GetOperationAsync($"{Index}/operations/9");
-        var failed = await vertex.GetOperationAsync($"{Index}/operations/9");
+        var pending = await _vertex.GetOperationAsync($"{Location}/operations/9");
+        var done = await _vertex.GetOperationAsync($"{Index}/operations/9");
+        var failed = await _vertex.GetOperationAsync($"{Index}/operations/9");
 
         Assert.Multiple(() =>
         {
@@ -171,7 +171,7 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
     public async Task CreateIndexEndpointAsksForAPublicEndpoint()
     {
         Server.Handle("aiplatform.projects.locations.indexEndpoints.create", _ => Reply.Ok(Op));
-        var op = await vertex.CreateIndexEndpointAsync("ext-ris-endpoint");
+        var op = await _vertex.CreateIndexEndpointAsync("ext-ris-endpoint");
         Assert.That(op.Done, Is.False);
         var request = Server.RequestsOf("aiplatform.projects.locations.indexEndpoints.create").Single();
         Assert.That(request.RawPath, Is.EqualTo($"/v1/{Location}/indexEndpoints"));
@@ -182,7 +182,7 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
     public async Task DeployIndexOmitsTheAcceleratorWhenUnspecified()
     {
         Server.Handle("aiplatform.projects.locations.indexEndpoints.deployIndex", _ => Reply.Ok(Op));
-        await vertex.DeployIndexAsync(Endpoint, new DeployedIndexSpec("ext_ris_index", Index, "e2-standard-2", "ACCELERATOR_TYPE_UNSPECIFIED", 1, 1, 2));
+        await _vertex.DeployIndexAsync(Endpoint, new DeployedIndexSpec("ext_ris_index", Index, "e2-standard-2", "ACCELERATOR_TYPE_UNSPECIFIED", 1, 1, 2));
         var request = Server.RequestsOf("aiplatform.projects.locations.indexEndpoints.deployIndex").Single();
         Assert.That(request.RawPath, Is.EqualTo($"/v1/{Endpoint}:deployIndex"));
         Assert.That(request.Json.GetRawText(), Is.EqualTo(
@@ -193,7 +193,7 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
     public async Task DeployIndexSendsAGivenAccelerator()
     {
         Server.Handle("aiplatform.projects.locations.indexEndpoints.deployIndex", _ => Reply.Ok(Op));
-        await vertex.DeployIndexAsync(Endpoint, new DeployedIndexSpec("ext_ris_index", Index, "n1-standard-16", "NVIDIA_TESLA_T4", 2, 1, 1));
+        await _vertex.DeployIndexAsync(Endpoint, new DeployedIndexSpec("ext_ris_index", Index, "n1-standard-16", "NVIDIA_TESLA_T4", 2, 1, 1));
         var spec = Server.RequestsOf("aiplatform.projects.locations.indexEndpoints.deployIndex").Single()
             .Json.GetProperty("deployedIndex").GetProperty("dedicatedResources").GetProperty("machineSpec");
         Assert.That(spec.GetRawText(), Is.EqualTo("""{"machineType":"n1-standard-16","acceleratorType":"NVIDIA_TESLA_T4","acceleratorCount":2}"""));
@@ -204,13 +204,13 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
     {
         Server.Handle("aiplatform.projects.locations.indexEndpoints.get", _ => Reply.Ok(
             "{\"name\":\"" + Endpoint + "\",\"displayName\":\"e\",\"publicEndpointDomainName\":\"1.us-central1-2.vdb.vertexai.goog\",\"deployedIndexes\":[{\"id\":\"ext_ris_index\",\"index\":\"" + Index + "\"}]}"));
-        var info = await vertex.GetIndexEndpointAsync(Endpoint);
+        var info = await _vertex.GetIndexEndpointAsync(Endpoint);
         Assert.That(info.Name, Is.EqualTo(Endpoint));
         Assert.That(info.PublicEndpointDomainName, Is.EqualTo("1.us-central1-2.vdb.vertexai.goog"));
         Assert.That(info.DeployedIndexIds, Is.EqualTo(new[] { "ext_ris_index" }));
 
         Server.Handle("aiplatform.projects.locations.indexEndpoints.get", _ => Reply.Ok("{\"name\":\"" + Endpoint + "\"}"));
-        var bare = await vertex.GetIndexEndpointAsync(Endpoint);
+        var bare = await _vertex.GetIndexEndpointAsync(Endpoint);
         Assert.That((bare.PublicEndpointDomainName, bare.DeployedIndexIds.Count), Is.EqualTo(((string?)null, 0)));
     }
 
@@ -219,7 +219,7 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
     {
         Server.Handle("aiplatform.projects.locations.indexes.upsertDatapoints", _ => Reply.Ok("{}"));
         var points = Enumerable.Range(0, 250).Select(i => new IndexDatapoint($"img/{i}.jpg", [i, 0.5f, -1.25f])).ToArray();
-        await vertex.UpsertDatapointsAsync(Index, points);
+        await _vertex.UpsertDatapointsAsync(Index, points);
         var requests = Server.RequestsOf("aiplatform.projects.locations.indexes.upsertDatapoints");
         Assert.That(requests.Select(r => r.Json.GetProperty("datapoints").GetArrayLength()), Is.EqualTo(new[] { 100, 100, 50 }));
         Assert.That(requests[0].RawPath, Is.EqualTo($"/v1/{Index}:upsertDatapoints"));
@@ -230,7 +230,7 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
     public async Task RemoveSendsTheIds()
     {
         Server.Handle("aiplatform.projects.locations.indexes.removeDatapoints", _ => Reply.Ok("{}"));
-        await vertex.RemoveDatapointsAsync(Index, ["a.jpg", "b/c.png"]);
+        await _vertex.RemoveDatapointsAsync(Index, ["a.jpg", "b/c.png"]);
         var request = Server.RequestsOf("aiplatform.projects.locations.indexes.removeDatapoints").Single();
         Assert.That(request.RawPath, Is.EqualTo($"/v1/{Index}:removeDatapoints"));
         Assert.That(request.Json.GetRawText(), Is.EqualTo("""{"datapointIds":["a.jpg","b/c.png"]}"""));
@@ -246,7 +246,7 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
                 {"datapoint":{"datapointId":"b.jpg"},"distance":0.25}]},
               {"id":"q1"}]}
             """));
-        var results = await vertex.FindNeighborsAsync("1.us-central1-2.vdb.vertexai.goog", Endpoint, "ext_ris_index",
+        var results = await _vertex.FindNeighborsAsync("1.us-central1-2.vdb.vertexai.goog", Endpoint, "ext_ris_index",
             [new NeighborQuery("q0", [1f, 0f]), new NeighborQuery("q1", [0f, 1f])], 5);
 
         var request = Server.RequestsOf("aiplatform.projects.locations.indexEndpoints.findNeighbors").Single();
@@ -263,7 +263,7 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
     public async Task AnImageIsWrittenWithEveryFolderItIsUnderAsRestrictTokens()
     {
         Server.Handle("aiplatform.projects.locations.indexes.upsertDatapoints", _ => Reply.Ok("{}"));
-        await vertex.UpsertDatapointsAsync(Index, [IndexDatapoint.ForImage("shop/dresses/red.jpg", [1f]), IndexDatapoint.ForImage("top.jpg", [2f])]);
+        await _vertex.UpsertDatapointsAsync(Index, [IndexDatapoint.ForImage("shop/dresses/red.jpg", [1f]), IndexDatapoint.ForImage("top.jpg", [2f])]);
 
         var body = Server.RequestsOf("aiplatform.projects.locations.indexes.upsertDatapoints").Single().Json;
         Assert.That(body.GetRawText(), Is.EqualTo(
@@ -274,7 +274,7 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
     public async Task AFolderSearchSendsTheFolderAsTheQuerysAllowList()
     {
         Server.Handle("aiplatform.projects.locations.indexEndpoints.findNeighbors", _ => Reply.Ok("""{"nearestNeighbors":[{"id":"q0"},{"id":"q1"}]}"""));
-        await vertex.FindNeighborsAsync("1.us-central1-2.vdb.vertexai.goog", Endpoint, "ext_ris_index",
+        await _vertex.FindNeighborsAsync("1.us-central1-2.vdb.vertexai.goog", Endpoint, "ext_ris_index",
             [new NeighborQuery("q0", [1f], "shop/dresses"), new NeighborQuery("q1", [0f])], 3);
 
         var request = Server.RequestsOf("aiplatform.projects.locations.indexEndpoints.findNeighbors").Single();
@@ -290,7 +290,7 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
               {"datapointId":"a/b.jpg","featureVector":[0.5,-1],"restricts":[{"namespace":"folder","allowList":["a"]},{"namespace":"other","allowList":["x"]}]},
               {"datapointId":"c.jpg","featureVector":[1,0]}]}
             """));
-        var read = await vertex.ReadDatapointsAsync("1.us-central1-2.vdb.vertexai.goog", Endpoint, "ext_ris_index", ["a/b.jpg", "c.jpg", "gone.jpg"]);
+        var read = await _vertex.ReadDatapointsAsync("1.us-central1-2.vdb.vertexai.goog", Endpoint, "ext_ris_index", ["a/b.jpg", "c.jpg", "gone.jpg"]);
 
         var request = Server.RequestsOf("aiplatform.projects.locations.indexEndpoints.readIndexDatapoints").Single();
         Assert.That(request.RawPath, Is.EqualTo($"/v1/{Endpoint}:readIndexDatapoints"));
@@ -312,7 +312,7 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
                 : Reply.Error(404, "NOT_FOUND", "Datapoint not found");
         });
 
-        var read = await vertex.ReadDatapointsAsync("1.us-central1-2.vdb.vertexai.goog", Endpoint, "ext_ris_index", ["a.jpg", "gone.jpg"]);
+        var read = await _vertex.ReadDatapointsAsync("1.us-central1-2.vdb.vertexai.goog", Endpoint, "ext_ris_index", ["a.jpg", "gone.jpg"]);
 
         Assert.That(read.Select(d => d.DatapointId), Is.EqualTo(new[] { "a.jpg" }));
         Assert.That(Server.RequestsOf(Method).Select(r => r.Json.GetProperty("ids").GetRawText()),
@@ -322,7 +322,7 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
     [Test]
     public void ReadDatapointsSendsNoTokenToAHostThatIsNotVectorSearch()
     {
-        var e = Assert.ThrowsAsync<ServiceException>(() => vertex.ReadDatapointsAsync("attacker.example", Endpoint, "ext_ris_index", ["a.jpg"]));
+        var e = Assert.ThrowsAsync<ServiceException>(() => _vertex.ReadDatapointsAsync("attacker.example", Endpoint, "ext_ris_index", ["a.jpg"]));
         Assert.That(e!.Status, Is.EqualTo("FAILED_PRECONDITION"));
         Assert.That(Server.Requests, Is.Empty);
     }
@@ -331,7 +331,7 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
     public void ANotFoundIndexIsAServiceException()
     {
         Server.FailNext("aiplatform.projects.locations.indexes.upsertDatapoints", Reply.Error(404, "NOT_FOUND", "Index not found"));
-        var e = Assert.ThrowsAsync<ServiceException>(() => vertex.UpsertDatapointsAsync(Index, [new IndexDatapoint("a", [1f])]));
+        var e = Assert.ThrowsAsync<ServiceException>(() => _vertex.UpsertDatapointsAsync(Index, [new IndexDatapoint("a", [1f])]));
         Assert.That(e!.IsNotFound, Is.True);
     }
 }

@@ -17,49 +17,49 @@ public sealed class SqliteDocumentStoreTests
     private const string MetadataPath = "_ext-demo/metadata";
     private const string ChunkPath = "_ext-demo/tasks/enqueues/ext-demo-task1";
 
-    private TestDatabase files = null!;
-    private SqliteTaskQueue queue = null!;
-    private SqliteDocumentStore store = null!;
+    private TestDatabase _files = null!;
+    private SqliteTaskQueue _queue = null!;
+    private SqliteDocumentStore _store = null!;
 
     [SetUp]
     public void SetUp()
     {
-        files = new TestDatabase();
-        store = NewStore(files.Database);
+        _files = new TestDatabase();
+        _store = NewStore(_files.Database);
     }
 
     [TearDown]
-    public void TearDown() => files.Dispose();
+    public void TearDown() => _files.Dispose();
 
     [Test]
     public async Task MissingDocumentReadsAsNull()
     {
-        Assert.That(await store.GetAsync(TasksPath), Is.Null);
+        Assert.That(await _store.GetAsync(TasksPath), Is.Null);
     }
 
     [Test]
     public async Task ListingACollectionGivesItsOwnDocumentsOnlyInPathOrder()
     {
-        await store.SetAsync("_ext-demo/metadata/datapoints/b.jpg", Fields(("status", "SKIPPED")), SetMode.Overwrite);
-        await store.SetAsync("_ext-demo/metadata/datapoints/a.jpg", Fields(("status", "INDEXED")), SetMode.Overwrite);
-        await store.SetAsync("_ext-demo/metadata/datapoints/a.jpg/versions/1", Fields(("status", "OLD")), SetMode.Overwrite);
-        await store.SetAsync("_ext-demo/metadata/datapoints0/c.jpg", Fields(("status", "OTHER")), SetMode.Overwrite);
-        await store.SetAsync(MetadataPath, Fields(("status", "INDEX_DEPLOYED")), SetMode.Overwrite);
+        await _store.SetAsync("_ext-demo/metadata/datapoints/b.jpg", Fields(("status", "SKIPPED")), SetMode.Overwrite);
+        await _store.SetAsync("_ext-demo/metadata/datapoints/a.jpg", Fields(("status", "INDEXED")), SetMode.Overwrite);
+        await _store.SetAsync("_ext-demo/metadata/datapoints/a.jpg/versions/1", Fields(("status", "OLD")), SetMode.Overwrite);
+        await _store.SetAsync("_ext-demo/metadata/datapoints0/c.jpg", Fields(("status", "OTHER")), SetMode.Overwrite);
+        await _store.SetAsync(MetadataPath, Fields(("status", "INDEX_DEPLOYED")), SetMode.Overwrite);
 
-        var listed = await store.ListAsync("_ext-demo/metadata/datapoints");
+        var listed = await _store.ListAsync("_ext-demo/metadata/datapoints");
 
         Assert.That(listed.Select(d => d.Path), Is.EqualTo(new[] { "_ext-demo/metadata/datapoints/a.jpg", "_ext-demo/metadata/datapoints/b.jpg" }));
         Assert.That(listed.Select(d => d.GetString("status")), Is.EqualTo(new[] { "INDEXED", "SKIPPED" }));
-        Assert.That(await store.ListAsync("_ext-demo/metadata/none"), Is.Empty);
+        Assert.That(await _store.ListAsync("_ext-demo/metadata/none"), Is.Empty);
     }
 
     [Test]
     public async Task OverwriteReplacesTheWholeDocument()
     {
-        await store.SetAsync(TasksPath, Fields(("status", "PENDING"), ("totalLength", 3L)), SetMode.Overwrite);
-        await store.SetAsync(TasksPath, Fields(("status", "DONE")), SetMode.Overwrite);
+        await _store.SetAsync(TasksPath, Fields(("status", "PENDING"), ("totalLength", 3L)), SetMode.Overwrite);
+        await _store.SetAsync(TasksPath, Fields(("status", "DONE")), SetMode.Overwrite);
 
-        var document = await store.GetAsync(TasksPath);
+        var document = await _store.GetAsync(TasksPath);
 
         Assert.That(document!.Fields, Is.EquivalentTo(Fields(("status", "DONE"))));
     }
@@ -67,26 +67,26 @@ public sealed class SqliteDocumentStoreTests
     [Test]
     public async Task MergeWritesTheGivenFieldsKeepsTheOthersAndFieldDeleteRemovesOne()
     {
-        await store.SetAsync(MetadataPath, Fields(("status", "INDEX_BUILDING"), ("operation", "op/1"), ("outputShape", 1280L)), SetMode.Overwrite);
+        await _store.SetAsync(MetadataPath, Fields(("status", "INDEX_BUILDING"), ("operation", "op/1"), ("outputShape", 1280L)), SetMode.Overwrite);
 
-        await store.SetAsync(MetadataPath, Fields(("status", "INDEX_DEPLOYED"), ("operation", FieldDelete.Value), ("index", "idx/1")), SetMode.Merge);
+        await _store.SetAsync(MetadataPath, Fields(("status", "INDEX_DEPLOYED"), ("operation", FieldDelete.Value), ("index", "idx/1")), SetMode.Merge);
 
-        var document = await store.GetAsync(MetadataPath);
+        var document = await _store.GetAsync(MetadataPath);
         Assert.That(document!.Fields, Is.EquivalentTo(Fields(("status", "INDEX_DEPLOYED"), ("outputShape", 1280L), ("index", "idx/1"))));
     }
 
     [Test]
     public async Task MergeCreatesAMissingDocument()
     {
-        await store.SetAsync(MetadataPath, Fields(("status", "INDEX_BUILDING"), ("operation", FieldDelete.Value)), SetMode.Merge);
+        await _store.SetAsync(MetadataPath, Fields(("status", "INDEX_BUILDING"), ("operation", FieldDelete.Value)), SetMode.Merge);
 
-        Assert.That((await store.GetAsync(MetadataPath))!.Fields, Is.EquivalentTo(Fields(("status", "INDEX_BUILDING"))));
+        Assert.That((await _store.GetAsync(MetadataPath))!.Fields, Is.EquivalentTo(Fields(("status", "INDEX_BUILDING"))));
     }
 
     [Test]
     public void FieldDeleteIsRejectedOutsideAMerge()
     {
-        Assert.ThrowsAsync<ArgumentException>(() => store.SetAsync(TasksPath, Fields(("status", FieldDelete.Value)), SetMode.Overwrite));
+        Assert.ThrowsAsync<ArgumentException>(() => _store.SetAsync(TasksPath, Fields(("status", FieldDelete.Value)), SetMode.Overwrite));
     }
 
     [TestCase("tasks")]
@@ -94,34 +94,34 @@ public sealed class SqliteDocumentStoreTests
     [TestCase("/a/b")]
     public void PathThatIsNotADocumentIsRejected(string path)
     {
-        Assert.ThrowsAsync<ArgumentException>(() => store.GetAsync(path));
+        Assert.ThrowsAsync<ArgumentException>(() => _store.GetAsync(path));
     }
 
     [Test]
     public async Task CreateWritesOnlyWhenTheDocumentIsAbsent()
     {
-        Assert.That(await store.CreateAsync(ChunkPath, Fields(("status", "PENDING"))), Is.True);
-        Assert.That(await store.CreateAsync(ChunkPath, Fields(("status", "DONE"))), Is.False);
+        Assert.That(await _store.CreateAsync(ChunkPath, Fields(("status", "PENDING"))), Is.True);
+        Assert.That(await _store.CreateAsync(ChunkPath, Fields(("status", "DONE"))), Is.False);
 
-        Assert.That((await store.GetAsync(ChunkPath))!.GetString("status"), Is.EqualTo("PENDING"));
+        Assert.That((await _store.GetAsync(ChunkPath))!.GetString("status"), Is.EqualTo("PENDING"));
     }
 
     [Test]
     public async Task DeleteRemovesTheDocumentAndAMissingOneIsFine()
     {
-        await store.SetAsync(ChunkPath, Fields(("status", "DONE")), SetMode.Overwrite);
+        await _store.SetAsync(ChunkPath, Fields(("status", "DONE")), SetMode.Overwrite);
 
-        await store.DeleteAsync(ChunkPath);
-        await store.DeleteAsync(ChunkPath);
+        await _store.DeleteAsync(ChunkPath);
+        await _store.DeleteAsync(ChunkPath);
 
-        Assert.That(await store.GetAsync(ChunkPath), Is.Null);
+        Assert.That(await _store.GetAsync(ChunkPath), Is.Null);
     }
 
     [Test]
     public async Task EveryValueTypeReadsBackAsTheTypeItWasWrittenAs()
     {
         var uploaded = new DateTimeOffset(2026, 3, 4, 5, 6, 7, 891, TimeSpan.FromHours(2)).AddTicks(2345);
-        await store.SetAsync(MetadataPath, Fields(
+        await _store.SetAsync(MetadataPath, Fields(
             ("whole", 5L),
             ("fromInt", 7),
             ("real", 5.0),
@@ -137,7 +137,7 @@ public sealed class SqliteDocumentStoreTests
             ("nested", new Dictionary<string, object?> { ["z"] = 1L, ["a"] = new Dictionary<string, object?> { ["deep"] = uploaded } })),
             SetMode.Overwrite);
 
-        var document = (await store.GetAsync(MetadataPath))!;
+        var document = (await _store.GetAsync(MetadataPath))!;
 
         Assert.That(document["whole"], Is.TypeOf<long>().And.EqualTo(5L));
         Assert.That(document["fromInt"], Is.TypeOf<long>().And.EqualTo(7L));
@@ -166,7 +166,7 @@ public sealed class SqliteDocumentStoreTests
     public void UnsupportedValueIsRejectedNamingTheField()
     {
         var exception = Assert.ThrowsAsync<ArgumentException>(() =>
-            store.SetAsync(MetadataPath, Fields(("nested", new Dictionary<string, object?> { ["when"] = Guid.NewGuid() })), SetMode.Overwrite));
+            _store.SetAsync(MetadataPath, Fields(("nested", new Dictionary<string, object?> { ["when"] = Guid.NewGuid() })), SetMode.Overwrite));
 
         Assert.That(exception!.Message, Does.Contain("nested.when"));
     }
@@ -176,11 +176,11 @@ public sealed class SqliteDocumentStoreTests
     {
         var list = new List<object?> { "a.jpg" };
         var fields = new Dictionary<string, object?> { ["objects"] = list };
-        await store.SetAsync(ChunkPath, fields, SetMode.Overwrite);
+        await _store.SetAsync(ChunkPath, fields, SetMode.Overwrite);
         list.Add("b.jpg");
         fields["extra"] = 1L;
 
-        var document = (await store.GetAsync(ChunkPath))!;
+        var document = (await _store.GetAsync(ChunkPath))!;
 
         Assert.That(document["objects"], Is.EqualTo(new[] { "a.jpg" }));
         Assert.That(document.Fields.ContainsKey("extra"), Is.False);
@@ -191,12 +191,12 @@ public sealed class SqliteDocumentStoreTests
     [Test]
     public async Task UpdateTimeIncreasesOnEveryChangeEvenWhenTheClockStandsStillAndNotOnANoOp()
     {
-        await store.SetAsync(TasksPath, Fields(("processedLength", 1L)), SetMode.Overwrite);
-        var first = (await store.GetAsync(TasksPath))!.UpdateTime;
-        await store.SetAsync(TasksPath, Fields(("processedLength", 2L)), SetMode.Overwrite);
-        var second = (await store.GetAsync(TasksPath))!.UpdateTime;
-        await store.SetAsync(TasksPath, Fields(("processedLength", 2L)), SetMode.Merge);
-        var afterNoOp = (await store.GetAsync(TasksPath))!.UpdateTime;
+        await _store.SetAsync(TasksPath, Fields(("processedLength", 1L)), SetMode.Overwrite);
+        var first = (await _store.GetAsync(TasksPath))!.UpdateTime;
+        await _store.SetAsync(TasksPath, Fields(("processedLength", 2L)), SetMode.Overwrite);
+        var second = (await _store.GetAsync(TasksPath))!.UpdateTime;
+        await _store.SetAsync(TasksPath, Fields(("processedLength", 2L)), SetMode.Merge);
+        var afterNoOp = (await _store.GetAsync(TasksPath))!.UpdateTime;
 
         Assert.That(second!.Value, Is.GreaterThan(first!.Value));
         Assert.That(afterNoOp, Is.EqualTo(second));
@@ -205,9 +205,9 @@ public sealed class SqliteDocumentStoreTests
     [Test]
     public async Task ConcurrentIncrementTransactionsLoseNoUpdate()
     {
-        await store.SetAsync(TasksPath, Fields(("processedLength", 0L)), SetMode.Overwrite);
+        await _store.SetAsync(TasksPath, Fields(("processedLength", 0L)), SetMode.Overwrite);
 
-        await Task.WhenAll(Enumerable.Range(0, 50).Select(_ => Task.Run(() => store.RunTransactionAsync(async (transaction, cancellationToken) =>
+        await Task.WhenAll(Enumerable.Range(0, 50).Select(_ => Task.Run(() => _store.RunTransactionAsync(async (transaction, cancellationToken) =>
         {
             var current = await transaction.GetAsync(TasksPath, cancellationToken);
             await Task.Yield(); // give the others every chance to interleave
@@ -216,28 +216,28 @@ public sealed class SqliteDocumentStoreTests
             return next;
         }))));
 
-        Assert.That((await store.GetAsync(TasksPath))!.GetInt64("processedLength"), Is.EqualTo(50));
+        Assert.That((await _store.GetAsync(TasksPath))!.GetInt64("processedLength"), Is.EqualTo(50));
     }
 
     [Test]
     public async Task TransactionWhoseBodyThrowsWritesNothing()
     {
-        await store.SetAsync(TasksPath, Fields(("status", "PENDING")), SetMode.Overwrite);
+        await _store.SetAsync(TasksPath, Fields(("status", "PENDING")), SetMode.Overwrite);
 
-        Assert.ThrowsAsync<InvalidOperationException>(() => store.RunTransactionAsync<bool>((transaction, _) =>
+        Assert.ThrowsAsync<InvalidOperationException>(() => _store.RunTransactionAsync<bool>((transaction, _) =>
         {
             transaction.Set(TasksPath, Fields(("status", "DONE")), SetMode.Overwrite);
             transaction.Delete(ChunkPath);
             throw new InvalidOperationException("body failed");
         }));
 
-        Assert.That((await store.GetAsync(TasksPath))!.GetString("status"), Is.EqualTo("PENDING"));
+        Assert.That((await _store.GetAsync(TasksPath))!.GetString("status"), Is.EqualTo("PENDING"));
     }
 
     [Test]
     public void TransactionRejectsAReadAfterAWrite()
     {
-        Assert.ThrowsAsync<InvalidOperationException>(() => store.RunTransactionAsync(async (transaction, cancellationToken) =>
+        Assert.ThrowsAsync<InvalidOperationException>(() => _store.RunTransactionAsync(async (transaction, cancellationToken) =>
         {
             transaction.Set(TasksPath, Fields(("status", "DONE")), SetMode.Overwrite);
             return await transaction.GetAsync(ChunkPath, cancellationToken);
@@ -247,9 +247,9 @@ public sealed class SqliteDocumentStoreTests
     [Test]
     public void PlainWriteInsideATransactionBodyFailsInsteadOfDeadlocking()
     {
-        Assert.ThrowsAsync<InvalidOperationException>(() => store.RunTransactionAsync(async (_, cancellationToken) =>
+        Assert.ThrowsAsync<InvalidOperationException>(() => _store.RunTransactionAsync(async (_, cancellationToken) =>
         {
-            await store.SetAsync(TasksPath, Fields(("status", "DONE")), SetMode.Overwrite, cancellationToken);
+            await _store.SetAsync(TasksPath, Fields(("status", "DONE")), SetMode.Overwrite, cancellationToken);
             return true;
         }));
     }
@@ -257,13 +257,13 @@ public sealed class SqliteDocumentStoreTests
     [Test]
     public async Task OnlyARealChangeOfAWatchedDocumentThatExistedBeforeAndAfterRaisesAnEvent()
     {
-        await store.SetAsync(TasksPath, Fields(("status", "PENDING")), SetMode.Overwrite); // created: no event
-        await store.SetAsync(ChunkPath, Fields(("status", "PENDING")), SetMode.Overwrite); // not watched
-        await store.SetAsync(ChunkPath, Fields(("status", "DONE")), SetMode.Overwrite); // not watched
-        await store.SetAsync(TasksPath, Fields(("status", "PENDING")), SetMode.Merge); // unchanged: no event
-        await store.SetAsync(TasksPath, Fields(("status", "DONE")), SetMode.Merge); // the one event
-        await store.SetAsync(MetadataPath, Fields(("status", "INDEX_BUILDING")), SetMode.Overwrite);
-        await store.DeleteAsync(MetadataPath); // deleted: no event
+        await _store.SetAsync(TasksPath, Fields(("status", "PENDING")), SetMode.Overwrite); // created: no event
+        await _store.SetAsync(ChunkPath, Fields(("status", "PENDING")), SetMode.Overwrite); // not watched
+        await _store.SetAsync(ChunkPath, Fields(("status", "DONE")), SetMode.Overwrite); // not watched
+        await _store.SetAsync(TasksPath, Fields(("status", "PENDING")), SetMode.Merge); // unchanged: no event
+        await _store.SetAsync(TasksPath, Fields(("status", "DONE")), SetMode.Merge); // the one event
+        await _store.SetAsync(MetadataPath, Fields(("status", "INDEX_BUILDING")), SetMode.Overwrite);
+        await _store.DeleteAsync(MetadataPath); // deleted: no event
 
         var changes = await TakeChangesAsync();
 
@@ -271,16 +271,16 @@ public sealed class SqliteDocumentStoreTests
         Assert.That(changes[0].Path, Is.EqualTo(TasksPath));
         Assert.That(changes[0].Before!.GetString("status"), Is.EqualTo("PENDING"));
         Assert.That(changes[0].After!.GetString("status"), Is.EqualTo("DONE"));
-        Assert.That(changes[0].After!.UpdateTime, Is.EqualTo((await store.GetAsync(TasksPath))!.UpdateTime));
+        Assert.That(changes[0].After!.UpdateTime, Is.EqualTo((await _store.GetAsync(TasksPath))!.UpdateTime));
         Assert.That(changes[0].Before!.UpdateTime!.Value, Is.LessThan(changes[0].After!.UpdateTime!.Value));
     }
 
     [Test]
     public async Task TransactionRaisesOneEventPerDocumentWithItsFinalState()
     {
-        await store.SetAsync(TasksPath, Fields(("processedLength", 1L), ("totalLength", 2L)), SetMode.Overwrite);
+        await _store.SetAsync(TasksPath, Fields(("processedLength", 1L), ("totalLength", 2L)), SetMode.Overwrite);
 
-        await store.RunTransactionAsync((transaction, _) =>
+        await _store.RunTransactionAsync((transaction, _) =>
         {
             transaction.Set(TasksPath, Fields(("processedLength", 2L)), SetMode.Merge);
             transaction.Set(TasksPath, Fields(("status", "DONE")), SetMode.Merge);
@@ -297,8 +297,8 @@ public sealed class SqliteDocumentStoreTests
     public async Task ChangeEventKeepsTypedValues()
     {
         var when = new DateTimeOffset(2026, 5, 6, 7, 8, 9, TimeSpan.Zero);
-        await store.SetAsync(TasksPath, Fields(("count", 1L), ("ratio", 1.0), ("when", when)), SetMode.Overwrite);
-        await store.SetAsync(TasksPath, Fields(("count", 2L), ("list", new List<object?> { 3L, 3.5 })), SetMode.Merge);
+        await _store.SetAsync(TasksPath, Fields(("count", 1L), ("ratio", 1.0), ("when", when)), SetMode.Overwrite);
+        await _store.SetAsync(TasksPath, Fields(("count", 2L), ("list", new List<object?> { 3L, 3.5 })), SetMode.Merge);
 
         var change = (await TakeChangesAsync()).Single();
 
@@ -313,19 +313,19 @@ public sealed class SqliteDocumentStoreTests
     {
         var received = new TaskCompletionSource<DocumentChange>(TaskCreationOptions.RunContinuationsAsynchronously);
         using var dispatcher = new TaskQueueDispatcher(
-            queue,
+            _queue,
             [new TaskQueueHandler(LocalEventQueues.DocumentUpdated, (task, _) =>
             {
                 received.TrySetResult(SqliteDocumentStore.DecodeChange(task.Payload));
                 return Task.CompletedTask;
             })],
-            files.Clock,
+            _files.Clock,
             Microsoft.Extensions.Logging.Abstractions.NullLogger<TaskQueueDispatcher>.Instance);
         await dispatcher.StartAsync(CancellationToken.None);
         try
         {
-            await store.SetAsync(MetadataPath, Fields(("status", "INDEX_BUILDING")), SetMode.Overwrite);
-            await store.SetAsync(MetadataPath, Fields(("status", "INDEX_DEPLOYING")), SetMode.Merge);
+            await _store.SetAsync(MetadataPath, Fields(("status", "INDEX_BUILDING")), SetMode.Overwrite);
+            await _store.SetAsync(MetadataPath, Fields(("status", "INDEX_DEPLOYING")), SetMode.Merge);
 
             using var hangGuard = new CancellationTokenSource(TimeSpan.FromSeconds(60));
             var change = await received.Task.WaitAsync(hangGuard.Token);
@@ -341,10 +341,10 @@ public sealed class SqliteDocumentStoreTests
     [Test]
     public async Task DocumentsAndTheirUpdateTimesSurviveReopeningTheFile()
     {
-        await store.SetAsync(TasksPath, Fields(("totalLength", 4L), ("status", "PROCESSING")), SetMode.Overwrite);
-        var before = (await store.GetAsync(TasksPath))!;
+        await _store.SetAsync(TasksPath, Fields(("totalLength", 4L), ("status", "PROCESSING")), SetMode.Overwrite);
+        var before = (await _store.GetAsync(TasksPath))!;
 
-        var reopened = NewStore(files.Reopen());
+        var reopened = NewStore(_files.Reopen());
         var after = (await reopened.GetAsync(TasksPath))!;
         await reopened.SetAsync(TasksPath, Fields(("status", "DONE")), SetMode.Merge);
 
@@ -356,9 +356,9 @@ public sealed class SqliteDocumentStoreTests
     [Test]
     public async Task DatabaseFileIsInWalModeAndItsDirectoryWasCreated()
     {
-        await store.SetAsync(TasksPath, Fields(("status", "PENDING")), SetMode.Overwrite);
+        await _store.SetAsync(TasksPath, Fields(("status", "PENDING")), SetMode.Overwrite);
 
-        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = files.FilePath, Pooling = false }.ToString());
+        using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = _files.FilePath, Pooling = false }.ToString());
         connection.Open();
         using var command = connection.CreateCommand();
         command.CommandText = "PRAGMA journal_mode;";
@@ -371,8 +371,8 @@ public sealed class SqliteDocumentStoreTests
     {
         var services = new ServiceCollection()
             .AddLogging()
-            .AddSingleton<TimeProvider>(files.Clock)
-            .AddLocalDocumentsAndTasks(Path.Combine(files.Directory, "services", "local.db"), [TasksPath]);
+            .AddSingleton<TimeProvider>(_files.Clock)
+            .AddLocalDocumentsAndTasks(Path.Combine(_files.Directory, "services", "local.db"), [TasksPath]);
         await using var provider = services.BuildServiceProvider();
         var documents = provider.GetRequiredService<IDocumentStore>();
 
@@ -387,14 +387,14 @@ public sealed class SqliteDocumentStoreTests
 
     private SqliteDocumentStore NewStore(LocalDatabase database)
     {
-        queue = files.NewQueue(database);
-        return new SqliteDocumentStore(database, queue, [TasksPath, MetadataPath], files.Clock);
+        _queue = _files.NewQueue(database);
+        return new SqliteDocumentStore(database, _queue, [TasksPath, MetadataPath], _files.Clock);
     }
 
     /// <summary>Leases every queued change event (no dispatcher needed) and decodes it.</summary>
     private async Task<IReadOnlyList<DocumentChange>> TakeChangesAsync()
     {
-        var batch = await queue.LeaseDueAsync(LocalEventQueues.DocumentUpdated, 100, TimeSpan.FromMinutes(1), RetryPolicy.Default, LeaseOwner.Current, CancellationToken.None);
+        var batch = await _queue.LeaseDueAsync(LocalEventQueues.DocumentUpdated, 100, TimeSpan.FromMinutes(1), RetryPolicy.Default, LeaseOwner.Current, CancellationToken.None);
         return batch.Leased.Select(lease => SqliteDocumentStore.DecodeChange(lease.Task.Payload)).ToArray();
     }
 

@@ -3,9 +3,9 @@ namespace ReverseImageSearch.Tests.Local.Tasks;
 /// <summary>A clock that moves only when the test says so; its timers fire when it is advanced past them.</summary>
 public sealed class ManualTimeProvider(DateTimeOffset start) : TimeProvider
 {
-    private readonly Lock gate = new();
-    private readonly List<ManualTimer> timers = [];
-    private DateTimeOffset now = start;
+    private readonly Lock _gate = new();
+    private readonly List<ManualTimer> _timers = [];
+    private DateTimeOffset _now = start;
 
     public ManualTimeProvider()
         : this(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero))
@@ -14,9 +14,9 @@ public sealed class ManualTimeProvider(DateTimeOffset start) : TimeProvider
 
     public override DateTimeOffset GetUtcNow()
     {
-        lock (gate)
+        lock (_gate)
         {
-            return now;
+            return _now;
         }
     }
 
@@ -30,13 +30,13 @@ public sealed class ManualTimeProvider(DateTimeOffset start) : TimeProvider
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(by, TimeSpan.Zero);
         List<ManualTimer> due;
-        lock (gate)
+        lock (_gate)
         {
-            now += by;
-            due = timers.Where(timer => timer.DueAt <= now).ToList();
+            _now += by;
+            due = _timers.Where(timer => timer.DueAt <= _now).ToList();
             foreach (var timer in due)
             {
-                timer.Reschedule(now);
+                timer.Reschedule(_now);
             }
         }
 
@@ -56,24 +56,24 @@ public sealed class ManualTimeProvider(DateTimeOffset start) : TimeProvider
 
     private sealed class ManualTimer(ManualTimeProvider clock, TimerCallback callback, object? state) : ITimer
     {
-        private TimeSpan period = Timeout.InfiniteTimeSpan;
+        private TimeSpan _period = Timeout.InfiniteTimeSpan;
 
         public DateTimeOffset DueAt { get; private set; } = DateTimeOffset.MaxValue;
 
         public bool Change(TimeSpan dueTime, TimeSpan period)
         {
-            lock (clock.gate)
+            lock (clock._gate)
             {
-                clock.timers.Remove(this);
-                this.period = period;
+                clock._timers.Remove(this);
+                _period = period;
                 if (dueTime == Timeout.InfiniteTimeSpan)
                 {
                     DueAt = DateTimeOffset.MaxValue;
                     return true;
                 }
 
-                DueAt = clock.now + dueTime;
-                clock.timers.Add(this);
+                DueAt = clock._now + dueTime;
+                clock._timers.Add(this);
             }
 
             if (dueTime == TimeSpan.Zero)
@@ -87,14 +87,14 @@ public sealed class ManualTimeProvider(DateTimeOffset start) : TimeProvider
         // Called under the clock's lock.
         public void Reschedule(DateTimeOffset now)
         {
-            if (period == Timeout.InfiniteTimeSpan || period == TimeSpan.Zero)
+            if (_period == Timeout.InfiniteTimeSpan || _period == TimeSpan.Zero)
             {
-                clock.timers.Remove(this);
+                clock._timers.Remove(this);
                 DueAt = DateTimeOffset.MaxValue;
             }
             else
             {
-                DueAt = now + period;
+                DueAt = now + _period;
             }
         }
 
@@ -102,9 +102,9 @@ public sealed class ManualTimeProvider(DateTimeOffset start) : TimeProvider
 
         public void Dispose()
         {
-            lock (clock.gate)
+            lock (clock._gate)
             {
-                clock.timers.Remove(this);
+                clock._timers.Remove(this);
             }
         }
 

@@ -12,25 +12,25 @@ public sealed class SqliteTaskQueueTests
 
     private static readonly TaskQueueSettings RetryAtOnce = new(new RetryPolicy(RetryPolicy.Unlimited, TimeSpan.Zero, TimeSpan.Zero, 0, JitterRatio: 0));
 
-    private TestDatabase files = null!;
-    private CancellationTokenSource hangGuard = null!;
-    private readonly List<TaskQueueDispatcher> dispatchers = [];
-    private readonly Dictionary<TaskQueueDispatcher, (SqliteTaskQueue Queue, string Handled)> dispatched = [];
+    private TestDatabase _files = null!;
+    private CancellationTokenSource _hangGuard = null!;
+    private readonly List<TaskQueueDispatcher> _dispatchers = [];
+    private readonly Dictionary<TaskQueueDispatcher, (SqliteTaskQueue Queue, string Handled)> _dispatched = [];
 
-    private CancellationToken Guard => hangGuard.Token;
+    private CancellationToken Guard => _hangGuard.Token;
 
     [SetUp]
     public void SetUp()
     {
-        files = new TestDatabase();
+        _files = new TestDatabase();
         // Only stops a broken test from hanging the run; no assertion depends on it.
-        hangGuard = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        _hangGuard = new CancellationTokenSource(TimeSpan.FromSeconds(60));
     }
 
     [TearDown]
     public async Task TearDown()
     {
-        foreach (var dispatcher in dispatchers)
+        foreach (var dispatcher in _dispatchers)
         {
             // Bounded, so a test that failed while its handler was blocked does not hang the run.
             using var stopGuard = new CancellationTokenSource(TimeSpan.FromSeconds(10));
@@ -38,16 +38,16 @@ public sealed class SqliteTaskQueueTests
             dispatcher.Dispose();
         }
 
-        dispatchers.Clear();
-        dispatched.Clear();
-        hangGuard.Dispose();
-        files.Dispose();
+        _dispatchers.Clear();
+        _dispatched.Clear();
+        _hangGuard.Dispose();
+        _files.Dispose();
     }
 
     [Test]
     public async Task HandlerThatFailsTwiceIsDeliveredThreeTimesWithTheSameNameThenRemoved()
     {
-        var queue = files.NewQueue();
+        var queue = _files.NewQueue();
         var deliveries = new ConcurrentQueue<QueuedTask>();
         await StartDispatcherAsync(queue, new TaskQueueHandler(Queue, (task, _) =>
         {
@@ -56,7 +56,7 @@ public sealed class SqliteTaskQueueTests
         }, RetryAtOnce));
 
         Assert.That(await queue.EnqueueAsync(Queue, new { chunk = 7 }), Is.True);
-        await WaitUntilIdleAsync(dispatchers[0]);
+        await WaitUntilIdleAsync(_dispatchers[0]);
 
         var delivered = deliveries.ToArray();
         Assert.That(delivered.Select(task => task.RetryCount), Is.EqualTo(new[] { 0, 1, 2 }));
@@ -69,7 +69,7 @@ public sealed class SqliteTaskQueueTests
     public async Task FailedTaskIsScheduledAgainByTheRetryPolicy()
     {
         var policy = new RetryPolicy(RetryPolicy.Unlimited, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(300), MaxDoublings: 3, JitterRatio: 0);
-        var queue = files.NewQueue();
+        var queue = _files.NewQueue();
         var attempts = 0;
         var dispatcher = await StartDispatcherAsync(queue, new TaskQueueHandler(Queue, (_, _) =>
         {
@@ -84,9 +84,9 @@ public sealed class SqliteTaskQueueTests
             await WaitUntilIdleAsync(dispatcher);
             Assert.That(attempts, Is.EqualTo(index + 1));
             var retryAt = await queue.NextDueTimeAsync([Queue], Guard);
-            Assert.That(retryAt - files.Clock.GetUtcNow(), Is.EqualTo(TimeSpan.FromSeconds(seconds)), $"backoff after attempt {index + 1}");
+            Assert.That(retryAt - _files.Clock.GetUtcNow(), Is.EqualTo(TimeSpan.FromSeconds(seconds)), $"backoff after attempt {index + 1}");
             Assert.That((await queue.GetStatsAsync()).For(Queue).ScheduledLater, Is.EqualTo(1));
-            files.Clock.Advance(TimeSpan.FromSeconds(seconds));
+            _files.Clock.Advance(TimeSpan.FromSeconds(seconds));
         }
     }
 
@@ -109,7 +109,7 @@ public sealed class SqliteTaskQueueTests
     [Test]
     public async Task DelayedTaskIsNotDeliveredBeforeItIsDue()
     {
-        var queue = files.NewQueue();
+        var queue = _files.NewQueue();
         var delivered = new ConcurrentQueue<string>();
         var dispatcher = await StartDispatcherAsync(queue, new TaskQueueHandler(Queue, (task, _) =>
         {
@@ -124,12 +124,12 @@ public sealed class SqliteTaskQueueTests
         Assert.That(delivered, Is.EqualTo(new[] { "now" }));
         Assert.That((await queue.GetStatsAsync()).For(Queue).ScheduledLater, Is.EqualTo(1));
 
-        files.Clock.Advance(TimeSpan.FromSeconds(59));
+        _files.Clock.Advance(TimeSpan.FromSeconds(59));
         await queue.EnqueueAsync(Queue, new { name = "now again" });
         await WaitUntilIdleAsync(dispatcher);
         Assert.That(delivered, Is.EqualTo(new[] { "now", "now again" }));
 
-        files.Clock.Advance(TimeSpan.FromSeconds(1));
+        _files.Clock.Advance(TimeSpan.FromSeconds(1));
         await WaitUntilIdleAsync(dispatcher);
         Assert.That(delivered, Is.EqualTo(new[] { "now", "now again", "later" }));
     }
@@ -137,7 +137,7 @@ public sealed class SqliteTaskQueueTests
     [Test]
     public async Task DedupIdIsRefusedWhileTheTaskWaitsAndAfterItRanUntilTheRetentionEnds()
     {
-        var queue = files.NewQueue(options: new SqliteTaskQueueOptions { DedupIdRetention = TimeSpan.FromHours(1) });
+        var queue = _files.NewQueue(options: new SqliteTaskQueueOptions { DedupIdRetention = TimeSpan.FromHours(1) });
         var runs = 0;
         var dispatcher = await StartDispatcherAsync(queue, new TaskQueueHandler(Queue, (_, _) =>
         {
@@ -148,16 +148,16 @@ public sealed class SqliteTaskQueueTests
 
         Assert.That(await queue.EnqueueAsync(Queue, new { n = 1 }, options), Is.True);
         Assert.That(await queue.EnqueueAsync(Queue, new { n = 2 }, options), Is.False);
-        files.Clock.Advance(TimeSpan.FromMinutes(50));
+        _files.Clock.Advance(TimeSpan.FromMinutes(50));
         await WaitUntilIdleAsync(dispatcher);
         Assert.That(runs, Is.EqualTo(1));
 
         // An hour after the enqueue, but not after the run: still remembered.
-        files.Clock.Advance(TimeSpan.FromMinutes(59));
+        _files.Clock.Advance(TimeSpan.FromMinutes(59));
         Assert.That(await queue.EnqueueAsync(Queue, new { n = 3 }, options), Is.False, "the id is remembered for the retention after the task ran");
         Assert.That(await queue.EnqueueAsync("otherQueue", new { n = 3 }, options), Is.True, "ids are per queue");
 
-        files.Clock.Advance(TimeSpan.FromMinutes(2));
+        _files.Clock.Advance(TimeSpan.FromMinutes(2));
         Assert.That(await queue.EnqueueAsync(Queue, new { n = 4 }, options with { Delay = null }), Is.True, "the retention window has passed");
         await WaitUntilIdleAsync(dispatcher);
         Assert.That(runs, Is.EqualTo(2));
@@ -168,7 +168,7 @@ public sealed class SqliteTaskQueueTests
     [TestCase("")]
     public void InvalidDedupIdIsRejected(string id)
     {
-        var queue = files.NewQueue();
+        var queue = _files.NewQueue();
 
         Assert.ThrowsAsync<ArgumentException>(() => queue.EnqueueAsync(Queue, new { n = 1 }, new TaskOptions(Id: id)));
     }
@@ -177,7 +177,7 @@ public sealed class SqliteTaskQueueTests
     public async Task TaskIsDeadAfterMaxAttemptsWithItsLastErrorKeptAndLogged()
     {
         var logger = new RecordingLogger<TaskQueueDispatcher>();
-        var queue = files.NewQueue();
+        var queue = _files.NewQueue();
         var attempts = 0;
         var settings = new TaskQueueSettings(new RetryPolicy(3, TimeSpan.Zero, TimeSpan.Zero, 0, JitterRatio: 0));
         var dispatcher = await StartDispatcherAsync(queue, logger, new TaskQueueHandler(Queue, (_, _) =>
@@ -204,7 +204,7 @@ public sealed class SqliteTaskQueueTests
     public async Task TaskOfADispatcherThatDiedMidDeliveryIsDeliveredAgainAfterItsLeaseExpires()
     {
         var leaseDuration = TimeSpan.FromMinutes(10);
-        var firstQueue = files.NewQueue();
+        var firstQueue = _files.NewQueue();
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var neverFinishes = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var crashed = new TaskQueueDispatcher(
@@ -214,7 +214,7 @@ public sealed class SqliteTaskQueueTests
                 started.TrySetResult();
                 await neverFinishes.Task; // ignores cancellation, like a process that was killed
             })],
-            files.Clock,
+            _files.Clock,
             NullLogger<TaskQueueDispatcher>.Instance,
             new TaskQueueDispatcherOptions { LeaseDuration = leaseDuration });
         await crashed.StartAsync(Guard);
@@ -239,8 +239,8 @@ public sealed class SqliteTaskQueueTests
         await started.Task.WaitAsync(Guard);
         crashed.Dispose();
 
-        var restartedDatabase = files.Open();
-        var restartedQueue = files.NewQueue(restartedDatabase);
+        var restartedDatabase = _files.Open();
+        var restartedQueue = _files.NewQueue(restartedDatabase);
         var redelivered = new ConcurrentQueue<QueuedTask>();
         var restarted = await StartDispatcherAsync(restartedQueue, new TaskQueueHandler(Queue, (task, _) =>
         {
@@ -249,7 +249,7 @@ public sealed class SqliteTaskQueueTests
         }), leaseDuration);
         Assert.That((await restartedQueue.GetStatsAsync()).For(Queue).Running, Is.EqualTo(1), "still leased to the dead dispatcher");
 
-        files.Clock.Advance(leaseDuration);
+        _files.Clock.Advance(leaseDuration);
         await WaitUntilIdleAsync(restarted);
 
         Assert.That(redelivered, Has.Count.EqualTo(1));
@@ -261,7 +261,7 @@ public sealed class SqliteTaskQueueTests
     [Test]
     public async Task NoMoreThanTheQueuesConcurrencyLimitRunAtOnce()
     {
-        var queue = files.NewQueue();
+        var queue = _files.NewQueue();
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var twoStarted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var running = 0;
@@ -305,7 +305,7 @@ public sealed class SqliteTaskQueueTests
     [Test]
     public async Task WaitUntilIdleWaitsForTheRunningTask()
     {
-        var queue = files.NewQueue();
+        var queue = _files.NewQueue();
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var finished = false;
@@ -330,7 +330,7 @@ public sealed class SqliteTaskQueueTests
     [Test]
     public async Task QueueWithoutAHandlerKeepsItsTasks()
     {
-        var queue = files.NewQueue();
+        var queue = _files.NewQueue();
         var dispatcher = await StartDispatcherAsync(queue, new TaskQueueHandler(Queue, (_, _) => Task.CompletedTask));
 
         await queue.EnqueueAsync("datapointWriteTask", new { imagePath = "a.jpg" });
@@ -345,11 +345,11 @@ public sealed class SqliteTaskQueueTests
     [Test]
     public async Task TasksSurviveReopeningTheFile()
     {
-        var queue = files.NewQueue();
+        var queue = _files.NewQueue();
         await queue.EnqueueAsync(Queue, new { chunk = 5 }, new TaskOptions(Id: "survivor"));
         await queue.EnqueueAsync(Queue, new { chunk = 6 }, new TaskOptions(Delay: TimeSpan.FromHours(1)));
 
-        var reopenedQueue = files.NewQueue(files.Reopen());
+        var reopenedQueue = _files.NewQueue(_files.Reopen());
         Assert.That(await reopenedQueue.EnqueueAsync(Queue, new { chunk = 5 }, new TaskOptions(Id: "survivor")), Is.False);
         Assert.That((await reopenedQueue.GetStatsAsync()).For(Queue), Is.EqualTo(new QueueTaskCounts(Queue, 1, 1, 0, 0)));
 
@@ -360,7 +360,7 @@ public sealed class SqliteTaskQueueTests
             return Task.CompletedTask;
         }));
         await WaitUntilIdleAsync(dispatcher);
-        files.Clock.Advance(TimeSpan.FromHours(1));
+        _files.Clock.Advance(TimeSpan.FromHours(1));
         await WaitUntilIdleAsync(dispatcher);
 
         Assert.That(delivered, Is.EqualTo(new[] { 5, 6 }));
@@ -369,7 +369,7 @@ public sealed class SqliteTaskQueueTests
     [Test]
     public async Task StoppingTheDispatcherGivesAnInterruptedTaskBackWithoutCountingTheAttempt()
     {
-        var queue = files.NewQueue();
+        var queue = _files.NewQueue();
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var dispatcher = await StartDispatcherAsync(queue, new TaskQueueHandler(Queue, async (_, cancellationToken) =>
         {
@@ -388,7 +388,7 @@ public sealed class SqliteTaskQueueTests
     [Test]
     public async Task ATaskLeasedByAProcessThatHasEndedIsDeliveredAtOnceAndOneHeldByALiveProcessIsNot()
     {
-        var queue = files.NewQueue();
+        var queue = _files.NewQueue();
         await queue.EnqueueAsync(Queue, new { chunk = 1 });
         await queue.EnqueueAsync(Queue, new { chunk = 2 });
         // No process has this id (Linux ids stay below 2^22): its holder was killed.
@@ -422,9 +422,9 @@ public sealed class SqliteTaskQueueTests
         SqliteTaskQueue queue, ILogger<TaskQueueDispatcher> logger, TaskQueueHandler handler, TimeSpan? leaseDuration = null)
     {
         var options = new TaskQueueDispatcherOptions { LeaseDuration = leaseDuration ?? TimeSpan.FromMinutes(30) };
-        var dispatcher = new TaskQueueDispatcher(queue, [handler], files.Clock, logger, options);
-        dispatchers.Add(dispatcher);
-        dispatched[dispatcher] = (queue, handler.Queue);
+        var dispatcher = new TaskQueueDispatcher(queue, [handler], _files.Clock, logger, options);
+        _dispatchers.Add(dispatcher);
+        _dispatched[dispatcher] = (queue, handler.Queue);
         await dispatcher.StartAsync(Guard);
         return dispatcher;
     }
@@ -435,7 +435,7 @@ public sealed class SqliteTaskQueueTests
     /// </summary>
     private async Task WaitUntilIdleAsync(TaskQueueDispatcher dispatcher)
     {
-        var (queue, handled) = dispatched[dispatcher];
+        var (queue, handled) = _dispatched[dispatcher];
         while ((await queue.GetStatsAsync(Guard)).For(handled) is { PendingDue: > 0 } or { Running: > 0 })
         {
             await Task.Delay(TimeSpan.FromMilliseconds(10), Guard);

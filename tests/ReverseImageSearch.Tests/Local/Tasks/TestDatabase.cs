@@ -7,7 +7,7 @@ namespace ReverseImageSearch.Tests.Local.Tasks;
 /// <summary>A local database file in a temporary directory that is removed with it; reopenable to test durability.</summary>
 public sealed class TestDatabase : IDisposable
 {
-    private readonly List<LocalDatabase> opened = [];
+    private readonly List<LocalDatabase> _opened = [];
 
     public TestDatabase()
     {
@@ -28,7 +28,7 @@ public sealed class TestDatabase : IDisposable
     public LocalDatabase Open()
     {
         var database = new LocalDatabase(FilePath, NullLogger<LocalDatabase>.Instance);
-        opened.Add(database);
+        _opened.Add(database);
         return database;
     }
 
@@ -45,7 +45,7 @@ public sealed class TestDatabase : IDisposable
 
     public void Dispose()
     {
-        foreach (var database in opened)
+        foreach (var database in _opened)
         {
             database.Dispose();
         }
