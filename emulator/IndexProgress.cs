@@ -80,7 +80,7 @@ internal static class IndexProgress
                             ? options.DoBackfill
                                 ? $"No images found in {imagesFolder} (jpg, jpeg, png, gif, bmp, webp)."
                                 : "DO_BACKFILL is false: the index is created from the first image added while serving."
-                            : $"The backfill finished ({StatusName(run.Status)}) but the index was not deployed (status {StatusName(status)}).";
+                            : $"The backfill finished ({CoordinationState.StatusName(run.Status) ?? "none"}) but the index was not deployed (status {CoordinationState.StatusName(status) ?? "none"}).";
                         return;
                     }
 
@@ -97,7 +97,4 @@ internal static class IndexProgress
 
         return outcome;
     }
-
-    private static string StatusName<T>(T? status) where T : struct, Enum =>
-        status is { } known ? CoordinationState.StatusName(known) : "none";
 }

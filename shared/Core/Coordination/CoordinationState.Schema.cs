@@ -49,6 +49,9 @@ public sealed partial class CoordinationState
     /// <summary>A status as the documents (and JSON answers) spell it: INDEX_DEPLOYED, DONE, SKIPPED, ...</summary>
     public static string StatusName<T>(T status) where T : struct, Enum => StatusNames<T>.Names[status];
 
+    /// <summary>A recorded status as the documents spell it; null when none is recorded.</summary>
+    public static string? StatusName<T>(T? status) where T : struct, Enum => status is { } known ? StatusName(known) : null;
+
     /// <summary>A per-image record read from a listing of <see cref="CoordinationDocuments.Datapoints"/>.</summary>
     public static DatapointRecord ReadDatapointRecord(DocumentSnapshot doc)
     {

@@ -159,7 +159,7 @@ public sealed partial class CoordinationState(IDocumentStore documents, Coordina
         documents.RunTransactionAsync(async (tx, ct) =>
         {
             var path = paths.Enqueue(taskId);
-            if (ReadStatus<BackfillStatus>(await tx.GetAsync(path, ct)) is BackfillStatus.Done or BackfillStatus.Failed)
+            if (await tx.GetAsync(path, ct) is { } chunk && ReadBackfillChunk(chunk).Counted)
             {
                 return false;
             }
@@ -177,7 +177,7 @@ public sealed partial class CoordinationState(IDocumentStore documents, Coordina
         documents.RunTransactionAsync(async (tx, ct) =>
         {
             var enqueuePath = paths.Enqueue(outcome.TaskId);
-            if (ReadStatus<BackfillStatus>(await tx.GetAsync(enqueuePath, ct)) is BackfillStatus.Done or BackfillStatus.Failed)
+            if (await tx.GetAsync(enqueuePath, ct) is { } chunk && ReadBackfillChunk(chunk).Counted)
             {
                 return false;
             }

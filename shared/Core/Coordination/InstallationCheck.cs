@@ -39,7 +39,7 @@ public sealed partial class InstallationCheck(
         var metadata = await state.ReadMetadataAsync(cancellationToken);
         if (options.IndexNeedsBuild && metadata is not null && await VanishedAsync(metadata, cancellationToken) is { } gone)
         {
-            LogStartingOver(logger, gone, metadata.Status is { } status ? CoordinationState.StatusName(status) : null);
+            LogStartingOver(logger, gone, CoordinationState.StatusName(metadata.Status));
             await state.ResetAsync(cancellationToken);
             return new InstallPlan(InstallAction.Start, null);
         }
