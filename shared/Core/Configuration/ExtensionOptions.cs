@@ -34,13 +34,13 @@ public sealed class ExtensionOptions
     /// original (copy detection). Power normalisation is applied either way. The vectors of an index are made with one
     /// setting: <see cref="Coordination.EmbeddingSettings"/> records it, and a query against vectors made with the other is refused.
     /// </summary>
-    public bool MatchColor { get; init; } = true;
+    public bool MatchColor { get; init; } = ExtensionParameters.MatchColor.Default;
 
     public int InputHeight { get; init; } = 224;
 
     public int InputWidth { get; init; } = 224;
 
-    public DistanceMeasure DistanceMeasure { get; init; } = DistanceMeasure.DotProduct;
+    public DistanceMeasure DistanceMeasure { get; init; } = ParameterValues.ParseDistanceMeasure(ExtensionParameters.DistanceMeasure.Default!);
 
     /// <summary>
     /// INDEX_BACKEND: which engine holds the vectors. Unset means vertex, so an installation made before the
@@ -56,7 +56,7 @@ public sealed class ExtensionOptions
     public bool IndexNeedsBuild => IndexBackend == IndexBackend.Vertex;
 
     /// <summary>ALGORITHM_CONFIG (treeAhConfig or bruteForceConfig).</summary>
-    public IndexAlgorithm Algorithm { get; init; } = IndexAlgorithm.BruteForce;
+    public IndexAlgorithm Algorithm { get; init; } = ParameterValues.ParseAlgorithm(ExtensionParameters.AlgorithmConfig.Default!);
 
     /// <summary>N_COUNT: approximate neighbours count of the index.</summary>
     public int NeighborsCount { get; init; } = ExtensionParameters.NeighborsCount.Default;
@@ -65,7 +65,7 @@ public sealed class ExtensionOptions
     public int BatchSize { get; init; } = ExtensionParameters.BatchSize.Default;
 
     /// <summary>SHARD_SIZE.</summary>
-    public IndexShardSize ShardSize { get; init; } = IndexShardSize.Small;
+    public IndexShardSize ShardSize { get; init; } = ParameterValues.ParseShardSize(ExtensionParameters.ShardSize.Default!);
 
     public string MachineType { get; init; } = ExtensionParameters.MachineType.Default!;
 
@@ -190,6 +190,20 @@ public static class ParameterValues
     public static bool TryParse(string value, out IndexAlgorithm algorithm) => TryParse(value, ToParameterValue, out algorithm);
 
     public static bool TryParse(string value, out IndexShardSize size) => TryParse(value, ToParameterValue, out size);
+
+    /// <summary>A value the parameter's choices allow (the loader has checked it), typed.</summary>
+    public static DistanceMeasure ParseDistanceMeasure(string value) =>
+        TryParse(value, out DistanceMeasure parsed) ? parsed : throw NotAValue<DistanceMeasure>(value);
+
+    /// <inheritdoc cref="ParseDistanceMeasure"/>
+    public static IndexAlgorithm ParseAlgorithm(string value) =>
+        TryParse(value, out IndexAlgorithm parsed) ? parsed : throw NotAValue<IndexAlgorithm>(value);
+
+    /// <inheritdoc cref="ParseDistanceMeasure"/>
+    public static IndexShardSize ParseShardSize(string value) =>
+        TryParse(value, out IndexShardSize parsed) ? parsed : throw NotAValue<IndexShardSize>(value);
+
+    private static ArgumentException NotAValue<T>(string value) => new($"'{value}' is not a {typeof(T).Name} parameter value.", nameof(value));
 
     private static bool TryParse<T>(string value, Func<T, string> spell, out T parsed)
         where T : struct, Enum

@@ -27,7 +27,7 @@ public static class ExtensionOptionsLoader
 
         var (inputHeight, inputWidth) = ExtensionParameters.InputShape.Parse(reader.Value(ExtensionParameters.InputShape)!)!.Value;
         var distance = reader.Filled(ExtensionParameters.DistanceMeasure);
-        ParameterValues.TryParse(distance, out DistanceMeasure measure);
+        var measure = ParameterValues.ParseDistanceMeasure(distance);
 
         var backend = reader.Filled(ExtensionParameters.IndexBackend) == "firestore" ? IndexBackend.Firestore : IndexBackend.Vertex;
         if (backend == IndexBackend.Firestore && measure == DistanceMeasure.L1)
@@ -75,10 +75,10 @@ public static class ExtensionOptionsLoader
             InputWidth = inputWidth,
             DistanceMeasure = measure,
             IndexBackend = backend,
-            Algorithm = ParameterValues.TryParse(reader.Filled(ExtensionParameters.AlgorithmConfig), out IndexAlgorithm algorithm) ? algorithm : default,
+            Algorithm = ParameterValues.ParseAlgorithm(reader.Filled(ExtensionParameters.AlgorithmConfig)),
             NeighborsCount = reader.Integer(ExtensionParameters.NeighborsCount),
             BatchSize = reader.Integer(ExtensionParameters.BatchSize),
-            ShardSize = ParameterValues.TryParse(reader.Filled(ExtensionParameters.ShardSize), out IndexShardSize shardSize) ? shardSize : default,
+            ShardSize = ParameterValues.ParseShardSize(reader.Filled(ExtensionParameters.ShardSize)),
             MachineType = reader.Filled(ExtensionParameters.MachineType),
             AcceleratorType = reader.Filled(ExtensionParameters.AcceleratorType),
             AcceleratorCount = reader.Integer(ExtensionParameters.AcceleratorCount),
