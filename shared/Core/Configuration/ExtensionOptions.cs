@@ -36,6 +36,13 @@ public sealed class ExtensionOptions
     /// </summary>
     public bool MatchColor { get; init; } = ExtensionParameters.MatchColor.Default;
 
+    /// <summary>
+    /// MATCH_CROPS: false (default) stores one vector per image, of its upright centre square; true also stores
+    /// vectors of views of the parts that square misses or shows small (<see cref="Coordination.ImageViews"/>), so a
+    /// cropped copy finds its original. An image answers once, with the best distance of its vectors.
+    /// </summary>
+    public bool MatchCrops { get; init; } = ExtensionParameters.MatchCrops.Default;
+
     public int InputHeight { get; init; } = 224;
 
     public int InputWidth { get; init; } = 224;

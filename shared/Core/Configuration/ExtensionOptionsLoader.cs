@@ -71,6 +71,7 @@ public static class ExtensionOptionsLoader
             ModelUrl = modelUrl,
             ModelPrecision = precision,
             MatchColor = reader.Boolean(ExtensionParameters.MatchColor),
+            MatchCrops = reader.Boolean(ExtensionParameters.MatchCrops),
             InputHeight = inputHeight,
             InputWidth = inputWidth,
             DistanceMeasure = measure,

@@ -195,6 +195,9 @@ public static partial class ExtensionParameters
     /// <summary>MATCH_COLOR: colour input (true) or luma input (false); belongs to the index (EmbeddingSettings).</summary>
     public static readonly BooleanParameter MatchColor = new("MATCH_COLOR", true);
 
+    /// <summary>MATCH_CROPS: each image is also stored with views of the parts its centre square misses; belongs to the index.</summary>
+    public static readonly BooleanParameter MatchCrops = new("MATCH_CROPS", false);
+
     /// <summary>Every parameter, in the order the loader reads them.</summary>
     public static IReadOnlyList<ExtensionParameter> All { get; } =
     [
@@ -202,6 +205,7 @@ public static partial class ExtensionParameters
         InputShape, DistanceMeasure, IndexBackend, AlgorithmConfig, NeighborsCount, BatchSize, ShardSize, MachineType,
         AcceleratorType, AcceleratorCount, MinReplicaCount, MaxReplicaCount, PendingWriteRetrySeconds, BackfillMaxAttempts,
         MaxImagePixels, MaxImageBytes, MaxQueryImages, ModelPrecision, EnforceAppCheck, MatchColor,
+        MatchCrops,
     ];
 
     [GeneratedRegex(@"^[0-9]{1,20}$")]

@@ -11,13 +11,26 @@ public interface IImageEmbedder
     /// truncated, empty, too many pixels) gives a rejected result with the reason; other failures throw.
     /// </summary>
     Task<IReadOnlyList<EmbeddingResult>> EmbedAsync(IReadOnlyList<ReadOnlyMemory<byte>> images, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// As <see cref="EmbedAsync"/>, for images being stored: with MATCH_CROPS each result also carries the vectors of
+    /// the image's views (<see cref="Coordination.ImageViews"/>). Queries use <see cref="EmbedAsync"/>: one vector each.
+    /// </summary>
+    Task<IReadOnlyList<EmbeddingResult>> EmbedForIndexAsync(IReadOnlyList<ReadOnlyMemory<byte>> images, CancellationToken cancellationToken = default) =>
+        EmbedAsync(images, cancellationToken);
 }
 
 public sealed record EmbeddingResult(float[]? Vector, string? RejectionReason)
 {
+    /// <summary>The vectors of the image's views, by view name (<see cref="Coordination.ImageViews.Names"/>); empty unless asked for.</summary>
+    public IReadOnlyList<ImageView> Views { get; init; } = [];
+
     public bool IsRejected => Vector is null;
 
     public static EmbeddingResult Success(float[] vector) => new(vector, null);
 
     public static EmbeddingResult Rejected(string reason) => new(null, reason);
 }
+
+/// <param name="Name">One of <see cref="Coordination.ImageViews.Names"/>.</param>
+public sealed record ImageView(string Name, float[] Vector);

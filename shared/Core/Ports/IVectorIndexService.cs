@@ -88,12 +88,23 @@ public sealed record IndexEndpointInfo(string Name, string? PublicEndpointDomain
 /// The folders the datapoint is under, every ancestor (<see cref="Coordination.ImageFolders.Of"/>): what a query's
 /// <see cref="NeighborQuery.Folder"/> is matched against. Empty for an object at the top of the bucket.
 /// </param>
-public sealed record IndexDatapoint(string DatapointId, float[] FeatureVector, IReadOnlyList<string>? Folders = null)
+/// <param name="CrowdingTag">
+/// The image the datapoint belongs to (Vertex AI's crowding attribute): datapoints with the same tag, an image and its
+/// views (<see cref="Coordination.ImageViews"/>), answer a query once. Null: the datapoint is its own image.
+/// </param>
+public sealed record IndexDatapoint(string DatapointId, float[] FeatureVector, IReadOnlyList<string>? Folders = null, string? CrowdingTag = null)
 {
     public IReadOnlyList<string> Folders { get; init; } = Folders ?? [];
 
     /// <summary>The datapoint of a stored image: its object name as the id, written with every folder it is under.</summary>
     public static IndexDatapoint ForImage(string objectName, float[] vector) => new(objectName, vector, Coordination.ImageFolders.Of(objectName));
+
+    /// <summary>A view of a stored image: the view's id, the image's folders, the image as crowding tag.</summary>
+    public static IndexDatapoint ForView(string objectName, ImageView view)
+    {
+        ArgumentNullException.ThrowIfNull(view);
+        return new(Coordination.ImageViews.Id(objectName, view.Name), view.Vector, Coordination.ImageFolders.Of(objectName), objectName);
+    }
 }
 
 /// <param name="Folder">Only datapoints under this folder (any depth) answer; null: the whole index.</param>
