@@ -18,6 +18,10 @@ namespace ReverseImageSearch.Embedding;
 /// in colour then look alike: the product sets this from MATCH_COLOR (false: luma), whose default is colour input.</param>
 /// <param name="PowerNormalize">Take the square root of every feature before normalising, so a few strong
 /// activations do not dominate the angle between images (power normalisation); about +0.01 to +0.03 recall@1.</param>
+/// <param name="StoreViews">Images being stored (<see cref="OnnxImageEmbedder.EmbedForIndexAsync"/>) also get the vectors
+/// of their views (Core.Coordination.ImageViews): the squares at the two ends of a wide or tall picture and the centre
+/// square at 70% of its side, each a separate inference; up to 4 per image, so a round decodes a quarter of
+/// <paramref name="MaxBatchSize"/> images to keep each inference call within the batch. Set from MATCH_CROPS.</param>
 public sealed record EmbedderOptions(
     string ModelPath,
     int InputHeight = 224,
@@ -28,7 +32,8 @@ public sealed record EmbedderOptions(
     int MaxBatchSize = 8,
     int DecodeParallelism = 0,
     bool Grayscale = true,
-    bool PowerNormalize = true)
+    bool PowerNormalize = true,
+    bool StoreViews = false)
 {
     /// <summary>The bundled MobileNetV2 model, copied next to every function's assembly.</summary>
     public static string BundledModelPath => Path.Combine(AppContext.BaseDirectory, "models", "mobilenet_v2", "model.onnx");

@@ -29,7 +29,8 @@ public static partial class EmbeddingServiceCollectionExtensions
             loggers.CreateLogger(typeof(ModelLocator)), CancellationToken.None).GetAwaiter().GetResult();
         LogEmbeddingSettings(loggers.CreateLogger(typeof(EmbeddingServiceCollectionExtensions)), EmbeddingSettings.Of(options).ToString());
         return new OnnxImageEmbedder(
-            new EmbedderOptions(modelPath, options.InputHeight, options.InputWidth, options.MaxImagePixels, Grayscale: !options.MatchColor),
+            new EmbedderOptions(modelPath, options.InputHeight, options.InputWidth, options.MaxImagePixels, Grayscale: !options.MatchColor,
+                StoreViews: options.MatchCrops),
             loggers.CreateLogger<OnnxImageEmbedder>());
     }
 

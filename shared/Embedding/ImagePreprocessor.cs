@@ -1,4 +1,5 @@
 using ReverseImageSearch.Core;
+using ReverseImageSearch.Core.Coordination;
 using ReverseImageSearch.Core.Ports;
 using SkiaSharp;
 
@@ -9,14 +10,27 @@ namespace ReverseImageSearch.Embedding;
 /// <param name="DecodedHeight">Height of the decoded pixels; 0 when rejected.</param>
 public readonly record struct PreprocessResult(string? RejectionReason, int DecodedWidth, int DecodedHeight)
 {
+    private readonly IReadOnlyList<string>? _views;
+
     public bool IsRejected => RejectionReason is not null;
+
+    /// <summary>
+    /// The views drawn after the image's own tensor, in order (<see cref="ImagePreprocessor.PreprocessWithViews"/>);
+    /// empty otherwise.
+    /// </summary>
+    public IReadOnlyList<string> Views
+    {
+        get => _views ?? [];
+        init => _views = value;
+    }
 
     public static PreprocessResult Rejected(string reason) => new(reason, 0, 0);
 }
 
 /// <summary>
 /// Turns encoded image bytes into the model input: upright, centre square crop, resized to
-/// InputHeight x InputWidth, RGB (or its luma in all three channels) as float32 NHWC in [0, 1].
+/// InputHeight x InputWidth, RGB (or its luma in all three channels) as float32 NHWC in [0, 1]; on request also the
+/// image's views (<see cref="ImageViews"/>), each a square of the same upright picture drawn the same way.
 /// Safe to call from many threads: decoded pixels in flight across all of them are bounded by one
 /// <see cref="MemoryBudget"/> in pixels (a 49-megapixel PNG decodes at full size, 4 bytes a pixel), so
 /// concurrent requests queue for memory instead of each taking it.
@@ -57,6 +71,37 @@ public sealed class ImagePreprocessor
     /// <summary>Floats one image occupies in the NHWC input tensor.</summary>
     public int TensorLength => InputHeight * InputWidth * Channels;
 
+    /// <summary>The most tensors <see cref="PreprocessWithViews"/> writes for one image: its own and every view.</summary>
+    public static int MaxTensorsPerImage => 1 + ImageViews.Names.Count;
+
+    /// <summary>A picture whose long side is more than this many times its short side also has the end squares.</summary>
+    public const float EndSquaresAspectRatio = 1.25f;
+
+    /// <summary>The side of the zoom view, as a fraction of the centre square's.</summary>
+    public const float ZoomScale = 0.7f;
+
+    /// <summary>
+    /// The views of an upright picture of <paramref name="width"/> x <paramref name="height"/>, each as its square
+    /// in those coordinates: the squares at the start and end of the long side (left and right of a wide picture,
+    /// top and bottom of a tall one) when the long side is more than <see cref="EndSquaresAspectRatio"/> times the
+    /// short one, and always the centre square at <see cref="ZoomScale"/> of its side.
+    /// </summary>
+    public static IReadOnlyList<(string Name, SKRect Square)> ViewSquares(float width, float height)
+    {
+        var shortSide = Math.Min(width, height);
+        var zoomSide = ZoomScale * shortSide;
+        var zoom = (ImageViews.CenterZoom, SKRect.Create((width - zoomSide) / 2, (height - zoomSide) / 2, zoomSide, zoomSide));
+        if (Math.Max(width, height) <= EndSquaresAspectRatio * shortSide)
+        {
+            return [zoom];
+        }
+
+        var end = width >= height
+            ? SKRect.Create(width - shortSide, 0, shortSide, shortSide)
+            : SKRect.Create(0, height - shortSide, shortSide, shortSide);
+        return [(ImageViews.StartSquare, SKRect.Create(0, 0, shortSide, shortSide)), (ImageViews.EndSquare, end), zoom];
+    }
+
     /// <summary>
     /// Decodes <paramref name="encoded"/> into <paramref name="destination"/> (exactly <see cref="TensorLength"/> floats).
     /// Bad input never throws: it comes back as a rejection, and <paramref name="destination"/> is then unspecified.
@@ -68,6 +113,27 @@ public sealed class ImagePreprocessor
             throw new ArgumentException($"The destination must hold {TensorLength} floats, not {destination.Length}.", nameof(destination));
         }
 
+        return Decode(encoded, destination, withViews: false);
+    }
+
+    /// <summary>
+    /// As <see cref="Preprocess"/>, from the same decode: the image's own tensor, then one tensor per view of
+    /// <see cref="ViewSquares"/> (named in order by the result's <see cref="PreprocessResult.Views"/>), into
+    /// <paramref name="destination"/> of <see cref="MaxTensorsPerImage"/> x <see cref="TensorLength"/> floats.
+    /// </summary>
+    public PreprocessResult PreprocessWithViews(ReadOnlyMemory<byte> encoded, Span<float> destination)
+    {
+        if (destination.Length != MaxTensorsPerImage * TensorLength)
+        {
+            throw new ArgumentException(
+                $"The destination must hold {MaxTensorsPerImage * TensorLength} floats, not {destination.Length}.", nameof(destination));
+        }
+
+        return Decode(encoded, destination, withViews: true);
+    }
+
+    private PreprocessResult Decode(ReadOnlyMemory<byte> encoded, Span<float> destination, bool withViews)
+    {
         if (encoded.IsEmpty)
         {
             return PreprocessResult.Rejected(ImageRejections.EmptyFile);
@@ -92,7 +158,8 @@ public sealed class ImagePreprocessor
             return PreprocessResult.Rejected(ImageRejections.TooManyPixels(header.Width, header.Height, _maxImagePixels));
         }
 
-        var decodeSize = ChooseDecodeSize(codec);
+        // The zoom view shows the centre square at 70% of its side: decode large enough that it too is reduced, not enlarged.
+        var decodeSize = ChooseDecodeSize(codec, withViews ? ZoomScale : 1);
         using var admitted = _decodedPixels.Acquire((long)decodeSize.Width * decodeSize.Height);
         // Unpremultiplied so that colour survives under any alpha; alpha itself is then ignored (the model takes RGB).
         var decodeInfo = new SKImageInfo(decodeSize.Width, decodeSize.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
@@ -104,17 +171,43 @@ public sealed class ImagePreprocessor
             return PreprocessResult.Rejected(ImageRejections.TruncatedOrCorrupt);
         }
 
-        DrawUprightCenterSquare(decoded, codec.EncodedOrigin, destination);
-        return new PreprocessResult(null, decodeSize.Width, decodeSize.Height);
+        var origin = codec.EncodedOrigin;
+        var swaps = ImageOrientation.SwapsAxes(origin);
+        float uprightWidth = swaps ? decoded.Height : decoded.Width;
+        float uprightHeight = swaps ? decoded.Width : decoded.Height;
+        var side = Math.Min(uprightWidth, uprightHeight);
+        var storedToUpright = ImageOrientation.StoredToUpright(origin, decoded.Width, decoded.Height);
+
+        // Declared opaque so drawing neither blends nor premultiplies: the RGB values are taken as decoded.
+        using var source = new SKPixmap(decoded.Info.WithAlphaType(SKAlphaType.Opaque), decoded.GetPixels(), decoded.RowBytes);
+        using var sourceImage = SKImage.FromPixels(source);
+        using var target = new SKBitmap(new SKImageInfo(InputWidth, InputHeight, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        var center = SKRect.Create((uprightWidth - side) / 2, (uprightHeight - side) / 2, side, side);
+        DrawUprightSquare(sourceImage, storedToUpright, center, target, destination[..TensorLength]);
+        if (!withViews)
+        {
+            return new PreprocessResult(null, decodeSize.Width, decodeSize.Height);
+        }
+
+        var views = ViewSquares(uprightWidth, uprightHeight);
+        var names = new string[views.Count];
+        for (var i = 0; i < views.Count; i++)
+        {
+            names[i] = views[i].Name;
+            DrawUprightSquare(sourceImage, storedToUpright, views[i].Square, target, destination.Slice((1 + i) * TensorLength, TensorLength));
+        }
+
+        return new PreprocessResult(null, decodeSize.Width, decodeSize.Height) { Views = names };
     }
 
     /// <summary>
     /// The smallest size the codec can decode at directly (JPEG and WebP scale by eighths while decoding) whose
-    /// shorter side still covers the model input, so a 12-megapixel photo is never decoded at full size.
+    /// shorter side still covers the model input at <paramref name="smallestSquare"/> of that side, so a 12-megapixel
+    /// photo is never decoded at full size.
     /// </summary>
-    private SKSizeI ChooseDecodeSize(SKCodec codec)
+    private SKSizeI ChooseDecodeSize(SKCodec codec, float smallestSquare)
     {
-        var needed = Math.Max(InputHeight, InputWidth);
+        var needed = Math.Max(InputHeight, InputWidth) / smallestSquare;
         for (var eighths = 1; eighths < 8; eighths++)
         {
             var size = codec.GetScaledDimensions(eighths / 8f);
@@ -127,31 +220,25 @@ public sealed class ImagePreprocessor
         return codec.Info.Size;
     }
 
-    private void DrawUprightCenterSquare(SKBitmap decoded, SKEncodedOrigin origin, Span<float> destination)
+    /// <summary>
+    /// Draws <paramref name="square"/> (in upright coordinates) of the decoded picture onto the model input through
+    /// <paramref name="target"/>, and writes it into <paramref name="destination"/>.
+    /// </summary>
+    private void DrawUprightSquare(SKImage sourceImage, SKMatrix storedToUpright, SKRect square, SKBitmap target, Span<float> destination)
     {
-        var swaps = ImageOrientation.SwapsAxes(origin);
-        float uprightWidth = swaps ? decoded.Height : decoded.Width;
-        float uprightHeight = swaps ? decoded.Width : decoded.Height;
-        var side = Math.Min(uprightWidth, uprightHeight);
-        var scaleX = InputWidth / side;
-        var scaleY = InputHeight / side;
+        var scaleX = InputWidth / square.Width;
+        var scaleY = InputHeight / square.Height;
 
-        // Stored pixels -> upright -> centre square moved to the origin -> scaled onto the model input.
-        var cropToInput = SKMatrix.CreateScaleTranslation(
-            scaleX, scaleY, -scaleX * (uprightWidth - side) / 2, -scaleY * (uprightHeight - side) / 2);
-        var transform = SKMatrix.Concat(cropToInput, ImageOrientation.StoredToUpright(origin, decoded.Width, decoded.Height));
+        // Stored pixels -> upright -> the square moved to the origin -> scaled onto the model input.
+        var squareToInput = SKMatrix.CreateScaleTranslation(scaleX, scaleY, -scaleX * square.Left, -scaleY * square.Top);
+        var transform = SKMatrix.Concat(squareToInput, storedToUpright);
 
         // Bilinear as the original; with trilinear mipmaps once shrinking by more than 2x, where bilinear would alias.
-        var minification = side / Math.Min(InputWidth, InputHeight);
+        var minification = square.Width / Math.Min(InputWidth, InputHeight);
         var sampling = minification > MipmapMinificationThreshold
             ? new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear)
             : new SKSamplingOptions(SKFilterMode.Linear);
 
-        // Declared opaque so drawing neither blends nor premultiplies: the RGB values are taken as decoded.
-        using var source = new SKPixmap(decoded.Info.WithAlphaType(SKAlphaType.Opaque), decoded.GetPixels(), decoded.RowBytes);
-        using var sourceImage = SKImage.FromPixels(source);
-        var targetInfo = new SKImageInfo(InputWidth, InputHeight, SKColorType.Rgba8888, SKAlphaType.Opaque);
-        using var target = new SKBitmap(targetInfo);
         using (var canvas = new SKCanvas(target))
         {
             canvas.Clear(SKColors.Black);

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
 using ReverseImageSearch.Core;
+using ReverseImageSearch.Core.Coordination;
 using ReverseImageSearch.Core.Ports;
 
 namespace ReverseImageSearch.Embedding;
@@ -10,6 +11,8 @@ namespace ReverseImageSearch.Embedding;
 /// <summary>
 /// Embeds images with an ONNX feature-vector model taking float32 NHWC [N, H, W, 3] in [0, 1] and giving [N, D].
 /// One session per instance; concurrent calls are safe (each call owns its buffers, ONNX Runtime runs concurrently).
+/// Images being stored get, with <see cref="EmbedderOptions.StoreViews"/>, their views too (<see cref="ImageViews"/>):
+/// separate inferences of parts of the same decode, finished exactly as the image's own vector.
 /// </summary>
 public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
 {
@@ -56,23 +59,46 @@ public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
 
     public int Dimensions { get; }
 
-    public Task<IReadOnlyList<EmbeddingResult>> EmbedAsync(IReadOnlyList<ReadOnlyMemory<byte>> images, CancellationToken cancellationToken = default)
+    public Task<IReadOnlyList<EmbeddingResult>> EmbedAsync(IReadOnlyList<ReadOnlyMemory<byte>> images, CancellationToken cancellationToken = default) =>
+        Task.FromResult(Embed(images, withViews: false, cancellationToken));
+
+    /// <summary>As <see cref="EmbedAsync"/>; with <see cref="EmbedderOptions.StoreViews"/> each result also carries its views.</summary>
+    public Task<IReadOnlyList<EmbeddingResult>> EmbedForIndexAsync(IReadOnlyList<ReadOnlyMemory<byte>> images, CancellationToken cancellationToken = default) =>
+        Task.FromResult(Embed(images, _options.StoreViews, cancellationToken));
+
+    /// <summary>Embeds tensors already in model input form (NHWC, <paramref name="count"/> images), bypassing decoding.</summary>
+    internal float[][] EmbedPreprocessed(float[] nhwc, int count)
+    {
+        ArgumentNullException.ThrowIfNull(nhwc);
+        var tensorLength = _preprocessor.TensorLength;
+        if (nhwc.Length != count * tensorLength)
+        {
+            throw new ArgumentException($"Expected {count} x {tensorLength} floats, got {nhwc.Length}.", nameof(nhwc));
+        }
+
+        return RunInBatches(nhwc, count);
+    }
+
+    private IReadOnlyList<EmbeddingResult> Embed(IReadOnlyList<ReadOnlyMemory<byte>> images, bool withViews, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(images);
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (images.Count == 0)
         {
-            return Task.FromResult<IReadOnlyList<EmbeddingResult>>([]);
+            return [];
         }
 
         using var activity = Telemetry.Source.StartActivity("embed images");
         activity?.SetTag("ris.images", images.Count);
         var started = Stopwatch.GetTimestamp();
         var results = new EmbeddingResult[images.Count];
-        var tensorLength = _preprocessor.TensorLength;
-        var batchCapacity = Math.Min(images.Count, _maxBatchSize);
-        var input = ArrayPool<float>.Shared.Rent(batchCapacity * tensorLength);
-        var outcomes = new PreprocessResult[batchCapacity];
+        // Each image takes a slot of the input: its own tensor, then (with views) one per view. A round decodes as many
+        // images as keep their inferences within one batch (ONNX Runtime's peak memory grows with the batch), at least one.
+        var tensorsPerImage = withViews ? ImagePreprocessor.MaxTensorsPerImage : 1;
+        var slotLength = tensorsPerImage * _preprocessor.TensorLength;
+        var imagesPerRound = Math.Min(images.Count, Math.Max(1, _maxBatchSize / tensorsPerImage));
+        var input = ArrayPool<float>.Shared.Rent(imagesPerRound * slotLength);
+        var outcomes = new PreprocessResult[imagesPerRound];
         var parallelism = new ParallelOptions
         {
             MaxDegreeOfParallelism = _options.DecodeParallelism > 0 ? _options.DecodeParallelism : Environment.ProcessorCount,
@@ -80,26 +106,40 @@ public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
         };
         try
         {
-            for (var start = 0; start < images.Count; start += batchCapacity)
+            for (var start = 0; start < images.Count; start += imagesPerRound)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var count = Math.Min(batchCapacity, images.Count - start);
+                var count = Math.Min(imagesPerRound, images.Count - start);
                 var first = start;
-                // Each image decodes straight into its own slot of the batch tensor.
+                // Each image decodes once, straight into its own slot of the batch tensor.
                 Parallel.For(0, count, parallelism, slot =>
-                    outcomes[slot] = _preprocessor.Preprocess(images[first + slot], input.AsSpan(slot * tensorLength, tensorLength)));
-
-                var accepted = CompactAccepted(input, outcomes.AsSpan(0, count), first, results);
-                if (accepted.Count > 0)
                 {
-                    var vectors = RunModel(input, accepted.Count);
-                    for (var i = 0; i < vectors.Length; i++)
+                    var destination = input.AsSpan(slot * slotLength, slotLength);
+                    outcomes[slot] = withViews
+                        ? _preprocessor.PreprocessWithViews(images[first + slot], destination)
+                        : _preprocessor.Preprocess(images[first + slot], destination);
+                });
+
+                var accepted = CompactAccepted(input, slotLength, outcomes.AsSpan(0, count), first, results);
+                var inferences = accepted.Sum(image => 1 + image.Views.Count);
+                if (inferences > 0)
+                {
+                    var vectors = RunInBatches(input, inferences);
+                    var next = 0;
+                    foreach (var image in accepted)
                     {
-                        results[accepted[i]] = EmbeddingResult.Success(vectors[i]);
+                        var vector = vectors[next++];
+                        var views = new ImageView[image.Views.Count];
+                        for (var v = 0; v < views.Length; v++)
+                        {
+                            views[v] = new ImageView(image.Views[v], vectors[next++]);
+                        }
+
+                        results[image.Result] = EmbeddingResult.Success(vector) with { Views = views };
                     }
                 }
 
-                LogBatchEmbedded(accepted.Count, count - accepted.Count);
+                LogBatchEmbedded(accepted.Count, inferences, count - accepted.Count);
             }
         }
         finally
@@ -113,27 +153,7 @@ public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
             Telemetry.EmbeddingDuration.Record(perImage);
         }
 
-        return Task.FromResult<IReadOnlyList<EmbeddingResult>>(results);
-    }
-
-    /// <summary>Embeds tensors already in model input form (NHWC, <paramref name="count"/> images), bypassing decoding.</summary>
-    internal float[][] EmbedPreprocessed(float[] nhwc, int count)
-    {
-        ArgumentNullException.ThrowIfNull(nhwc);
-        var tensorLength = _preprocessor.TensorLength;
-        if (nhwc.Length != count * tensorLength)
-        {
-            throw new ArgumentException($"Expected {count} x {tensorLength} floats, got {nhwc.Length}.", nameof(nhwc));
-        }
-
-        var vectors = new float[count][];
-        for (var start = 0; start < count; start += _maxBatchSize)
-        {
-            var batch = Math.Min(_maxBatchSize, count - start);
-            RunModel(nhwc.AsMemory(start * tensorLength, batch * tensorLength), batch).CopyTo(vectors, start);
-        }
-
-        return vectors;
+        return results;
     }
 
     public void Dispose()
@@ -149,13 +169,16 @@ public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
     }
 
     /// <summary>
-    /// Moves the tensors of accepted images to the front of the batch (rejected slots would waste inference) and
-    /// records rejections. Returns, in order, the result index of each accepted tensor.
+    /// Moves the tensors of accepted images (each image's own and its views', <paramref name="slotLength"/> floats
+    /// apart in the input) together at the front (rejected slots and absent views would waste inference) and records
+    /// rejections. Returns, in input order, the result index and the views of each accepted image.
     /// </summary>
-    private List<int> CompactAccepted(float[] input, ReadOnlySpan<PreprocessResult> outcomes, int firstResult, EmbeddingResult[] results)
+    private List<(int Result, IReadOnlyList<string> Views)> CompactAccepted(
+        float[] input, int slotLength, ReadOnlySpan<PreprocessResult> outcomes, int firstResult, EmbeddingResult[] results)
     {
         var tensorLength = _preprocessor.TensorLength;
-        var accepted = new List<int>(outcomes.Length);
+        var accepted = new List<(int, IReadOnlyList<string>)>(outcomes.Length);
+        var written = 0;
         for (var slot = 0; slot < outcomes.Length; slot++)
         {
             if (outcomes[slot].RejectionReason is { } reason)
@@ -164,15 +187,31 @@ public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
                 continue;
             }
 
-            if (accepted.Count != slot)
+            var length = (1 + outcomes[slot].Views.Count) * tensorLength;
+            if (written != slot * slotLength)
             {
-                input.AsSpan(slot * tensorLength, tensorLength).CopyTo(input.AsSpan(accepted.Count * tensorLength, tensorLength));
+                input.AsSpan(slot * slotLength, length).CopyTo(input.AsSpan(written, length));
             }
 
-            accepted.Add(firstResult + slot);
+            written += length;
+            accepted.Add((firstResult + slot, outcomes[slot].Views));
         }
 
         return accepted;
+    }
+
+    /// <summary>Runs the model on the first <paramref name="count"/> tensors of <paramref name="nhwc"/>, at most a batch per call.</summary>
+    private float[][] RunInBatches(float[] nhwc, int count)
+    {
+        var tensorLength = _preprocessor.TensorLength;
+        var vectors = new float[count][];
+        for (var start = 0; start < count; start += _maxBatchSize)
+        {
+            var batch = Math.Min(_maxBatchSize, count - start);
+            RunModel(nhwc.AsMemory(start * tensorLength, batch * tensorLength), batch).CopyTo(vectors, start);
+        }
+
+        return vectors;
     }
 
     private float[][] RunModel(Memory<float> batch, int count)
@@ -262,6 +301,6 @@ public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
         Message = "Loaded embedding model {ModelPath}: input [N, {Height}, {Width}, 3], {Dimensions}-d output, batches of up to {MaxBatchSize}")]
     private partial void LogModelLoaded(string modelPath, int height, int width, int dimensions, int maxBatchSize);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Embedded a batch: {Embedded} images, {Rejected} rejected")]
-    private partial void LogBatchEmbedded(int embedded, int rejected);
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Embedded a batch: {Embedded} images in {Inferences} inferences, {Rejected} rejected")]
+    private partial void LogBatchEmbedded(int embedded, int inferences, int rejected);
 }

@@ -1,3 +1,5 @@
+using ReverseImageSearch.Core.Ports;
+
 namespace ReverseImageSearch.Core.Coordination;
 
 /// <summary>
@@ -46,5 +48,32 @@ public static class ImageViews
     {
         ArgumentNullException.ThrowIfNull(datapointId);
         return datapointId.Contains(Separator, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// One neighbour per image, under the image's id, from neighbours nearest first: an image keeps its first (nearest)
+    /// datapoint, itself or a view, with that datapoint's distance; then the <paramref name="count"/> nearest images.
+    /// </summary>
+    public static IReadOnlyList<Neighbor> BestPerImage(IEnumerable<Neighbor> nearestFirst, int count)
+    {
+        ArgumentNullException.ThrowIfNull(nearestFirst);
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var best = new List<Neighbor>(Math.Min(count, 1024));
+        foreach (var neighbor in nearestFirst)
+        {
+            if (best.Count == count)
+            {
+                break;
+            }
+
+            var image = ImageOf(neighbor.DatapointId);
+            if (seen.Add(image))
+            {
+                best.Add(image.Length == neighbor.DatapointId.Length ? neighbor : neighbor with { DatapointId = image });
+            }
+        }
+
+        return best;
     }
 }

@@ -12,6 +12,9 @@ internal interface IDistanceScorer
 
     /// <summary>The distance Vertex AI reports for a score.</summary>
     static abstract double Reported(float score);
+
+    /// <summary>The score of a reported distance (the inverse of <see cref="Reported"/>).</summary>
+    static abstract float ScoreOf(double reported);
 }
 
 /// <summary>
@@ -33,6 +36,8 @@ internal readonly struct SquaredL2Scorer : IDistanceScorer
     }
 
     public static double Reported(float score) => score;
+
+    public static float ScoreOf(double reported) => (float)reported;
 }
 
 internal readonly struct L1Scorer : IDistanceScorer
@@ -44,6 +49,8 @@ internal readonly struct L1Scorer : IDistanceScorer
     }
 
     public static double Reported(float score) => score;
+
+    public static float ScoreOf(double reported) => (float)reported;
 }
 
 /// <summary>1 - cosine similarity; a zero vector has no direction and counts as similarity 0.</summary>
@@ -59,6 +66,8 @@ internal readonly struct CosineScorer : IInnerProductScorer
     }
 
     public static double Reported(float score) => score;
+
+    public static float ScoreOf(double reported) => (float)reported;
 }
 
 /// <summary>Vertex AI's DOT_PRODUCT_DISTANCE reports the dot product itself and ranks the largest first,
@@ -71,4 +80,6 @@ internal readonly struct DotProductScorer : IInnerProductScorer
     public static float ScoreOfDot(float dot, float queryNorm, float rowNorm) => -dot;
 
     public static double Reported(float score) => -score;
+
+    public static float ScoreOf(double reported) => (float)-reported;
 }

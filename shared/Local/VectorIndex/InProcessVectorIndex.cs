@@ -41,6 +41,13 @@ public enum VectorSearchMode
 /// by ordinal id, so an exact search's answer depends only on the stored vectors, never on threads or row order.
 /// Thread-safe: many concurrent searches, one writer at a time. Opened over a directory it is durable:
 /// every acknowledged upsert or remove survives a crash.
+/// <para>
+/// A datapoint whose id is a view's (<see cref="ImageViews.IsView"/>: MATCH_CROPS) is kept out of the rows searched:
+/// a search takes a shortlist of images by their own vectors (as without views, folder restriction included), scores
+/// each shortlisted image's views too, and answers each image once, under its own id, with its best distance. Removing
+/// an image does not remove its views (writers remove <see cref="ImageViews.AllIds"/>); a view whose image is absent is
+/// never read. With no view stored a search is exactly the search without them.
+/// </para>
 /// </summary>
 public sealed partial class InProcessVectorIndex : IDisposable
 {
@@ -53,11 +60,20 @@ public sealed partial class InProcessVectorIndex : IDisposable
     /// bound per row per query.</summary>
     private const int FilterQueryBlock = 8;
 
+    /// <summary>
+    /// With views stored, a query rescores this many images found by their own vectors (at least
+    /// <see cref="ViewShortlistMinimum"/>) with their views, for k neighbours: 8k, max 64.
+    /// </summary>
+    private const int ViewShortlistPerNeighbor = 8;
+
+    private const int ViewShortlistMinimum = 64;
+
     private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
     private readonly Dictionary<string, int> _rowOfId = new(StringComparer.Ordinal);
     private readonly VectorIndexJournal? _journal;
     private readonly QuantizedVectorSearch? _quantized;
     private readonly ExactSearchFilter? _filter;
+    private readonly ViewVectors _views;
     private float[] _slab;
     private float[] _norms;
     private string[] _idOfRow;
@@ -83,6 +99,7 @@ public sealed partial class InProcessVectorIndex : IDisposable
         _slab = new float[16 * dimensions];
         _norms = new float[16];
         _idOfRow = new string[16];
+        _views = new ViewVectors(dimensions);
         _journal = journal;
         // The quantised search ranks by inner product alone; the exact filter bounds the scorer's own arithmetic,
         // row norms included, so it serves cosine on vectors of any length.
@@ -101,7 +118,8 @@ public sealed partial class InProcessVectorIndex : IDisposable
     /// <summary>How searches are answered: as asked for, or <see cref="VectorSearchMode.Float32Scan"/> where that does not apply.</summary>
     public VectorSearchMode SearchMode { get; }
 
-    /// <summary>Bytes allocated for the vectors: the float32 slab and norms, plus the int8 codes of the mode; ids excluded.</summary>
+    /// <summary>Bytes allocated for the vectors: the float32 slab and norms, plus the int8 codes of the mode, plus the views'
+    /// float32 vectors; ids excluded.</summary>
     public long VectorBytes
     {
         get
@@ -109,7 +127,7 @@ public sealed partial class InProcessVectorIndex : IDisposable
             _lock.EnterReadLock();
             try
             {
-                return ((long)_slab.Length * sizeof(float)) + ((long)_norms.Length * sizeof(float)) + (_filter?.Bytes ?? 0) + (_quantized?.VectorBytes ?? 0);
+                return ((long)_slab.Length * sizeof(float)) + ((long)_norms.Length * sizeof(float)) + (_filter?.Bytes ?? 0) + (_quantized?.VectorBytes ?? 0) + _views.Bytes;
             }
             finally
             {
@@ -125,6 +143,7 @@ public sealed partial class InProcessVectorIndex : IDisposable
     /// <summary>featureNormType UNIT_L2_NORM: vectors and queries are scaled to length 1 first.</summary>
     public bool NormalizesToUnitLength { get; }
 
+    /// <summary>The images' datapoints (views not counted).</summary>
     public int Count
     {
         get
@@ -133,6 +152,23 @@ public sealed partial class InProcessVectorIndex : IDisposable
             try
             {
                 return _count;
+            }
+            finally
+            {
+                _lock.ExitReadLock();
+            }
+        }
+    }
+
+    /// <summary>The views' datapoints.</summary>
+    public int ViewCount
+    {
+        get
+        {
+            _lock.EnterReadLock();
+            try
+            {
+                return _views.Count;
             }
             finally
             {
@@ -257,7 +293,7 @@ public sealed partial class InProcessVectorIndex : IDisposable
         }
     }
 
-    /// <summary>The stored vector (normalised if the index normalises), or null.</summary>
+    /// <summary>The stored vector of an image (normalised if the index normalises), or null.</summary>
     public float[]? GetVector(string id)
     {
         _lock.EnterReadLock();
@@ -308,8 +344,9 @@ public sealed partial class InProcessVectorIndex : IDisposable
     }
 
     /// <summary>
-    /// The <paramref name="neighborCount"/> nearest vectors of each query, nearest first, in query order; with
-    /// <paramref name="include"/>, among the ids it accepts only (a scan of those rows, still exact).
+    /// The <paramref name="neighborCount"/> nearest images of each query, nearest first, in query order; with
+    /// <paramref name="include"/>, among the image ids it accepts only (a scan of those rows, still exact). With views
+    /// stored, the nearest of a shortlist of images by their own vectors, each at the best distance of its datapoints.
     /// </summary>
     public IReadOnlyList<IReadOnlyList<VectorMatch>> SearchBatch(IReadOnlyList<float[]> queries, int neighborCount, Func<string, bool>? include = null)
     {
@@ -319,37 +356,18 @@ public sealed partial class InProcessVectorIndex : IDisposable
         _lock.EnterReadLock();
         try
         {
-            if (include is not null)
+            if (_views.Count == 0 || neighborCount == 0)
             {
-                // The int8 paths bound or rank every row; a subset is scanned in float32, which is exact.
-                return Measure switch
-                {
-                    DistanceMeasure.SquaredL2 => SearchAll<SquaredL2Scorer>(prepared, neighborCount, include),
-                    DistanceMeasure.L1 => SearchAll<L1Scorer>(prepared, neighborCount, include),
-                    DistanceMeasure.Cosine => SearchAll<CosineScorer>(prepared, neighborCount, include),
-                    DistanceMeasure.DotProduct => SearchAll<DotProductScorer>(prepared, neighborCount, include),
-                    _ => throw new InvalidOperationException($"Unknown distance measure {Measure}."),
-                };
+                return SearchImages(prepared, neighborCount, include);
             }
 
-            if (_quantized is not null)
-            {
-                return SearchQuantized(prepared, neighborCount);
-            }
-
-            if (_filter is not null)
-            {
-                return Measure == DistanceMeasure.DotProduct
-                    ? SearchFiltered<DotProductScorer>(prepared, neighborCount)
-                    : SearchFiltered<CosineScorer>(prepared, neighborCount);
-            }
-
+            var shortlists = SearchImages(prepared, Math.Max(ViewShortlistMinimum, neighborCount * ViewShortlistPerNeighbor), include);
             return Measure switch
             {
-                DistanceMeasure.SquaredL2 => SearchAll<SquaredL2Scorer>(prepared, neighborCount),
-                DistanceMeasure.L1 => SearchAll<L1Scorer>(prepared, neighborCount),
-                DistanceMeasure.Cosine => SearchAll<CosineScorer>(prepared, neighborCount),
-                DistanceMeasure.DotProduct => SearchAll<DotProductScorer>(prepared, neighborCount),
+                DistanceMeasure.SquaredL2 => BestPerImage<SquaredL2Scorer>(prepared, shortlists, neighborCount),
+                DistanceMeasure.L1 => BestPerImage<L1Scorer>(prepared, shortlists, neighborCount),
+                DistanceMeasure.Cosine => BestPerImage<CosineScorer>(prepared, shortlists, neighborCount),
+                DistanceMeasure.DotProduct => BestPerImage<DotProductScorer>(prepared, shortlists, neighborCount),
                 _ => throw new InvalidOperationException($"Unknown distance measure {Measure}."),
             };
         }
@@ -365,7 +383,7 @@ public sealed partial class InProcessVectorIndex : IDisposable
         _lock.EnterWriteLock();
         try
         {
-            _journal?.Compact(_count, row => _idOfRow[row], _slab);
+            CompactJournal();
         }
         finally
         {
@@ -407,10 +425,16 @@ public sealed partial class InProcessVectorIndex : IDisposable
 
     private void ApplyUpsert(string id, ReadOnlySpan<float> vector)
     {
+        if (ImageViews.IsView(id))
+        {
+            _views.Set(id, vector);
+            return;
+        }
+
         if (!_rowOfId.TryGetValue(id, out var row))
         {
             row = _count;
-            EnsureCapacity(_count + 1);
+            EnsureCapacity(_count + 1, Dimensions, ref _slab, ref _norms, ref _idOfRow);
             _rowOfId[id] = row;
             _idOfRow[row] = id;
             _count++;
@@ -428,6 +452,11 @@ public sealed partial class InProcessVectorIndex : IDisposable
 
     private bool ApplyRemove(string id)
     {
+        if (ImageViews.IsView(id))
+        {
+            return _views.Remove(id);
+        }
+
         if (!_rowOfId.Remove(id, out var row))
         {
             return false;
@@ -454,25 +483,95 @@ public sealed partial class InProcessVectorIndex : IDisposable
         return true;
     }
 
-    private void EnsureCapacity(int rows)
+    /// <summary>Grows a dense slab of rows (and their norms and ids) to hold <paramref name="rows"/>, by doubling.</summary>
+    internal static void EnsureCapacity(int rows, int dimensions, ref float[] slab, ref float[] norms, ref string[] idOfRow)
     {
-        if (rows <= _idOfRow.Length)
+        if (rows <= idOfRow.Length)
         {
             return;
         }
 
-        var capacity = Math.Max(rows, _idOfRow.Length * 2);
-        Array.Resize(ref _slab, capacity * Dimensions);
-        Array.Resize(ref _norms, capacity);
-        Array.Resize(ref _idOfRow, capacity);
+        var capacity = Math.Max(rows, idOfRow.Length * 2);
+        Array.Resize(ref slab, capacity * dimensions);
+        Array.Resize(ref norms, capacity);
+        Array.Resize(ref idOfRow, capacity);
     }
 
     private void CompactIfDue()
     {
-        if (_journal is not null && _journal.LogLength > Math.Max(CompactionThresholdBytes, (long)_count * Dimensions * sizeof(float)))
+        if (_journal is not null && _journal.LogLength > Math.Max(CompactionThresholdBytes, (long)(_count + _views.Count) * Dimensions * sizeof(float)))
         {
-            _journal.Compact(_count, row => _idOfRow[row], _slab);
+            CompactJournal();
         }
+    }
+
+    /// <summary>The snapshot holds the image rows, then the views.</summary>
+    private void CompactJournal() =>
+        _journal?.Compact(
+            _count + _views.Count,
+            row => row < _count ? _idOfRow[row] : _views.IdOfRow(row - _count),
+            row => row < _count ? _slab.AsMemory(row * Dimensions, Dimensions) : _views.VectorOfRow(row - _count));
+
+    /// <summary>The search over the images' own vectors (views aside); the caller holds the read lock.</summary>
+    private IReadOnlyList<VectorMatch>[] SearchImages(float[][] prepared, int neighborCount, Func<string, bool>? include)
+    {
+        if (include is not null)
+        {
+            // The int8 paths bound or rank every row; a subset is scanned in float32, which is exact.
+            return Measure switch
+            {
+                DistanceMeasure.SquaredL2 => SearchAll<SquaredL2Scorer>(prepared, neighborCount, include),
+                DistanceMeasure.L1 => SearchAll<L1Scorer>(prepared, neighborCount, include),
+                DistanceMeasure.Cosine => SearchAll<CosineScorer>(prepared, neighborCount, include),
+                DistanceMeasure.DotProduct => SearchAll<DotProductScorer>(prepared, neighborCount, include),
+                _ => throw new InvalidOperationException($"Unknown distance measure {Measure}."),
+            };
+        }
+
+        if (_quantized is not null)
+        {
+            return SearchQuantized(prepared, neighborCount);
+        }
+
+        if (_filter is not null)
+        {
+            return Measure == DistanceMeasure.DotProduct
+                ? SearchFiltered<DotProductScorer>(prepared, neighborCount)
+                : SearchFiltered<CosineScorer>(prepared, neighborCount);
+        }
+
+        return Measure switch
+        {
+            DistanceMeasure.SquaredL2 => SearchAll<SquaredL2Scorer>(prepared, neighborCount),
+            DistanceMeasure.L1 => SearchAll<L1Scorer>(prepared, neighborCount),
+            DistanceMeasure.Cosine => SearchAll<CosineScorer>(prepared, neighborCount),
+            DistanceMeasure.DotProduct => SearchAll<DotProductScorer>(prepared, neighborCount),
+            _ => throw new InvalidOperationException($"Unknown distance measure {Measure}."),
+        };
+    }
+
+    /// <summary>
+    /// Each query's shortlisted images, each at the best of its own distance and its views' by the index's measure,
+    /// the <paramref name="neighborCount"/> nearest kept, ordered as any search (distance, then ordinal id).
+    /// </summary>
+    private IReadOnlyList<VectorMatch>[] BestPerImage<TScorer>(float[][] queries, IReadOnlyList<VectorMatch>[] shortlists, int neighborCount)
+        where TScorer : struct, IDistanceScorer
+    {
+        var scratch = new float[Dimensions];
+        var results = new IReadOnlyList<VectorMatch>[queries.Length];
+        for (var q = 0; q < queries.Length; q++)
+        {
+            var queryNorm = TensorPrimitives.Norm<float>(queries[q]);
+            results[q] = shortlists[q]
+                .Select(match => (Score: _views.BestScore<TScorer>(match.Id, TScorer.ScoreOf(match.Distance), queries[q], queryNorm, scratch), match.Id))
+                .OrderBy(item => item.Score)
+                .ThenBy(item => item.Id, StringComparer.Ordinal)
+                .Take(neighborCount)
+                .Select(item => new VectorMatch(item.Id, TScorer.Reported(item.Score)))
+                .ToArray();
+        }
+
+        return results;
     }
 
     private IReadOnlyList<VectorMatch>[] SearchQuantized(float[][] queries, int neighborCount) =>

@@ -100,8 +100,8 @@ internal sealed partial class VectorIndexJournal : IDisposable
         Append(payload);
     }
 
-    /// <summary>Replaces the snapshot with the first <paramref name="count"/> rows of <paramref name="slab"/> and empties the log.</summary>
-    public void Compact(int count, Func<int, string> idOfRow, ReadOnlyMemory<float> slab)
+    /// <summary>Replaces the snapshot with rows 0 to <paramref name="count"/> - 1 and empties the log.</summary>
+    public void Compact(int count, Func<int, string> idOfRow, Func<int, ReadOnlyMemory<float>> vectorOfRow)
     {
         var path = Path.Combine(_directory, SnapshotFileName);
         var tempPath = AtomicFile.TempPathFor(path);
@@ -117,7 +117,7 @@ internal sealed partial class VectorIndexJournal : IDisposable
             for (var row = 0; row < count; row++)
             {
                 var id = Encoding.UTF8.GetBytes(idOfRow(row));
-                var vector = MemoryMarshal.AsBytes(slab.Span.Slice(row * _dimensions, _dimensions));
+                var vector = MemoryMarshal.AsBytes(vectorOfRow(row).Span);
                 BinaryPrimitives.WriteInt32LittleEndian(length, id.Length);
                 stream.Write(length);
                 stream.Write(id);

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using ReverseImageSearch.Core.Configuration;
+using ReverseImageSearch.Core.Coordination;
 using ReverseImageSearch.Core.Ports;
 using ReverseImageSearch.Local.VectorIndex;
 using ReverseImageSearch.Tests.Local.Fakes;
@@ -244,6 +245,86 @@ public class InProcessVectorIndexTests
             .Select(d => d.DatapointId);
         Assert.That(answers[0].Select(m => m.Id), Is.EqualTo(expected), "the 25 nearest of shop/dresses and shop/dresses/red, exactly");
         Assert.That(answers[1][0].Id, Is.EqualTo("other/nearest.jpg"), "the query without a folder still searches everything");
+    }
+
+    [Test]
+    public void ViewsSurviveCompactionsAndReopenAndStayOutOfTheImageCount()
+    {
+        using var temp = new TempDirectory();
+        var random = new Random(9);
+        var expected = new Dictionary<string, float[]>();
+        using (var index = InProcessVectorIndex.Open(temp.Path, Dimensions, DistanceMeasure.SquaredL2, false, NullLogger.Instance))
+        {
+            index.CompactionThresholdBytes = 2048; // several compactions, with views in the snapshot
+            for (var i = 0; i < 1_500; i++)
+            {
+                var image = $"a/{random.Next(60)}.jpg";
+                var id = random.Next(2) == 0 ? image : ImageViews.Id(image, ImageViews.Names[random.Next(ImageViews.Names.Count)]);
+                if (random.Next(4) == 0)
+                {
+                    index.Remove([id]);
+                    expected.Remove(id);
+                }
+                else
+                {
+                    var vector = RandomVector(random);
+                    index.Upsert(id, vector);
+                    expected[id] = vector;
+                }
+            }
+        }
+
+        using var reopened = InProcessVectorIndex.Open(temp.Path, Dimensions, DistanceMeasure.SquaredL2, false, NullLogger.Instance);
+
+        var images = expected.Where(pair => !ImageViews.IsView(pair.Key)).ToList();
+        Assert.That((reopened.Count, reopened.ViewCount), Is.EqualTo((images.Count, expected.Count - images.Count)));
+        foreach (var (id, vector) in expected)
+        {
+            // Each stored datapoint answers as itself (an image) or for its image (a view, when the image is there).
+            var answer = reopened.Search(vector, images.Count);
+            var image = ImageViews.ImageOf(id);
+            if (expected.ContainsKey(image))
+            {
+                Assert.That(answer.Single(m => m.Id == image).Distance, Is.Zero, id);
+            }
+            else
+            {
+                Assert.That(answer.Select(m => m.Id), Does.Not.Contain(image), id);
+            }
+
+            Assert.That(answer.Select(m => m.Id), Is.Unique, id);
+            Assert.That(answer.Any(m => ImageViews.IsView(m.Id)), Is.False, id);
+        }
+    }
+
+    // On a size and dimension where the int8 paths are taken, views rescore the shortlist of every mode.
+    [TestCase(VectorSearchMode.Exact, DistanceMeasure.DotProduct)]
+    [TestCase(VectorSearchMode.Quantized, DistanceMeasure.Cosine)]
+    [TestCase(VectorSearchMode.Float32Scan, DistanceMeasure.L1)]
+    public void EveryModeAnswersKDistinctImagesWithAViewsImageFirst(VectorSearchMode mode, DistanceMeasure measure)
+    {
+        const int dimensions = 64;
+        var random = new Random(4);
+        var images = Enumerable.Range(0, 3000).Select(i => (Id: $"x/{i}.jpg", Vector: RandomVector(random, dimensions))).ToList();
+        using var index = new InProcessVectorIndex(dimensions, measure, normalizeToUnitLength: measure == DistanceMeasure.Cosine, searchMode: mode);
+        index.Upsert(images.Select(image => IndexDatapoint.ForImage(image.Id, image.Vector)).ToList());
+        // A view near its image (as measured views are: cosine about 0.9), and the query nearer the view than any datapoint.
+        var (targetId, targetVector) = images[1234];
+        var view = targetVector.Select(x => x + (0.3f * (float)((random.NextDouble() * 2) - 1))).ToArray();
+        index.Upsert([IndexDatapoint.ForView(targetId, new ImageView(ImageViews.EndSquare, view))]);
+        var query = view.Select(x => x * 1.01f).ToArray();
+
+        var answer = index.Search(query, 25);
+
+        Assert.That(answer, Has.Count.EqualTo(25));
+        Assert.That(answer.Select(m => m.Id), Is.Unique);
+        Assert.That(answer[0].Id, Is.EqualTo(targetId));
+        var alone = new InProcessVectorIndex(dimensions, measure, normalizeToUnitLength: measure == DistanceMeasure.Cosine, searchMode: VectorSearchMode.Float32Scan);
+        using (alone)
+        {
+            alone.Upsert("view", view);
+            Assert.That(answer[0].Distance, Is.EqualTo(alone.Search(query, 1)[0].Distance).Within(1e-3), "the view's distance");
+        }
     }
 
     [Test]

@@ -17,6 +17,9 @@ internal sealed class RowsScored : IDisposable
 
     public RowsScored()
     {
+        // Telemetry's fields first: an instrument published while its class is still initialising is compared
+        // with a field not yet assigned (null), and would never be listened to when this is the process's first test.
+        System.Runtime.CompilerServices.RuntimeHelpers.RunClassConstructor(typeof(Telemetry).TypeHandle);
         _listener.InstrumentPublished = (instrument, listener) =>
         {
             if (ReferenceEquals(instrument, Telemetry.IndexRowsScored))
