@@ -16,7 +16,11 @@ namespace ReverseImageSearch.Benchmarks;
 ///   winN@S        N x N windows of S of the picture's width and height spread over it, each seen as its centre square
 ///                 (what the model sees of a crop of that window);
 ///   zoom@S        the centre square at S of its side;
-///   mean:SET      the views of SET averaged into the one stored vector (more inferences, one vector).
+///   mean:SET      the views of SET averaged into the one stored vector (more inferences, one vector);
+///   product       the views the product stores with MATCH_CROPS=true, drawn by the product's own code
+///                 (<see cref="ImagePreprocessor.PreprocessWithViews"/>: start and end squares when the long side is
+///                 more than 1.25x the short, the centre square at 70%), the image's own vector from that same decode;
+///   product-views the same views beside the image's own vector as embedded without views (the query's path).
 /// An indexed picture scores its best vector (the answer's dedup per image); queries use the product's single vector.
 /// Sets of views (--sets, names joined by '+') are scored on the copy-detection set (recall@1 per transform) and, with
 /// --categories, on the category set and colour probe of <see cref="ColourAndRegions"/> (stored views there too), for
@@ -32,6 +36,12 @@ internal static class SecondPassViews
 
     // "mean:SET": the views of SET averaged into the one stored vector instead of stored beside it.
     private const string MeanPrefix = "mean:";
+
+    // The view set the product stores (MATCH_CROPS=true), drawn by ImagePreprocessor.PreprocessWithViews.
+    private const string ProductViews = "product";
+
+    // The product's views beside the image's own vector from ImagePreprocessor.Preprocess (as a query is embedded).
+    private const string ProductViewsOnly = "product-views";
 
     // --shortlist value for "every image": the best of all vectors per image.
     private const string All = "all";
@@ -143,7 +153,11 @@ internal static class SecondPassViews
             });
         }
 
-        return new { indexed = stored.Length, distractors = stored.Length - indexFiles.Length, queries = queryFiles.Length, results, globalRanks };
+        // How far the image's own vector drawn with the product's views is from the one drawn without them.
+        var ownCosines = stored.Where(s => s.Views.ContainsKey(ProductViews))
+            .Select(s => TensorPrimitives.Dot<float>(Finish(s.Global, 0.5f), Finish(s.Views[ProductViews][0], 0.5f))).ToArray();
+        var productOwnVsGlobal = ownCosines.Length == 0 ? null : new { min = Math.Round(ownCosines.Min(), 4), mean = Math.Round(ownCosines.Average(), 4), below0999 = ownCosines.Count(c => c < 0.999f) };
+        return new { indexed = stored.Length, distractors = stored.Length - indexFiles.Length, productOwnVsGlobal, queries = queryFiles.Length, results, globalRanks };
     }
 
     /// <summary>Per transform: the share of queries meeting <paramref name="hit"/>, or (with an int) the largest value among the selected queries.</summary>
@@ -304,12 +318,13 @@ internal static class SecondPassViews
             return [Finish(mean, 1)];
         }
 
-        var vectors = new List<float[]> { Finish(stored.Global, exponent) };
-        if (set != "none")
-        {
-            // A view a picture does not have (ends@A of a near-square picture) adds nothing.
-            vectors.AddRange(set.Split('+').SelectMany(v => stored.Views.GetValueOrDefault(v, [])).Select(v => Finish(v, exponent)));
-        }
+        // With the product's views the image's own vector is the one the product stores with them (first of the set).
+        var names = set == "none" ? [] : set.Split('+');
+        var own = names.Contains(ProductViews) ? stored.Views[ProductViews][0] : stored.Global;
+        var vectors = new List<float[]> { Finish(own, exponent) };
+        // A view a picture does not have (ends@A of a near-square picture) adds nothing.
+        vectors.AddRange(names.SelectMany(v => v is ProductViews or ProductViewsOnly ? stored.Views[ProductViews].Skip(1) : stored.Views.GetValueOrDefault(v, []))
+            .Select(v => Finish(v, exponent)));
 
         return [.. vectors];
     }
@@ -421,10 +436,27 @@ internal static class SecondPassViews
                 }
 
                 pending.Add((f, null, tensor));
-                if (views.Length > 0)
+                if (views.Contains(ProductViews) || views.Contains(ProductViewsOnly))
+                {
+                    // The product's own tensor and views, from its decode (stored under "product", own tensor first).
+                    var all = new float[ImagePreprocessor.MaxTensorsPerImage * preprocessor.TensorLength];
+                    var drawn = preprocessor.PreprocessWithViews(bytes, all);
+                    if (drawn.IsRejected)
+                    {
+                        throw new InvalidOperationException($"cannot decode {files[f]}");
+                    }
+
+                    for (var t = 0; t <= drawn.Views.Count; t++)
+                    {
+                        pending.Add((f, ProductViews, all.AsSpan(t * preprocessor.TensorLength, preprocessor.TensorLength).ToArray()));
+                    }
+                }
+
+                var own = views.Where(v => v is not ProductViews and not ProductViewsOnly).ToArray();
+                if (own.Length > 0)
                 {
                     using var bitmap = Decode(bytes, files[f]);
-                    foreach (var view in views)
+                    foreach (var view in own)
                     {
                         foreach (var window in Windows(view, bitmap.Width, bitmap.Height))
                         {
