@@ -553,6 +553,22 @@ deploy_as() {
     --set-build-env-vars="GOOGLE_BUILDABLE=functions/$(project_dir "$fn")" \
     --service-account="$account" --ingress-settings="$ingress" --env-vars-file="$ENV_VARS_FILE" \
     --memory="$memory" --timeout="$timeout" "$@" --quiet
+  probe_health "$fn"
+}
+
+# probe_health NAME: points Cloud Run's startup and liveness probes of NAME's service at GET /health, which every
+# function serves (shared/Gcp/Hosting/FunctionHealth.cs). gcloud functions deploy has no probe flags, and a function
+# deployed through the Cloud Functions v2 API may also be managed through Cloud Run's, so they are set on the
+# service (the function's name in lower case) right after each deploy. Startup: the 240 s window of Cloud Run's
+# default TCP probe, passed only once the app answers HTTP. Liveness: a function that has not answered for about
+# 90 s is restarted.
+readonly HEALTH_PATH=/health
+probe_health() {
+  local service
+  service=$(function_name "$1")
+  run gcloud run services update "${service,,}" --region="$LOCATION" --project="$PROJECT_ID" \
+    --startup-probe="httpGet.path=$HEALTH_PATH,periodSeconds=5,timeoutSeconds=5,failureThreshold=48" \
+    --liveness-probe="httpGet.path=$HEALTH_PATH,periodSeconds=30,timeoutSeconds=10,failureThreshold=3" --quiet
 }
 
 # Only the extension's service account may call a non-public function: Cloud Tasks presents its

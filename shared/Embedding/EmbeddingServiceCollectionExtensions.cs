@@ -35,8 +35,10 @@ public static partial class EmbeddingServiceCollectionExtensions
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Embedding with {Settings} (MATCH_COLOR=true: colour input, colours "
-        + "matter; false: luma input, grayscale and recoloured copies match). The index records the settings its vectors "
-        + "were made with: after changing MATCH_COLOR or the model on an existing installation, queries are refused and "
+        + "matter; false: luma input, grayscale and recoloured copies match. MATCH_CROPS=true: every stored image also gets "
+        + "up to 3 views, the squares at the ends of a wide or tall picture and its centre zoomed, so cropped copies find "
+        + "it; up to 4 inferences and 4 vectors per image). The index records the settings its vectors were made with: "
+        + "after changing MATCH_COLOR, MATCH_CROPS or the model on an existing installation, queries are refused and "
         + "uploads wait until every image is embedded again (a new installation) or the settings are set back.")]
     private static partial void LogEmbeddingSettings(ILogger logger, string settings);
 }

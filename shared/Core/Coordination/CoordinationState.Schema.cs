@@ -25,6 +25,7 @@ public sealed partial class CoordinationState
     private const string ErrorTimeField = "time";
     private const string EmbeddingModelField = "embeddingModel";
     private const string MatchColorField = "matchColor";
+    private const string MatchCropsField = "matchCrops";
     private const string CreationClaimField = "indexCreationClaim";
     private const string CreationClaimedAtField = "indexCreationClaimedAt";
 
@@ -78,9 +79,10 @@ public sealed partial class CoordinationState
         doc.GetString(IndexEndpointField),
         doc.GetString(PublicEndpointDomainNameField),
         doc.GetInt64(OutputShapeField),
-        // No record: the index was made before the settings were recorded, when the model was always fed luma.
+        // No record: the index was made before the settings were recorded, when the model was always fed luma; no
+        // matchCrops: made before MATCH_CROPS, without views.
         doc[MatchColorField] is bool matchColor
-            ? new EmbeddingSettings(doc.GetString(EmbeddingModelField), matchColor)
+            ? new EmbeddingSettings(doc.GetString(EmbeddingModelField), matchColor, doc[MatchCropsField] is true)
             : EmbeddingSettings.BeforeMatchColor,
         doc[ErrorField] is IReadOnlyDictionary<string, object?> error
             ? new RecordedError(

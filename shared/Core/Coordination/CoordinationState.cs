@@ -99,6 +99,7 @@ public sealed partial class CoordinationState(IDocumentStore documents, Coordina
         {
             [EmbeddingModelField] = settings.Model,
             [MatchColorField] = settings.MatchColor,
+            [MatchCropsField] = settings.MatchCrops,
         }, cancellationToken);
     }
 

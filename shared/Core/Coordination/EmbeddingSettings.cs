@@ -3,19 +3,22 @@ using ReverseImageSearch.Core.Configuration;
 namespace ReverseImageSearch.Core.Coordination;
 
 /// <summary>
-/// What an index's vectors were made with: the model and MATCH_COLOR. Vectors made with other settings live in
-/// another space (a colour vector and a luma vector of the same picture are not near each other), so the metadata
+/// What an index's vectors were made with: the model, MATCH_COLOR and MATCH_CROPS. Vectors made with other settings live
+/// in another space (a colour vector and a luma vector of the same picture are not near each other), or are missing the
+/// views the running settings search with (or hold views they no longer write and remove), so the metadata
 /// document records these when a backfill starts and <see cref="CoordinationState.ReadIndexAvailabilityAsync"/> compares them
 /// with the running settings: a query against vectors made otherwise is refused instead of answered with nonsense.
 /// </summary>
 /// <param name="Model">MODEL_URL, or the bundled model and its precision; null when not recorded (an index made
 /// before the settings were recorded: its model is not compared).</param>
 /// <param name="MatchColor">MATCH_COLOR.</param>
-public sealed record EmbeddingSettings(string? Model, bool MatchColor)
+/// <param name="MatchCrops">MATCH_CROPS: whether every image is stored with its views (<see cref="ImageViews"/>); false
+/// when not recorded (an index made before MATCH_CROPS existed holds no views).</param>
+public sealed record EmbeddingSettings(string? Model, bool MatchColor, bool MatchCrops = false)
 {
     /// <summary>
     /// An index whose metadata records no settings was made before MATCH_COLOR existed, when the model was always fed
-    /// luma: MATCH_COLOR=false.
+    /// luma: MATCH_COLOR=false (and, as before MATCH_CROPS, no views).
     /// </summary>
     public static readonly EmbeddingSettings BeforeMatchColor = new(null, MatchColor: false);
 
@@ -23,7 +26,7 @@ public sealed record EmbeddingSettings(string? Model, bool MatchColor)
     {
         ArgumentNullException.ThrowIfNull(options);
         var model = options.ModelUrl ?? $"bundled MobileNetV2 ({options.ModelPrecision.ToString().ToLowerInvariant()})";
-        return new EmbeddingSettings(model, options.MatchColor);
+        return new EmbeddingSettings(model, options.MatchColor, options.MatchCrops);
     }
 
     /// <summary>
@@ -34,8 +37,9 @@ public sealed record EmbeddingSettings(string? Model, bool MatchColor)
     {
         ArgumentNullException.ThrowIfNull(recorded);
         var color = recorded.MatchColor != MatchColor;
+        var crops = recorded.MatchCrops != MatchCrops;
         var model = recorded.Model is not null && recorded.Model != Model;
-        if (!color && !model)
+        if (!color && !crops && !model)
         {
             return null;
         }
@@ -44,6 +48,11 @@ public sealed record EmbeddingSettings(string? Model, bool MatchColor)
         if (color)
         {
             differences.Add($"MATCH_COLOR={Lower(recorded.MatchColor)} (now {Lower(MatchColor)})");
+        }
+
+        if (crops)
+        {
+            differences.Add($"MATCH_CROPS={Lower(recorded.MatchCrops)} (now {Lower(MatchCrops)})");
         }
 
         if (model)
@@ -56,7 +65,7 @@ public sealed record EmbeddingSettings(string? Model, bool MatchColor)
             + "(install a new instance, whose backfill embeds every image).";
     }
 
-    public override string ToString() => $"model {Model ?? "(not recorded)"}, MATCH_COLOR={Lower(MatchColor)}";
+    public override string ToString() => $"model {Model ?? "(not recorded)"}, MATCH_COLOR={Lower(MatchColor)}, MATCH_CROPS={Lower(MatchCrops)}";
 
     private static string Lower(bool value) => value ? "true" : "false";
 }

@@ -87,16 +87,21 @@ public sealed class CoordinationSchemaTests
     [Test]
     public async Task ErrorsAndEmbeddingSettingsAreRecordedUnderTheirFieldsAndReadBack()
     {
-        await _state.RecordEmbeddingSettingsAsync(CancellationToken.None);
-        await _state.RecordErrorAsync("onIndexCreated", "Index creation failed", CancellationToken.None);
+        // MATCH_CROPS set away from its default, so the recorded value is the running one.
+        var options = TestOptions.Load(("MATCH_CROPS", "true"));
+        var state = new CoordinationState(_store, new CoordinationDocuments(options), options, _files.Clock);
+        await state.RecordEmbeddingSettingsAsync(CancellationToken.None);
+        await state.RecordErrorAsync("onIndexCreated", "Index creation failed", CancellationToken.None);
 
         var fields = await FieldsAsync(Metadata);
-        var running = EmbeddingSettings.Of(TestOptions.Load());
-        Assert.That(fields.Keys, Is.EquivalentTo(new[] { "embeddingModel", "matchColor", "error" }));
-        Assert.That((fields["embeddingModel"], fields["matchColor"]), Is.EqualTo((running.Model, (object?)running.MatchColor)));
+        var running = EmbeddingSettings.Of(options);
+        Assert.That(running.MatchCrops, Is.True);
+        Assert.That(fields.Keys, Is.EquivalentTo(new[] { "embeddingModel", "matchColor", "matchCrops", "error" }));
+        Assert.That((fields["embeddingModel"], fields["matchColor"], fields["matchCrops"]),
+            Is.EqualTo((running.Model, (object?)running.MatchColor, (object?)true)));
         Assert.That(fields["error"], Is.EquivalentTo(Fields(("function", "onIndexCreated"), ("message", "Index creation failed"), ("time", _files.Clock.GetUtcNow()))));
 
-        var metadata = (await _state.ReadMetadataAsync(CancellationToken.None))!;
+        var metadata = (await state.ReadMetadataAsync(CancellationToken.None))!;
         Assert.That(metadata.EmbeddingSettings, Is.EqualTo(running));
         Assert.That(metadata.Error, Is.EqualTo(new RecordedError("onIndexCreated", "Index creation failed", _files.Clock.GetUtcNow())));
         Assert.That(metadata.Status, Is.Null);

@@ -1,3 +1,5 @@
+using ReverseImageSearch.Gcp.Hosting;
+
 namespace ReverseImageSearch.Tests.Deploy;
 
 /// <summary>The install plan that `deploy.sh --dry-run` prints for deploy/sample.env.</summary>
@@ -241,6 +243,38 @@ public class InstallPlanTests
                 }
             }
         }
+    }
+
+    [Test]
+    public void PointsEveryFunctionsStartupAndLivenessProbesAtItsHealthEndpoint()
+    {
+        var updates = All("gcloud", "run", "services", "update");
+        Assert.That(updates.Select(c => c.Words[4]), Is.EquivalentTo(Functions.Select(f => $"ext-{Instance}-{f.Name}".ToLowerInvariant())),
+            "each function's Cloud Run service (its name in lower case), once");
+        foreach (var update in updates)
+        {
+            var startup = Probe(update.Value("--startup-probe"));
+            var liveness = Probe(update.Value("--liveness-probe"));
+            using (Assert.EnterMultipleScope())
+            {
+                Assert.That(update.Value("--region"), Is.EqualTo("us-central1"), update.Line);
+                Assert.That(startup.GetValueOrDefault("httpGet.path"), Is.EqualTo(FunctionHealth.Path), update.Line);
+                Assert.That(liveness.GetValueOrDefault("httpGet.path"), Is.EqualTo(FunctionHealth.Path), update.Line);
+                // Cloud Run's limits: a startup probe's failureThreshold x periodSeconds at most 240 s (the default TCP probe's
+                // whole window, kept), and no probe's timeout longer than its period.
+                Assert.That(Seconds(startup, "failureThreshold") * Seconds(startup, "periodSeconds"), Is.EqualTo(240), update.Line);
+                Assert.That(Seconds(startup, "timeoutSeconds"), Is.InRange(1, Seconds(startup, "periodSeconds")), update.Line);
+                Assert.That(Seconds(liveness, "timeoutSeconds"), Is.InRange(1, Seconds(liveness, "periodSeconds")), update.Line);
+                Assert.That(IndexOf(c => c.Is("gcloud", "functions", "deploy") && c.Words[3].Equals(update.Words[4], StringComparison.OrdinalIgnoreCase)),
+                    Is.InRange(0, IndexOf(c => c == update) - 1), "the service exists once its function is deployed: " + update.Line);
+            }
+        }
+
+        static Dictionary<string, string> Probe(string? value) =>
+            (value ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(p => p.Split('=', 2)).ToDictionary(p => p[0], p => p.Length > 1 ? p[1] : "");
+
+        static int Seconds(Dictionary<string, string> probe, string key) =>
+            int.Parse(probe.GetValueOrDefault(key, "0"), System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private const string WithoutModel = ".gcloudignore-without-model";

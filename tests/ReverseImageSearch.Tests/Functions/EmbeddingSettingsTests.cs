@@ -6,8 +6,8 @@ using ReverseImageSearch.Core.Triggers;
 namespace ReverseImageSearch.Tests.Functions;
 
 /// <summary>
-/// MATCH_COLOR belongs to the index: the backfill records what the vectors were made with, and after a change of the
-/// setting on an existing installation queries are refused (naming both settings) and uploads wait, instead of
+/// MATCH_COLOR and MATCH_CROPS belong to the index: the backfill records what the vectors were made with, and after a
+/// change of either setting on an existing installation queries are refused (naming both settings) and uploads wait, instead of
 /// vectors of two kinds being compared.
 /// </summary>
 [Parallelizable(ParallelScope.None)]
@@ -71,6 +71,38 @@ public sealed class EmbeddingSettingsTests
     }
 
     [Test]
+    public async Task ChangingMatchCropsOnAnIndexRefusesQueriesNamingItAndAnIndexRecordedWithoutItHasNoViews()
+    {
+        await using var stack = LocalStackHarness.Create(imageCount: 3);
+        await stack.StartAsync();
+        await stack.WaitUntilDeployedAsync();
+        var first = LocalStackHarness.SampleNames[0];
+        var metadata = await stack.MetadataDocumentAsync();
+        Assert.That(metadata!["matchCrops"], Is.False, "the backfill recorded MATCH_CROPS=false (the default)");
+
+        stack.Settings["MATCH_CROPS"] = "true";
+        await stack.RestartAsync();
+        var refused = Assert.ThrowsAsync<FunctionException>(() => stack.NearestAsync(LocalStackHarness.SampleBytes(first)));
+        Assert.Multiple(() =>
+        {
+            Assert.That(refused!.Code, Is.EqualTo(FunctionErrorCode.FailedPrecondition));
+            Assert.That(refused.Message, Does.Contain("MATCH_CROPS=false (now true)").And.Contain("embed every image again"));
+            Assert.That(refused.Message, Does.Not.Contain("MATCH_COLOR"));
+        });
+
+        // An index recorded before MATCH_CROPS existed names MATCH_COLOR only: it holds no views, as MATCH_CROPS=false.
+        await stack.Documents.SetAsync(stack.State.Paths.Metadata, new Dictionary<string, object?>
+        {
+            ["matchCrops"] = FieldDelete.Value,
+        }, SetMode.Merge, CancellationToken.None);
+        Assert.That((await stack.State.ReadIndexAvailabilityAsync(CancellationToken.None)).EmbeddingMismatch, Does.Contain("MATCH_CROPS=false (now true)"));
+        stack.Settings["MATCH_CROPS"] = "false";
+        await stack.RestartAsync();
+        Assert.That((await stack.State.ReadIndexAvailabilityAsync(CancellationToken.None)).EmbeddingMismatch, Is.Null);
+        Assert.That(await stack.NearestAsync(LocalStackHarness.SampleBytes(first)), Is.EqualTo(first));
+    }
+
+    [Test]
     public void TheModelCountsWhenRecordedAndIsIgnoredWhenNot()
     {
         var running = new EmbeddingSettings("bundled MobileNetV2 (float32)", MatchColor: true);
@@ -80,6 +112,9 @@ public sealed class EmbeddingSettingsTests
             Assert.That(running.MismatchWith(new EmbeddingSettings("bundled MobileNetV2 (int8)", true)), Does.Contain("the model bundled MobileNetV2 (int8)"));
             Assert.That(running.MismatchWith(new EmbeddingSettings(null, true)), Is.Null);
             Assert.That(running.MismatchWith(EmbeddingSettings.BeforeMatchColor), Does.Contain("MATCH_COLOR=false (now true)"));
+            Assert.That(running.MismatchWith(running with { MatchCrops = true }), Does.Contain("MATCH_CROPS=true (now false)"));
+            Assert.That(running with { MatchCrops = true }, Has.Property(nameof(EmbeddingSettings.MatchCrops)).True);
+            Assert.That(EmbeddingSettings.BeforeMatchColor.MatchCrops, Is.False);
         });
     }
 }
