@@ -11,7 +11,7 @@ using ReverseImageSearch.Core.Triggers;
 namespace ReverseImageSearch.Functions;
 
 /// <summary>
-/// backfillTask (task queue): embeds one chunk of images, writes them as JSON lines to
+/// backfillTask (task queue): embeds one chunk of images (with their views under MATCH_CROPS), writes them as JSON lines to
 /// gs://{embeddings bucket}/datapoints/{taskId}.json (INDEX_BACKEND=vertex: the index is built from these files)
 /// or straight into their vector documents in batched commits (firestore: searchable at once), and counts the chunk exactly once. Images that
 /// cannot be embedded are skipped with their reason recorded; any other failure is retried, and on the
@@ -95,14 +95,17 @@ public sealed partial class BackfillTask(
             }
         }
 
-        var embeddings = await embedder.EmbedAsync(readable.Select(r => (ReadOnlyMemory<byte>)r.Bytes).ToArray(), cancellationToken);
+        // Skipped before reading: deleted, or too large. Whatever the index holds of them goes.
+        var stale = records.SelectMany(r => ImageViews.StaleIds(r.ObjectName, null, options.MatchCrops)).ToList();
+        var embeddings = await embedder.EmbedForIndexAsync(readable.Select(r => (ReadOnlyMemory<byte>)r.Bytes).ToArray(), cancellationToken);
         var datapoints = new List<IndexDatapoint>(readable.Count);
         for (var i = 0; i < readable.Count; i++)
         {
             var stored = readable[i].Object;
-            if (embeddings[i].Vector is { } vector)
+            stale.AddRange(ImageViews.StaleIds(stored.Name, embeddings[i], options.MatchCrops));
+            if (embeddings[i].Vector is not null)
             {
-                datapoints.Add(IndexDatapoint.ForImage(stored.Name, vector));
+                datapoints.AddRange(ImageViews.Datapoints(stored.Name, embeddings[i]));
                 records.Add(new DatapointRecord(stored.Name, DatapointStatus.Indexed, stored.Md5Hash, stored.Generation, null));
             }
             else
@@ -117,12 +120,23 @@ public sealed partial class BackfillTask(
         }
 
         string? filePath = null;
-        if (datapoints.Count > 0 && !options.IndexNeedsBuild)
+        if (!options.IndexNeedsBuild)
         {
-            await vectorIndex.UpsertDatapointsAsync(state.Paths.VectorCollection, datapoints, cancellationToken);
+            // Searchable at once, and events may have written some of these images already: the chunk's images with
+            // their views in one call, then what must not stay (views they no longer have, images skipped) in one more.
+            if (datapoints.Count > 0)
+            {
+                await vectorIndex.UpsertDatapointsAsync(state.Paths.VectorCollection, datapoints, cancellationToken);
+            }
+
+            if (stale.Count > 0)
+            {
+                await vectorIndex.RemoveDatapointsAsync(state.Paths.VectorCollection, stale, cancellationToken);
+            }
         }
         else if (datapoints.Count > 0)
         {
+            // The index is built from these files later: nothing is in it yet to take out.
             filePath = await WriteDatapointFileAsync(chunk.Id, datapoints, cancellationToken);
         }
 
@@ -135,7 +149,8 @@ public sealed partial class BackfillTask(
         foreach (var datapoint in datapoints)
         {
             var restricts = datapoint.Folders.Count == 0 ? null : new[] { new DatapointRestrict(ImageFolders.TokenNamespace, datapoint.Folders) };
-            lines.Append(JsonSerializer.Serialize(new DatapointLine(datapoint.DatapointId, datapoint.FeatureVector, restricts), CoreJson.Options)).Append('\n');
+            var line = new DatapointLine(datapoint.DatapointId, datapoint.FeatureVector, restricts, datapoint.CrowdingTag ?? datapoint.DatapointId);
+            lines.Append(JsonSerializer.Serialize(line, CoreJson.Options)).Append('\n');
         }
 
         var objectName = $"{ExtensionOptions.DatapointsFolder}/{taskId}.json";
@@ -146,12 +161,18 @@ public sealed partial class BackfillTask(
     private static DatapointRecord Skipped(StoredObject stored, string reason) =>
         new(stored.Name, DatapointStatus.Skipped, stored.Md5Hash, stored.Generation, reason);
 
-    /// <summary>One line of a Vector Search datapoints file: {"id": ..., "embedding": [...], "restricts": [{"namespace": "folder", "allow": [...]}]}.</summary>
+    /// <summary>
+    /// One line of a Vector Search datapoints file: {"id": ..., "embedding": [...], "restricts": [{"namespace": "folder",
+    /// "allow": [...]}], "crowding_tag": ...}. The crowding tag is the image (a view's image, an image's own id), as the
+    /// streaming upserts write it: an image and its views answer a query once (MATCH_CROPS).
+    /// </summary>
     private sealed record DatapointLine(
         string Id,
         float[] Embedding,
         [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-        DatapointRestrict[]? Restricts);
+        DatapointRestrict[]? Restricts,
+        [property: JsonPropertyName("crowding_tag")]
+        string CrowdingTag);
 
     private sealed record DatapointRestrict(string Namespace, IReadOnlyList<string> Allow);
 

@@ -24,7 +24,9 @@ public sealed record DatapointWrite(string Operation, string ImagePath, int Atte
 /// what is there now. Another handler of the same object may have run completely between this writer's read and its
 /// write (a finalize racing a delete, a backfill chunk racing an overwrite); its write then came first and this
 /// writer's older one must not be the last. A change after the second look has an event of its own, whose handler
-/// reads after the change and so writes after this writer.
+/// reads after the change and so writes after this writer. An image's write is its whole set of datapoints: its own
+/// and its views' (MATCH_CROPS) upserted together and the views it no longer has removed, all before the second look;
+/// removing an image removes every id it may have had (<see cref="ImageViews.AllIds"/>).
 /// </remarks>
 /// <param name="embedder">Null in the functions that do not embed (streamRemoveDatapoint): a write that needs a vector is
 /// then handed over to datapointWriteTask (<see cref="IndexGate.HandOverAsync"/>), which reads the object again.</param>
@@ -95,7 +97,7 @@ public sealed partial class DatapointSync(
     {
         if (current is null)
         {
-            await vectorIndex.RemoveDatapointsAsync(index, [objectName], cancellationToken);
+            await vectorIndex.RemoveDatapointsAsync(index, ImageViews.StaleIds(objectName, null, options.MatchCrops), cancellationToken);
             await state.DeleteDatapointRecordAsync(objectName, cancellationToken);
             LogRemoved(logger, objectName);
             return;
@@ -110,7 +112,7 @@ public sealed partial class DatapointSync(
         var rejection = current.Size > options.MaxImageBytes
             ? ImageRejections.TooManyBytes(current.Size, options.MaxImageBytes)
             : null;
-        float[]? vector = null;
+        EmbeddingResult? embedding = null;
         if (rejection is null)
         {
             if (embedder is null)
@@ -129,15 +131,15 @@ public sealed partial class DatapointSync(
                 return; // Deleted since its metadata was read: the second look finds it gone and removes it.
             }
 
-            var result = (await embedder.EmbedAsync([bytes], cancellationToken))[0];
-            vector = result.Vector;
-            rejection = result.RejectionReason;
+            embedding = (await embedder.EmbedForIndexAsync([bytes], cancellationToken))[0];
+            rejection = embedding.RejectionReason;
         }
 
-        if (vector is null)
+        var stale = ImageViews.StaleIds(objectName, embedding, options.MatchCrops);
+        if (embedding?.Vector is null)
         {
-            // An unusable file must not linger in the index under a name whose content changed.
-            await vectorIndex.RemoveDatapointsAsync(index, [objectName], cancellationToken);
+            // An unusable file must not linger in the index under a name whose content changed, nor its views.
+            await vectorIndex.RemoveDatapointsAsync(index, stale, cancellationToken);
             var skipped = new DatapointRecord(objectName, DatapointStatus.Skipped, current.Md5Hash, current.Generation, rejection);
             await state.SaveDatapointRecordAsync(skipped, cancellationToken);
             Telemetry.CountImage(skipped);
@@ -145,7 +147,14 @@ public sealed partial class DatapointSync(
             return;
         }
 
-        await vectorIndex.UpsertDatapointsAsync(index, [IndexDatapoint.ForImage(objectName, vector)], cancellationToken);
+        // The image and its views in one call; then the views it no longer has. Both before the second look (the
+        // ordering rule), so a writer that raced this one writes its own set again, with its own removals, after ours.
+        await vectorIndex.UpsertDatapointsAsync(index, ImageViews.Datapoints(objectName, embedding), cancellationToken);
+        if (stale.Count > 0)
+        {
+            await vectorIndex.RemoveDatapointsAsync(index, stale, cancellationToken);
+        }
+
         var indexed = new DatapointRecord(objectName, DatapointStatus.Indexed, current.Md5Hash, current.Generation, null);
         await state.SaveDatapointRecordAsync(indexed, cancellationToken);
         Telemetry.CountImage(indexed);

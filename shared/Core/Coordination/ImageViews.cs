@@ -50,6 +50,32 @@ public static class ImageViews
         return datapointId.Contains(Separator, StringComparison.Ordinal);
     }
 
+    /// <summary>What storing an embedded image writes, in one upsert: the image's own datapoint and one per view it has.</summary>
+    public static IReadOnlyList<IndexDatapoint> Datapoints(string objectName, EmbeddingResult embedding)
+    {
+        ArgumentNullException.ThrowIfNull(embedding);
+        var vector = embedding.Vector ?? throw new ArgumentException($"{objectName} has no vector: {embedding.RejectionReason}", nameof(embedding));
+        return [IndexDatapoint.ForImage(objectName, vector), .. embedding.Views.Select(view => IndexDatapoint.ForView(objectName, view))];
+    }
+
+    /// <summary>
+    /// The ids a write of <paramref name="objectName"/> takes out of the index: every id it may have when it has no
+    /// vector (<paramref name="embedding"/> null: deleted or not read; or rejected), whatever MATCH_CROPS says, so
+    /// nothing of it survives a change of the setting; with MATCH_CROPS, the views it does not have now (a wide picture
+    /// overwritten by a square one); else none.
+    /// </summary>
+    public static IReadOnlyList<string> StaleIds(string objectName, EmbeddingResult? embedding, bool matchCrops)
+    {
+        if (embedding?.Vector is null)
+        {
+            return AllIds(objectName);
+        }
+
+        return matchCrops
+            ? Names.Where(name => !embedding.Views.Any(view => view.Name == name)).Select(name => Id(objectName, name)).ToArray()
+            : [];
+    }
+
     /// <summary>
     /// One neighbour per image, under the image's id, from neighbours nearest first: an image keeps its first (nearest)
     /// datapoint, itself or a view, with that datapoint's distance; then the <paramref name="count"/> nearest images.

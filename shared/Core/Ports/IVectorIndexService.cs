@@ -27,7 +27,8 @@ public interface IVectorIndexService
 
     /// <summary>
     /// The stored datapoints of <paramref name="datapointIds"/> that the deployed index holds, vectors as stored
-    /// (normalised where the index normalises); an id it does not hold is left out, never an error.
+    /// (normalised where the index normalises); an id it does not hold is left out, never an error. The ids asked for
+    /// are images' (the callable's <c>paths</c>).
     /// </summary>
     Task<IReadOnlyList<IndexDatapoint>> ReadDatapointsAsync(
         string publicEndpointDomainName,
@@ -37,9 +38,12 @@ public interface IVectorIndexService
         CancellationToken cancellationToken = default);
 
     /// <summary>
-    /// One result per query, in query order, neighbours nearest first. A query with a <see cref="NeighborQuery.Folder"/>
-    /// is answered from the datapoints written with that folder among their <see cref="IndexDatapoint.Folders"/> only,
-    /// still <paramref name="neighborCount"/> of them when that many are there.
+    /// One result per query, in query order, neighbours nearest first. A view never answers under its own id: an image
+    /// answers once, under its own id, with the best distance among its datapoints (its own and its views',
+    /// <see cref="Coordination.ImageViews"/>), so <paramref name="neighborCount"/> counts images. A query with a
+    /// <see cref="NeighborQuery.Folder"/> is answered from the datapoints written with that folder among their
+    /// <see cref="IndexDatapoint.Folders"/> only (views carry their image's), still <paramref name="neighborCount"/>
+    /// images when that many are there.
     /// </summary>
     Task<IReadOnlyList<QueryNeighbors>> FindNeighborsAsync(
         string publicEndpointDomainName,

@@ -11,7 +11,8 @@ namespace ReverseImageSearch.Gcp.Firestore;
 /// <summary>
 /// <see cref="IVectorIndexService"/> over Firestore vector search (INDEX_BACKEND=firestore). Each image's vector is a
 /// document of <see cref="CoordinationDocuments.VectorCollection"/> whose id is the escaped object name, with the
-/// object name in <c>path</c> and the vector in <c>embedding</c>; writes are batched commits, queries are runQuery with
+/// object name in <c>path</c> and the vector in <c>embedding</c>; a view of it (MATCH_CROPS) is a document of its own,
+/// id the escaped view id, with the image's name in <c>path</c> and the image's folders; writes are batched commits, queries are runQuery with
 /// findNearest (exact K nearest neighbours over a flat index). The index is a schema object made through the Firestore
 /// Admin API; there is no endpoint and nothing is deployed, so the endpoint calls are not supported and the index and
 /// endpoint names the other calls take are ignored: the collection is the index.
@@ -20,7 +21,7 @@ namespace ReverseImageSearch.Gcp.Firestore;
 /// </summary>
 public sealed class FirestoreVectorIndexService : IVectorIndexService
 {
-    /// <summary>The object name, which is the datapoint id the callable answers.</summary>
+    /// <summary>The object name, which is the datapoint id the callable answers (a view's: its image's).</summary>
     public const string PathField = "path";
 
     public const string EmbeddingField = "embedding";
@@ -40,6 +41,7 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
     private readonly CoordinationDocuments _paths;
     private readonly string _measure;
     private readonly bool _squareDistance;
+    private readonly bool _matchCrops;
 
     /// <param name="documents">Client of the documents API (the emulator's, when FIRESTORE_EMULATOR_HOST is set).</param>
     /// <param name="admin">Client of the Admin API (index creation); the emulator has none.</param>
@@ -60,6 +62,7 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
         _documentsBase = endpoints.EffectiveFirestoreBase.ToString().TrimEnd('/');
         _adminBase = endpoints.EffectiveFirestoreAdminBase.ToString().TrimEnd('/');
         _database = $"projects/{extension.ProjectId}/databases/(default)";
+        _matchCrops = extension.MatchCrops;
         (_measure, _squareDistance) = extension.DistanceMeasure switch
         {
             DistanceMeasure.SquaredL2 => ("EUCLIDEAN", true),
@@ -129,7 +132,7 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
                 ["name"] = DocumentName(d.DatapointId),
                 ["fields"] = new JsonObject
                 {
-                    [PathField] = new JsonObject { ["stringValue"] = d.DatapointId },
+                    [PathField] = new JsonObject { ["stringValue"] = ImageViews.ImageOf(d.DatapointId) },
                     [EmbeddingField] = FirestoreValues.EncodeVector(d.FeatureVector),
                     [FoldersField] = FirestoreValues.Encode(d.Folders),
                 },
@@ -144,7 +147,11 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
         return CommitInBatchesAsync(datapointIds.Select(id => (JsonNode)new JsonObject { ["delete"] = DocumentName(id) }), cancellationToken);
     }
 
-    /// <summary>One runQuery with findNearest per query vector, run together; at most 1000 neighbours each.</summary>
+    /// <summary>
+    /// One runQuery with findNearest per query vector, run together; at most 1000 neighbours each. With MATCH_CROPS an
+    /// image has up to four documents (its own and its views'), so findNearest is asked for four times as many (at most
+    /// 1000) and each image keeps its nearest (<see cref="ImageViews.BestPerImage"/>).
+    /// </summary>
     public async Task<IReadOnlyList<QueryNeighbors>> FindNeighborsAsync(
         string publicEndpointDomainName,
         string indexEndpoint,
@@ -222,7 +229,7 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
                     ["vectorField"] = new JsonObject { ["fieldPath"] = EmbeddingField },
                     ["queryVector"] = FirestoreValues.EncodeVector(query.FeatureVector),
                     ["distanceMeasure"] = _measure,
-                    ["limit"] = neighborCount,
+                    ["limit"] = _matchCrops ? Math.Min(1000, neighborCount * (ImageViews.Names.Count + 1)) : neighborCount,
                     ["distanceResultField"] = DistanceField,
                 },
             },
@@ -257,7 +264,7 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
             neighbors.Add(new Neighbor(id ?? document.GetProperty("name").GetString()!, CrowdingAttribute: null, _squareDistance ? distance * distance : distance));
         }
 
-        return new QueryNeighbors(query.DatapointId, neighbors);
+        return new QueryNeighbors(query.DatapointId, ImageViews.BestPerImage(neighbors, neighborCount));
     }
 
     private async Task CommitInBatchesAsync(IEnumerable<JsonNode> writes, CancellationToken cancellationToken)

@@ -7,7 +7,11 @@ using ReverseImageSearch.Gcp.Http;
 
 namespace ReverseImageSearch.Gcp.VertexAI;
 
-/// <summary><see cref="IVectorIndexService"/> over Vertex AI Vector Search (aiplatform v1, regional host).</summary>
+/// <summary>
+/// <see cref="IVectorIndexService"/> over Vertex AI Vector Search (aiplatform v1, regional host). Every datapoint is
+/// written with a crowding attribute, its image (<see cref="IndexDatapoint.CrowdingTag"/>, else its own id); with
+/// MATCH_CROPS a query asks for one neighbour per crowding attribute, so an image and its views answer once.
+/// </summary>
 public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoints endpoints, GcpAdapterOptions options, ExtensionOptions extension)
     : IVectorIndexService
 {
@@ -190,7 +194,8 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
         var url = Url(Resource(index) + ":upsertDatapoints");
         foreach (var batch in datapoints.Chunk(Math.Max(1, options.UpsertBatchSize)))
         {
-            var body = new UpsertRequest(batch.Select(d => new DatapointBody(d.DatapointId, d.FeatureVector, FolderRestricts(d.Folders))).ToArray());
+            var body = new UpsertRequest(batch.Select(d => new DatapointBody(
+                d.DatapointId, d.FeatureVector, FolderRestricts(d.Folders), new CrowdingTagResource(d.CrowdingTag ?? d.DatapointId))).ToArray());
             await client.SendJsonAsync(HttpMethod.Post, url, body, cancellationToken);
         }
     }
@@ -214,18 +219,21 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(queries);
+        // MATCH_CROPS: an image and its views share a crowding attribute (the image), so one of them answers per image.
+        var perImage = extension.MatchCrops ? 1 : (int?)null;
         var body = new FindNeighborsRequest(
             deployedIndexId,
             queries.Select(q => new FindNeighborsQuery(
-                new DatapointBody(q.DatapointId, q.FeatureVector, q.Folder is { } folder ? FolderRestricts([folder]) : null), neighborCount)).ToArray());
+                new DatapointBody(q.DatapointId, q.FeatureVector, q.Folder is { } folder ? FolderRestricts([folder]) : null), neighborCount, perImage)).ToArray());
         var url = QueryUrl(publicEndpointDomainName, indexEndpoint, "findNeighbors");
         var answer = await client.SendJsonAsync<FindNeighborsResponse>(HttpMethod.Post, url, body, cancellationToken);
+        // A view answers under its image's id; should crowding let an image through twice, its nearest is kept.
         return (answer.NearestNeighbors ?? [])
             .Select(n => new QueryNeighbors(
                 n.Id ?? "",
-                (n.Neighbors ?? [])
-                    .Select(x => new Neighbor(x.Datapoint?.DatapointId ?? "", x.Datapoint?.CrowdingTag?.CrowdingAttribute, x.Distance ?? 0))
-                    .ToArray()))
+                ImageViews.BestPerImage(
+                    (n.Neighbors ?? []).Select(x => new Neighbor(x.Datapoint?.DatapointId ?? "", x.Datapoint?.CrowdingTag?.CrowdingAttribute, x.Distance ?? 0)),
+                    neighborCount)))
             .ToArray();
     }
 
@@ -336,7 +344,7 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
 
     private sealed record DeployedIndexResource(string? Id);
 
-    private sealed record DatapointBody(string DatapointId, float[] FeatureVector, RestrictBody[]? Restricts = null);
+    private sealed record DatapointBody(string DatapointId, float[] FeatureVector, RestrictBody[]? Restricts = null, CrowdingTagResource? CrowdingTag = null);
 
     private sealed record RestrictBody(string Namespace, string[] AllowList);
 
@@ -352,7 +360,7 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
 
     private sealed record RemoveRequest(string[] DatapointIds);
 
-    private sealed record FindNeighborsQuery(DatapointBody Datapoint, int NeighborCount);
+    private sealed record FindNeighborsQuery(DatapointBody Datapoint, int NeighborCount, int? PerCrowdingAttributeNeighborCount);
 
     private sealed record FindNeighborsRequest(string DeployedIndexId, FindNeighborsQuery[] Queries);
 

@@ -50,8 +50,9 @@ public sealed class FirestoreVectorIndexServiceTests
         _server.AssertNoViolations();
     }
 
-    private static ExtensionOptions Options(DistanceMeasure measure) => new()
+    private static ExtensionOptions Options(DistanceMeasure measure, bool matchCrops = false) => new()
     {
+        MatchCrops = matchCrops,
         ProjectId = Project,
         InstanceId = "ris",
         Location = "us-central1",
@@ -60,9 +61,9 @@ public sealed class FirestoreVectorIndexServiceTests
         DistanceMeasure = measure,
     };
 
-    private IVectorIndexService Build(DistanceMeasure measure = DistanceMeasure.DotProduct)
+    private IVectorIndexService Build(DistanceMeasure measure = DistanceMeasure.DotProduct, bool matchCrops = false)
     {
-        _services = GcpTestHost.Build(_server, extension: Options(measure));
+        _services = GcpTestHost.Build(_server, extension: Options(measure, matchCrops));
         var service = _services.GetRequiredService<IVectorIndexService>();
         Assert.That(service, Is.InstanceOf<FirestoreVectorIndexService>(), "INDEX_BACKEND=firestore picks the Firestore adapter");
         return service;
@@ -192,6 +193,64 @@ public sealed class FirestoreVectorIndexServiceTests
         Assert.That(answers[1].Neighbors[0].DatapointId, Is.EqualTo("other/nearest.jpg"));
         Assert.That(_server.RequestsOf(RunQueryMethod).Count(r => r.Json.GetProperty("structuredQuery").TryGetProperty("where", out _)), Is.EqualTo(1));
     }
+
+    /// <summary>
+    /// MATCH_CROPS: a view is a document of its own; an image answers once, under its id, with the best distance among
+    /// its documents, and k counts images (findNearest is asked for four per image). Reading by path gives the image's own.
+    /// </summary>
+    [Test]
+    public async Task WithMatchCropsAnImageWhoseViewIsNearestAnswersOnceUnderItsIdWithThatDistance()
+    {
+        var service = Build(matchCrops: true);
+        await service.UpsertDatapointsAsync(Collection,
+        [
+            .. Stored("a.jpg", [1, 0, 0, 0], (ImageViews.CenterZoom, [0, 1, 0, 0]), (ImageViews.StartSquare, [0, 0.9f, 0.1f, 0])),
+            .. Stored("b.jpg", [0, 0.8f, 0, 0]),
+            .. Stored("c.jpg", [0, 0.6f, 0, 0], (ImageViews.CenterZoom, [0, 0.7f, 0, 0])),
+            .. Stored("d.jpg", [0, 0.3f, 0, 0]),
+        ]);
+
+        var found = (await FindAsync(service, [0, 1, 0, 0], 3))[0].Neighbors;
+
+        Assert.That(found.Select(n => n.DatapointId), Is.EqualTo(new[] { "a.jpg", "b.jpg", "c.jpg" }));
+        Assert.That(found.Select(n => n.Distance), Is.EqualTo(new[] { 1, 0.8, 0.7 }).Within(1e-6), "each image's nearest datapoint");
+        Assert.That(_server.RequestsOf(RunQueryMethod).Single().Json.GetProperty("structuredQuery").GetProperty("findNearest").GetProperty("limit").GetInt32(),
+            Is.EqualTo(12), "four documents per image at most");
+        var read = await service.ReadDatapointsAsync("", "", "", ["a.jpg"]);
+        Assert.That(read.Select(d => (d.DatapointId, string.Join(",", d.FeatureVector))), Is.EqualTo(new[] { ("a.jpg", "1,0,0,0") }), "the image's own vector");
+    }
+
+    /// <summary>MATCH_CROPS: views carry their image's folders, so a folder search still answers k images of the folder.</summary>
+    [Test]
+    public async Task WithMatchCropsAFolderSearchStillAnswersAsManyImagesAsAsked()
+    {
+        var service = Build(matchCrops: true);
+        var random = new Random(11);
+        var query = RandomVector(random, 8);
+        var datapoints = Enumerable.Range(0, 30)
+            .SelectMany(i => Stored(
+                i % 2 == 0 ? $"shop/{i}.jpg" : $"other/{i}.jpg",
+                RandomVector(random, 8),
+                (ImageViews.CenterZoom, RandomVector(random, 8)),
+                (ImageViews.StartSquare, RandomVector(random, 8)),
+                (ImageViews.EndSquare, RandomVector(random, 8))))
+            .ToArray();
+        await service.UpsertDatapointsAsync(Collection, datapoints);
+
+        var found = (await service.FindNeighborsAsync("", "", "", [new NeighborQuery("q", query, "shop")], 5))[0].Neighbors;
+
+        var expected = datapoints.Where(d => d.DatapointId.StartsWith("shop/", StringComparison.Ordinal))
+            .GroupBy(d => ImageViews.ImageOf(d.DatapointId))
+            .Select(g => (Image: g.Key, Best: g.Max(d => d.FeatureVector.Zip(query, (a, b) => (double)a * b).Sum())))
+            .OrderByDescending(x => x.Best)
+            .Take(5)
+            .ToArray();
+        Assert.That(found.Select(n => n.DatapointId), Is.EqualTo(expected.Select(x => x.Image)));
+        Assert.That(found.Select(n => n.Distance), Is.EqualTo(expected.Select(x => x.Best)).Within(1e-4));
+    }
+
+    private static IndexDatapoint[] Stored(string image, float[] vector, params (string View, float[] Vector)[] views) =>
+        ImageViews.Datapoints(image, EmbeddingResult.Success(vector) with { Views = views.Select(v => new ImageView(v.View, v.Vector)).ToArray() }).ToArray();
 
     [Test]
     public async Task ReadingStoredVectorsGivesThemBackWithTheirFoldersAndLeavesOutMissingOnes()

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using ReverseImageSearch.Core.Configuration;
+using ReverseImageSearch.Core.Coordination;
 using ReverseImageSearch.Core.Ports;
 using ReverseImageSearch.Tests.Gcp.Contract;
 
@@ -223,7 +224,7 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
         var requests = Server.RequestsOf("aiplatform.projects.locations.indexes.upsertDatapoints");
         Assert.That(requests.Select(r => r.Json.GetProperty("datapoints").GetArrayLength()), Is.EqualTo(new[] { 100, 100, 50 }));
         Assert.That(requests[0].RawPath, Is.EqualTo($"/v1/{Index}:upsertDatapoints"));
-        Assert.That(requests[2].Json.GetProperty("datapoints")[49].GetRawText(), Is.EqualTo("""{"datapointId":"img/249.jpg","featureVector":[249,0.5,-1.25]}"""));
+        Assert.That(requests[2].Json.GetProperty("datapoints")[49].GetRawText(), Is.EqualTo("""{"datapointId":"img/249.jpg","featureVector":[249,0.5,-1.25],"crowdingTag":{"crowdingAttribute":"img/249.jpg"}}"""));
     }
 
     [Test]
@@ -267,7 +268,54 @@ public sealed class VertexVectorIndexServiceTests : ContractTestBase
 
         var body = Server.RequestsOf("aiplatform.projects.locations.indexes.upsertDatapoints").Single().Json;
         Assert.That(body.GetRawText(), Is.EqualTo(
-            """{"datapoints":[{"datapointId":"shop/dresses/red.jpg","featureVector":[1],"restricts":[{"namespace":"folder","allowList":["shop","shop/dresses"]}]},{"datapointId":"top.jpg","featureVector":[2]}]}"""));
+            """{"datapoints":[{"datapointId":"shop/dresses/red.jpg","featureVector":[1],"restricts":[{"namespace":"folder","allowList":["shop","shop/dresses"]}],"crowdingTag":{"crowdingAttribute":"shop/dresses/red.jpg"}},"""
+            + """{"datapointId":"top.jpg","featureVector":[2],"crowdingTag":{"crowdingAttribute":"top.jpg"}}]}"""));
+    }
+
+    /// <summary>MATCH_CROPS: a view is written with its image's folders and the image as its crowding attribute.</summary>
+    [Test]
+    public async Task AViewIsWrittenWithItsImageAsCrowdingAttribute()
+    {
+        Server.Handle("aiplatform.projects.locations.indexes.upsertDatapoints", _ => Reply.Ok("{}"));
+        await _vertex.UpsertDatapointsAsync(Index, ImageViews.Datapoints("shop/red.jpg", EmbeddingResult.Success([1f]) with { Views = [new ImageView(ImageViews.CenterZoom, [2f])] }));
+
+        var body = Server.RequestsOf("aiplatform.projects.locations.indexes.upsertDatapoints").Single().Json;
+        Assert.That(body.GetRawText(), Is.EqualTo(
+            """{"datapoints":[{"datapointId":"shop/red.jpg","featureVector":[1],"restricts":[{"namespace":"folder","allowList":["shop"]}],"crowdingTag":{"crowdingAttribute":"shop/red.jpg"}},"""
+            + """{"datapointId":"shop/red.jpg\nzoom","featureVector":[2],"restricts":[{"namespace":"folder","allowList":["shop"]}],"crowdingTag":{"crowdingAttribute":"shop/red.jpg"}}]}"""));
+    }
+
+    /// <summary>
+    /// MATCH_CROPS: each query asks for one neighbour per crowding attribute (an image with its views), and a view
+    /// answers under its image's id; should an image still come twice, its nearest stays and the count is of images.
+    /// </summary>
+    [Test]
+    public async Task WithMatchCropsAQueryAsksForOneNeighbourPerImageAndAViewAnswersAsItsImage()
+    {
+        using var services = GcpTestHost.Build(Server, a => a.UpsertBatchSize = 100, extension: WithMatchCrops());
+        var vertex = services.GetRequiredService<IVectorIndexService>();
+        var zoom = ImageViews.Id("a.jpg", ImageViews.CenterZoom);
+        Server.Handle("aiplatform.projects.locations.indexEndpoints.findNeighbors", _ => Reply.Ok($$$"""
+            {"nearestNeighbors":[
+              {"id":"q0","neighbors":[
+                {"datapoint":{"datapointId":{{{JsonSerializer.Serialize(zoom)}}},"crowdingTag":{"crowdingAttribute":"a.jpg"}},"distance":0.9},
+                {"datapoint":{"datapointId":"b.jpg","crowdingTag":{"crowdingAttribute":"b.jpg"}},"distance":0.8},
+                {"datapoint":{"datapointId":"a.jpg","crowdingTag":{"crowdingAttribute":"a.jpg"}},"distance":0.7},
+                {"datapoint":{"datapointId":"c.jpg","crowdingTag":{"crowdingAttribute":"c.jpg"}},"distance":0.6}]}]}
+            """));
+
+        var results = await vertex.FindNeighborsAsync("1.us-central1-2.vdb.vertexai.goog", Endpoint, "ext_ris_index", [new NeighborQuery("q0", [1f], "shop")], 2);
+
+        var request = Server.RequestsOf("aiplatform.projects.locations.indexEndpoints.findNeighbors").Single();
+        Assert.That(request.Json.GetProperty("queries").GetRawText(), Is.EqualTo(
+            """[{"datapoint":{"datapointId":"q0","featureVector":[1],"restricts":[{"namespace":"folder","allowList":["shop"]}]},"neighborCount":2,"perCrowdingAttributeNeighborCount":1}]"""));
+        Assert.That(results.Single().Neighbors, Is.EqualTo(new[] { new Neighbor("a.jpg", "a.jpg", 0.9), new Neighbor("b.jpg", "b.jpg", 0.8) }));
+    }
+
+    private static ExtensionOptions WithMatchCrops()
+    {
+        var e = GcpTestHost.Extension;
+        return new ExtensionOptions { ProjectId = e.ProjectId, InstanceId = e.InstanceId, Location = e.Location, ImageBucket = e.ImageBucket, MatchCrops = true };
     }
 
     [Test]
