@@ -15,7 +15,6 @@ namespace ReverseImageSearch.Functions;
 /// resumed, and a recorded index that no longer exists resets the documents so that everything starts over.
 /// </summary>
 public sealed partial class BackfillTrigger(
-    IObjectStore objects,
     BackfillCoordinator backfill,
     InstallationCheck installation,
     ImageScope scope,
@@ -50,15 +49,7 @@ public sealed partial class BackfillTrigger(
             return;
         }
 
-        var images = new List<string>();
-        await foreach (var stored in objects.ListAsync(options.ImageBucket, scope.Prefix, cancellationToken))
-        {
-            if (scope.Contains(stored.Bucket, stored.Name, stored.ContentType))
-            {
-                images.Add(stored.Name);
-            }
-        }
-
+        var images = await backfill.ListImagesAsync(cancellationToken);
         if (images.Count == 0)
         {
             LogNoImages(logger, options.ImageBucket, scope.Prefix);

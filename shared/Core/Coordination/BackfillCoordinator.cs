@@ -18,6 +18,7 @@ public sealed partial class BackfillCoordinator(
     IObjectStore objects,
     ITaskQueue queue,
     CoordinationDocuments paths,
+    ImageScope scope,
     ExtensionOptions options,
     ILogger<BackfillCoordinator> logger)
 {
@@ -87,9 +88,27 @@ public sealed partial class BackfillCoordinator(
         return plan;
     }
 
+    /// <summary>The names of this instance's images in the bucket now (IMG_PATH, images only), in listing order.</summary>
+    public async Task<List<string>> ListImagesAsync(CancellationToken cancellationToken)
+    {
+        var images = new List<string>();
+        await foreach (var stored in objects.ListAsync(options.ImageBucket, scope.Prefix, cancellationToken))
+        {
+            if (scope.Contains(stored.Bucket, stored.Name, stored.ContentType))
+            {
+                images.Add(stored.Name);
+            }
+        }
+
+        return images;
+    }
+
     /// <summary>
-    /// With no backfill and no index, the first uploaded image starts a one-image backfill that creates the
-    /// index. Exactly one caller wins (the tasks document is created only if absent); false for the others.
+    /// With no backfill and no index, the first uploaded image starts the backfill that creates the index: of that image
+    /// alone with DO_BACKFILL=false; with DO_BACKFILL=true, of every image in the bucket, as the install task would plan
+    /// it, because an upload handled before the install task recorded its run wins this race and the install task then
+    /// resumes the run it finds (a one-image run would leave every image already there unindexed). Exactly one caller
+    /// wins (the tasks document is created only if absent); false for the others.
     /// </summary>
     public async Task<bool> TryStartFirstIndexAsync(string objectName, string runId, CancellationToken cancellationToken)
     {
@@ -101,7 +120,8 @@ public sealed partial class BackfillCoordinator(
             return false;
         }
 
-        await StartAsync([objectName], runId, cancellationToken);
+        var images = options.DoBackfill ? await ListImagesAsync(cancellationToken) : [];
+        await StartAsync(images.Count > 0 ? images : [objectName], runId, cancellationToken);
         return true;
     }
 

@@ -37,7 +37,9 @@ public sealed class FaultInjectionSuite
     public async Task KilledRestartedAndDuplicatedTheBackfillEndsDeployedWithEveryImageOnce(int seed)
     {
         var random = new Random(seed);
-        using var bed = new FaultBed();
+        // A failed run keeps its folders for a look at what was left (tasks table, documents, logs): any failure ends
+        // the test before its last line lets them go.
+        using var bed = new FaultBed { Keep = true };
         bed.WriteImages(ImageCount);
         var seen = new Dictionary<(string Queue, string Name, string Payload), bool>();
         var log = new List<string>();
@@ -93,9 +95,7 @@ public sealed class FaultInjectionSuite
         var final = await bed.RunIndexAsync(FinalBound);
         var recoverySeconds = recovery.Elapsed.TotalSeconds;
         var summary = $"seed {seed}: {ImageCount} images, {kills} kill(s), {duplicates} duplicate deliveries, {mutations} racing change(s), last start took {recoverySeconds:F1} s; " + string.Join("; ", log);
-        // A failed run keeps its folders for a look at what was left (tasks table, documents, logs).
-        bed.Keep = final is not { Process.ExitCode: 0 };
-        TestContext.Progress.WriteLine(summary + (bed.Keep ? $"; folders kept at {bed.Root}" : ""));
+        TestContext.Progress.WriteLine(summary + $"; folders at {bed.Root} (kept if the run fails)");
         Assert.That(final, Is.Not.Null, () => $"the last start did not finish within {FinalBound}: {summary}");
         using var finalProcess = final!.Value.Process;
         Assert.That(finalProcess.ExitCode, Is.Zero, () => summary + "\n" + finalProcess.Output);
@@ -114,6 +114,7 @@ public sealed class FaultInjectionSuite
                 Assert.That(outcome.IndexedMd5.GetValueOrDefault(name), Is.EqualTo(md5), $"{name} is indexed from its current content: {summary}");
             }
         });
+        bed.Keep = false;
     }
 
     private static TimeSpan PointBound => TimeSpan.FromSeconds(Math.Max(60, ImageCount / 4.0));
