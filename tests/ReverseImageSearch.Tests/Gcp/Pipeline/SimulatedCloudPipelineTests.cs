@@ -54,8 +54,10 @@ public sealed class SimulatedCloudPipelineTests
         Directory.Delete(_root, recursive: true);
     }
 
-    [Test]
-    public async Task BackfillIndexDeployQueryUploadOverwriteAndDeleteThroughTheNineHostedFunctions()
+    /// <param name="matchCrops">MATCH_CROPS: views are written beside the images, with their crowding attributes, and
+    /// every query asks Vertex AI for one neighbour per image (the simulated Vector Search reports a problem otherwise).</param>
+    [TestCase(false)]
+    public async Task BackfillIndexDeployQueryUploadOverwriteAndDeleteThroughTheNineHostedFunctions(bool matchCrops)
     {
         var clock = Stopwatch.StartNew();
         var samples = Directory.GetFiles(SampleImages.EnsureCreated(Path.Combine(_root, "samples")), "*.jpg").Order(StringComparer.Ordinal).ToArray();
@@ -90,6 +92,7 @@ public sealed class SimulatedCloudPipelineTests
             ["RIS_TEST_VECTOR_SEARCH_QUERY_BASE"] = simulated,
             ["RIS_TEST_ACCESS_TOKEN"] = _server.ExpectedToken,
             ["Logging:LogLevel:Default"] = "Warning",
+            ["MATCH_CROPS"] = matchCrops ? "true" : "false",
         };
         var queryOnly = new Dictionary<string, IReadOnlyDictionary<string, string>>
         {
@@ -211,6 +214,7 @@ public sealed class SimulatedCloudPipelineTests
             Assert.Multiple(() =>
             {
                 Assert.That(problems, Is.Empty, "problems the simulated services saw");
+                Assert.That(vertex.ViewsWritten, matchCrops ? Is.GreaterThanOrEqualTo(seeded.Length) : Is.Zero, "views written (one zoom per image at least)");
                 Assert.That(faulted.Where(m => _server.RequestsOf(m).Count < 2), Is.Empty, "faulted calls that were not sent again");
                 Assert.That(eventarc.Deliveries.Where(d => d.Status / 100 != 2), Is.Empty, "event deliveries answered with an error");
                 Assert.That(reached, Is.EquivalentTo(FunctionHosts.Functions.Keys), "functions that handled a delivery");

@@ -19,6 +19,11 @@ namespace ReverseImageSearch.Tests.Gcp.Pipeline;
 /// <see cref="LocalVectorIndexService"/> that reads the datapoint files from the simulated Cloud Storage. Playing
 /// Eventarc for Cloud Audit Logs, it posts google.cloud.audit.log.v1.written entries (first and last) of CreateIndex
 /// to onIndexCreated and of DeployIndex to onIndexDeployed, the triggers' methodName filters.
+/// Crowding as Vertex AI does it: every datapoint written (upserted, or a line of the files an index is built from) must
+/// carry its crowding attribute, its image (a datapoint without one shares the default with every other such, and one
+/// neighbour per attribute would then answer one of them only); once views (MATCH_CROPS) are in the index, a query
+/// without perCrowdingAttributeNeighborCount 1 would get an image several times. Either is recorded as a problem.
+/// Neighbours are answered with the crowding attribute they were written with.
 /// </summary>
 public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
 {
@@ -29,13 +34,22 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
     private readonly string _projectId;
     private readonly Func<string, LocalVectorIndexService> _newService;
     private readonly string _dataDirectory;
+    private readonly IObjectStore _storage;
     private LocalVectorIndexService _service;
     private int _installations;
+
+    /// <summary>Each datapoint's crowding attribute as written; whether any view was.</summary>
+    private readonly ConcurrentDictionary<string, string> _crowding = new(StringComparer.Ordinal);
+    private int _viewsWritten;
+
+    /// <summary>How many views (MATCH_CROPS) were written, by upsert or in the files an index was built from.</summary>
+    public int ViewsWritten => Volatile.Read(ref _viewsWritten);
 
     public SimulatedVectorSearch(ContractServer server, string projectId, string location, string dataDirectory, IObjectStore storage, TimeSpan operationLatency)
     {
         _projectId = projectId;
         _dataDirectory = dataDirectory;
+        _storage = storage;
         // The latency stands for Vertex AI's minutes-long builds: the audit entry must not overtake the function
         // that started the operation and records its name.
         _newService = directory => new LocalVectorIndexService(
@@ -65,6 +79,7 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
     {
         await _service.DisposeAsync();
         _created.Clear();
+        _crowding.Clear();
         _service = _newService(Path.Combine(_dataDirectory, $"after-uninstall-{++_installations}"));
     }
 
@@ -240,7 +255,7 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
         return await OperationAsync(Task.FromResult(op));
     }
 
-    private Task<object> CreateIndexAsync(RecordedRequest r)
+    private async Task<object> CreateIndexAsync(RecordedRequest r)
     {
         var index = r.Json;
         var metadata = index.GetProperty("metadata");
@@ -251,6 +266,7 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
         }
 
         var algorithm = config.GetProperty("algorithmConfig").EnumerateObject().Single().Name;
+        await CheckDatapointFilesAsync(metadata.GetProperty("contentsDeltaUri").GetString()!);
         var definition = new IndexDefinition(
             index.GetProperty("displayName").GetString()!,
             metadata.GetProperty("contentsDeltaUri").GetString()!,
@@ -269,7 +285,48 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
                 ? (size == "SHARD_SIZE_MEDIUM" ? IndexShardSize.Medium : IndexShardSize.Large)
                 : IndexShardSize.Small,
             algorithm == "treeAhConfig" ? IndexAlgorithm.TreeAh : IndexAlgorithm.BruteForce);
-        return RememberAsync("indexes", definition.DisplayName, _service.CreateIndexAsync(definition));
+        return await RememberAsync("indexes", definition.DisplayName, _service.CreateIndexAsync(definition));
+    }
+
+    /// <summary>The crowding tag of every line of the JSON-lines files an index is built from ("crowding_tag").</summary>
+    private async Task CheckDatapointFilesAsync(string contentsDeltaUri)
+    {
+        var path = contentsDeltaUri["gs://".Length..];
+        var bucket = path.Split('/')[0];
+        var prefix = path[(bucket.Length + 1)..].TrimEnd('/') + "/";
+        await foreach (var file in _storage.ListAsync(bucket, prefix))
+        {
+            if (file.Name[prefix.Length..].Contains('/', StringComparison.Ordinal) || !file.Name.EndsWith(".json", StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            foreach (var line in System.Text.Encoding.UTF8.GetString(await _storage.ReadAsync(bucket, file.Name)).Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                using var json = JsonDocument.Parse(line);
+                var id = json.RootElement.GetProperty("id").GetString()!;
+                Written(id, json.RootElement.TryGetProperty("crowding_tag", out var tag) ? tag.GetString() : null, $"line of {file.Name}");
+            }
+        }
+    }
+
+    /// <summary>Records a datapoint's crowding attribute, and a problem when it is not its image.</summary>
+    private void Written(string id, string? crowdingAttribute, string where)
+    {
+        if (crowdingAttribute != ReverseImageSearch.Core.Coordination.ImageViews.ImageOf(id))
+        {
+            Problems.Enqueue($"{where}: datapoint {JsonSerializer.Serialize(id)} written with crowding attribute {JsonSerializer.Serialize(crowdingAttribute)}, not its image");
+        }
+
+        if (crowdingAttribute is not null)
+        {
+            _crowding[id] = crowdingAttribute;
+        }
+
+        if (ReverseImageSearch.Core.Coordination.ImageViews.IsView(id))
+        {
+            Interlocked.Increment(ref _viewsWritten);
+        }
     }
 
     private Task<object> CreateEndpointAsync(RecordedRequest r)
@@ -320,9 +377,13 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
     private async Task<object> UpsertAsync(RecordedRequest r)
     {
         var datapoints = r.Json.GetProperty("datapoints").EnumerateArray()
-            .Select(d => new IndexDatapoint(
-                d.GetProperty("datapointId").GetString()!,
-                d.GetProperty("featureVector").EnumerateArray().Select(v => v.GetSingle()).ToArray()))
+            .Select(d =>
+            {
+                var id = d.GetProperty("datapointId").GetString()!;
+                var crowding = d.TryGetProperty("crowdingTag", out var tag) && tag.TryGetProperty("crowdingAttribute", out var a) ? a.GetString() : null;
+                Written(id, crowding, "upsertDatapoints");
+                return new IndexDatapoint(id, d.GetProperty("featureVector").EnumerateArray().Select(v => v.GetSingle()).ToArray(), CrowdingTag: crowding == id ? null : crowding);
+            })
             .ToArray();
         await _service.UpsertDatapointsAsync(Resource(r, ":upsertDatapoints"), datapoints);
         return new JsonObject();
@@ -366,6 +427,13 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
         var body = r.Json;
         var queries = body.GetProperty("queries").EnumerateArray().ToArray();
         var neighborCount = queries.Length > 0 && queries[0].TryGetProperty("neighborCount", out var n) ? n.GetInt32() : 10;
+        var crowded = queries.All(q => q.TryGetProperty("perCrowdingAttributeNeighborCount", out var c) && c.GetInt32() == 1);
+        if (ViewsWritten > 0 && !crowded)
+        {
+            // The in-process index answers each image once whatever is asked; Vertex AI would answer its views too.
+            Problems.Enqueue("findNeighbors without perCrowdingAttributeNeighborCount 1 on an index holding views: an image would answer several times");
+        }
+
         var results = await _service.FindNeighborsAsync(
             PublicDomain,
             Resource(r, ":findNeighbors"),
@@ -387,7 +455,7 @@ public sealed class SimulatedVectorSearch : ITaskQueue, IAsyncDisposable
                         ["datapoint"] = new JsonObject
                         {
                             ["datapointId"] = x.DatapointId,
-                            ["crowdingTag"] = new JsonObject { ["crowdingAttribute"] = x.CrowdingAttribute ?? "0" },
+                            ["crowdingTag"] = new JsonObject { ["crowdingAttribute"] = _crowding.TryGetValue(x.DatapointId, out var written) ? written : "0" },
                         },
                     };
                     if (x.Distance != 0)
