@@ -117,7 +117,7 @@ public sealed class ImagePreprocessor
     }
 
     /// <summary>
-    /// As <see cref="Preprocess"/>, from the same decode: the image's own tensor, then one tensor per view of
+    /// As <see cref="Preprocess"/> (the image's own tensor exactly as it gives it), then one tensor per view of
     /// <see cref="ViewSquares"/> (named in order by the result's <see cref="PreprocessResult.Views"/>), into
     /// <paramref name="destination"/> of <see cref="MaxTensorsPerImage"/> x <see cref="TensorLength"/> floats.
     /// </summary>
@@ -158,35 +158,60 @@ public sealed class ImagePreprocessor
             return PreprocessResult.Rejected(ImageRejections.TooManyPixels(header.Width, header.Height, _maxImagePixels));
         }
 
-        // The zoom view shows the centre square at 70% of its side: decode large enough that it too is reduced, not enlarged.
-        var decodeSize = ChooseDecodeSize(codec, withViews ? ZoomScale : 1);
-        using var admitted = _decodedPixels.Acquire((long)decodeSize.Width * decodeSize.Height);
+        using var target = new SKBitmap(new SKImageInfo(InputWidth, InputHeight, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        // The image's own vector comes from the decode a query of the same file gets, so storing views never changes it.
+        var ownSize = ChooseDecodeSize(codec, 1);
+        // The zoom view shows the centre square at 70% of its side: the views come from a decode large enough that it too
+        // is reduced, not enlarged; a second decode only where the codec scales (JPEG, WebP) and the sizes differ.
+        var viewSize = withViews ? ChooseDecodeSize(codec, ZoomScale) : ownSize;
+        var names = DecodeAndDraw(codec, ownSize, target, destination, drawOwn: true, drawViews: withViews && viewSize == ownSize);
+        if (withViews && viewSize != ownSize && names is not null)
+        {
+            names = DecodeAndDraw(codec, viewSize, target, destination, drawOwn: false, drawViews: true);
+        }
+
+        return names is null
+            ? PreprocessResult.Rejected(ImageRejections.TruncatedOrCorrupt)
+            : new PreprocessResult(null, ownSize.Width, ownSize.Height) { Views = names };
+    }
+
+    /// <summary>
+    /// Decodes the picture at <paramref name="size"/> and draws its upright centre square into the first tensor of
+    /// <paramref name="destination"/> and/or its views (<see cref="ViewSquares"/>) into the tensors after it.
+    /// Returns the names of the views drawn (none unless <paramref name="drawViews"/>), or null when the decode fails.
+    /// </summary>
+    private string[]? DecodeAndDraw(SKCodec codec, SKSizeI size, SKBitmap target, Span<float> destination, bool drawOwn, bool drawViews)
+    {
+        using var admitted = _decodedPixels.Acquire((long)size.Width * size.Height);
         // Unpremultiplied so that colour survives under any alpha; alpha itself is then ignored (the model takes RGB).
-        var decodeInfo = new SKImageInfo(decodeSize.Width, decodeSize.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        var decodeInfo = new SKImageInfo(size.Width, size.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         using var decoded = new SKBitmap(decodeInfo, SKBitmapAllocFlags.ZeroPixels);
         // First frame only (GIF); anything but complete success, partial images included, is refused.
         var result = codec.GetPixels(decodeInfo, decoded.GetPixels(), decoded.RowBytes, new SKCodecOptions(SKZeroInitialized.Yes));
         if (result != SKCodecResult.Success)
         {
-            return PreprocessResult.Rejected(ImageRejections.TruncatedOrCorrupt);
+            return null;
         }
 
         var origin = codec.EncodedOrigin;
         var swaps = ImageOrientation.SwapsAxes(origin);
         float uprightWidth = swaps ? decoded.Height : decoded.Width;
         float uprightHeight = swaps ? decoded.Width : decoded.Height;
-        var side = Math.Min(uprightWidth, uprightHeight);
         var storedToUpright = ImageOrientation.StoredToUpright(origin, decoded.Width, decoded.Height);
 
         // Declared opaque so drawing neither blends nor premultiplies: the RGB values are taken as decoded.
         using var source = new SKPixmap(decoded.Info.WithAlphaType(SKAlphaType.Opaque), decoded.GetPixels(), decoded.RowBytes);
         using var sourceImage = SKImage.FromPixels(source);
-        using var target = new SKBitmap(new SKImageInfo(InputWidth, InputHeight, SKColorType.Rgba8888, SKAlphaType.Opaque));
-        var center = SKRect.Create((uprightWidth - side) / 2, (uprightHeight - side) / 2, side, side);
-        DrawUprightSquare(sourceImage, storedToUpright, center, target, destination[..TensorLength]);
-        if (!withViews)
+        if (drawOwn)
         {
-            return new PreprocessResult(null, decodeSize.Width, decodeSize.Height);
+            var side = Math.Min(uprightWidth, uprightHeight);
+            var center = SKRect.Create((uprightWidth - side) / 2, (uprightHeight - side) / 2, side, side);
+            DrawUprightSquare(sourceImage, storedToUpright, center, target, destination[..TensorLength]);
+        }
+
+        if (!drawViews)
+        {
+            return [];
         }
 
         var views = ViewSquares(uprightWidth, uprightHeight);
@@ -197,7 +222,7 @@ public sealed class ImagePreprocessor
             DrawUprightSquare(sourceImage, storedToUpright, views[i].Square, target, destination.Slice((1 + i) * TensorLength, TensorLength));
         }
 
-        return new PreprocessResult(null, decodeSize.Width, decodeSize.Height) { Views = names };
+        return names;
     }
 
     /// <summary>

@@ -12,7 +12,8 @@ namespace ReverseImageSearch.Embedding;
 /// Embeds images with an ONNX feature-vector model taking float32 NHWC [N, H, W, 3] in [0, 1] and giving [N, D].
 /// One session per instance; concurrent calls are safe (each call owns its buffers, ONNX Runtime runs concurrently).
 /// Images being stored get, with <see cref="EmbedderOptions.StoreViews"/>, their views too (<see cref="ImageViews"/>):
-/// separate inferences of parts of the same decode, finished exactly as the image's own vector.
+/// separate inferences of parts of the upright picture, finished exactly as the image's own vector, which stays the one a
+/// query of the same file gets.
 /// </summary>
 public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
 {
@@ -111,7 +112,7 @@ public sealed partial class OnnxImageEmbedder : IImageEmbedder, IDisposable
                 cancellationToken.ThrowIfCancellationRequested();
                 var count = Math.Min(imagesPerRound, images.Count - start);
                 var first = start;
-                // Each image decodes once, straight into its own slot of the batch tensor.
+                // Each image decodes straight into its own slot of the batch tensor.
                 Parallel.For(0, count, parallelism, slot =>
                 {
                     var destination = input.AsSpan(slot * slotLength, slotLength);

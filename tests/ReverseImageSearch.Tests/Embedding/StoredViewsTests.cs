@@ -148,6 +148,25 @@ public sealed class StoredViewsTests
     }
 
     [Test]
+    public async Task AStoredJpegsOwnVectorIsTheQuerysVectorOfTheSameFile()
+    {
+        // A JPEG decodes at a reduced scale: the views need a larger one (the zoom must be reduced, not enlarged), but the
+        // image's own vector must be the one a query of the same file gets, with or without MATCH_CROPS.
+        using var embedder = CreateEmbedder();
+        using var picture = TestImages.DrawScene(1200, 600, variant: 4);
+        var jpeg = TestImages.Encode(picture, SKEncodedImageFormat.Jpeg, 85);
+
+        var stored = await StoreAsync(embedder, jpeg);
+        var query = await embedder.EmbedOneAsync(jpeg);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(stored.Views, Has.Count.EqualTo(3));
+            Assert.That(stored.Vector, Is.EqualTo(query).Within(1e-5));
+        });
+    }
+
+    [Test]
     public async Task AQueryIsNeverViewed()
     {
         using var embedder = CreateEmbedder();
