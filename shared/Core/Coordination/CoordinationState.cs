@@ -375,8 +375,20 @@ public sealed partial class CoordinationState(IDocumentStore documents, Coordina
         return doc is null ? null : ToDatapointRecord(objectName, doc);
     }
 
-    public Task SaveDatapointRecordAsync(DatapointRecord record, CancellationToken cancellationToken) =>
-        documents.SetAsync(paths.Datapoint(record.ObjectName), ToFields(record), SetMode.Overwrite, cancellationToken);
+    /// <summary>
+    /// Writes the image's record; true when it is news: no record described this outcome (status) of this content
+    /// (generation, MD5) before. A writer that writes an image again after a racing writer wrote the same content
+    /// (DatapointSync's ordering rule) gets false, so the image is counted once (ris.images.indexed). One transaction,
+    /// so of two writers racing on the same content exactly one gets true.
+    /// </summary>
+    public Task<bool> SaveDatapointRecordAsync(DatapointRecord record, CancellationToken cancellationToken) =>
+        documents.RunTransactionAsync(async (tx, ct) =>
+        {
+            var path = paths.Datapoint(record.ObjectName);
+            var before = await tx.GetAsync(path, ct) is { } doc ? ToDatapointRecord(record.ObjectName, doc) : null;
+            tx.Set(path, ToFields(record), SetMode.Overwrite);
+            return before is null || before.Status != record.Status || before.Generation != record.Generation || before.Md5Hash != record.Md5Hash;
+        }, cancellationToken);
 
     public Task DeleteDatapointRecordAsync(string objectName, CancellationToken cancellationToken) =>
         documents.DeleteAsync(paths.Datapoint(objectName), cancellationToken);

@@ -141,8 +141,11 @@ public sealed partial class DatapointSync(
             // An unusable file must not linger in the index under a name whose content changed, nor its views.
             await vectorIndex.RemoveDatapointsAsync(index, stale, cancellationToken);
             var skipped = new DatapointRecord(objectName, DatapointStatus.Skipped, current.Md5Hash, current.Generation, rejection);
-            await state.SaveDatapointRecordAsync(skipped, cancellationToken);
-            Telemetry.CountImage(skipped);
+            if (await state.SaveDatapointRecordAsync(skipped, cancellationToken))
+            {
+                Telemetry.CountImage(skipped); // once per content: a rewrite after a racing writer counts nothing new
+            }
+
             LogSkipped(logger, objectName, rejection!);
             return;
         }
@@ -156,8 +159,11 @@ public sealed partial class DatapointSync(
         }
 
         var indexed = new DatapointRecord(objectName, DatapointStatus.Indexed, current.Md5Hash, current.Generation, null);
-        await state.SaveDatapointRecordAsync(indexed, cancellationToken);
-        Telemetry.CountImage(indexed);
+        if (await state.SaveDatapointRecordAsync(indexed, cancellationToken))
+        {
+            Telemetry.CountImage(indexed);
+        }
+
         LogUpserted(logger, objectName);
     }
 
