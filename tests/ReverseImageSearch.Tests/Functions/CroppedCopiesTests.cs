@@ -27,6 +27,7 @@ public sealed class CroppedCopiesTests
                 var (crop, picture) = crops[i];
                 Assert.That(withViews[i].Select(n => n.Id).First(), Is.EqualTo(picture), $"MATCH_CROPS=true: {crop} finds its picture");
                 Assert.That(withViews[i].Select(n => n.Id), Is.Unique, "an image answers once, whatever number of its vectors are near");
+                Assert.That(withViews[i].Select(n => n.Id), Has.None.Contains("\n"), "a view never answers under its own id");
                 Assert.That(withViews[i].Select(n => n.Id), Is.EquivalentTo(Enumerable.Range(0, Pictures).Select(Name)), "every picture is among the answers");
             }
 

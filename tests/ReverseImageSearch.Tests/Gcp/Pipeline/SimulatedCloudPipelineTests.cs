@@ -57,6 +57,7 @@ public sealed class SimulatedCloudPipelineTests
     /// <param name="matchCrops">MATCH_CROPS: views are written beside the images, with their crowding attributes, and
     /// every query asks Vertex AI for one neighbour per image (the simulated Vector Search reports a problem otherwise).</param>
     [TestCase(false)]
+    [TestCase(true)]
     public async Task BackfillIndexDeployQueryUploadOverwriteAndDeleteThroughTheNineHostedFunctions(bool matchCrops)
     {
         var clock = Stopwatch.StartNew();
