@@ -161,9 +161,10 @@ public sealed class ImagePreprocessor
         using var target = new SKBitmap(new SKImageInfo(InputWidth, InputHeight, SKColorType.Rgba8888, SKAlphaType.Opaque));
         // The image's own vector comes from the decode a query of the same file gets, so storing views never changes it.
         var ownSize = ChooseDecodeSize(codec, 1);
-        // The zoom view shows the centre square at 70% of its side: the views come from a decode large enough that it too
-        // is reduced, not enlarged; a second decode only where the codec scales (JPEG, WebP) and the sizes differ.
-        var viewSize = withViews ? ChooseDecodeSize(codec, ZoomScale) : ownSize;
+        // The views come from a decode whose short side is at least twice the zoom view's need (2 x 224 / 0.7 = 640 px): a
+        // JPEG's coarser DCT-scaled decodes cost the copy set 7 luma queries of 640 (BENCHMARKS.md 6b). A second decode
+        // only where the codec scales (JPEG, WebP) and the sizes differ.
+        var viewSize = withViews ? ChooseDecodeSize(codec, ZoomScale / 2) : ownSize;
         var names = DecodeAndDraw(codec, ownSize, target, destination, drawOwn: true, drawViews: withViews && viewSize == ownSize);
         if (withViews && viewSize != ownSize && names is not null)
         {
