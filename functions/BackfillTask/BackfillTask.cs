@@ -96,7 +96,7 @@ public sealed partial class BackfillTask(
         }
 
         // Skipped before reading: deleted, or too large. Whatever the index holds of them goes.
-        var stale = records.SelectMany(r => ImageViews.StaleIds(r.ObjectName, null, options.MatchCrops)).ToList();
+        var stale = records.SelectMany(r => ImageViews.AllIds(r.ObjectName)).ToList();
         var embeddings = await embedder.EmbedForIndexAsync(readable.Select(r => (ReadOnlyMemory<byte>)r.Bytes).ToArray(), cancellationToken);
         var datapoints = new List<IndexDatapoint>(readable.Count);
         for (var i = 0; i < readable.Count; i++)
@@ -149,7 +149,7 @@ public sealed partial class BackfillTask(
         foreach (var datapoint in datapoints)
         {
             var restricts = datapoint.Folders.Count == 0 ? null : new[] { new DatapointRestrict(ImageFolders.TokenNamespace, datapoint.Folders) };
-            var line = new DatapointLine(datapoint.DatapointId, datapoint.FeatureVector, restricts, datapoint.CrowdingTag ?? datapoint.DatapointId);
+            var line = new DatapointLine(datapoint.DatapointId, datapoint.FeatureVector, restricts, datapoint.Image);
             lines.Append(JsonSerializer.Serialize(line, CoreJson.Options)).Append('\n');
         }
 

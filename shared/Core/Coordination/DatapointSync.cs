@@ -97,7 +97,7 @@ public sealed partial class DatapointSync(
     {
         if (current is null)
         {
-            await vectorIndex.RemoveDatapointsAsync(index, ImageViews.StaleIds(objectName, null, options.MatchCrops), cancellationToken);
+            await vectorIndex.RemoveDatapointsAsync(index, ImageViews.AllIds(objectName), cancellationToken);
             await state.DeleteDatapointRecordAsync(objectName, cancellationToken);
             LogRemoved(logger, objectName);
             return;

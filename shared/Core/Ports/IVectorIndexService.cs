@@ -100,6 +100,9 @@ public sealed record IndexDatapoint(string DatapointId, float[] FeatureVector, I
 {
     public IReadOnlyList<string> Folders { get; init; } = Folders ?? [];
 
+    /// <summary>The image the datapoint belongs to: its crowding tag, else its own id (an image's datapoint).</summary>
+    public string Image => CrowdingTag ?? DatapointId;
+
     /// <summary>The datapoint of a stored image: its object name as the id, written with every folder it is under.</summary>
     public static IndexDatapoint ForImage(string objectName, float[] vector) => new(objectName, vector, Coordination.ImageFolders.Of(objectName));
 

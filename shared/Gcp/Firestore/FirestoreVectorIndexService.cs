@@ -132,7 +132,7 @@ public sealed class FirestoreVectorIndexService : IVectorIndexService
                 ["name"] = DocumentName(d.DatapointId),
                 ["fields"] = new JsonObject
                 {
-                    [PathField] = new JsonObject { ["stringValue"] = ImageViews.ImageOf(d.DatapointId) },
+                    [PathField] = new JsonObject { ["stringValue"] = d.Image },
                     [EmbeddingField] = FirestoreValues.EncodeVector(d.FeatureVector),
                     [FoldersField] = FirestoreValues.Encode(d.Folders),
                 },

@@ -9,7 +9,7 @@ namespace ReverseImageSearch.Gcp.VertexAI;
 
 /// <summary>
 /// <see cref="IVectorIndexService"/> over Vertex AI Vector Search (aiplatform v1, regional host). Every datapoint is
-/// written with a crowding attribute, its image (<see cref="IndexDatapoint.CrowdingTag"/>, else its own id); with
+/// written with its image as crowding attribute (<see cref="IndexDatapoint.Image"/>); with
 /// MATCH_CROPS a query asks for one neighbour per crowding attribute, so an image and its views answer once.
 /// </summary>
 public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoints endpoints, GcpAdapterOptions options, ExtensionOptions extension)
@@ -195,7 +195,7 @@ public sealed class VertexVectorIndexService(GoogleRestClient client, GcpEndpoin
         foreach (var batch in datapoints.Chunk(Math.Max(1, options.UpsertBatchSize)))
         {
             var body = new UpsertRequest(batch.Select(d => new DatapointBody(
-                d.DatapointId, d.FeatureVector, FolderRestricts(d.Folders), new CrowdingTagResource(d.CrowdingTag ?? d.DatapointId))).ToArray());
+                d.DatapointId, d.FeatureVector, FolderRestricts(d.Folders), new CrowdingTagResource(d.Image))).ToArray());
             await client.SendJsonAsync(HttpMethod.Post, url, body, cancellationToken);
         }
     }
